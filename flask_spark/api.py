@@ -1,0 +1,522 @@
+"""Clients for the Spark API and the RESO Web API, free of Flask.
+
+They add the bearer token and Spark's headers, parse the ``D`` envelope and OData bodies into
+response objects, map error codes to :mod:`flask_spark.errors`, retry idempotent calls on rate
+limiting and 5xx with backoff, and on 401 + code 1020 refresh the token once and retry once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.cookiejar import CookiePolicy, DefaultCookiePolicy
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from .errors import (
+    RateLimited,
+    SparkAPIError,
+    UnexpectedResponse,
+    api_error_class,
+)
+
+log = logging.getLogger("flask_spark")
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class TokenSource(Protocol):
+    """Where a client gets its bearer token; implemented per session by the extension."""
+
+    def access_token(self) -> str:
+        """A token believed valid (refreshed proactively when close to expiry)."""
+
+    def refresh(self, rejected: str) -> str:
+        """A new token after the API refused ``rejected`` with code 1020."""
+
+
+class StaticTokens:
+    """A fixed token (e.g. to delete it at the API); a 1020 answer is final."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def access_token(self) -> str:
+        """The fixed token."""
+        return self._token
+
+    def refresh(self, rejected: str) -> str:
+        """No refresh: the token is what it is."""
+        raise TokenExpired("The access token has expired.", status=401)
+
+
+def no_cookies() -> CookiePolicy:
+    """A cookie policy that stores nothing: one user's cookies must never reach another's call."""
+    return DefaultCookiePolicy(allowed_domains=[])
+
+
+def pooled_session(pool_size: int = 32) -> requests.Session:
+    """A keep-alive ``requests.Session`` for one process, with cookies disabled."""
+    session = requests.Session()
+    session.cookies.set_policy(no_cookies())
+    adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of idempotent calls: count, first backoff (doubled, full jitter), total time."""
+
+    max_retries: int = 3
+    backoff: float = 0.5
+    max_time: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        return random.uniform(0, self.backoff * (2**attempt))
+
+
+@dataclass
+class SparkResponse:
+    """A successful Spark API answer: ``results``, ``pagination`` and the ``raw`` body."""
+
+    raw: dict[str, Any]
+    status: int
+    results: list[Any] = field(default_factory=list)
+    pagination: dict[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def first(self) -> Any:
+        """The first result, or None."""
+        return self.results[0] if self.results else None
+
+
+@dataclass
+class ResoResponse:
+    """A successful RESO Web API answer: ``value`` (a list, or one entity), count and next link."""
+
+    raw: dict[str, Any]
+    status: int
+    value: Any = None
+    count: int | None = None
+    next_link: str | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.value if isinstance(self.value, list) else [self.value])
+
+    def __len__(self) -> int:
+        return len(self.value) if isinstance(self.value, list) else 1
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def error_from_response(response: requests.Response, service: str) -> SparkAPIError:
+    """The typed error for a non-2xx answer, from the D envelope, an OData error or the status."""
+    body = _json(response)
+    status = response.status_code
+    code: int | str | None = None
+    message = ""
+    errors: list[Any] | None = None
+    sparkql: list[Any] | None = None
+    if isinstance(body, dict) and isinstance(body.get("D"), dict):
+        envelope = body["D"]
+        code = envelope.get("Code")
+        message = str(envelope.get("Message") or "")
+        errors = envelope.get("Errors") if isinstance(envelope.get("Errors"), list) else None
+        sparkql = (
+            envelope.get("SparkQLErrors")
+            if isinstance(envelope.get("SparkQLErrors"), list)
+            else None
+        )
+    elif isinstance(body, dict) and isinstance(body.get("error"), dict):
+        odata = body["error"]
+        code = odata.get("code")
+        message = str(odata.get("message") or "")
+        details = odata.get("details")
+        errors = details if isinstance(details, list) else None
+    elif isinstance(body, dict) and isinstance(body.get("error"), str):
+        code = body["error"]
+        message = str(body.get("error_description") or body["error"])
+    else:
+        text = response.text[:200] if response.text else ""
+        return UnexpectedResponse(
+            f"The {service} answered HTTP {status} with a body that is not in its documented "
+            "format.",
+            status=status if status >= 400 else 502,
+            body=text,
+        )
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    cls = api_error_class(status, code)
+    if code == 1550 or status == 429:
+        cls = RateLimited
+    text = message or f"The {service} answered HTTP {status}."
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "errors": errors,
+        "sparkql_errors": sparkql,
+        "body": body,
+    }
+    if cls is RateLimited:
+        return RateLimited(text, retry_after=_retry_after(response), **kwargs)
+    return cls(text, **kwargs)
+
+
+class BaseClient:
+    """What both APIs share: headers, bearer token, retries, 1020 handling."""
+
+    service = "API"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        user_agent: str,
+        tokens: TokenSource,
+        http: requests.Session,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.user_agent = user_agent
+        self.tokens = tokens
+        self.http = http
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+
+    def url(self, path: str) -> str:
+        """An absolute URL under the base URL; absolute URLs must stay on the API's origin."""
+        if "://" in path:
+            if not same_origin(path, self.base_url):
+                raise SparkAPIError(
+                    f"Refusing to send the user's token to {urlsplit(path).netloc!r}: "
+                    "not the configured API host."
+                )
+            return path
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def headers(self, token: str) -> dict[str, str]:
+        """The headers every call carries."""
+        return {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "X-SparkApi-User-Agent": self.user_agent,
+        }
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> requests.Response:
+        """Send one call (retries, refresh-once-on-1020 included); the raw 2xx response."""
+        method = method.upper()
+        url = self.url(path)
+        token = self.tokens.access_token()
+        response = self._with_retries(method, url, token, params, json)
+        if response.status_code == 401 and _is_expired(response):
+            token = self.tokens.refresh(token)
+            response = self._with_retries(method, url, token, params, json)
+        if response.status_code >= 400:
+            raise error_from_response(response, self.service)
+        return response
+
+    def _with_retries(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+    ) -> requests.Response:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            response = self._send(method, url, token, params, body)
+            if method not in _IDEMPOTENT or not self._retryable(response):
+                return response
+            if attempt >= self.retry.max_retries:
+                return response
+            delay = self.retry.delay(attempt, _retry_after(response))
+            if time.monotonic() - started + delay > self.retry.max_time:
+                return response
+            log.info(
+                "%s answered HTTP %s; retry %d in %.2fs",
+                self.service,
+                response.status_code,
+                attempt + 1,
+                delay,
+            )
+            time.sleep(delay)
+            attempt += 1
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+    ) -> requests.Response:
+        headers = self.headers(token)
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = self.encode_body(body)
+        try:
+            return self.http.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise SparkAPIError(
+                f"The {self.service} did not answer within {self.timeout:g}s.", status=504
+            ) from None
+        except requests.RequestException as exc:
+            raise SparkAPIError(
+                f"The {self.service} could not be reached ({type(exc).__name__}).", status=502
+            ) from None
+
+    def encode_body(self, body: Any) -> bytes:
+        """The request body for a write."""
+        import json
+
+        return json.dumps(body).encode()
+
+    @staticmethod
+    def _retryable(response: requests.Response) -> bool:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            return True
+        return False
+
+
+def _is_expired(response: requests.Response) -> bool:
+    body = _json(response)
+    if isinstance(body, dict) and isinstance(body.get("D"), dict):
+        return str(body["D"].get("Code")) == "1020"
+    return "invalid_token" in response.headers.get("WWW-Authenticate", "")
+
+
+def same_origin(a: str, b: str) -> bool:
+    """True when two URLs share scheme, host and port."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+
+
+class SparkAPI(BaseClient):
+    """The Spark API (``https://sparkapi.com/v1/``) on behalf of one signed-in user."""
+
+    service = "Spark API"
+
+    def __init__(self, *, reso: ResoAPI | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._reso = reso
+
+    @property
+    def reso(self) -> ResoAPI:
+        """The RESO Web API with the same token."""
+        if self._reso is None:
+            raise SparkAPIError("No RESO Web API base URL is configured.")
+        return self._reso
+
+    def encode_body(self, body: Any) -> bytes:
+        """Spark wants writes wrapped as ``{"D": {...}}``."""
+        if not (isinstance(body, dict) and set(body) == {"D"}):
+            body = {"D": body}
+        return super().encode_body(body)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> SparkResponse:
+        """One Spark API call, parsed."""
+        response = self.request(method, path, params=params, json=json)
+        return parse_spark(response)
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+        """GET ``path`` (e.g. ``"my/account"``, ``"listings"``)."""
+        return self.call("GET", path, params=params)
+
+    def post(
+        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> SparkResponse:
+        """POST ``json`` (wrapped in ``D``) to ``path``; never retried automatically."""
+        return self.call("POST", path, params=params, json=json)
+
+    def put(
+        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> SparkResponse:
+        """PUT ``json`` (wrapped in ``D``) to ``path``; never retried automatically."""
+        return self.call("PUT", path, params=params, json=json)
+
+    def delete(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+        """DELETE ``path``; never retried automatically."""
+        return self.call("DELETE", path, params=params)
+
+    def paginate(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        max_records: int | None = None,
+        page_size: int = 25,
+    ) -> Iterator[Any]:
+        """Every record of a collection, page after page (``_page``, or ``_skiptoken`` if given)."""
+        query = dict(params or {})
+        query.setdefault("_limit", page_size)
+        use_skiptoken = "_skiptoken" in query
+        if not use_skiptoken:
+            query["_pagination"] = 1
+            query.setdefault("_page", 1)
+        seen = 0
+        while True:
+            page = self.get(path, params=query)
+            for record in page.results:
+                if max_records is not None and seen >= max_records:
+                    return
+                yield record
+                seen += 1
+            info = page.pagination or {}
+            if not page.results:
+                return
+            if use_skiptoken:
+                token = info.get("NextSkipToken") or info.get("SkipToken")
+                if not token or token == query.get("_skiptoken"):
+                    return
+                query["_skiptoken"] = token
+                continue
+            current = int(info.get("CurrentPage", query["_page"]))
+            if current >= int(info.get("TotalPages", current)):
+                return
+            query["_page"] = current + 1
+
+
+def parse_spark(response: requests.Response) -> SparkResponse:
+    """Parse a 2xx Spark answer; a body without the ``D`` envelope is an error, not a KeyError."""
+    body = _json(response)
+    envelope = body.get("D") if isinstance(body, dict) else None
+    if not isinstance(envelope, dict):
+        raise UnexpectedResponse(
+            f"The Spark API answered HTTP {response.status_code} without its D envelope.",
+            status=502,
+            body=body if body is not None else response.text[:200],
+        )
+    if envelope.get("Success") is False:
+        raise api_error_class(response.status_code, envelope.get("Code"))(
+            str(envelope.get("Message") or "The Spark API reported a failure."),
+            status=response.status_code,
+            code=envelope.get("Code"),
+            errors=envelope.get("Errors"),
+            sparkql_errors=envelope.get("SparkQLErrors"),
+            body=body,
+        )
+    results = envelope.get("Results")
+    return SparkResponse(
+        raw=body,
+        status=response.status_code,
+        results=results if isinstance(results, list) else [],
+        pagination=envelope.get("Pagination")
+        if isinstance(envelope.get("Pagination"), dict)
+        else None,
+    )
+
+
+class ResoAPI(BaseClient):
+    """The RESO Web API (``https://sparkapi.com/Reso/OData/``) with the user's token."""
+
+    service = "RESO Web API"
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> ResoResponse:
+        """GET a resource (``"Property"``, ``"Property('key')"``, ``"Member"``...)."""
+        response = self.request("GET", path, params=params)
+        return parse_reso(response)
+
+    def paginate(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        max_records: int | None = None,
+    ) -> Iterator[Any]:
+        """Every record of a collection, following ``@odata.nextLink`` (same host only)."""
+        page = self.get(path, params=params)
+        seen = 0
+        while True:
+            for record in page:
+                if max_records is not None and seen >= max_records:
+                    return
+                yield record
+                seen += 1
+            if not page.next_link:
+                return
+            page = self.get(page.next_link)
+
+
+def parse_reso(response: requests.Response) -> ResoResponse:
+    """Parse a 2xx RESO answer (a collection with ``value``, or one entity)."""
+    body = _json(response)
+    if not isinstance(body, dict):
+        raise UnexpectedResponse(
+            f"The RESO Web API answered HTTP {response.status_code} with a body that is not JSON.",
+            status=502,
+            body=response.text[:200],
+        )
+    value = body["value"] if "value" in body else body
+    count = body.get("@odata.count")
+    return ResoResponse(
+        raw=body,
+        status=response.status_code,
+        value=value,
+        count=int(count) if isinstance(count, int | str) and str(count).isdigit() else None,
+        next_link=body.get("@odata.nextLink")
+        if isinstance(body.get("@odata.nextLink"), str)
+        else None,
+    )

@@ -1,0 +1,63 @@
+"""``flask spark ...``: keygen, rotate-keys, sandbox and doctor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+from cryptography.fernet import Fernet
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+spark_cli = AppGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
+
+
+@spark_cli.command("keygen")
+def keygen() -> None:
+    """Print a new Fernet key for SPARK_TOKEN_KEYS."""
+    click.echo(Fernet.generate_key().decode())
+
+
+@spark_cli.command("rotate-keys")
+@with_appcontext
+def rotate_keys() -> None:
+    """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
+    from .extension import current_state  # noqa: PLC0415
+
+    store = current_state().tokens
+    counts = {"rotated": 0, "skipped": 0, "unreadable": 0}
+    for key in store.scan_keys():
+        counts[store.rotate_key(key)] += 1
+    click.echo(
+        f"rotated {counts['rotated']}, skipped {counts['skipped']} (already on the first key), "
+        f"unreadable {counts['unreadable']}"
+    )
+
+
+@spark_cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5001, show_default=True, type=int)
+@click.option("--access-token-lifetime", default=86400, show_default=True, type=int)
+def sandbox(host: str, port: int, access_token_lifetime: int) -> None:
+    """Run the local Spark Platform sandbox (OpenID provider, Spark API, RESO Web API)."""
+    from .sandbox import serve  # noqa: PLC0415
+
+    serve(host=host, port=port, access_token_lifetime=access_token_lifetime)
+
+
+@spark_cli.command("doctor")
+@with_appcontext
+def doctor() -> None:
+    """Check the configuration, Redis, the keys, discovery and the redirect URI."""
+    from .doctor import run_checks  # noqa: PLC0415
+
+    results = run_checks(current_app._get_current_object())  # type: ignore[attr-defined]
+    width = max(len(r.name) for r in results)
+    for r in results:
+        mark = click.style("OK  ", fg="green") if r.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark}  {r.name.ljust(width)}  {r.detail}")
+    if not all(r.ok for r in results):
+        raise SystemExit(1)
+
+
+Check = Callable[[], str]

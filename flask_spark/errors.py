@@ -1,0 +1,241 @@
+"""The error hierarchy: everything flask-spark raises derives from :class:`SparkError`.
+
+API errors map Spark's numeric codes (see ``SPARK.md``) to one class per family, so that
+callers can ``except RateLimited`` without memorising codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SparkError(Exception):
+    """Root of every flask-spark error; carries an HTTP ``status``, a ``code`` and a ``message``."""
+
+    status: int = 500
+    code: int | str | None = None
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status: int | None = None,
+        code: int | str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SparkConfigError(SparkError, RuntimeError):
+    """The application's configuration is missing or invalid; the message names the key to set."""
+
+
+# -- sign-in -------------------------------------------------------------------------------
+
+
+class LoginError(SparkError):
+    """A sign-in attempt was rejected; no session was created and no token was stored."""
+
+    status = 400
+
+    def __init__(self, message: str, *, reason: str, status: int | None = None) -> None:
+        super().__init__(message, status=status, code=reason)
+        #: a short machine-readable reason such as ``state_mismatch`` or ``id_token_invalid``.
+        self.reason = reason
+
+
+class IdTokenError(LoginError):
+    """The id_token (or a logout token) failed validation."""
+
+    def __init__(self, message: str, *, reason: str = "id_token_invalid") -> None:
+        super().__init__(message, reason=reason)
+
+
+class ProviderError(SparkError):
+    """The OpenID provider could not be reached or answered with an error."""
+
+    status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=error)
+        #: the OAuth ``error`` value, e.g. ``invalid_grant``, when the provider sent one.
+        self.error = error
+        self.description = description
+
+
+class LoginRequired(SparkError):
+    """The current request has no signed-in Spark user (or the session has ended)."""
+
+    status = 401
+    code = "login_required"
+
+
+class SessionExpired(LoginRequired):
+    """The session ended under the user (absolute lifetime, refresh refused, logged out elsewhere)."""
+
+    code = "session_expired"
+
+
+class SessionStoreUnavailable(SparkError):
+    """Redis could not be reached; sessions are kept and return when it does."""
+
+    status = 503
+    code = "session_store_unavailable"
+
+
+# -- Spark API / RESO Web API ----------------------------------------------------------------
+
+
+class SparkAPIError(SparkError):
+    """An error answer from the Spark API or the RESO Web API."""
+
+    status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | str | None = None,
+        errors: list[Any] | None = None,
+        sparkql_errors: list[Any] | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        #: Spark's ``Errors`` details, when the envelope carried them.
+        self.errors = errors or []
+        #: Spark's ``SparkQLErrors`` details (problems with ``_filter``).
+        self.sparkql_errors = sparkql_errors or []
+        #: the decoded body (or text) of the answer, for logging and debugging.
+        self.body = body
+
+
+class AuthenticationError(SparkAPIError):
+    """401: the key or the session token was refused (codes 1000, 1010, 1020)."""
+
+    status = 401
+
+
+class TokenExpired(AuthenticationError):
+    """401 + code 1020: the access token expired; refreshed and retried once automatically."""
+
+    code = 1020
+
+
+class PermissionDenied(SparkAPIError):
+    """403: the key, user, IP or service level may not do this (1013, 1015, 1500, ...)."""
+
+    status = 403
+
+
+class NotFound(SparkAPIError):
+    """404: no such resource."""
+
+    status = 404
+
+
+class BadRequest(SparkAPIError):
+    """400: a missing or invalid parameter, bad JSON or a missing user agent (1016, 1035, 1050...)."""
+
+    status = 400
+
+
+class FilterError(BadRequest):
+    """400: the ``_filter`` / ``$filter`` was refused (1040, 1041, 2000-2999)."""
+
+
+class MethodNotAllowed(SparkAPIError):
+    """405: read-only key or method forbidden (1017, 1018)."""
+
+    status = 405
+
+
+class Conflict(SparkAPIError):
+    """409: a write conflict (1055)."""
+
+    status = 409
+
+
+class RateLimited(SparkAPIError):
+    """429, or 503 with code 1550: over the rate limit; ``retry_after`` is in seconds if known."""
+
+    status = 429
+    code = 1550
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(SparkAPIError):
+    """503 or another 5xx: the API is down, overloaded or not yet in sync (1510, 1515, 1516...)."""
+
+    status = 503
+
+
+class UnexpectedResponse(SparkAPIError):
+    """The answer was not JSON, or not in the envelope the API documents."""
+
+    status = 502
+
+
+_CODE_CLASSES: dict[int, type[SparkAPIError]] = {
+    1000: AuthenticationError,
+    1010: AuthenticationError,
+    1020: TokenExpired,
+    1016: BadRequest,
+    1035: BadRequest,
+    1050: BadRequest,
+    1053: BadRequest,
+    1040: FilterError,
+    1041: FilterError,
+    1017: MethodNotAllowed,
+    1018: MethodNotAllowed,
+    1055: Conflict,
+    1550: RateLimited,
+    **dict.fromkeys((1013, 1015, 1019, 1021, 1030, 1500, 1505), PermissionDenied),
+    **dict.fromkeys((1510, 1515, 1516, 1023, 1024), ServiceUnavailable),
+}
+
+_STATUS_CLASSES: dict[int, type[SparkAPIError]] = {
+    400: BadRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    429: RateLimited,
+}
+
+
+def api_error_class(status: int, code: int | str | None) -> type[SparkAPIError]:
+    """Pick the error class for an API answer from Spark's code first, then the HTTP status."""
+    numeric: int | None = None
+    if isinstance(code, int):
+        numeric = code
+    elif isinstance(code, str) and code.isdigit():
+        numeric = int(code)
+    if numeric is not None:
+        if numeric in _CODE_CLASSES:
+            return _CODE_CLASSES[numeric]
+        if 2000 <= numeric <= 2999:
+            return FilterError
+    if status in _STATUS_CLASSES:
+        return _STATUS_CLASSES[status]
+    if status >= 500:
+        return ServiceUnavailable
+    return SparkAPIError

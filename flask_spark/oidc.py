@@ -1,0 +1,428 @@
+"""The OpenID Connect relying party, free of Flask: discovery, the authorize URL, code exchange,
+refresh, revocation, userinfo, and id_token / logout_token validation.
+
+Protocol messages go through Authlib's ``OAuth2Session``; JOSE through joserfc. One
+:class:`OIDCClient` serves one app in one process: it caches the discovery document and the
+JWKS, and shares one pooled HTTP adapter between calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from authlib.common.urls import url_decode
+from authlib.integrations.requests_client import OAuth2Session, OAuthError
+from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import Key, KeySet
+from requests.adapters import HTTPAdapter
+
+from .config import SparkConfig, check_transport
+from .errors import IdTokenError, ProviderError, SparkConfigError
+
+log = logging.getLogger("flask_spark")
+
+#: JOSE headers that offer a key or a key location; an id_token is verified with the JWKS only.
+_FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
+_BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+#: Refetch the JWKS for an unknown ``kid`` at most this often (seconds).
+JWKS_REFETCH_INTERVAL = 30.0
+METADATA_TTL = 3600.0
+
+AuthEncoder = Callable[[Any, str, str, dict[str, str], str], tuple[str, dict[str, str], str]]
+
+
+def _json_body(encode: AuthEncoder) -> AuthEncoder:
+    """Wrap an Authlib client-auth encoder so the token request body goes out as JSON."""
+
+    def encode_json(
+        client: Any, method: str, uri: str, headers: dict[str, str], body: str
+    ) -> tuple[str, dict[str, str], str]:
+        uri, headers, body = encode(client, method, uri, headers, body)
+        text = json.dumps(dict(url_decode(body or "")))
+        headers["Content-Type"] = "application/json"
+        headers["Content-Length"] = str(len(text.encode()))
+        return uri, headers, text
+
+    return encode_json
+
+
+def http_adapter() -> HTTPAdapter:
+    """A pooled adapter for one process: keep-alive connections shared by every call."""
+    return HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+
+
+class OIDCClient:
+    """The relying party of one app: talks to the provider named by :class:`SparkConfig`."""
+
+    def __init__(self, config: SparkConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_at = 0.0
+        self._jwks: KeySet | None = None
+        self._jwks_at = 0.0
+        self._pid = os.getpid()
+        self._adapter = http_adapter()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():  # a forked worker must not share sockets with its parent
+            self._pid = os.getpid()
+            self._adapter = http_adapter()
+
+    def _mount(self, session: requests.Session) -> requests.Session:
+        self._check_fork()
+        session.mount("https://", self._adapter)
+        session.mount("http://", self._adapter)
+        return session
+
+    def http(self) -> requests.Session:
+        """A session on the shared pool, for plain GETs to the provider."""
+        return self._mount(requests.Session())
+
+    def oauth(self) -> OAuth2Session:
+        """A fresh Authlib session per call (it keeps the last token as state) on the shared pool."""
+        cfg = self.config
+        method = cfg.token_endpoint_auth_method
+        session = OAuth2Session(
+            cfg.client_id,
+            cfg.client_secret,
+            token_endpoint_auth_method=method,
+            revocation_endpoint_auth_method=method,
+            code_challenge_method="S256",
+            default_timeout=cfg.http_timeout,
+        )
+        if cfg.token_request_format == "json":
+            base = (
+                encode_client_secret_post
+                if method == "client_secret_post"
+                else (encode_client_secret_basic)
+            )
+            session.register_client_auth_method((method + "+json", _json_body(base)))
+            session.token_endpoint_auth_method = method + "+json"
+        return self._mount(session)  # type: ignore[return-value]
+
+    def _get_json(self, url: str, what: str) -> dict[str, Any]:
+        try:
+            with self.http() as http:
+                response = http.get(
+                    url, timeout=self.config.http_timeout, headers={"Accept": "application/json"}
+                )
+        except requests.Timeout:
+            raise ProviderError(
+                f"The identity provider did not answer in time ({what}).", status=504
+            ) from None
+        except requests.RequestException as exc:
+            raise ProviderError(
+                f"The identity provider could not be reached ({what}): {type(exc).__name__}."
+            ) from None
+        if response.status_code != 200:
+            raise ProviderError(
+                f"The identity provider answered HTTP {response.status_code} ({what})."
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ProviderError(f"The identity provider sent something other than JSON ({what}).")
+        return data
+
+    # -- discovery -------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """The provider's metadata: discovery, checked and overridden by configuration."""
+        with self._lock:
+            if self._metadata is not None and time.monotonic() - self._metadata_at < METADATA_TTL:
+                return self._metadata
+        cfg = self.config
+        overrides = {
+            "authorization_endpoint": cfg.authorization_endpoint,
+            "token_endpoint": cfg.token_endpoint,
+            "userinfo_endpoint": cfg.userinfo_endpoint,
+            "revocation_endpoint": cfg.revocation_endpoint,
+            "jwks_uri": cfg.jwks_uri,
+        }
+        needed = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+        if all(overrides[k] for k in needed):
+            data: dict[str, Any] = {"issuer": cfg.issuer}
+        else:
+            data = self._get_json(cfg.discovery_url, "discovery")
+            if data.get("issuer") != cfg.issuer:
+                raise ProviderError(
+                    "The discovery document's issuer does not match SPARK_ISSUER "
+                    f"({data.get('issuer')!r} != {cfg.issuer!r}); refusing to trust it.",
+                )
+        data.update({k: v for k, v in overrides.items() if v})
+        data["end_session_endpoint"] = (
+            cfg.logout_endpoint or data.get("end_session_endpoint") or cfg.issuer + "/openid/logout"
+        )
+        for key in needed:
+            if not data.get(key):
+                raise ProviderError(f"The provider's discovery document has no {key}.")
+        for key, value in data.items():
+            if key.endswith(("_endpoint", "_uri")) and isinstance(value, str):
+                try:
+                    check_transport(value, f"The provider's {key}", cfg.require_https)
+                except SparkConfigError as exc:
+                    raise ProviderError(str(exc)) from None
+        with self._lock:
+            self._metadata, self._metadata_at = data, time.monotonic()
+        return data
+
+    def endpoint(self, name: str) -> str | None:
+        """One endpoint URL from the metadata (None when the provider has none)."""
+        value = self.metadata().get(name)
+        return value if isinstance(value, str) else None
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def jwks(self, *, refresh: bool = False) -> KeySet:
+        """The provider's signing keys; ``refresh`` refetches, at most once per interval."""
+        with self._lock:
+            cached, fetched_at = self._jwks, self._jwks_at
+        if cached is not None and not (
+            refresh and time.monotonic() - fetched_at >= JWKS_REFETCH_INTERVAL
+        ):
+            return cached
+        data = self._get_json(self.metadata()["jwks_uri"], "JWKS")
+        try:
+            keys = KeySet.import_key_set(data)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise ProviderError("The provider's JWKS could not be read.") from None
+        with self._lock:
+            self._jwks, self._jwks_at = keys, time.monotonic()
+        return keys
+
+    def _candidate_keys(self, kid: str | None, alg: str) -> list[Key]:
+        kty = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}.get(alg[:2], "RSA")
+
+        def pick(keys: KeySet) -> list[Key]:
+            usable = [k for k in keys if k.key_type == kty and k.get("use", "sig") == "sig"]
+            if kid is None:
+                return usable
+            return [k for k in usable if k.kid == kid]
+
+        found = pick(self.jwks())
+        if not found and kid is not None:
+            found = pick(self.jwks(refresh=True))  # the provider may have rotated its key
+        return found
+
+    # -- JWT validation --------------------------------------------------------------------
+
+    def _verify_jwt(self, token: str, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Check the signature of ``token`` with the JWKS only; return (header, claims)."""
+        try:
+            header = jws.extract_compact(token.encode("ascii")).headers()
+        except (JoseError, ValueError, UnicodeError):
+            raise IdTokenError(f"The {what} is not a well-formed JWT.") from None
+        alg = header.get("alg")
+        if alg not in self.config.id_token_algorithms:
+            raise IdTokenError(f"The {what} is signed with a refused algorithm ({alg!r}).")
+        offered = [h for h in _FORBIDDEN_HEADERS if h in header]
+        if offered:
+            raise IdTokenError(
+                f"The {what} offers its own key ({', '.join(offered)}); only the JWKS is trusted."
+            )
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise IdTokenError(f"The {what} has an invalid kid.")
+        keys = self._candidate_keys(kid, alg)
+        if not keys:
+            raise IdTokenError(f"The {what} is signed with a key the provider does not publish.")
+        for key in keys:
+            try:
+                decoded = jwt.decode(token, key, algorithms=[alg])
+            except JoseError:
+                continue
+            if not isinstance(decoded.claims, dict):
+                break
+            return dict(decoded.header), dict(decoded.claims)
+        raise IdTokenError(f"The {what}'s signature is invalid.")
+
+    def _check_claims(self, claims: dict[str, Any], what: str, *, id_token: bool) -> None:
+        cfg = self.config
+        options: dict[str, Any] = {
+            "iss": {"essential": True, "value": cfg.issuer},
+            "aud": {"essential": True, "value": cfg.client_id},
+            "iat": {"essential": True},
+        }
+        if id_token:
+            options["sub"] = {"essential": True}
+            options["exp"] = {"essential": True}
+        registry = jwt.JWTClaimsRegistry(leeway=cfg.clock_skew, **options)
+        try:
+            registry.validate(claims)
+        except JoseError as exc:
+            name = getattr(exc, "claim", None) or str(exc)
+            raise IdTokenError(
+                f"The {what} was refused: claim {name} is missing or invalid."
+            ) from None
+        aud = claims["aud"]
+        audiences = aud if isinstance(aud, list) else [aud]
+        azp = claims.get("azp")
+        if (len(audiences) > 1 or azp is not None) and azp != cfg.client_id:
+            raise IdTokenError(
+                f"The {what} names several audiences but its azp is not this client."
+            )
+
+    def validate_id_token(
+        self,
+        id_token: str,
+        *,
+        nonce: str | None,
+        previous: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Validate an id_token (Core §3.1.3.7); with ``previous``, a refreshed one (§12.2)."""
+        _, claims = self._verify_jwt(id_token, "id_token")
+        self._check_claims(claims, "id_token", id_token=True)
+        if nonce is not None and claims.get("nonce") != nonce:
+            raise IdTokenError("The id_token's nonce does not match this sign-in.", reason="nonce")
+        if previous is not None:
+            for name in ("iss", "sub", "aud"):
+                if claims.get(name) != previous.get(name):
+                    raise IdTokenError(f"The refreshed id_token changed its {name}.")
+        return claims
+
+    def validate_logout_token(self, token: str) -> dict[str, Any]:
+        """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.6)."""
+        _, claims = self._verify_jwt(token, "logout_token")
+        self._check_claims(claims, "logout_token", id_token=False)
+        events = claims.get("events")
+        if not isinstance(events, dict) or _BACKCHANNEL_EVENT not in events:
+            raise IdTokenError("The logout_token has no back-channel logout event.")
+        if "nonce" in claims:
+            raise IdTokenError("The logout_token must not carry a nonce.")
+        if not isinstance(claims.get("sub"), str) and not isinstance(claims.get("sid"), str):
+            raise IdTokenError("The logout_token names neither a sub nor a sid.")
+        exp = claims.get("exp")
+        if exp is not None and (
+            not isinstance(exp, int | float) or exp < time.time() - self.config.clock_skew
+        ):
+            raise IdTokenError("The logout_token has expired.")
+        return claims
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    def authorization_url(
+        self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
+    ) -> str:
+        """The provider's authorize URL, with PKCE S256, state and nonce."""
+        url, _ = self.oauth().create_authorization_url(
+            self.metadata()["authorization_endpoint"],
+            state=state,
+            code_verifier=code_verifier,
+            redirect_uri=redirect_uri,
+            scope=self.config.scope,
+            nonce=nonce,
+        )
+        return str(url)
+
+    def _token_call(self, call: Callable[[OAuth2Session], Any], what: str) -> dict[str, Any]:
+        try:
+            with self.oauth() as session:
+                token = call(session)
+        except OAuthError as exc:
+            raise ProviderError(
+                f"The identity provider refused the {what}: {exc.error}.",
+                status=400,
+                error=exc.error,
+                description=exc.description,
+            ) from None
+        except requests.Timeout:
+            raise ProviderError(
+                f"The identity provider did not answer in time ({what}).", status=504
+            ) from None
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            raise ProviderError(f"The identity provider answered HTTP {status} ({what}).") from None
+        except (requests.RequestException, ValueError) as exc:
+            raise ProviderError(
+                f"The identity provider could not be reached ({what}): {type(exc).__name__}."
+            ) from None
+        if not isinstance(token, dict) or not isinstance(token.get("access_token"), str):
+            raise ProviderError(f"The identity provider's {what} answer has no access_token.")
+        return dict(token)
+
+    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
+        """Trade the authorization code for tokens (with the PKCE verifier)."""
+        url = self.metadata()["token_endpoint"]
+        return self._token_call(
+            lambda s: s.fetch_token(
+                url,
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=redirect_uri,
+                code_verifier=code_verifier,
+            ),
+            "code exchange",
+        )
+
+    def refresh(self, refresh_token: str) -> dict[str, Any]:
+        """Use a refresh token; the answer's new refresh token replaces it."""
+        url = self.metadata()["token_endpoint"]
+        return self._token_call(
+            lambda s: s.refresh_token(url, refresh_token=refresh_token), "refresh"
+        )
+
+    def revoke(self, token: str, token_type_hint: str) -> bool:
+        """Revoke a token (RFC 7009). True when the provider confirmed; False if it could not."""
+        url = self.endpoint("revocation_endpoint")
+        if not url:
+            return False
+        try:
+            with self.oauth() as session:
+                response = session.revoke_token(url, token=token, token_type_hint=token_type_hint)
+        except requests.RequestException as exc:
+            log.warning("Token revocation failed: %s", type(exc).__name__)
+            return False
+        if response.status_code != 200:
+            log.warning("Token revocation answered HTTP %s", response.status_code)
+        return bool(response.status_code == 200)
+
+    def userinfo(self, access_token: str) -> dict[str, Any]:
+        """The userinfo claims for ``access_token``."""
+        url = self.endpoint("userinfo_endpoint")
+        if not url:
+            raise ProviderError("The provider has no userinfo endpoint.")
+        try:
+            with self.http() as http:
+                response = http.get(
+                    url,
+                    headers={
+                        "Authorization": f"Bearer {access_token}",
+                        "Accept": "application/json",
+                    },
+                    timeout=self.config.http_timeout,
+                )
+            data = response.json() if response.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            data = None
+        if not isinstance(data, dict):
+            raise ProviderError("The provider's userinfo endpoint did not answer with claims.")
+        return data
+
+    def logout_url(
+        self, *, post_logout_redirect_uri: str, state: str, id_token_hint: str | None
+    ) -> str:
+        """The provider's single-logout URL (Spark: ``/openid/logout``)."""
+        params = {
+            "client_id": self.config.client_id,
+            "post_logout_redirect_uri": post_logout_redirect_uri,
+            "state": state,
+        }
+        if id_token_hint:
+            params["id_token_hint"] = id_token_hint
+        base = self.metadata()["end_session_endpoint"]
+        return f"{base}{'&' if '?' in base else '?'}{urlencode(params)}"

@@ -1,0 +1,77 @@
+"""Build the redis-py client from ``SPARK_REDIS_URL``: a server, a Cluster or a Sentinel set."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import redis
+from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
+
+from .errors import SparkConfigError
+
+log = logging.getLogger("flask_spark")
+
+
+def redis_from_url(url: str, **options: Any) -> Any:
+    """A client for ``url``.
+
+    - ``redis://``, ``rediss://``, ``unix://``: one server (redis-py's own URL forms);
+    - ``redis+cluster://host:port[,host:port]`` (``rediss+cluster://`` for TLS): a Redis Cluster;
+    - ``redis+sentinel://host:port[,host:port]/<service>[/<db>]``: the primary a Sentinel set names.
+    """
+    scheme = url.split("://", 1)[0].lower()
+    options.setdefault("socket_timeout", 5.0)
+    options.setdefault("socket_connect_timeout", 5.0)
+    options.setdefault("health_check_interval", 30)
+    if scheme in ("redis", "rediss", "unix"):
+        return redis.Redis.from_url(url, **options)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        parts = urlsplit(url)
+        hosts = parts.netloc.rsplit("@", 1)[-1].split(",")
+        nodes = [_node(h) for h in hosts]
+        from redis.cluster import ClusterNode
+
+        options.pop("health_check_interval", None)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            ssl=scheme.startswith("rediss"),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            **options,
+        )
+    if scheme == "redis+sentinel":
+        parts = urlsplit(url)
+        hosts = parts.netloc.rsplit("@", 1)[-1].split(",")
+        path = [p for p in parts.path.split("/") if p]
+        if not path:
+            raise SparkConfigError(
+                "A redis+sentinel:// URL needs the service name: "
+                "redis+sentinel://host:26379/mymaster/0"
+            )
+        query = parse_qs(parts.query)
+        sentinel = Sentinel(
+            [_node(h) for h in hosts],
+            sentinel_kwargs={"socket_timeout": options["socket_timeout"]},
+            password=unquote(parts.password) if parts.password else None,
+            db=int(path[1]) if len(path) > 1 else 0,
+            **options,
+        )
+        del query
+        return sentinel.master_for(path[0])
+    raise SparkConfigError(
+        f"SPARK_REDIS_URL has an unknown scheme {scheme!r}: use redis://, rediss://, unix://, "
+        "redis+cluster:// or redis+sentinel://."
+    )
+
+
+def _node(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host:
+        host, port = text, "6379"
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise SparkConfigError(f"Bad host:port {text!r} in SPARK_REDIS_URL.") from None

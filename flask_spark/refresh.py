@@ -1,0 +1,131 @@
+"""Access tokens for one session, refreshed proactively or on 1020, never twice at once.
+
+The pattern (SECURITY.md, "Refresh"): take the session's Redis lock, re-read the record, refresh
+only if it is still needed, write back only if its version is unchanged, release the lock with
+compare-and-delete (redis-py's ``Lock``). Waiters then read the new record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from redis.exceptions import LockError
+
+from .errors import IdTokenError, ProviderError, ServiceUnavailable, SessionExpired
+from .oidc import OIDCClient
+from .tokens import TokenSet, TokenStore
+
+log = logging.getLogger("flask_spark")
+
+
+def stored_claims(tokens: TokenSet) -> dict[str, Any] | None:
+    """The claims of the id_token we stored at sign-in (validated then; read, not re-verified)."""
+    if not tokens.id_token:
+        return None
+    try:
+        claims = json.loads(jws.extract_compact(tokens.id_token.encode()).payload)
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+#: Called after a real refresh with (session id, the new TokenSet).
+RefreshListener = Callable[[str, TokenSet], None]
+
+
+class TokenManager:
+    """Hands out valid access tokens for session ids, refreshing under a per-session lock."""
+
+    def __init__(
+        self,
+        store: TokenStore,
+        oidc: OIDCClient,
+        *,
+        skew: float,
+        lock_timeout: float,
+        lock_wait: float,
+        on_refresh: RefreshListener | None = None,
+        on_session_end: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.oidc = oidc
+        self.skew = skew
+        self.lock_timeout = lock_timeout
+        self.lock_wait = lock_wait
+        self.on_refresh = on_refresh
+        self.on_session_end = on_session_end
+
+    def current(self, sid: str) -> TokenSet:
+        """The session's tokens, refreshed first if the access token is about to expire."""
+        tokens = self.store.load(sid)
+        if tokens is None:
+            raise SessionExpired("Your session has ended; please sign in again.")
+        if tokens.expires_within(self.skew):
+            tokens = self.refresh(sid, stale=tokens)
+        return tokens
+
+    def refresh(self, sid: str, *, stale: TokenSet) -> TokenSet:
+        """Replace ``stale`` (expired, or refused with 1020) by fresh tokens, exactly once."""
+        lock = self.store.lock(sid, self.lock_timeout, self.lock_wait)
+        if not lock.acquire():
+            raise ServiceUnavailable(
+                "Another request is refreshing this session's token and did not finish in time.",
+                status=503,
+            )
+        try:
+            current = self.store.load(sid)
+            if current is None:
+                raise SessionExpired("Your session has ended; please sign in again.")
+            if current.version != stale.version:
+                return current  # another request (thread, worker or host) already refreshed
+            if not current.refresh_token:
+                self._end(sid)
+                raise SessionExpired("Your session's token expired and cannot be refreshed.")
+            return self._do_refresh(sid, current)
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                log.warning("The refresh lock expired before release; raise SPARK_LOCK_TIMEOUT.")
+
+    def _do_refresh(self, sid: str, current: TokenSet) -> TokenSet:
+        try:
+            response = self.oidc.refresh(current.refresh_token or "")
+        except ProviderError as exc:
+            if exc.error not in ("invalid_grant", "invalid_token", "unauthorized_client"):
+                raise
+            # Re-read once: a worker without the lock (lock expiry) may have refreshed already.
+            again = self.store.load(sid)
+            if again is not None and again.version != current.version:
+                return again
+            log.info("Refresh refused by the provider (%s); ending the session.", exc.error)
+            self._end(sid)
+            raise SessionExpired("Your sign-in has expired; please sign in again.") from None
+        fresh = current.rotated(response)
+        if response.get("id_token"):
+            try:
+                self.oidc.validate_id_token(
+                    response["id_token"], nonce=None, previous=stored_claims(current)
+                )
+            except IdTokenError as exc:
+                log.warning("Refreshed id_token refused: %s", exc.message)
+                self._end(sid)
+                raise SessionExpired("The provider changed the signed-in identity.") from None
+        if not self.store.replace(fresh, current.version):
+            latest = self.store.load(sid)
+            if latest is None:
+                raise SessionExpired("Your session has ended; please sign in again.")
+            return latest
+        if self.on_refresh is not None:
+            self.on_refresh(sid, fresh)
+        return fresh
+
+    def _end(self, sid: str) -> None:
+        self.store.delete(sid)
+        if self.on_session_end is not None:
+            self.on_session_end(sid)

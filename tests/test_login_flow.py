@@ -1,0 +1,252 @@
+"""Sign-in end to end: the app, a real Redis and the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+
+from flask_spark import logged_in, login_failed
+from flask_spark.sandbox import SandboxServer
+
+from .helpers import MEMBER, FlowClient, query
+
+
+def all_values(client: redis.Redis, prefix: str) -> dict[str, bytes]:
+    """Every value under ``prefix`` (strings, hashes and sets flattened to bytes)."""
+    out: dict[str, bytes] = {}
+    for key in client.scan_iter(match=prefix + "*"):
+        kind = client.type(key)
+        if kind == b"string":
+            out[key.decode()] = client.get(key) or b""
+        elif kind == b"hash":
+            out[key.decode()] = b"|".join(v for v in client.hgetall(key).values())
+        elif kind == b"set":
+            out[key.decode()] = b"|".join(client.smembers(key))
+    return out
+
+
+def test_protected_view_redirects_to_login_with_next(flow: FlowClient) -> None:
+    response = flow.get("/dashboard?tab=1")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/spark/login?next=/dashboard?tab%3D1"
+
+
+def test_authorize_request_has_every_required_parameter(flow: FlowClient, sandbox: SandboxServer) -> None:
+    params = query(flow.start_login("/dashboard"))
+    assert params["response_type"] == "code"
+    assert params["client_id"] == "sandbox-client"
+    assert params["redirect_uri"] == "http://localhost/spark/callback"
+    assert params["scope"] == "openid"
+    assert params["code_challenge_method"] == "S256"
+    assert 43 <= len(params["code_challenge"]) <= 128
+    assert len(params["state"]) >= 32 and len(params["nonce"]) >= 32
+    assert params["state"] != params["nonce"]
+
+
+def test_full_login_then_spark_api_in_protected_view(flow: FlowClient, sandbox: SandboxServer) -> None:
+    signed_in: list[Any] = []
+
+    def receiver(sender: Flask, user: Any) -> None:
+        signed_in.append(user)
+
+    with logged_in.connected_to(receiver):
+        response = flow.login("/dashboard")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/dashboard"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert [u.id for u in signed_in] == [MEMBER.id]
+
+    page = flow.get("/dashboard")
+    assert page.status_code == 200
+    assert page.json == {"user": MEMBER.name, "sub": MEMBER.id, "account": MEMBER.name}
+    assert sandbox.counters()["authorization_code_grants"] == 1
+
+
+def test_two_tabs_can_sign_in_at_once(flow: FlowClient) -> None:
+    first = flow.start_login("/one")
+    second = flow.start_login("/two")
+    assert flow.callback(flow.authorize(second)).headers["Location"] == "/two"
+    # The first tab's transaction is still valid (one record per state).
+    assert flow.callback(flow.authorize(first)).headers["Location"] == "/one"
+
+
+def test_cookie_holds_only_an_opaque_session_id(flow: FlowClient, sandbox: SandboxServer) -> None:
+    flow.login("/dashboard")
+    flow.get("/dashboard")
+    value = flow.cookie()
+    assert value is not None
+    assert len(value) <= 64
+    assert value.replace("-", "").replace("_", "").isalnum()
+    decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    assert b"{" not in decoded and b"ey" not in value.encode()[:2]
+    assert sandbox.state is not None
+    for token in sandbox_tokens(sandbox):
+        assert token not in value
+
+
+def sandbox_tokens(sandbox: SandboxServer) -> list[str]:
+    """Every access and refresh token the sandbox has issued (to search for leaks)."""
+    state = sandbox.state
+    found: list[str] = []
+    with state.lock:
+        found += list(state.access_tokens)
+        found += list(state.refresh_tokens)
+    return found
+
+
+def test_no_redis_value_holds_a_token_in_plaintext(
+    flow: FlowClient, sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    flow.login("/dashboard")
+    assert flow.get("/dashboard").status_code == 200
+    tokens = sandbox_tokens(sandbox)
+    assert tokens
+    values = all_values(redis_client, key_prefix)
+    assert any(k.startswith(key_prefix + "tok:") for k in values)
+    for key, value in values.items():
+        for token in tokens:
+            assert token.encode() not in value, key
+
+
+def test_session_id_changes_at_login_and_old_session_is_gone(
+    flow: FlowClient, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    authorize_url = flow.start_login("/dashboard")
+    before = flow.cookie()
+    assert before and redis_client.exists(f"{key_prefix}session:{before}")
+    flow.callback(flow.authorize(authorize_url))
+    after = flow.cookie()
+    assert after and after != before
+    assert not redis_client.exists(f"{key_prefix}session:{before}")
+    assert redis_client.exists(f"{key_prefix}session:{after}")
+    assert redis_client.exists(f"{key_prefix}tok:{{{after}}}")
+
+
+def _no_login_happened(flow: FlowClient, redis_client: redis.Redis, key_prefix: str) -> None:
+    assert flow.get("/dashboard").status_code == 302
+    assert not list(redis_client.scan_iter(match=key_prefix + "tok:*"))
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda q: {k: v for k, v in q.items() if k != "state"}, id="missing"),
+        pytest.param(lambda q: {**q, "state": "x" * 43}, id="wrong"),
+    ],
+)
+def test_bad_state_is_rejected(
+    flow: FlowClient, redis_client: redis.Redis, key_prefix: str, mangle: Any
+) -> None:
+    failures: list[str] = []
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    params = mangle(query(callback))
+    with login_failed.connected_to(lambda s, reason, message: failures.append(reason)):
+        response = flow.client.get("/spark/callback", query_string=params)
+    assert response.status_code == 400
+    assert b"sign in again" in response.data.lower() or b"state" in response.data.lower()
+    assert failures and failures[0].startswith("state")
+    _no_login_happened(flow, redis_client, key_prefix)
+
+
+def test_reused_state_is_rejected(flow: FlowClient) -> None:
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    assert flow.callback(callback).status_code == 302
+    replay = flow.callback(callback)
+    assert replay.status_code == 400
+
+
+def test_state_from_another_browser_session_is_rejected(
+    app: Flask, sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    victim = FlowClient(app, sandbox)
+    attacker = FlowClient(app, sandbox)
+    callback = attacker.authorize(attacker.start_login("/dashboard"))
+    response = victim.callback(callback)  # login CSRF: the attacker's code in the victim's browser
+    assert response.status_code == 400
+    _no_login_happened(victim, redis_client, key_prefix)
+
+
+@pytest.mark.parametrize("error", ["access_denied", "login_required", "server_error"])
+def test_provider_error_gives_friendly_page_and_no_session(
+    flow: FlowClient, redis_client: redis.Redis, key_prefix: str, error: str
+) -> None:
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    params = {"state": query(callback)["state"], "error": error}
+    response = flow.client.get("/spark/callback", query_string=params)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "Sign in with Flexmls" in text
+    assert "Traceback" not in text
+    _no_login_happened(flow, redis_client, key_prefix)
+
+
+def test_consent_denied_at_the_sandbox(flow: FlowClient, redis_client: redis.Redis, key_prefix: str) -> None:
+    callback = flow.authorize(flow.start_login("/dashboard"), consent="deny")
+    assert query(callback)["error"] == "access_denied"
+    response = flow.callback(callback)
+    assert response.status_code == 400
+    assert b"cancelled" in response.data
+    _no_login_happened(flow, redis_client, key_prefix)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/x",
+        "javascript:alert(1)",
+        "/\r\nLocation: https://evil.example",
+        "/\tevil",
+        "\\\\evil.example",
+        "http:/evil.example",
+    ],
+)
+def test_open_redirects_are_never_followed(flow: FlowClient, target: str) -> None:
+    response = flow.client.get("/spark/login", query_string={"next": target})
+    authorize_url = response.headers["Location"]
+    landing = flow.callback(flow.authorize(authorize_url))
+    assert landing.status_code == 302
+    assert landing.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({"code": "abc"}, id="no-state"),
+        pytest.param({"state": "s" * 5000, "code": "c"}, id="very-long"),
+        pytest.param({"state": "é☃", "code": "c"}, id="non-ascii"),
+        pytest.param({"state": "a\x00b", "code": "c"}, id="control"),
+    ],
+)
+def test_malformed_callback_gives_clear_400(flow: FlowClient, params: dict[str, str]) -> None:
+    flow.start_login("/dashboard")
+    response = flow.client.get("/spark/callback", query_string=params)
+    assert response.status_code == 400
+    assert b"Traceback" not in response.data
+
+
+def test_missing_code_gives_clear_400(flow: FlowClient) -> None:
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    response = flow.client.get("/spark/callback", query_string={"state": query(callback)["state"]})
+    assert response.status_code == 400
+    assert b"authorization code" in response.data
+
+
+def test_json_client_gets_401_with_login_url(flow: FlowClient) -> None:
+    response = flow.get("/dashboard", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert response.json is not None
+    assert response.json["error"] == "login_required"
+    assert response.json["login_url"].startswith("/spark/login?next=")
+
+
+def test_decorator_works_called(flow: FlowClient) -> None:
+    assert flow.get("/called").status_code == 302
+    flow.login("/called")
+    assert flow.get("/called").data == b"called form works"
