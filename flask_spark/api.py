@@ -22,6 +22,7 @@ import requests
 from .errors import (
     RateLimited,
     SparkAPIError,
+    TokenExpired,
     UnexpectedResponse,
     api_error_class,
 )

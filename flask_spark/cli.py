@@ -22,7 +22,7 @@ def keygen() -> None:
 @with_appcontext
 def rotate_keys() -> None:
     """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
-    from .extension import current_state  # noqa: PLC0415
+    from .extension import current_state
 
     store = current_state().tokens
     counts = {"rotated": 0, "skipped": 0, "unreadable": 0}
@@ -40,7 +40,7 @@ def rotate_keys() -> None:
 @click.option("--access-token-lifetime", default=86400, show_default=True, type=int)
 def sandbox(host: str, port: int, access_token_lifetime: int) -> None:
     """Run the local Spark Platform sandbox (OpenID provider, Spark API, RESO Web API)."""
-    from .sandbox import serve  # noqa: PLC0415
+    from .sandbox import serve
 
     serve(host=host, port=port, access_token_lifetime=access_token_lifetime)
 
@@ -49,7 +49,7 @@ def sandbox(host: str, port: int, access_token_lifetime: int) -> None:
 @with_appcontext
 def doctor() -> None:
     """Check the configuration, Redis, the keys, discovery and the redirect URI."""
-    from .doctor import run_checks  # noqa: PLC0415
+    from .doctor import run_checks
 
     results = run_checks(current_app._get_current_object())  # type: ignore[attr-defined]
     width = max(len(r.name) for r in results)

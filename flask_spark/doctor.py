@@ -25,16 +25,24 @@ def _run(name: str, check: Callable[[], str]) -> CheckResult:
         return CheckResult(name, True, check())
     except SparkError as exc:
         return CheckResult(name, False, exc.message)
-    except Exception as exc:  # noqa: BLE001 - the doctor reports every failure as a row
+    except Exception as exc:
         return CheckResult(name, False, f"{type(exc).__name__}: {exc}")
 
 
 def run_checks(app: Flask) -> list[CheckResult]:
     """Run every check against ``app`` (inside its app context)."""
-    results = [_run("configuration", lambda: (load_config(app.config, debug=app.debug, testing=app.testing), "all SPARK_* keys valid")[1])]
+    results = [
+        _run(
+            "configuration",
+            lambda: (
+                load_config(app.config, debug=app.debug, testing=app.testing),
+                "all SPARK_* keys valid",
+            )[1],
+        )
+    ]
     if not results[0].ok:
         return results
-    from .extension import current_state  # noqa: PLC0415
+    from .extension import current_state
 
     state = current_state()
     cfg = state.config

@@ -82,7 +82,7 @@ class SparkState:
             return cfg.redis
         if cfg.redis_url:
             return redis_from_url(cfg.redis_url)
-        from .redis_server import RedisServer  # noqa: PLC0415 - debug/testing only
+        from .redis_server import RedisServer
 
         self.embedded_redis = RedisServer(unix_socket=True).start()
         log.warning(
@@ -208,9 +208,9 @@ class SparkAuth:
 
     def init_app(self, app: Flask) -> None:
         """Validate the configuration and register the session, blueprint, helpers and CLI."""
-        from .cli import spark_cli  # noqa: PLC0415
-        from .templating import register_template_helpers  # noqa: PLC0415
-        from .views import create_blueprint  # noqa: PLC0415
+        from .cli import spark_cli
+        from .templating import register_template_helpers
+        from .views import create_blueprint
 
         config = load_config(app.config, debug=app.debug, testing=app.testing)
         install_log_redaction()
@@ -324,7 +324,7 @@ def csrf_token() -> str:
     return token
 
 
-def login_url(next: str | None = None) -> str:  # noqa: A002 - the query parameter's name
+def login_url(next: str | None = None) -> str:
     """The URL of the sign-in view, with ``next`` when given."""
     if next:
         next = next.rstrip("?")

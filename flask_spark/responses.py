@@ -10,9 +10,10 @@ def wants_json() -> bool:
     if request.is_json or request.headers.get("X-Requested-With") == "XMLHttpRequest":
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes[
-        "text/html"
-    ]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def error_response(status: int, title: str, message: str, *, code: str) -> Response:
@@ -21,7 +22,9 @@ def error_response(status: int, title: str, message: str, *, code: str) -> Respo
         response = jsonify(error=code, message=message)
     else:
         response = Response(
-            render_template("spark/error.html", status=status, title=title, message=message, code=code),
+            render_template(
+                "spark/error.html", status=status, title=title, message=message, code=code
+            ),
             mimetype="text/html",
         )
     response.status_code = status

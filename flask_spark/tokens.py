@@ -74,7 +74,9 @@ class TokenVault:
 
     def seal_probe(self) -> bytes:
         """Encrypt and decrypt a throwaway record: proves the first key works."""
-        probe = TokenSet(access_token="probe", refresh_token=None, id_token=None, expires_at=0, sid="probe")
+        probe = TokenSet(
+            access_token="probe", refresh_token=None, id_token=None, expires_at=0, sid="probe"
+        )
         blob = self.seal(probe)
         if self.open(blob, "probe") != probe:
             raise SparkError("The token vault could not read back what it wrote.")

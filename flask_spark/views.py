@@ -31,7 +31,9 @@ from .user import AnonymousUser, SparkUser
 log = logging.getLogger("flask_spark")
 
 #: Claims that describe the token, not the user: not kept in the session.
-_TECHNICAL_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"})
+_TECHNICAL_CLAIMS = frozenset(
+    {"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"}
+)
 _MAX_PARAM = 2048
 
 
@@ -81,7 +83,9 @@ def _param(name: str) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise LoginError(f"The callback carried '{name}' more than once.", reason="malformed_callback")
+        raise LoginError(
+            f"The callback carried '{name}' more than once.", reason="malformed_callback"
+        )
     value = values[0]
     if len(value) > _MAX_PARAM or not value.isascii() or not value.isprintable():
         raise LoginError(
@@ -176,7 +180,9 @@ def create_blueprint() -> Blueprint:
         iss = request.args.get("iss")
         provider_sid = request.args.get("sid")
         if iss is not None and iss != state.config.issuer:
-            return _no_store(error_response(400, "Bad logout request", "Unknown issuer.", code="iss"))
+            return _no_store(
+                error_response(400, "Bad logout request", "Unknown issuer.", code="iss")
+            )
         ended = 0
         if provider_sid:
             ended = state.registry.destroy_all(provider_sid=provider_sid)
@@ -320,19 +326,25 @@ def _check_csrf() -> Response | None:
 
 def _end_session(state: SparkState, *, revoke_access_at_provider: bool) -> tuple[Any, bool]:
     """Revoke at the provider, delete the access token at the API, destroy the session."""
-    data = login_data() or (session.get(SESSION_KEY) if isinstance(session.get(SESSION_KEY), dict) else None)
+    data = login_data() or (
+        session.get(SESSION_KEY) if isinstance(session.get(SESSION_KEY), dict) else None
+    )
     user = current_user()
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = state.tokens.load(sid)
     confirmed = True
     if tokens is not None:
         confirmed = _revoke_tokens(state, tokens, revoke_access_at_provider)
-    state.registry.destroy(sid, data.get("sub") if data else None, data.get("psid") if data else None)
+    state.registry.destroy(
+        sid, data.get("sub") if data else None, data.get("psid") if data else None
+    )
     session.clear()
     state.session_interface.regenerate(session)
     if tokens is not None:
         signals.tokens_revoked.send(
-            current_app._get_current_object(), user=user, revoked=confirmed  # type: ignore[attr-defined]
+            current_app._get_current_object(),
+            user=user,
+            revoked=confirmed,  # type: ignore[attr-defined]
         )
     signals.logged_out.send(current_app._get_current_object(), user=user, reason="logout")  # type: ignore[attr-defined]
     return user, confirmed

@@ -41,7 +41,9 @@ class FlowClient:
         assert location.startswith(self.sandbox.url), location
         return location
 
-    def authorize(self, authorize_url: str, member_id: str | None = None, consent: str = "allow") -> str:
+    def authorize(
+        self, authorize_url: str, member_id: str | None = None, consent: str = "allow"
+    ) -> str:
         """Sign in at the sandbox's login form; returns the callback URL it redirects to."""
         response = requests.post(
             authorize_url,

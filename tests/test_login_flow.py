@@ -35,7 +35,9 @@ def test_protected_view_redirects_to_login_with_next(flow: FlowClient) -> None:
     assert response.headers["Location"] == "/spark/login?next=/dashboard?tab%3D1"
 
 
-def test_authorize_request_has_every_required_parameter(flow: FlowClient, sandbox: SandboxServer) -> None:
+def test_authorize_request_has_every_required_parameter(
+    flow: FlowClient, sandbox: SandboxServer
+) -> None:
     params = query(flow.start_login("/dashboard"))
     assert params["response_type"] == "code"
     assert params["client_id"] == "sandbox-client"
@@ -47,7 +49,9 @@ def test_authorize_request_has_every_required_parameter(flow: FlowClient, sandbo
     assert params["state"] != params["nonce"]
 
 
-def test_full_login_then_spark_api_in_protected_view(flow: FlowClient, sandbox: SandboxServer) -> None:
+def test_full_login_then_spark_api_in_protected_view(
+    flow: FlowClient, sandbox: SandboxServer
+) -> None:
     signed_in: list[Any] = []
 
     def receiver(sender: Flask, user: Any) -> None:
@@ -185,7 +189,9 @@ def test_provider_error_gives_friendly_page_and_no_session(
     _no_login_happened(flow, redis_client, key_prefix)
 
 
-def test_consent_denied_at_the_sandbox(flow: FlowClient, redis_client: redis.Redis, key_prefix: str) -> None:
+def test_consent_denied_at_the_sandbox(
+    flow: FlowClient, redis_client: redis.Redis, key_prefix: str
+) -> None:
     callback = flow.authorize(flow.start_login("/dashboard"), consent="deny")
     assert query(callback)["error"] == "access_denied"
     response = flow.callback(callback)
