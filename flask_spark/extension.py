@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from werkzeug.exceptions import HTTPException
 
 from . import signals
 from .api import ResoAPI, RetryPolicy, SparkAPI, StaticTokens, pooled_session
@@ -97,15 +96,15 @@ class SparkState:
         if install is None:
             install = isinstance(app.session_interface, SecureCookieSessionInterface)
         if install:
-            iface = SparkSessionInterface(
+            ours = SparkSessionInterface(
                 app,
                 self.redis,
                 key_prefix=cfg.session_key_prefix,
                 idle_timeout=cfg.session_idle_timeout,
             )
-            app.session_interface = iface
-            return iface
-        iface = app.session_interface
+            app.session_interface = ours
+            return ours
+        iface: Any = app.session_interface
         if not hasattr(iface, "regenerate"):
             raise SparkConfigError(
                 "The app's session interface is not a server-side session with regenerate(): "
@@ -364,8 +363,6 @@ def _handle_store_down(exc: Exception) -> Response:
 
 
 def _handle_spark_error(exc: SparkError) -> Response:
-    if isinstance(exc, HTTPException):  # pragma: no cover - defensive
-        raise exc
     status = exc.status if 400 <= exc.status <= 599 else 500
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)

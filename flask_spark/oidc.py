@@ -103,15 +103,16 @@ class OIDCClient:
             code_challenge_method="S256",
             default_timeout=cfg.http_timeout,
         )
-        if cfg.token_request_format == "json":
+        if cfg.token_request_format == "json":  # noqa: S105 - a format name
             base = (
                 encode_client_secret_post
                 if method == "client_secret_post"
-                else (encode_client_secret_basic)
+                else encode_client_secret_basic
             )
             session.register_client_auth_method((method + "+json", _json_body(base)))
             session.token_endpoint_auth_method = method + "+json"
-        return self._mount(session)  # type: ignore[return-value]
+        self._mount(session)
+        return session
 
     def _get_json(self, url: str, what: str) -> dict[str, Any]:
         try:
@@ -246,9 +247,10 @@ class OIDCClient:
                 decoded = jwt.decode(token, key, algorithms=[alg])
             except JoseError:
                 continue
-            if not isinstance(decoded.claims, dict):
+            claims: Any = decoded.claims
+            if not isinstance(claims, dict):
                 break
-            return dict(decoded.header), dict(decoded.claims)
+            return dict(decoded.header), claims
         raise IdTokenError(f"The {what}'s signature is invalid.")
 
     def _check_claims(self, claims: dict[str, Any], what: str, *, id_token: bool) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from .errors import SparkConfigError
@@ -32,11 +32,9 @@ def redis_from_url(url: str, **options: Any) -> Any:
         parts = urlsplit(url)
         hosts = parts.netloc.rsplit("@", 1)[-1].split(",")
         nodes = [_node(h) for h in hosts]
-        from redis.cluster import ClusterNode
-
         options.pop("health_check_interval", None)
         return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            startup_nodes=[ClusterNode(h, p) for h, p in nodes],  # type: ignore[no-untyped-call]
             ssl=scheme.startswith("rediss"),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
@@ -51,16 +49,14 @@ def redis_from_url(url: str, **options: Any) -> Any:
                 "A redis+sentinel:// URL needs the service name: "
                 "redis+sentinel://host:26379/mymaster/0"
             )
-        query = parse_qs(parts.query)
-        sentinel = Sentinel(
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
             [_node(h) for h in hosts],
             sentinel_kwargs={"socket_timeout": options["socket_timeout"]},
             password=unquote(parts.password) if parts.password else None,
             db=int(path[1]) if len(path) > 1 else 0,
             **options,
         )
-        del query
-        return sentinel.master_for(path[0])
+        return sentinel.master_for(path[0])  # type: ignore[no-untyped-call]
     raise SparkConfigError(
         f"SPARK_REDIS_URL has an unknown scheme {scheme!r}: use redis://, rediss://, unix://, "
         "redis+cluster:// or redis+sentinel://."

@@ -18,7 +18,7 @@ from flask_session.redis import RedisSession, RedisSessionInterface
 log = logging.getLogger("flask_spark")
 
 #: The exceptions that mean "Redis is unreachable right now".
-REDIS_DOWN: tuple[type[BaseException], ...] = (
+REDIS_DOWN: tuple[type[Exception], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
     redis.exceptions.ClusterDownError,
@@ -26,13 +26,13 @@ REDIS_DOWN: tuple[type[BaseException], ...] = (
 )
 
 
-class UnavailableSession(RedisSession):
+class UnavailableSession(RedisSession):  # type: ignore[misc]
     """The session of a request that arrived while Redis was down; it is never saved."""
 
     store_unavailable = True
 
 
-class SparkSessionInterface(RedisSessionInterface):
+class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
     """Flask-Session's Redis sessions with an idle timeout and graceful Redis outages."""
 
     def __init__(
@@ -60,7 +60,7 @@ class SparkSessionInterface(RedisSessionInterface):
 
     def store_key(self, sid: str) -> str:
         """The Redis key holding the session ``sid``."""
-        return self._get_store_id(sid)
+        return str(self._get_store_id(sid))
 
     def open_session(self, app: Flask, request: Request) -> RedisSession:
         try:
@@ -82,7 +82,7 @@ class SparkSessionInterface(RedisSessionInterface):
         super()._upsert_session(timedelta(seconds=self.idle_timeout), session, store_id)
 
     def regenerate(self, session: Any) -> None:
-        """A new session id for the same data, the old server-side session deleted (even if empty)."""
+        """A new session id for the same data; the old server-side session is deleted."""
         self._delete_session(self._get_store_id(session.sid))
         session.sid = self._generate_sid(self.sid_length)
         session.modified = True

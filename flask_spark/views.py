@@ -8,7 +8,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, redirect, request, session, url_for
+from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from . import signals
 from .config import check_transport
@@ -51,7 +52,12 @@ def safe_next(value: str | None) -> str | None:
     return value
 
 
-def _no_store(response: Response) -> Response:
+def _sender() -> Flask:
+    """The real app object, as signal sender."""
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
+def _no_store(response: BaseResponse) -> BaseResponse:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -70,9 +76,11 @@ def _post_logout_uri(state: SparkState) -> str:
     return uri
 
 
-def _fail(reason: str, message: str, status: int = 400, title: str = "Sign-in failed") -> Response:
+def _fail(
+    reason: str, message: str, status: int = 400, title: str = "Sign-in failed"
+) -> BaseResponse:
     """Reject a sign-in: signal, log (no secrets), answer with a clear page or JSON."""
-    signals.login_failed.send(current_app._get_current_object(), reason=reason, message=message)  # type: ignore[attr-defined]
+    signals.login_failed.send(_sender(), reason=reason, message=message)
     log.info("Sign-in rejected (%s): %s", reason, message)
     return _no_store(error_response(status, title, message, code=reason))
 
@@ -192,7 +200,7 @@ def create_blueprint() -> Blueprint:
             session.clear()
             ended += 1
         signals.logged_out.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
+            _sender(),
             user=AnonymousUser(),
             reason="frontchannel",
             sessions=ended,
@@ -216,7 +224,7 @@ def create_blueprint() -> Blueprint:
             return _no_store(response)
         ended = state.registry.destroy_all(sub=claims.get("sub"), provider_sid=claims.get("sid"))
         signals.logged_out.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
+            _sender(),
             user=AnonymousUser(),
             reason="backchannel",
             sessions=ended,
@@ -226,7 +234,7 @@ def create_blueprint() -> Blueprint:
     return bp
 
 
-def _complete_login(state: SparkState) -> Response:
+def _complete_login(state: SparkState) -> BaseResponse:
     """The callback: state, errors, code exchange, id_token, new session, stored tokens."""
     txn_state = _param("state")
     error = _param("error")
@@ -306,7 +314,7 @@ def _complete_login(state: SparkState) -> Response:
         "expires": int(now + lifetime),
         "psid": provider_sid,
     }
-    signals.logged_in.send(current_app._get_current_object(), user=SparkUser(kept))  # type: ignore[attr-defined]
+    signals.logged_in.send(_sender(), user=SparkUser(kept))
     log.info("Signed in %s", claims["sub"])
     return redirect(txn.next_url)
 
@@ -342,11 +350,11 @@ def _end_session(state: SparkState, *, revoke_access_at_provider: bool) -> tuple
     state.session_interface.regenerate(session)
     if tokens is not None:
         signals.tokens_revoked.send(
-            current_app._get_current_object(),
+            _sender(),
             user=user,
-            revoked=confirmed,  # type: ignore[attr-defined]
+            revoked=confirmed,
         )
-    signals.logged_out.send(current_app._get_current_object(), user=user, reason="logout")  # type: ignore[attr-defined]
+    signals.logged_out.send(_sender(), user=user, reason="logout")
     return user, confirmed
 
 
@@ -369,7 +377,7 @@ def _revoke_tokens(state: SparkState, tokens: TokenSet, revoke_access: bool) -> 
     return confirmed
 
 
-def _to_single_logout(state: SparkState) -> Response:
+def _to_single_logout(state: SparkState) -> BaseResponse:
     logout_state = secrets.token_urlsafe(32)
     session[LOGOUT_STATE_KEY] = logout_state
     try:
@@ -382,7 +390,7 @@ def _to_single_logout(state: SparkState) -> Response:
     return redirect(url)
 
 
-def _after_logout(state: SparkState, confirmed: bool) -> Response:
+def _after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
     if confirmed:
         return redirect(state.config.logout_redirect)
     return error_response(
