@@ -101,6 +101,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
 }
 
+_BOOL_KEYS = frozenset({"SPARK_REQUIRE_HTTPS", "SPARK_CONFIGURE_SESSION"})
 _AUTH_METHODS = ("client_secret_post", "client_secret_basic")
 _FORMATS = ("form", "json")
 
@@ -195,7 +196,19 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
 
     def get(key: str) -> Any:
         value = config.get(key)
-        return DEFAULTS[key][0] if value is None else value
+        if value is None:
+            return DEFAULTS[key][0]
+        default = DEFAULTS[key][0]
+        if isinstance(value, str) and (isinstance(default, bool) or key in _BOOL_KEYS):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
+            try:
+                return float(value) if "." in value else int(value)
+            except ValueError:
+                return value  # reported below with the key's name
+        if key == "SPARK_ID_TOKEN_ALGORITHMS" and isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return value
 
     relaxed = debug or testing
     for key in ("SPARK_CLIENT_ID", "SPARK_CLIENT_SECRET"):
@@ -325,7 +338,7 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         session_idle_timeout=int(numbers["SPARK_SESSION_IDLE_TIMEOUT"]),
         session_lifetime=int(numbers["SPARK_SESSION_LIFETIME"]),
         require_https=bool(require_https),
-        configure_session=config.get("SPARK_CONFIGURE_SESSION"),
+        configure_session=get("SPARK_CONFIGURE_SESSION"),
         debug=debug,
     )
     for what, url in (
