@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import account_views, admin, logout, oidc_views
+from . import account_views, admin, logout, oidc_views, reso, spark_api
 from .auth import EXTENSION_KEY, ODataError, SparkAPIError
 from .provider import create_authorization_server
 from .state import (
@@ -48,35 +46,18 @@ def create_sandbox_app(
         ),
     )
     app = Flask(__name__)
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = state
     app.extensions[oidc_views.SERVER_KEY] = create_authorization_server(state)
 
-    for blueprint in (oidc_views.bp, logout.bp, account_views.bp, admin.bp):
+    blueprints = (oidc_views.bp, logout.bp, account_views.bp, admin.bp, spark_api.bp, reso.bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
-    _register_api_blueprints(app)
 
     app.register_error_handler(SparkAPIError, _spark_error)
     app.register_error_handler(ODataError, _odata_error)
     app.register_error_handler(HTTPException, _http_error)
     return app
-
-
-def _register_api_blueprints(app: Flask) -> None:
-    """Mount the Spark API listings services and the RESO Web API (separate modules).
-
-    A module that does not exist (yet) is skipped; any other import error propagates.
-    """
-    for name in ("spark_api", "reso"):
-        qualified = f"{__package__}.{name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise
-            continue
-        app.register_blueprint(module.bp)
 
 
 def _spark_error(error: SparkAPIError) -> Response:

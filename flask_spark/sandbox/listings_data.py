@@ -17,7 +17,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any, Generic, Literal, TypeVar
@@ -367,6 +367,11 @@ def page_of(items: Sequence[T], offset: int, limit: int) -> Page[T]:
     return Page(list(items[offset : offset + limit]), len(items), offset, limit)
 
 
+def ceil_div(numerator: int, denominator: int) -> int:
+    """``ceil(numerator / denominator)`` for page counts (0 rows → 0 pages)."""
+    return math.ceil(numerator / denominator) if denominator else 0
+
+
 # --------------------------------------------------------------------------------------------------
 # Deterministic demo data
 # --------------------------------------------------------------------------------------------------
@@ -555,16 +560,15 @@ def agents() -> tuple[Agent, ...]:
 
 
 def _listing_agent(rng: random.Random, city_index: int) -> Agent:
-    """Pick a listing agent: demo members list some homes (Jane and Bob in Fargo, Pat nearby)."""
+    """Pick a listing agent: demo agents and brokers list many Fargo homes and a few elsewhere."""
     everyone = agents()
-    by_key = {agent.key: agent for agent in everyone}
     demo_listers = [
-        by_key[member.id] for member in MEMBERS if member.member_type in ("Agent", "Broker")
+        agent for agent in everyone[: len(MEMBERS)] if agent.member_type in ("Agent", "Broker")
     ]
-    city_agents = everyone[len(MEMBERS) + city_index * 2 : len(MEMBERS) + city_index * 2 + 2]
+    first = len(MEMBERS) + city_index * 2
     if demo_listers and rng.random() < (0.45 if city_index == 0 else 0.08):
         return rng.choice(demo_listers)
-    return rng.choice(city_agents)
+    return rng.choice(everyone[first : first + 2])
 
 
 def _round_price(value: float) -> float:
@@ -907,17 +911,17 @@ class ConflictError(Exception):
     """A write carried a ``ModificationTimestamp`` that no longer matches the stored record."""
 
 
-@dataclass
 class Store:
     """Per-process, thread-safe contacts and saved searches, seeded per member on first use.
 
     Every method returns deep copies, so callers can never alter stored state by accident.
     """
 
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _data: dict[tuple[Kind, str], dict[str, Record]] = field(default_factory=dict)
-    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    _last_stamp: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[tuple[Kind, str], dict[str, Record]] = {}
+        self._ids: Iterator[int] = itertools.count(1)
+        self._last_stamp = datetime.min.replace(tzinfo=UTC)
 
     def _bucket(self, kind: Kind, member_id: str) -> dict[str, Record]:
         key = (kind, member_id)
@@ -1006,8 +1010,3 @@ STORE = Store()
 def reset() -> None:
     """Reset the writable demo data (contacts, saved searches) to its seeded state."""
     STORE.reset()
-
-
-def ceil_div(numerator: int, denominator: int) -> int:
-    """``ceil(numerator / denominator)`` for page counts (0 rows → 0 pages)."""
-    return math.ceil(numerator / denominator) if denominator else 0

@@ -173,19 +173,18 @@ def token() -> Response:
     state = current_state()
     state.count("token_calls")
     faults = _faults()
+    params = json_body_as_form(request) or request.form
+    grant_type = params.get("grant_type")
     if faults.token_delay > 0:
         time.sleep(faults.token_delay)  # injected latency, to exercise client timeouts
     if faults.token_endpoint_status is not None:
-        state.count("token_errors")
-        response = jsonify(
+        result = jsonify(
             error="temporarily_unavailable",
             error_description="The token endpoint is unavailable (injected fault).",
         )
-        response.status_code = faults.token_endpoint_status
-        return response
-    params = json_body_as_form(request) or request.form
-    grant_type = params.get("grant_type")
-    result: Response = current_server().create_token_response()
+        result.status_code = faults.token_endpoint_status
+    else:
+        result = current_server().create_token_response()
     ok = result.status_code == 200
     if not ok:
         state.count("token_errors")

@@ -97,6 +97,15 @@ _TOKEN_RE = re.compile(
 )
 
 
+_LITERAL_GROUPS: dict[str, LiteralKind] = {
+    "datetime": "datetime",
+    "date": "date",
+    "decimal": "decimal",
+    "integer": "integer",
+    "string": "string",
+}
+
+
 @dataclass(frozen=True)
 class _Token:
     kind: str  # "literal", "word", "keyword", "(", ")", ",", "end"
@@ -147,8 +156,8 @@ def _tokenize(text: str) -> list[_Token]:
             else:
                 tokens.append(_Token("word", value))
         else:
-            assert group in ("datetime", "date", "decimal", "integer", "string")
-            tokens.append(_literal(group, value))  # type: ignore[arg-type]
+            assert group is not None
+            tokens.append(_literal(_LITERAL_GROUPS[group], value))
     tokens.append(_Token("end", ""))
     return tokens
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from .faults import Faults
 from .keys import KeyRing
+from .listings_data import reset as reset_listing_store
 from .models import AccessToken, AuthCode, ProviderSession, RefreshToken, SandboxClient
 
 DEFAULT_CLIENT_ID = "sandbox-client"
@@ -130,6 +131,7 @@ class SandboxState:
             self.sessions.clear()
             self.faults = Faults()
             self._counters.clear()
+        reset_listing_store()  # contacts and saved searches written by earlier tests
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter."""
