@@ -201,7 +201,11 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         default = DEFAULTS[key][0]
         if isinstance(value, str) and (isinstance(default, bool) or key in _BOOL_KEYS):
             return value.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
+        if (
+            isinstance(value, str)
+            and isinstance(default, int | float)
+            and not isinstance(default, bool)
+        ):
             try:
                 return float(value) if "." in value else int(value)
             except ValueError:
@@ -266,8 +270,9 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
     if require_https is None:
         require_https = not relaxed
 
-    issuer = str(get("SPARK_ISSUER")).rstrip("/")
-    discovery_url = get("SPARK_DISCOVERY_URL") or issuer + "/.well-known/openid-configuration"
+    issuer, discovery_url = _issuer_and_discovery(
+        config.get("SPARK_ISSUER"), get("SPARK_DISCOVERY_URL")
+    )
     prefix = str(get("SPARK_URL_PREFIX"))
     if not prefix.startswith("/"):
         raise SparkConfigError(f"SPARK_URL_PREFIX must start with '/', got {prefix!r}.")
@@ -352,6 +357,25 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         if f.name.endswith(("_endpoint", "_uri")) and getattr(cfg, f.name):
             check_transport(getattr(cfg, f.name), "SPARK_" + f.name.upper(), cfg.require_https)
     return cfg
+
+
+_WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+def _issuer_and_discovery(issuer: Any, discovery_url: Any) -> tuple[str, str]:
+    """The expected issuer and the discovery URL; either may be derived from the other."""
+    if issuer:
+        issuer = str(issuer).rstrip("/")
+        return issuer, str(discovery_url or issuer + _WELL_KNOWN)
+    if discovery_url:
+        url = str(discovery_url)
+        if url.endswith(_WELL_KNOWN):
+            return url[: -len(_WELL_KNOWN)], url
+        raise SparkConfigError(
+            "SPARK_DISCOVERY_URL is not at the issuer's /.well-known/openid-configuration path, "
+            "so the expected issuer cannot be derived from it: set SPARK_ISSUER as well."
+        )
+    return SPARK_ISSUER, SPARK_ISSUER + _WELL_KNOWN
 
 
 def _token_keys(value: Any, relaxed: bool) -> tuple[tuple[str, ...], bool]:

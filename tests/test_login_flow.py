@@ -157,6 +157,26 @@ def test_bad_state_is_rejected(
     _no_login_happened(flow, redis_client, key_prefix)
 
 
+def test_missing_iss_is_rejected_when_the_provider_promises_it(
+    flow: FlowClient, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    params = {k: v for k, v in query(flow.authorize(flow.start_login("/dashboard"))).items()}
+    del params["iss"]
+    response = flow.client.get("/spark/callback", query_string=params)
+    assert response.status_code == 400
+    assert b"RFC 9207" in response.data
+    _no_login_happened(flow, redis_client, key_prefix)
+
+
+def test_wrong_iss_is_rejected(flow: FlowClient, redis_client: redis.Redis, key_prefix: str) -> None:
+    params = query(flow.authorize(flow.start_login("/dashboard")))
+    params["iss"] = "https://evil.example"
+    response = flow.client.get("/spark/callback", query_string=params)
+    assert response.status_code == 400
+    assert b"unexpected issuer" in response.data
+    _no_login_happened(flow, redis_client, key_prefix)
+
+
 def test_reused_state_is_rejected(flow: FlowClient) -> None:
     callback = flow.authorize(flow.start_login("/dashboard"))
     assert flow.callback(callback).status_code == 302
@@ -180,7 +200,7 @@ def test_provider_error_gives_friendly_page_and_no_session(
     flow: FlowClient, redis_client: redis.Redis, key_prefix: str, error: str
 ) -> None:
     callback = flow.authorize(flow.start_login("/dashboard"))
-    params = {"state": query(callback)["state"], "error": error}
+    params = {"state": query(callback)["state"], "error": error, "iss": query(callback)["iss"]}
     response = flow.client.get("/spark/callback", query_string=params)
     assert response.status_code == 400
     text = response.get_data(as_text=True)
@@ -239,7 +259,8 @@ def test_malformed_callback_gives_clear_400(flow: FlowClient, params: dict[str, 
 
 def test_missing_code_gives_clear_400(flow: FlowClient) -> None:
     callback = flow.authorize(flow.start_login("/dashboard"))
-    response = flow.client.get("/spark/callback", query_string={"state": query(callback)["state"]})
+    params = {k: v for k, v in query(callback).items() if k != "code"}
+    response = flow.client.get("/spark/callback", query_string=params)
     assert response.status_code == 400
     assert b"authorization code" in response.data
 
