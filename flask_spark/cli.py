@@ -12,7 +12,7 @@ from flask.cli import AppGroup, with_appcontext
 spark_cli = AppGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
 
 
-@spark_cli.command("keygen")
+@spark_cli.command("keygen", with_appcontext=False)
 def keygen() -> None:
     """Print a new Fernet key for SPARK_TOKEN_KEYS."""
     click.echo(Fernet.generate_key().decode())
@@ -34,7 +34,38 @@ def rotate_keys() -> None:
     )
 
 
-@spark_cli.command("sandbox")
+@spark_cli.command("retry-revocations")
+@click.option(
+    "--max-age",
+    default=7 * 24 * 3600,
+    show_default=True,
+    type=int,
+    help="Give up on revocations queued longer ago than this many seconds.",
+)
+@with_appcontext
+def retry_revocations(max_age: int) -> None:
+    """Retry the token revocations that failed at sign-out (run it from cron)."""
+    from .errors import SparkError
+    from .extension import current_state
+    from .revocations import RevocationQueue
+
+    state = current_state()
+    queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
+
+    def revoke(token: str, hint: str) -> bool:
+        try:
+            return state.oidc.revoke(token, hint)
+        except SparkError:
+            return False
+
+    report = queue.retry(revoke, max_age=max_age)
+    click.echo(
+        f"revoked {report.revoked}, pending {queue.size()}, dropped {report.dropped} "
+        f"(too old), unreadable {report.unreadable}"
+    )
+
+
+@spark_cli.command("sandbox", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5001, show_default=True, type=int)
 @click.option("--access-token-lifetime", default=86400, show_default=True, type=int)
