@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import textwrap
 
 import click
 from cryptography.fernet import Fernet
 from flask import current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 spark_cli = AppGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
 
@@ -76,19 +77,46 @@ def sandbox(host: str, port: int, access_token_lifetime: int) -> None:
     serve(host=host, port=port, access_token_lifetime=access_token_lifetime)
 
 
-@spark_cli.command("doctor")
-@with_appcontext
-def doctor() -> None:
-    """Check the configuration, Redis, the keys, discovery and the redirect URI."""
-    from .doctor import run_checks
+@spark_cli.command("doctor", with_appcontext=False)
+@click.option("--strict", is_flag=True, help="Fail on warnings too (e.g. debug-only settings).")
+@click.pass_context
+def doctor(ctx: click.Context, strict: bool) -> None:
+    """Check the configuration, Redis, the keys, discovery, the redirect URI and the user agent.
 
-    results = run_checks(current_app._get_current_object())  # type: ignore[attr-defined]
+    Prints one row per check (OK, WARN or FAIL, with what to fix) and exits with status 1 when
+    a check fails. Run it where the app runs, with the same environment.
+    """
+    from .doctor import diagnose
+
+    if current_app:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        _, results = diagnose(lambda: app)
+    else:
+        _, results = diagnose(ctx.ensure_object(ScriptInfo).load_app)
     width = max(len(r.name) for r in results)
+    indent = " " * (width + 8)
+    columns = min(max(shutil.get_terminal_size().columns, 80), 120)
+    colors = {"OK": "green", "WARN": "yellow", "FAIL": "red"}
     for r in results:
-        mark = click.style("OK  ", fg="green") if r.ok else click.style("FAIL", fg="red")
-        click.echo(f"{mark}  {r.name.ljust(width)}  {r.detail}")
-    if not all(r.ok for r in results):
-        raise SystemExit(1)
-
-
-Check = Callable[[], str]
+        mark = click.style(r.status.ljust(4), fg=colors[r.status], bold=r.status != "OK")
+        lines = textwrap.wrap(r.detail, columns - len(indent)) or [""]
+        click.echo(f"{mark}  {r.name.ljust(width)}  {lines[0]}")
+        for line in lines[1:]:
+            click.echo(indent + line)
+        if r.fix:
+            click.echo(
+                textwrap.fill(
+                    f"fix: {r.fix}",
+                    columns,
+                    initial_indent=indent,
+                    subsequent_indent=indent + "     ",
+                    break_on_hyphens=False,
+                )
+            )
+    failed = [r for r in results if r.status == "FAIL" or (strict and r.status == "WARN")]
+    warned = sum(r.status == "WARN" for r in results)
+    if failed:
+        click.echo(f"\n{len(failed)} of {len(results)} checks failed.")
+        ctx.exit(1)
+    summary = f"\nAll {len(results)} checks passed"
+    click.echo(summary + (f" ({warned} warning(s): fine for development only)." if warned else "."))

@@ -79,7 +79,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "SPARK_REVOKE_AT_PROVIDER_PAGE": (
         None,
-        "If set, POST /revoke sends the user to this provider page instead of revoking by API.",
+        "If set, POST /revoke ends the session and revokes, then sends the user to this page.",
     ),
     "SPARK_HTTP_TIMEOUT": (10.0, "Seconds before a call to the provider or the API gives up."),
     "SPARK_TRANSACTION_TTL": (600, "Seconds a sign-in may take between /login and /callback."),

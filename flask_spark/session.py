@@ -64,10 +64,13 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
 
     def open_session(self, app: Flask, request: Request) -> RedisSession:
         try:
-            return super().open_session(app, request)
+            session = super().open_session(app, request)
         except REDIS_DOWN as exc:
             log.error("Session store unavailable: %s", type(exc).__name__)
             return UnavailableSession(sid=self._generate_sid(self.sid_length), permanent=False)
+        # Loaded from Redis (the cookie's sid existed): later writes must not recreate it.
+        session.from_store = request.cookies.get(self.get_cookie_name(app)) == session.sid
+        return session
 
     def save_session(self, app: Flask, session: Any, response: Any) -> None:
         if getattr(session, "store_unavailable", False):
@@ -78,11 +81,22 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
             log.error("Session store unavailable while saving: %s", type(exc).__name__)
 
     def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> None:
-        # The Redis TTL is the idle timeout: every request that saves the session extends it.
-        super()._upsert_session(timedelta(seconds=self.idle_timeout), session, store_id)
+        """Write the session; its TTL is the idle timeout, so every saving request extends it.
+
+        A session that was loaded from Redis is written back only if its key still exists
+        (``SET ... XX``): a logout elsewhere (back-channel, another tab) that deleted it while
+        this request ran must not be undone by this request's write-back.
+        """
+        self.client.set(
+            name=store_id,
+            value=self.serializer.encode(session),
+            ex=self.idle_timeout,
+            xx=bool(getattr(session, "from_store", False)),
+        )
 
     def regenerate(self, session: Any) -> None:
         """A new session id for the same data; the old server-side session is deleted."""
         self._delete_session(self._get_store_id(session.sid))
         session.sid = self._generate_sid(self.sid_length)
+        session.from_store = False
         session.modified = True

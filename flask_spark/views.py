@@ -21,21 +21,21 @@ from .extension import (
     SESSION_KEY,
     SparkState,
     current_state,
-    current_user,
-    login_data,
 )
+from .login import start_session
 from .responses import error_response
-from .tokens import TokenSet, expires_at
+from .revocations import RevocationQueue
+from .session import REDIS_DOWN
+from .tokens import TokenSet
 from .transactions import LoginTransaction
 from .user import AnonymousUser, SparkUser
 
 log = logging.getLogger("flask_spark")
 
-#: Claims that describe the token, not the user: not kept in the session.
-_TECHNICAL_CLAIMS = frozenset(
-    {"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"}
-)
 _MAX_PARAM = 2048
+_MAX_LOGOUT_TOKEN = 16384
+#: How long a logout token's ``jti`` is remembered when the token has no ``exp``.
+_JTI_MEMORY = 600
 
 
 def safe_next(value: str | None) -> str | None:
@@ -144,32 +144,36 @@ def create_blueprint() -> Blueprint:
 
     @bp.post("/logout")
     def logout() -> Any:
+        """Sign out: revoke the refresh token, delete the access token, end the session."""
         bad = _check_csrf()
         if bad is not None:
             return bad
         state = current_state()
-        user, confirmed = _end_session(state, revoke_access_at_provider=False)
+        confirmed = _end_session(state, revoke_access=False)
         if state.config.single_logout:
             return _no_store(_to_single_logout(state))
         return _no_store(_after_logout(state, confirmed))
 
     @bp.post("/revoke")
     def revoke() -> Any:
+        """Disconnect: revoke both tokens and end the session (or send to the provider's page)."""
         bad = _check_csrf()
         if bad is not None:
             return bad
         state = current_state()
         page = state.config.revoke_at_provider_page
-        user, confirmed = _end_session(state, revoke_access_at_provider=page is None)
+        confirmed = _end_session(state, revoke_access=page is None)
         if page:
             return _no_store(redirect(page))
         return _no_store(_after_logout(state, confirmed))
 
     @bp.get("/logged-out")
     def logout_return() -> Any:
+        """The provider's way back after single logout: ``state`` must be the one we sent."""
         expected = session.pop(LOGOUT_STATE_KEY, None)
         given = request.args.get("state")
         if not (isinstance(expected, str) and given and secrets.compare_digest(expected, given)):
+            log.info("Single-logout return refused: state missing or not ours.")
             return _no_store(
                 error_response(
                     400,
@@ -183,52 +187,48 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/single-logout")
     def single_logout() -> Any:
-        """Front-channel logout (the provider's Single Logout URI), called in an iframe."""
+        """Front-channel logout (the provider's Single Logout URI), called in an iframe.
+
+        The iframe gets no ``SameSite=Lax`` cookie, so the sessions are found by the provider's
+        ``sid`` alone; ``iss`` and ``sid`` are both required (Front-Channel Logout 1.0 §2).
+        The browser's cookie is deliberately not used: a cookie-authenticated GET that signs
+        out would let any page log the user out.
+        """
         state = current_state()
-        iss = request.args.get("iss")
-        provider_sid = request.args.get("sid")
-        if iss is not None and iss != state.config.issuer:
+        iss = _single_param("iss")
+        provider_sid = _single_param("sid")
+        if not iss or not provider_sid or not secrets.compare_digest(iss, state.config.issuer):
+            log.info("Front-channel logout refused: iss missing or unknown, or sid missing.")
             return _no_store(
-                error_response(400, "Bad logout request", "Unknown issuer.", code="iss")
+                error_response(
+                    400,
+                    "Bad logout request",
+                    "This logout request does not name this app's provider and session.",
+                    code="logout_request_invalid",
+                )
             )
-        ended = 0
-        if provider_sid:
-            ended = state.registry.destroy_all(provider_sid=provider_sid)
-        data = login_data()
-        if data and (not provider_sid or data.get("psid") == provider_sid):
-            state.registry.destroy(session.sid, data.get("sub"), data.get("psid"))  # type: ignore[attr-defined]
-            session.clear()
-            ended += 1
-        signals.logged_out.send(
-            _sender(),
-            user=AnonymousUser(),
-            reason="frontchannel",
-            sessions=ended,
+        _announce_ended(state.registry.destroy_all(provider_sid=provider_sid), "frontchannel")
+        response = Response(
+            "<!doctype html><title>Signed out</title><p>Signed out.</p>", mimetype="text/html"
         )
-        response = Response("<!doctype html><title>Signed out</title>", mimetype="text/html")
         return _no_store(response)
 
     @bp.post("/backchannel-logout")
     def backchannel_logout() -> Any:
+        """Back-channel logout: a signed ``logout_token`` from the provider ends sessions."""
         state = current_state()
-        token = request.form.get("logout_token", "")
         try:
-            if not token or len(token) > 16384:
-                raise IdTokenError("A logout_token form field is required.")
-            claims = state.oidc.validate_logout_token(token)
+            claims = _logout_token_claims(state)
         except (IdTokenError, ProviderError) as exc:
             log.info("Back-channel logout refused: %s", exc.message)
             response = Response(
                 '{"error": "invalid_request"}', status=400, mimetype="application/json"
             )
             return _no_store(response)
-        ended = state.registry.destroy_all(sub=claims.get("sub"), provider_sid=claims.get("sid"))
-        signals.logged_out.send(
-            _sender(),
-            user=AnonymousUser(),
-            reason="backchannel",
-            sessions=ended,
-        )
+        sub = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+        provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
+        ended = state.registry.destroy_all(sub=sub, provider_sid=provider_sid)
+        _announce_ended(ended, "backchannel")
         return _no_store(Response("", status=200))
 
     return bp
@@ -255,6 +255,11 @@ def _complete_login(state: SparkState) -> BaseResponse:
             reason="state_mismatch",
         )
     iss = _param("iss")
+    if iss is None and state.oidc.metadata().get("authorization_response_iss_parameter_supported"):
+        raise LoginError(
+            "The sign-in response lacks the issuer it promises to send (RFC 9207).",
+            reason="issuer_missing",
+        )
     if iss is not None and iss != state.config.issuer:
         raise LoginError(
             "The sign-in response came from an unexpected issuer.", reason="issuer_mismatch"
@@ -287,35 +292,8 @@ def _complete_login(state: SparkState) -> BaseResponse:
             )
         claims = {**info, **claims}
 
-    # A new session id at sign-in (the old server-side session is deleted).
-    binding = session.get(BINDING_KEY)  # kept: other tabs may still be signing in
-    state.session_interface.regenerate(session)
-    session.clear()
-    session[BINDING_KEY] = binding
-    now = time.time()
-    lifetime = state.config.session_lifetime
-    kept = {k: v for k, v in claims.items() if k not in _TECHNICAL_CLAIMS}
-    provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
-    sid: str = session.sid  # type: ignore[attr-defined]
-    tokens = TokenSet(
-        access_token=response["access_token"],
-        refresh_token=response.get("refresh_token"),
-        id_token=id_token,
-        expires_at=expires_at(response, now),
-        sid=sid,
-        scope=response.get("scope"),
-    )
-    state.tokens.create(tokens, ttl=lifetime)
-    state.registry.register(sid, str(claims["sub"]), provider_sid, ttl=lifetime)
-    session[SESSION_KEY] = {
-        "sub": claims["sub"],
-        "claims": kept,
-        "login_at": int(now),
-        "expires": int(now + lifetime),
-        "psid": provider_sid,
-    }
-    signals.logged_in.send(_sender(), user=SparkUser(kept))
-    log.info("Signed in %s", claims["sub"])
+    # A new session id, the encrypted token record, the indexes, the session data, the signal.
+    start_session(state, session, claims, {**response, "id_token": id_token})
     return redirect(txn.next_url)
 
 
@@ -332,71 +310,141 @@ def _check_csrf() -> Response | None:
     )
 
 
-def _end_session(state: SparkState, *, revoke_access_at_provider: bool) -> tuple[Any, bool]:
-    """Revoke at the provider, delete the access token at the API, destroy the session."""
-    data = login_data() or (
-        session.get(SESSION_KEY) if isinstance(session.get(SESSION_KEY), dict) else None
+def _end_session(state: SparkState, *, revoke_access: bool) -> bool:
+    """End this browser's session, then revoke its tokens; True when the provider confirmed.
+
+    The local session goes first, so that it is gone even if the provider or the API hangs or
+    fails: the revocation is best effort (and queued for a retry when the provider fails).
+    """
+    found = session.get(SESSION_KEY)
+    data: dict[str, Any] = found if isinstance(found, dict) else {}
+    sub, psid = data.get("sub"), data.get("psid")
+    claims = data.get("claims")
+    user = (
+        SparkUser(claims if isinstance(claims, dict) else {"sub": sub}) if sub else AnonymousUser()
     )
-    user = current_user()
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = state.tokens.load(sid)
-    confirmed = True
-    if tokens is not None:
-        confirmed = _revoke_tokens(state, tokens, revoke_access_at_provider)
-    state.registry.destroy(
-        sid, data.get("sub") if data else None, data.get("psid") if data else None
-    )
+    state.registry.destroy(sid, sub, psid)
     session.clear()
     state.session_interface.regenerate(session)
-    if tokens is not None:
-        signals.tokens_revoked.send(
-            _sender(),
-            user=user,
-            revoked=confirmed,
-        )
-    signals.logged_out.send(_sender(), user=user, reason="logout")
-    return user, confirmed
-
-
-def _revoke_tokens(state: SparkState, tokens: TokenSet, revoke_access: bool) -> bool:
-    """Best effort: the local session ends whatever the provider says."""
     confirmed = True
-    try:
-        if tokens.refresh_token:
-            confirmed = state.oidc.revoke(tokens.refresh_token, "refresh_token") and confirmed
-        if revoke_access:
-            confirmed = state.oidc.revoke(tokens.access_token, "access_token") and confirmed
-    except (SparkError, SparkConfigError) as exc:
-        log.warning("Revocation at the provider failed: %s", exc.message)
-        confirmed = False
+    if tokens is not None:
+        confirmed = _revoke_tokens(state, tokens, revoke_access=revoke_access)
+        signals.tokens_revoked.send(_sender(), user=user, revoked=confirmed)
+    signals.logged_out.send(_sender(), user=user, reason="logout")
+    if user:
+        log.info("Signed out %s", user.id)
+    return confirmed
+
+
+def _revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -> bool:
+    """Delete the access token at the API, then revoke at the provider; True if all confirmed.
+
+    The API deletion comes first: once the provider has revoked the refresh token (and with
+    it, at Spark, its access tokens) the API would refuse the deletion call itself.
+    """
+    confirmed = _delete_at_api(state, tokens)
+    revocations = [(tokens.access_token, "access_token")] if revoke_access else []
+    if tokens.refresh_token:
+        revocations.append((tokens.refresh_token, "refresh_token"))
+    for token, hint in revocations:
+        confirmed = _revoke_at_provider(state, token, hint) and confirmed
+    return confirmed
+
+
+def _delete_at_api(state: SparkState, tokens: TokenSet) -> bool:
+    """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed."""
     try:
         state.api_delete_token(tokens)
     except SparkError as exc:
         log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
-        confirmed = False
-    return confirmed
+        return False
+    return True
+
+
+def _revoke_at_provider(state: SparkState, token: str, hint: str) -> bool:
+    """RFC 7009 revocation of one token; a failure is logged and queued for a later retry."""
+    try:
+        if not state.oidc.endpoint("revocation_endpoint"):
+            log.warning("The provider has no revocation endpoint; the %s is not revoked.", hint)
+            return False
+        if state.oidc.revoke(token, hint):
+            return True
+    except (SparkError, SparkConfigError) as exc:
+        log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
+    log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
+    try:
+        RevocationQueue(state.redis, state.config.key_prefix, state.vault).push(token, hint)
+    except REDIS_DOWN as exc:
+        log.error("Could not queue the failed revocation: %s", type(exc).__name__)
+    return False
 
 
 def _to_single_logout(state: SparkState) -> BaseResponse:
+    """Redirect to the provider's single-logout URL with a fresh ``state`` kept in the session."""
     logout_state = secrets.token_urlsafe(32)
-    session[LOGOUT_STATE_KEY] = logout_state
     try:
         url = state.oidc.logout_url(
             post_logout_redirect_uri=_post_logout_uri(state), state=logout_state, id_token_hint=None
         )
-    except ProviderError as exc:
+    except (ProviderError, SparkConfigError) as exc:
         log.warning("Single logout unavailable: %s", exc.message)
         return _after_logout(state, False)
+    session[LOGOUT_STATE_KEY] = logout_state
     return redirect(url)
 
 
 def _after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
+    """The configured page after sign-out, or a page saying the provider was not reached."""
     if confirmed:
         return redirect(state.config.logout_redirect)
     return error_response(
         200,
         "Signed out",
         "You are signed out of this app. We could not reach Flexmls to revoke this app's "
-        "access right now; it will expire on its own.",
+        "access right now; we will try again later, and it expires on its own.",
         code="revocation_pending",
     )
+
+
+def _single_param(name: str) -> str | None:
+    """A query parameter given at most once, printable and short; else None."""
+    values = request.args.getlist(name)
+    if len(values) != 1:
+        return None
+    value = values[0]
+    if not value or len(value) > _MAX_PARAM or not value.isascii() or not value.isprintable():
+        return None
+    return value
+
+
+def _logout_token_claims(state: SparkState) -> dict[str, Any]:
+    """The validated claims of the posted ``logout_token``; IdTokenError when refused.
+
+    On top of the signature and claims checks, a token is accepted once (its ``jti`` is
+    remembered until it expires), so a captured token cannot end later sessions.
+    """
+    token = request.form.get("logout_token", "")
+    if not token or len(token) > _MAX_LOGOUT_TOKEN:
+        raise IdTokenError("A logout_token form field is required.")
+    claims = state.oidc.validate_logout_token(token)
+    jti = claims.get("jti")
+    if jti is not None:
+        if not isinstance(jti, str) or not jti:
+            raise IdTokenError("The logout_token's jti is invalid.")
+        exp = claims.get("exp")
+        lifetime = int(exp - time.time()) if isinstance(exp, int | float) else _JTI_MEMORY
+        ttl = max(lifetime, 0) + state.config.clock_skew
+        if not state.registry.first_use_of_logout_token(jti, ttl):
+            raise IdTokenError("The logout_token was already used.")
+    return claims
+
+
+def _announce_ended(subs: list[str], reason: str) -> None:
+    """``logged_out`` once per user whose sessions a provider-initiated logout ended."""
+    for sub in sorted(set(subs) - {""}):
+        signals.logged_out.send(
+            _sender(), user=SparkUser({"sub": sub}), reason=reason, sessions=subs.count(sub)
+        )
+    log.info("Provider-initiated (%s) logout ended %d session(s).", reason, len(subs))

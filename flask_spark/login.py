@@ -1,0 +1,77 @@
+"""Starting a signed-in session: shared by the sign-in callback and :mod:`flask_spark.testing`.
+
+Whatever way a user gets signed in, the same things happen, in the same order: a new session id
+(the old server-side session is deleted), the encrypted token record, the user and provider-session
+index, the non-secret session data, and the ``logged_in`` signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from . import signals
+from .extension import BINDING_KEY, SESSION_KEY
+from .tokens import TokenSet, expires_at
+from .user import SparkUser
+
+if TYPE_CHECKING:
+    from .extension import SparkState
+
+log = logging.getLogger("flask_spark")
+
+#: Claims that describe the token, not the user: not kept in the session.
+TECHNICAL_CLAIMS = frozenset(
+    {"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"}
+)
+
+
+def start_session(
+    state: SparkState,
+    session: MutableMapping[str, Any],
+    claims: Mapping[str, Any],
+    token_response: Mapping[str, Any],
+    *,
+    now: float | None = None,
+) -> SparkUser:
+    """Sign ``session`` in as the user of ``claims`` with the tokens of ``token_response``.
+
+    ``session`` is a server-side session of the app's session interface (the request's
+    ``flask.session``, or the one a test client's ``session_transaction()`` opened); its id is
+    regenerated. ``token_response`` is the token endpoint's answer: ``access_token`` and
+    optionally ``refresh_token``, ``id_token``, ``expires_in``, ``scope``. The claims must hold
+    ``sub``; the token-describing ones (``nonce``, ``exp``, ...) are not kept.
+    """
+    binding = session.get(BINDING_KEY)  # kept: other tabs may still be signing in
+    state.session_interface.regenerate(session)
+    session.clear()
+    if isinstance(binding, str):
+        session[BINDING_KEY] = binding
+    now = time.time() if now is None else now
+    lifetime = state.config.session_lifetime
+    kept = {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}
+    provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
+    sid: str = session.sid  # type: ignore[attr-defined]
+    tokens = TokenSet(
+        access_token=token_response["access_token"],
+        refresh_token=token_response.get("refresh_token"),
+        id_token=token_response.get("id_token"),
+        expires_at=expires_at(dict(token_response), now),
+        sid=sid,
+        scope=token_response.get("scope"),
+    )
+    state.tokens.create(tokens, ttl=lifetime)
+    state.registry.register(sid, str(claims["sub"]), provider_sid, ttl=lifetime)
+    session[SESSION_KEY] = {
+        "sub": claims["sub"],
+        "claims": kept,
+        "login_at": int(now),
+        "expires": int(now + lifetime),
+        "psid": provider_sid,
+    }
+    user = SparkUser(kept)
+    signals.logged_in.send(state.app, user=user)
+    log.info("Signed in %s", claims["sub"])
+    return user

@@ -1,0 +1,97 @@
+"""Revocations that failed at sign-out, kept to be retried later (RFC 7009 §2.2.1: on 503,
+"the client is expected to retry later").
+
+Each pending token is Fernet-sealed with the token vault and kept in the sorted set
+``<prefix>revoke:pending``, scored by the time it was queued; ``flask spark retry-revocations``
+(:meth:`RevocationQueue.retry`) revokes what it can, keeps what still fails, and drops entries
+older than a limit (the provider has expired them by then, or will never take them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .tokens import TokenSet, TokenVault
+
+log = logging.getLogger("flask_spark")
+
+#: The record binding of a sealed pending token (a vault record is bound to a "session id").
+PENDING_SID = "revoke:pending"
+#: Give up on a pending revocation after this many seconds (a week).
+DEFAULT_MAX_AGE = 7 * 24 * 3600
+#: The ``token_type_hint`` of a refresh token (RFC 7009 §2.1).
+REFRESH_HINT = "refresh_token"
+#: Entries looked at per run at most.
+BATCH = 1000
+
+#: ``revoke(token, token_type_hint) -> bool`` (True when the provider confirmed).
+Revoker = Callable[[str, str], bool]
+
+
+@dataclass
+class RetryReport:
+    """What one retry run did."""
+
+    revoked: int = 0
+    pending: int = 0
+    dropped: int = 0
+    unreadable: int = 0
+
+
+class RevocationQueue:
+    """Sealed tokens whose revocation failed, in ``<prefix>revoke:pending``."""
+
+    def __init__(self, redis: Any, prefix: str, vault: TokenVault) -> None:
+        self.redis = redis
+        self.vault = vault
+        self.key = f"{prefix}revoke:pending"
+
+    def push(self, token: str, token_type_hint: str, *, now: float | None = None) -> None:
+        """Queue ``token`` (sealed, never in plain text) for a later revocation."""
+        refresh = token_type_hint == REFRESH_HINT
+        record = TokenSet(
+            access_token="" if refresh else token,
+            refresh_token=token if refresh else None,
+            id_token=None,
+            expires_at=0,
+            sid=PENDING_SID,
+        )
+        self.redis.zadd(self.key, {self.vault.seal(record): time.time() if now is None else now})
+
+    def size(self) -> int:
+        """How many revocations are pending."""
+        return int(self.redis.zcard(self.key))
+
+    def retry(
+        self, revoke: Revoker, *, max_age: float = DEFAULT_MAX_AGE, now: float | None = None
+    ) -> RetryReport:
+        """Try every pending revocation once; revoked, too old and unreadable entries leave."""
+        now = time.time() if now is None else now
+        report = RetryReport()
+        for blob, queued_at in self.redis.zrange(self.key, 0, BATCH - 1, withscores=True):
+            record = self.vault.open(blob, PENDING_SID)
+            if queued_at < now - max_age:
+                report.dropped += self.redis.zrem(self.key, blob)
+            elif record is None:  # sealed with a key that is no longer configured
+                report.unreadable += self.redis.zrem(self.key, blob)
+            elif self._revoke(revoke, record):
+                report.revoked += self.redis.zrem(self.key, blob)
+            else:
+                report.pending += 1
+        if report.dropped or report.unreadable:
+            log.warning(
+                "Gave up on %d pending revocation(s) (too old) and %d unreadable one(s).",
+                report.dropped,
+                report.unreadable,
+            )
+        return report
+
+    @staticmethod
+    def _revoke(revoke: Revoker, record: TokenSet) -> bool:
+        if record.refresh_token:
+            return revoke(record.refresh_token, REFRESH_HINT)
+        return revoke(record.access_token, "access_token")
