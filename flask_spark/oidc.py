@@ -70,7 +70,7 @@ class OIDCClient:
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
         self._jwks: KeySet | None = None
-        self._jwks_at = 0.0
+        self._jwks_refetched_at = float("-inf")
         self._pid = os.getpid()
         self._adapter = http_adapter()
 
@@ -92,7 +92,7 @@ class OIDCClient:
         return self._mount(requests.Session())
 
     def oauth(self) -> OAuth2Session:
-        """A fresh Authlib session per call (it keeps the last token as state) on the shared pool."""
+        """A fresh Authlib session per call (it keeps the last token as state), pooled."""
         cfg = self.config
         method = cfg.token_endpoint_auth_method
         session = OAuth2Session(
@@ -190,20 +190,29 @@ class OIDCClient:
     # -- keys ------------------------------------------------------------------------------
 
     def jwks(self, *, refresh: bool = False) -> KeySet:
-        """The provider's signing keys; ``refresh`` refetches, at most once per interval."""
+        """The provider's signing keys; ``refresh`` refetches, at most once per interval.
+
+        The interval counts from the last *refetch*, not from the first fetch: a key the
+        provider rotated in just after this process cached its JWKS is picked up at once
+        [rp-key-rotation-op-sign-key], while tokens with made-up ``kid`` values cannot make us
+        fetch more than once per interval.
+        """
         with self._lock:
-            cached, fetched_at = self._jwks, self._jwks_at
-        if cached is not None and not (
-            refresh and time.monotonic() - fetched_at >= JWKS_REFETCH_INTERVAL
-        ):
-            return cached
+            cached = self._jwks
+            if cached is not None:
+                if not refresh:
+                    return cached
+                now = time.monotonic()
+                if now - self._jwks_refetched_at < JWKS_REFETCH_INTERVAL:
+                    return cached
+                self._jwks_refetched_at = now  # claimed: concurrent callers keep the cache
         data = self._get_json(self.metadata()["jwks_uri"], "JWKS")
         try:
             keys = KeySet.import_key_set(data)  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError, KeyError):
             raise ProviderError("The provider's JWKS could not be read.") from None
         with self._lock:
-            self._jwks, self._jwks_at = keys, time.monotonic()
+            self._jwks = keys
         return keys
 
     def _candidate_keys(self, kid: str | None, alg: str) -> list[Key]:

@@ -15,6 +15,7 @@ ID_TOKEN_FAULTS = frozenset(
         "wrong-aud",
         "multi-aud-no-azp",
         "multi-aud-azp",
+        "multi-aud-wrong-azp",
         "no-iat",
         "future-iat",
         "expired",

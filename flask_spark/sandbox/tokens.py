@@ -62,6 +62,19 @@ def _sign(header: dict[str, Any], claims: dict[str, Any], key: Any, alg: str) ->
     return jwt.encode(header, claims, key, algorithms=[alg], default_type=None)
 
 
+_EMBEDDED_KEY: list[RSAKey] = []
+
+
+def _embedded_attacker_key() -> RSAKey:
+    """A 1024-bit forger's key (made once) for the ``jwk-header`` forgery; never published."""
+    if not _EMBEDDED_KEY:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)
+            key = RSAKey.generate_key(1024, parameters={"kid": "attacker-jwk", "use": "sig"})
+        _EMBEDDED_KEY.append(key)
+    return _EMBEDDED_KEY[0]
+
+
 def _forged_sign(
     keys: KeyRing, issuer: str, header: dict[str, Any], claims: dict[str, Any], fault: str | None
 ) -> str:
@@ -82,14 +95,22 @@ def _forged_sign(
     if fault == "unknown-kid":
         kid = f"unknown-{secrets.token_hex(4)}"
         return _sign({**header, "alg": "RS256", "kid": kid}, claims, attacker, "RS256")
-    if fault in ("jku-header", "x5u-header", "jwk-header"):
-        offered: dict[str, Any] = {"alg": "RS256", "kid": attacker.kid}
+    if fault == "jwk-header":
+        # The embedded-key attack (CVE-2018-0114): a key small enough that the header passes
+        # JOSE libraries' header-size limits, so the relying party sees the ``jwk`` itself.
+        small = _embedded_attacker_key()
+        offered: dict[str, Any] = {
+            "alg": "RS256",
+            "kid": small.kid,
+            "jwk": dict(small.as_dict(private=False)),
+        }
+        return _sign({**header, **offered}, claims, small, "RS256")
+    if fault in ("jku-header", "x5u-header"):
+        offered = {"alg": "RS256", "kid": attacker.kid}
         if fault == "jku-header":
             offered["jku"] = issuer + ATTACKER_JWKS_PATH
-        elif fault == "x5u-header":
-            offered["x5u"] = issuer + ATTACKER_CERT_PATH
         else:
-            offered["jwk"] = dict(attacker.as_dict(private=False))
+            offered["x5u"] = issuer + ATTACKER_CERT_PATH
         return _sign({**header, **offered}, claims, attacker, "RS256")
     return _sign({**header, "alg": "RS256", "kid": current.kid}, claims, current, "RS256")
 
@@ -128,10 +149,12 @@ def _apply_claim_fault(
         claims["iss"] = "https://evil.example.com"
     elif fault == "wrong-aud":
         claims["aud"] = "some-other-client"
-    elif fault in ("multi-aud-no-azp", "multi-aud-azp"):
+    elif fault in ("multi-aud-no-azp", "multi-aud-azp", "multi-aud-wrong-azp"):
         claims["aud"] = [request.client_id, "other-client"]
         if fault == "multi-aud-azp":
             claims["azp"] = request.client_id
+        elif fault == "multi-aud-wrong-azp":
+            claims["azp"] = "other-client"
     elif fault == "no-iat":
         del claims["iat"]
     elif fault == "future-iat":
