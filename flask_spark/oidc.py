@@ -164,6 +164,7 @@ class OIDCClient:
                 raise ProviderError(
                     "The discovery document's issuer does not match SPARK_ISSUER "
                     f"({data.get('issuer')!r} != {cfg.issuer!r}); refusing to trust it.",
+                    error="discovery_issuer_mismatch",
                 )
         data.update({k: v for k, v in overrides.items() if v})
         data["end_session_endpoint"] = (

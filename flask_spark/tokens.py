@@ -9,6 +9,7 @@ The ``{<sid>}`` hash tag keeps every key of one session in one Redis Cluster slo
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -173,7 +174,8 @@ class TokenStore:
 
     def scan_keys(self) -> Iterator[str]:
         """Every token record key, found with SCAN (never KEYS)."""
-        for key in self.redis.scan_iter(match=f"{self.prefix}tok:*", count=500):
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "tok:*"
+        for key in self.redis.scan_iter(match=pattern, count=500):
             yield key.decode() if isinstance(key, bytes) else key
 
     def rotate_key(self, key: str) -> str:

@@ -127,7 +127,9 @@ def create_blueprint() -> Blueprint:
             )
             state.transactions.save(txn)
         except ProviderError as exc:
-            return _fail("provider_unavailable", str(exc), exc.status, "Flexmls is unavailable")
+            return _fail(
+                exc.error or "provider_unavailable", str(exc), exc.status, "Flexmls is unavailable"
+            )
         return _no_store(redirect(url))
 
     @bp.get("/callback")
