@@ -237,7 +237,7 @@ def test_rp_discovery_issuer_not_matching_config(
         redis_client,
         key_prefix,
         status=502,
-        reason="provider_unavailable",
+        reason="discovery_issuer_mismatch",
         says="issuer does not match",
     )
 
