@@ -1,0 +1,59 @@
+"""A small flask-spark app for a real multi-process server (``tests/test_concurrency.py``).
+
+Configured from the environment, so that gunicorn can serve it with
+``gunicorn 'tests.concurrency_app:create_app()'``. Not debug, not testing: the production checks
+apply (keys, Redis URL and user agent required); plain HTTP is allowed because every URL is on
+loopback and ``SPARK_REQUIRE_HTTPS`` is off for the test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from flask_spark import SparkAuth, spark_api, spark_login_required, spark_user
+
+
+def create_app() -> Flask:
+    """The app; writes ``$CONCURRENCY_READY_DIR/<pid>`` once this worker's app is built."""
+    env = os.environ
+    sandbox = env["CONCURRENCY_SANDBOX_URL"]
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="concurrency-test-secret",
+        SPARK_CLIENT_ID="sandbox-client",
+        SPARK_CLIENT_SECRET="sandbox-secret",
+        SPARK_ISSUER=sandbox,
+        SPARK_API_BASE_URL=sandbox + "/v1/",
+        SPARK_RESO_BASE_URL=sandbox + "/Reso/OData/",
+        SPARK_TOKEN_KEYS=env["CONCURRENCY_TOKEN_KEYS"],
+        SPARK_REDIS_URL=env["CONCURRENCY_REDIS_URL"],
+        SPARK_KEY_PREFIX=env["CONCURRENCY_KEY_PREFIX"],
+        SPARK_SESSION_KEY_PREFIX=env["CONCURRENCY_KEY_PREFIX"] + "session:",
+        SPARK_USER_AGENT="flask-spark-concurrency-test",
+        SPARK_REQUIRE_HTTPS=False,
+        SPARK_HTTP_TIMEOUT=10.0,
+    )
+    SparkAuth(app)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "pid": os.getpid()}
+
+    @app.get("/account")
+    @spark_login_required
+    def account() -> dict[str, Any]:
+        return {"pid": os.getpid(), "id": spark_api.get("my/account").first()["Id"]}
+
+    @app.get("/whoami")
+    @spark_login_required
+    def whoami() -> dict[str, Any]:
+        return {"pid": os.getpid(), "sub": spark_user.id}
+
+    ready = env.get("CONCURRENCY_READY_DIR")
+    if ready:
+        (Path(ready) / str(os.getpid())).touch()
+    return app

@@ -1,0 +1,205 @@
+"""Many requests, several processes, one expired token: exactly one refresh at the provider.
+
+A real gunicorn (2 gthread workers) serves ``tests/concurrency_app.py``; a browser signs in
+through it and the sandbox; the sandbox then expires the token and 50 requests carrying that
+session are released together by a barrier. The sandbox detects refresh-token reuse, so a
+second refresh would revoke the whole sign-in and fail the requests that used it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from flask_spark.redis_server import RedisServer
+from flask_spark.sandbox import SandboxServer
+
+from .conftest import FERNET_KEY
+from .helpers import MEMBER
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = 50
+WORKERS = 2
+THREADS = 32  # per worker: 64 request slots for 50 requests, all in flight at once
+#: A worker accepts at most this many connections at a time, so one worker cannot take the
+#: whole burst: at least REQUESTS - THREADS of them must go to another process.
+WORKER_CONNECTIONS = THREADS
+
+
+class Gunicorn:
+    """A gunicorn master serving ``tests.concurrency_app`` on an inherited loopback socket."""
+
+    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.ready_dir = tmp / "ready"
+        self.ready_dir.mkdir()
+        self.log = tmp / "gunicorn.log"
+        fd = self.listener.fileno()
+        self._log_file = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"fd://{fd}",
+                "--workers",
+                str(WORKERS),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(THREADS),
+                "--worker-connections",
+                str(WORKER_CONNECTIONS),
+                "--keep-alive",
+                "0",
+                "--graceful-timeout",
+                "5",
+                "--log-level",
+                "warning",
+                "tests.concurrency_app:create_app()",
+            ],
+            cwd=ROOT,
+            env={**env, "CONCURRENCY_READY_DIR": str(self.ready_dir)},
+            pass_fds=(fd,),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Poll until every worker has built its app and the server answers (with a deadline)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{self.log.read_text()}")
+            if len(list(self.ready_dir.iterdir())) >= WORKERS:
+                try:
+                    if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
+            time.sleep(0.05)  # readiness polling, not synchronisation of the test's requests
+        raise AssertionError(f"gunicorn not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._log_file.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def server(
+    sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str, tmp_path: Path
+) -> Iterator[Gunicorn]:
+    env = {
+        **os.environ,
+        "CONCURRENCY_SANDBOX_URL": sandbox.url,
+        "CONCURRENCY_REDIS_URL": redis_server.url,
+        "CONCURRENCY_TOKEN_KEYS": FERNET_KEY,
+        "CONCURRENCY_KEY_PREFIX": key_prefix,
+    }
+    gunicorn = Gunicorn(env, tmp_path)
+    try:
+        gunicorn.wait_ready()
+        yield gunicorn
+    finally:
+        gunicorn.stop()
+
+
+def sign_in(base: str) -> requests.Session:
+    """The real sign-in, as a browser: our /login, the sandbox's form, our /callback."""
+    browser = requests.Session()
+    start = browser.get(base + "/spark/login?next=/whoami", allow_redirects=False, timeout=10)
+    assert start.status_code == 302, start.text
+    form = requests.post(
+        start.headers["Location"],
+        data={"member": MEMBER.id, "consent": "allow"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert form.status_code == 302, form.text
+    assert form.headers["Location"].startswith(base + "/spark/callback?")
+    done = browser.get(form.headers["Location"], allow_redirects=False, timeout=10)
+    assert done.status_code == 302, done.text
+    assert done.headers["Location"] == "/whoami"
+    assert browser.cookies.get("session")
+    return browser
+
+
+def test_one_refresh_for_many_requests_across_processes(
+    server: Gunicorn,
+    sandbox: SandboxServer,
+    redis_client: redis.Redis,
+    key_prefix: str,
+) -> None:
+    browser = sign_in(server.url)
+    sid = browser.cookies["session"]
+    assert browser.get(server.url + "/account", timeout=10).json()["id"] == MEMBER.id
+
+    assert sandbox.expire_tokens(MEMBER.id) == 1
+    # Slow the provider's token endpoint a little: every request reaches the API with the
+    # expired token before the one refresh completes (the race window is wide open).
+    sandbox.faults(token_delay=0.3)
+    start = sandbox.counters()
+    barrier = threading.Barrier(REQUESTS)
+
+    def one_request(_: int) -> tuple[int, Any]:
+        barrier.wait(timeout=15)
+        response = requests.get(
+            server.url + "/account",
+            cookies={"session": sid},
+            headers={"Connection": "close", "Accept": "application/json"},
+            timeout=30,
+        )
+        return response.status_code, response.json() if response.ok else response.text
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=REQUESTS) as pool:
+        results = list(pool.map(one_request, range(REQUESTS)))
+    elapsed = time.monotonic() - began
+    end = sandbox.counters()
+
+    failures = [r for r in results if r[0] != 200]
+    assert not failures, failures[:3]
+    assert all(body["id"] == MEMBER.id for _, body in results)
+    pids = Counter(body["pid"] for _, body in results)
+    assert len(pids) >= WORKERS, pids  # served by every worker process
+
+    refreshed = {name: end[name] - start[name] for name in end}
+    assert refreshed["refreshes"] == 1, refreshed
+    assert refreshed["refresh_reuse"] == 0
+    assert refreshed["refresh_failures"] == 0
+    assert refreshed["token_errors"] == 0
+    rejected = refreshed["api_calls"] - REQUESTS  # calls answered 1020, each retried once
+    assert rejected >= REQUESTS // 2, (rejected, elapsed)
+
+    # Still signed in, on the refreshed token (record version 2), without another refresh.
+    whoami = browser.get(server.url + "/whoami", timeout=10)
+    assert whoami.status_code == 200
+    assert whoami.json()["sub"] == MEMBER.id
+    assert browser.get(server.url + "/account", timeout=10).status_code == 200
+    assert sandbox.counters()["refreshes"] == end["refreshes"]
+    assert redis_client.hget(f"{key_prefix}tok:{{{sid}}}", "v") == b"2"
+    assert redis_client.exists(f"{key_prefix}lock:{{{sid}}}") == 0
