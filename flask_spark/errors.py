@@ -222,13 +222,24 @@ _STATUS_CLASSES: dict[int, type[SparkAPIError]] = {
 }
 
 
-def api_error_class(status: int, code: int | str | None) -> type[SparkAPIError]:
+def numeric_code(value: object) -> int | None:
+    """``value`` as a number when it is a non-negative int or a short string of ASCII digits.
+
+    What an API sends is untrusted: ``"²".isdigit()`` is true but ``int("²")`` fails, and
+    ``int()`` refuses strings of thousands of digits, so neither may reach ``int()``.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
+def api_error_class(status: int, code: object) -> type[SparkAPIError]:
     """Pick the error class for an API answer from Spark's code first, then the HTTP status."""
-    numeric: int | None = None
-    if isinstance(code, int):
-        numeric = code
-    elif isinstance(code, str) and code.isdigit():
-        numeric = int(code)
+    numeric = numeric_code(code)
     if numeric is not None:
         if numeric in _CODE_CLASSES:
             return _CODE_CLASSES[numeric]

@@ -18,8 +18,10 @@ from .api import ResoAPI, RetryPolicy, SparkAPI, StaticTokens, pooled_session
 from .config import SparkConfig, load_config
 from .errors import (
     LoginRequired,
+    ProviderError,
     SessionExpired,
     SessionStoreUnavailable,
+    SparkAPIError,
     SparkConfigError,
     SparkError,
 )
@@ -364,6 +366,12 @@ def _handle_store_down(exc: Exception) -> Response:
 
 def _handle_spark_error(exc: SparkError) -> Response:
     status = exc.status if 400 <= exc.status <= 599 else 500
+    if (
+        isinstance(exc, SparkAPIError | ProviderError)
+        and status >= 500
+        and status not in (503, 504)
+    ):
+        status = 502  # the API's or the provider's 5xx: a bad gateway here, not this app's 500
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
     titles = {502: "Bad gateway", 503: "Service unavailable", 504: "Gateway timeout"}
