@@ -25,6 +25,7 @@ from .errors import (
     TokenExpired,
     UnexpectedResponse,
     api_error_class,
+    numeric_code,
 )
 
 log = logging.getLogger("flask_spark")
@@ -142,8 +143,20 @@ def _retry_after(response: requests.Response) -> float | None:
 def _json(response: requests.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the decoder goes
         return None
+
+
+def _code(value: Any) -> int | str | None:
+    """An error code from an untrusted body: a number, a string, or None for anything else."""
+    number = numeric_code(value)
+    if number is not None:
+        return number
+    return value if isinstance(value, str) else None
+
+
+def _list(value: Any) -> list[Any] | None:
+    return value if isinstance(value, list) else None
 
 
 def error_from_response(response: requests.Response, service: str) -> SparkAPIError:
@@ -181,8 +194,7 @@ def error_from_response(response: requests.Response, service: str) -> SparkAPIEr
             status=status if status >= 400 else 502,
             body=text,
         )
-    if isinstance(code, str) and code.isdigit():
-        code = int(code)
+    code = _code(code)
     cls = api_error_class(status, code)
     if code == 1550 or status == 429:
         cls = RateLimited
@@ -426,7 +438,7 @@ class SparkAPI(BaseClient):
                 yield record
                 seen += 1
             info = page.pagination or {}
-            if not page.results:
+            if not page.results or (max_records is not None and seen >= max_records):
                 return
             if use_skiptoken:
                 token = info.get("NextSkipToken") or info.get("SkipToken")
@@ -451,12 +463,13 @@ def parse_spark(response: requests.Response) -> SparkResponse:
             body=body if body is not None else response.text[:200],
         )
     if envelope.get("Success") is False:
-        raise api_error_class(response.status_code, envelope.get("Code"))(
+        code = _code(envelope.get("Code"))
+        raise api_error_class(response.status_code, code)(
             str(envelope.get("Message") or "The Spark API reported a failure."),
             status=response.status_code,
-            code=envelope.get("Code"),
-            errors=envelope.get("Errors"),
-            sparkql_errors=envelope.get("SparkQLErrors"),
+            code=code,
+            errors=_list(envelope.get("Errors")),
+            sparkql_errors=_list(envelope.get("SparkQLErrors")),
             body=body,
         )
     results = envelope.get("Results")
@@ -496,9 +509,9 @@ class ResoAPI(BaseClient):
                     return
                 yield record
                 seen += 1
-            if not page.next_link:
+            if not page.next_link or (max_records is not None and seen >= max_records):
                 return
-            page = self.get(page.next_link)
+            page = self.get(urljoin(self.base_url, page.next_link))
 
 
 def parse_reso(response: requests.Response) -> ResoResponse:
@@ -516,7 +529,7 @@ def parse_reso(response: requests.Response) -> ResoResponse:
         raw=body,
         status=response.status_code,
         value=value,
-        count=int(count) if isinstance(count, int | str) and str(count).isdigit() else None,
+        count=numeric_code(count),
         next_link=body.get("@odata.nextLink")
         if isinstance(body.get("@odata.nextLink"), str)
         else None,

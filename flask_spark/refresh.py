@@ -71,6 +71,9 @@ class TokenManager:
 
     def refresh(self, sid: str, *, stale: TokenSet) -> TokenSet:
         """Replace ``stale`` (expired, or refused with 1020) by fresh tokens, exactly once."""
+        latest = self.store.load(sid)
+        if latest is not None and latest.version != stale.version:
+            return latest  # already refreshed elsewhere: no need to queue for the lock
         lock = self.store.lock(sid, self.lock_timeout, self.lock_wait)
         if not lock.acquire():
             raise ServiceUnavailable(
@@ -98,6 +101,12 @@ class TokenManager:
             response = self.oidc.refresh(current.refresh_token or "")
         except ProviderError as exc:
             if exc.error not in ("invalid_grant", "invalid_token", "unauthorized_client"):
+                if exc.status < 500:  # e.g. temporarily_unavailable: the provider's trouble
+                    raise ProviderError(
+                        f"The identity provider could not refresh the sign-in ({exc.error}).",
+                        status=502,
+                        error=exc.error,
+                    ) from None
                 raise
             # Re-read once: a worker without the lock (lock expiry) may have refreshed already.
             again = self.store.load(sid)

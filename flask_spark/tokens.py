@@ -161,14 +161,17 @@ class TokenStore:
         )
 
     def delete(self, sid: str) -> None:
-        """Forget the record of ``sid`` (and any stale lock)."""
+        """Forget the record of ``sid``; a refresh lock is left to its owner (or its expiry)."""
         self.redis.delete(self.key(sid))
-        self.redis.delete(self.lock_key(sid))
 
     def lock(self, sid: str, timeout: float, wait: float) -> Lock:
         """redis-py's lock (token-owned, released by compare-and-delete) for refreshing ``sid``."""
         lock: Lock = self.redis.lock(
-            self.lock_key(sid), timeout=timeout, blocking_timeout=wait, thread_local=False
+            self.lock_key(sid),
+            timeout=timeout,
+            blocking_timeout=wait,
+            sleep=0.02,  # waiters poll the lock: a short poll keeps a refresh storm quick
+            thread_local=False,
         )
         return lock
 

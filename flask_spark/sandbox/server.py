@@ -19,7 +19,13 @@ from .tokens import mint_logout_token
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """Request handler that does not log every request (tests start many servers)."""
+    """Request handler that does not log every request (tests start many servers).
+
+    It speaks HTTP/1.1 so that clients can keep connections alive, as they can with the real
+    Spark Platform (werkzeug's default is HTTP/1.0: a new connection per request).
+    """
+
+    protocol_version = "HTTP/1.1"
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Skip the access log line."""
