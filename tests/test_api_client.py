@@ -450,6 +450,33 @@ def test_reso_paginate_refuses_a_next_link_to_another_origin(evil: str) -> None:
     assert len(http.calls) == 1  # the token never went to the other origin
 
 
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("/Reso/OData/Property?$skip=2", "https://api.example/Reso/OData/Property?$skip=2"),
+        ("Property?$skip=2", "https://api.example/Reso/OData/Property?$skip=2"),
+    ],
+    ids=["root-relative", "relative"],
+)
+def test_reso_paginate_resolves_a_relative_next_link_against_the_base(
+    link: str, expected: str
+) -> None:
+    http = FakeHTTP(
+        [
+            fake_response({"value": [{"ListingKey": "a"}], "@odata.nextLink": link}),
+            fake_response({"value": [{"ListingKey": "b"}]}),
+        ]
+    )
+    client = ResoAPI(
+        base_url="https://api.example/Reso/OData/",
+        user_agent="tests",
+        tokens=StaticTokens("secret-token"),
+        http=http,  # type: ignore[arg-type]
+    )
+    assert [r["ListingKey"] for r in client.paginate("Property")] == ["a", "b"]
+    assert http.calls[1][1] == expected
+
+
 # -- headers -----------------------------------------------------------------------------------
 
 

@@ -461,6 +461,18 @@ def test_invalid_grant_without_newer_record_ends_the_session(app: Flask) -> None
     assert store.load("sid-end") is None
 
 
+def test_provider_trouble_on_refresh_is_a_502_and_keeps_the_session(app: Flask) -> None:
+    store = state_of(app).tokens
+    stale = seeded(app, "sid-trouble")
+    events: list[str] = []
+    provider = FakeProvider(ProviderError("busy", status=400, error="temporarily_unavailable"))
+    with pytest.raises(ProviderError) as caught:
+        manager_with(app, provider, events).refresh("sid-trouble", stale=stale)
+    assert caught.value.status == 502
+    assert events == []
+    assert store.load("sid-trouble") == stale
+
+
 def test_threads_of_one_process_refresh_once(
     user: FlowClient, app: Flask, sandbox: SandboxServer, refreshes: Refreshes
 ) -> None:
