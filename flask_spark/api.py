@@ -341,10 +341,7 @@ class BaseClient:
 
     @staticmethod
     def _retryable(response: requests.Response) -> bool:
-        status = response.status_code
-        if status == 429 or status >= 500:
-            return True
-        return False
+        return bool(response.status_code == 429 or response.status_code >= 500)
 
 
 def _is_expired(response: requests.Response) -> bool:
@@ -523,7 +520,7 @@ def parse_reso(response: requests.Response) -> ResoResponse:
             status=502,
             body=response.text[:200],
         )
-    value = body["value"] if "value" in body else body
+    value = body.get("value", body)
     count = body.get("@odata.count")
     return ResoResponse(
         raw=body,

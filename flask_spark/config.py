@@ -37,7 +37,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_JWKS_URI": (None, "Override the discovered JWKS URI."),
     "SPARK_LOGOUT_ENDPOINT": (
         None,
-        "Single-logout URL; default: discovery's end_session_endpoint, else <issuer>/openid/logout.",
+        "Single-logout URL; default: discovery's end_session_endpoint, "
+        "else <issuer>/openid/logout.",
     ),
     "SPARK_SCOPE": ("openid", "Space-separated scopes to request (openid is always included)."),
     "SPARK_TOKEN_ENDPOINT_AUTH_METHOD": (
@@ -158,7 +159,7 @@ class SparkConfig:
 
 
 def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (RFC 8252 §7.3 allows plain HTTP there)."""
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1``, where RFC 8252 §7.3 allows HTTP."""
     if not host:
         return False
     host = host.strip("[]").lower()

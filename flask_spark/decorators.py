@@ -1,4 +1,4 @@
-"""``@spark_login_required``: protect a view; reads the session only (no Redis call, no decryption)."""
+"""``@spark_login_required``: protect a view, reading the session only (no decryption)."""
 
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ class LoginRequired(SparkError):
 
 
 class SessionExpired(LoginRequired):
-    """The session ended under the user (absolute lifetime, refresh refused, logged out elsewhere)."""
+    """The session ended under the user (lifetime over, refresh refused, logged out elsewhere)."""
 
     code = "session_expired"
 
@@ -149,7 +149,7 @@ class NotFound(SparkAPIError):
 
 
 class BadRequest(SparkAPIError):
-    """400: a missing or invalid parameter, bad JSON or a missing user agent (1016, 1035, 1050...)."""
+    """400: a missing or invalid parameter, bad JSON, no user agent (1016, 1035, 1050...)."""
 
     status = 400
 

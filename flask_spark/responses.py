@@ -17,7 +17,7 @@ def wants_json() -> bool:
 
 
 def error_response(status: int, title: str, message: str, *, code: str) -> Response:
-    """A ``status`` answer with a message a user can act on: JSON or the ``spark/error.html`` page."""
+    """A ``status`` answer with a message a user can act on: JSON or ``spark/error.html``."""
     if wants_json():
         response = jsonify(error=code, message=message)
     else:

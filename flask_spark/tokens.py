@@ -1,4 +1,4 @@
-"""Tokens at rest: the :class:`TokenSet`, the Fernet :class:`TokenVault` and the Redis :class:`TokenStore`.
+"""Tokens at rest: :class:`TokenSet`, the Fernet :class:`TokenVault`, the Redis :class:`TokenStore`.
 
 A token record lives under its own key, ``<prefix>tok:{<sid>}``, as a Redis hash of a plaintext
 ``version`` and the Fernet ciphertext. Writes after a refresh are compare-and-set on the version,
@@ -76,7 +76,11 @@ class TokenVault:
     def seal_probe(self) -> bytes:
         """Encrypt and decrypt a throwaway record: proves the first key works."""
         probe = TokenSet(
-            access_token="probe", refresh_token=None, id_token=None, expires_at=0, sid="probe"
+            access_token="probe",  # noqa: S106 - a throwaway value, not a credential
+            refresh_token=None,
+            id_token=None,
+            expires_at=0,
+            sid="probe",
         )
         blob = self.seal(probe)
         if self.open(blob, "probe") != probe:

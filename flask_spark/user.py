@@ -7,7 +7,7 @@ from typing import Any
 
 
 class SparkUser:
-    """A signed-in Flexmls user; claims are read like attributes or items (``user["MemberMlsId"]``)."""
+    """A signed-in Flexmls user; claims read as items: ``user["MemberMlsId"]``."""
 
     is_authenticated = True
     is_anonymous = False
