@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from myflexmls import create_app  # noqa: E402
+from myflexmls import create_app
 
-from flask_spark.redis_server import RedisServer  # noqa: E402
-from flask_spark.sandbox import SandboxServer  # noqa: E402
+from flask_spark.redis_server import RedisServer
+from flask_spark.sandbox import SandboxServer
 
 
 def main() -> None:

@@ -1,12 +1,24 @@
-"""Template globals: ``spark_user``, ``spark_logged_in``, the sign-in/out URLs and the CSRF token."""
+"""Template helpers, available in every template once ``SparkAuth`` is initialised:
+
+- ``spark_user``: the signed-in :class:`~flask_spark.user.SparkUser`, or an anonymous user;
+- ``spark_logged_in``: True when someone is signed in;
+- ``spark_login_url(next=None)``: the sign-in URL (``next``: where to land afterwards);
+- ``spark_logout_url()``: where the sign-out form posts;
+- ``spark_csrf_token()``: the session's token for the sign-out and revoke forms.
+
+And the macros ``login_button``, ``logout_form`` and ``revoke_form``::
+
+    {% from "spark/macros.html" import login_button, logout_form %}
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context
 
 from .extension import csrf_token, current_user, is_logged_in, login_url, logout_url
+from .user import AnonymousUser
 
 
 def register_template_helpers(app: Flask) -> None:
@@ -14,6 +26,8 @@ def register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def spark_context() -> dict[str, Any]:
+        if not has_request_context():  # e.g. an e-mail rendered by a background job
+            return {"spark_user": AnonymousUser(), "spark_logged_in": False}
         return {"spark_user": current_user(), "spark_logged_in": is_logged_in()}
 
     app.add_template_global(login_url, "spark_login_url")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Flask, abort, render_template, request
+from flask import Flask, abort, render_template, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_spark import (
+    AuthenticationError,
     FilterError,
     NotFound,
     SessionExpired,
@@ -22,9 +24,15 @@ from flask_spark import (
     spark_login_required,
     spark_user,
 )
+from flask_spark.config import is_loopback_host
 
 PAGE_SIZE = 12
 STATUSES = ("Active", "Pending", "Closed")
+SEARCH_ARGS = ("city", "status", "min_price", "max_price", "saved", "page")
+LISTING_FIELDS = (
+    "ListingKey,ListingId,ListPrice,City,StateOrProvince,PostalCode,StreetNumber,StreetName,"
+    "UnparsedAddress,BedsTotal,BathsTotal,BuildingAreaTotal,PropertySubType,MlsStatus"
+)
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -38,6 +46,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if os.environ.get("BEHIND_PROXY"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     spark = SparkAuth(app)
+    issuer = spark.state(app).config.issuer
+    sandbox = is_loopback_host(urlsplit(issuer).hostname)  # the local sandbox, not Flexmls
+
+    @app.context_processor
+    def helpers() -> dict[str, Any]:
+        return {"sandbox": sandbox, "street": street, "facts": facts}
+
+    app.add_template_filter(money)
+    app.add_template_filter(number)
 
     @spark.unauthorized_handler
     def signed_out() -> Any:
@@ -46,8 +63,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return render_template("signin.html", next=request.full_path.rstrip("?")), 401
 
     @app.errorhandler(SessionExpired)
-    def session_expired(exc: SessionExpired) -> Any:
-        return render_template("signin.html", next=request.full_path, expired=True), 401
+    @app.errorhandler(AuthenticationError)
+    def session_expired(exc: Exception) -> Any:
+        """The sign-in ended (refresh refused), or Flexmls no longer accepts this app's token
+        (e.g. the member disconnected it in Flexmls): offer to sign in again."""
+        if isinstance(exc, AuthenticationError):
+            app.logger.info("The Spark API refused the session's token: %s", exc.message)
+        next_url = request.full_path.rstrip("?") if request.method == "GET" else None
+        return render_template("signin.html", next=next_url, expired=True), 401
 
     @app.get("/")
     def index() -> str:
@@ -57,7 +80,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @spark_login_required
     def dashboard() -> str:
         account = spark_api.get("my/account").first() or {}
-        homes = spark_api.reso.get("Property", params={"$top": 4, "$orderby": "ListPrice desc"})
+        homes = spark_api.reso.get(
+            "Property",
+            params={
+                "$top": 5,
+                "$orderby": "ListPrice desc",
+                "$filter": "StandardStatus eq 'Active'",
+                "$select": "ListingKey,UnparsedAddress,City,StateOrProvince,ListPrice",
+            },
+        )
         return render_template("dashboard.html", account=account, homes=homes.value)
 
     @app.get("/listings")
@@ -66,19 +97,25 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         form = {
             "city": request.args.get("city", "").strip()[:60],
             "status": request.args.get("status", "Active"),
-            "min_price": request.args.get("min_price", "").strip(),
-            "max_price": request.args.get("max_price", "").strip(),
+            "min_price": request.args.get("min_price", "").strip()[:15],
+            "max_price": request.args.get("max_price", "").strip()[:15],
         }
         page = max(1, request.args.get("page", 1, type=int) or 1)
-        params = {
+        params: dict[str, Any] = {
             "_limit": PAGE_SIZE,
             "_page": page,
             "_pagination": 1,
             "_orderby": "-ListPrice",
-            "_select": "ListingKey,ListingId,ListPrice,City,StateOrProvince,BedsTotal,"
-            "BathsTotal,MlsStatus,UnparsedAddress",
+            "_select": LISTING_FIELDS,
         }
-        spark_filter = build_filter(form)
+        saved = None
+        saved_id = request.args.get("saved", "")
+        if _KEY.match(saved_id):
+            try:
+                saved = spark_api.get(f"savedsearches/{saved_id}").first()
+            except NotFound:
+                abort(404)
+        spark_filter = saved.get("Filter") if saved else build_filter(form)
         if spark_filter:
             params["_filter"] = spark_filter
         error = None
@@ -88,7 +125,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             response = spark_api.get("listings", params=params)
             results, pagination = response.results, response.pagination or {}
         except FilterError as exc:
-            error = exc.message
+            error = f"That search did not work: {exc.message}"
+        query: dict[str, Any] = {k: v for k, v in request.args.items() if k in SEARCH_ARGS and v}
+
+        def page_url(number: int) -> str:
+            return url_for("listings", **{**query, "page": number})
+
         return render_template(
             "listings.html",
             form=form,
@@ -96,6 +138,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             results=results,
             pagination=pagination,
             page=page,
+            page_url=page_url,
+            saved=saved,
+            back=urlencode(query),
             error=error,
         )
 
@@ -108,7 +153,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             home = spark_api.reso.get(f"Property('{key}')").value
         except NotFound:
             abort(404)
-        return render_template("property.html", home=home)
+        return render_template("property.html", home=home, back_url=back_to_listings())
 
     @app.get("/saved-searches")
     @spark_login_required
@@ -128,11 +173,51 @@ def build_filter(form: dict[str, str]) -> str:
     clauses: list[str] = []
     if form["status"] in STATUSES:
         clauses.append(f"MlsStatus Eq '{form['status']}'")
-    city = re.sub(r"[^A-Za-z .-]", "", form["city"])
+    city = re.sub(r"[^A-Za-z .-]", "", form["city"]).strip()
     if city:
         clauses.append(f"City Eq '{city}'")
     for field, op in (("min_price", "Ge"), ("max_price", "Le")):
-        value = form[field].replace(",", "")
+        value = form[field].replace(",", "").replace("$", "")
         if value.isdigit():
             clauses.append(f"ListPrice {op} {int(value)}.0")
     return " And ".join(clauses)
+
+
+def back_to_listings() -> str:
+    """The listings page the user came from (only the known search arguments are kept)."""
+    pairs = parse_qsl(request.args.get("back", "")[:500])
+    query: dict[str, Any] = {k: v[:60] for k, v in pairs if k in SEARCH_ARGS and v}
+    return url_for("listings", **query)
+
+
+def money(value: Any) -> str:
+    """``$1,234,500`` (or a dash when there is no price)."""
+    if value is None:
+        return "\N{EN DASH}"
+    return f"${float(value):,.0f}"
+
+
+def number(value: Any) -> str:
+    """``3,110`` (or a dash)."""
+    if value is None:
+        return "\N{EN DASH}"
+    return f"{float(value):,.0f}"
+
+
+def street(fields: dict[str, Any]) -> str:
+    """The street part of a listing's address."""
+    if fields.get("StreetNumber") or fields.get("StreetName"):
+        return " ".join(str(fields[k]) for k in ("StreetNumber", "StreetName") if fields.get(k))
+    return str(fields.get("UnparsedAddress") or "").split(",")[0]
+
+
+def facts(beds: Any, baths: Any, area: Any) -> str:
+    """``3 bd · 2.5 ba · 1,800 sq ft``, leaving out what is unknown."""
+    parts = []
+    if beds is not None:
+        parts.append(f"{beds} bd")
+    if baths is not None:
+        parts.append(f"{float(baths):g} ba")
+    if area:
+        parts.append(f"{float(area):,.0f} sq ft")
+    return " · ".join(parts) or "Details on request"

@@ -1,0 +1,290 @@
+"""A real browser through the example app: Playwright drives headless Chromium (Debian's package).
+
+Home → "Sign in with Flexmls" → the sandbox's own login and consent pages → dashboard → listing
+search with pagination → a property → sign out. On every page, page scripts must not be able to
+read a token or the session cookie. Screenshots land in a temporary folder, or with
+``SPARK_SCREENSHOTS=docs/_static/screenshots`` in the folder the README and the docs show.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from flask_spark.redis_server import RedisServer
+from flask_spark.sandbox import MEMBERS, SandboxServer
+from flask_spark.testing import sandbox_config
+
+from .conftest import FERNET_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = Path(os.environ.get("SPARK_SCREENSHOTS") or tempfile.mkdtemp(prefix="spark-shots-"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MEMBER = MEMBERS[1]  # not the preselected one: the radio is really chosen
+
+pytestmark = pytest.mark.browser
+
+
+def chromium_path() -> str:
+    """Debian's chromium on PATH; a missing browser is a failure, not a skip."""
+    found = shutil.which("chromium")
+    if not found:
+        pytest.fail(
+            "chromium is not on PATH: the browser test needs Debian's chromium package. "
+            "Run ./scripts/test, which installs it (apt-get install chromium), then rerun pytest.",
+            pytrace=False,
+        )
+    return found
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No access log in the test output."""
+
+
+def example_app(config: dict[str, Any]) -> Flask:
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from myflexmls import create_app
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    return create_app(config)
+
+
+@pytest.fixture
+def live_app(
+    sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> Iterator[tuple[Flask, str]]:
+    """The example app, configured as the demo runs it, in a threaded werkzeug server."""
+    config = sandbox_config(
+        sandbox,
+        DEBUG=True,
+        SECRET_KEY="browser-test",
+        SPARK_REDIS_URL=redis_server.url,
+        SPARK_TOKEN_KEYS=[FERNET_KEY],
+        SPARK_USER_AGENT="MyFlexmlsExample",
+        SPARK_KEY_PREFIX=key_prefix,
+        SPARK_SESSION_KEY_PREFIX=key_prefix + "session:",
+    )
+    app = example_app(config)
+    server: BaseWSGIServer = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+def issued_tokens(sandbox: SandboxServer, app: Flask) -> set[str]:
+    """Every token the sandbox issued, plus the id_tokens in the app's encrypted records."""
+    state = sandbox.state
+    with state.lock:
+        found = set(state.access_tokens) | set(state.refresh_tokens)
+    store = app.extensions["spark.state"].tokens
+    for key in store.scan_keys():
+        tokens = store.load(key.split("{", 1)[1].rstrip("}"))
+        if tokens is not None:
+            found |= {t for t in (tokens.access_token, tokens.refresh_token, tokens.id_token) if t}
+    return found
+
+
+class Guard:
+    """Checks, page by page, that scripts see no token and no session cookie."""
+
+    def __init__(self, page: Any, app_url: str) -> None:
+        self.page = page
+        self.app_url = app_url
+        self.tokens: set[str] = set()
+        self.pages: list[tuple[str, str]] = []
+
+    def check(self) -> None:
+        page = self.page
+        html = page.content()
+        self.pages.append((page.url, html))
+        cookies = {c["name"]: c for c in page.context.cookies(self.app_url)}
+        script_view = page.evaluate(
+            """() => ({
+                cookie: document.cookie,
+                local: JSON.stringify(Object.entries(localStorage)),
+                session: JSON.stringify(Object.entries(sessionStorage)),
+            })"""
+        )
+        session_cookie = cookies.get("session")
+        if session_cookie is not None:
+            assert session_cookie["httpOnly"], "the session cookie must be HttpOnly"
+            assert session_cookie["sameSite"] == "Lax"
+            assert session_cookie["value"] not in script_view["cookie"]
+        assert "session=" not in script_view["cookie"]
+        for token in self.tokens:
+            for where, text in (("HTML", html), *script_view.items()):
+                assert token not in text, f"a token is readable in {where} of {page.url}"
+
+    def recheck_all(self, tokens: set[str]) -> None:
+        """Every page seen so far, against every token issued so far."""
+        self.tokens = tokens
+        for url, html in self.pages:
+            for token in tokens:
+                assert token not in html, f"a token is in the HTML of {url}"
+
+
+def test_sign_in_search_and_sign_out_in_a_real_browser(
+    live_app: tuple[Flask, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = chromium_path()
+    app, url = live_app
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    app_bodies: list[tuple[str, str]] = []
+    missed: list[str] = []
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1200, "height": 860},
+            device_scale_factor=1,
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(10_000)
+
+            def keep_body(response: Any) -> None:
+                # Read at once: a body is gone once the page navigates away.
+                if response.url.startswith(url) and not 300 <= response.status < 400:
+                    try:
+                        app_bodies.append((response.url, response.text()))
+                    except PlaywrightError:
+                        missed.append(response.url)
+
+            page.on("response", keep_body)
+            guard = Guard(page, url)
+
+            # Home, signed out.
+            page.goto(url + "/")
+            expect(page.get_by_role("heading", level=1)).to_contain_text("Flexmls")
+            guard.check()
+            page.screenshot(path=str(SCREENSHOTS / "home.png"))
+
+            # "Sign in with Flexmls" → the sandbox's own login page; a first try is cancelled.
+            page.locator("main").get_by_role("link", name="Sign in with Flexmls").click()
+            page.wait_for_url(lambda u: u.startswith(sandbox.url))
+            expect(page.get_by_role("heading", level=1)).to_have_text("Sign in with Flexmls")
+            page.screenshot(path=str(SCREENSHOTS / "signin.png"))
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Deny").click()
+            page.wait_for_url(lambda u: u.startswith(url + "/spark/callback"))
+            expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in cancelled")
+            guard.check()
+            page.screenshot(path=str(SCREENSHOTS / "cancelled.png"))
+
+            # Again, as another member, and allowed this time.
+            page.get_by_role("link", name="Try signing in again").click()
+            page.wait_for_url(lambda u: u.startswith(sandbox.url))
+            page.get_by_label(MEMBER.name).check()
+            page.get_by_role("button", name="Sign in").click()
+
+            # Consent, then back to the app's dashboard.
+            expect(page.get_by_text(f"Signed in as {MEMBER.name}")).to_be_visible()
+            page.get_by_role("button", name="Allow").click()
+            page.wait_for_url(url + "/dashboard")
+            guard.tokens = issued_tokens(sandbox, app)
+            assert guard.tokens, "the sandbox issued no tokens"
+            expect(page.get_by_role("heading", level=1)).to_contain_text(MEMBER.name)
+            account = page.locator("#account")
+            expect(account).to_contain_text(MEMBER.name)
+            expect(account).to_contain_text(MEMBER.office_name)
+            expect(account).to_contain_text(MEMBER.email)
+            guard.check()
+            page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+            signed_in_sid = {c["name"]: c["value"] for c in context.cookies(url)}["session"]
+
+            # Listing search through _filter, with pagination.
+            page.get_by_role("navigation").get_by_role("link", name="Listings").click()
+            page.get_by_label("City").fill("Fargo")
+            page.get_by_label("Min price").fill("150000")
+            page.get_by_label("Max price").fill("900000")
+            page.get_by_role("button", name="Search").click()
+            page.wait_for_url("**/listings?*city=Fargo*")
+            count = page.locator("#result-count")
+            expect(count).to_contain_text("page 1 of")
+            cards = page.locator("a.listing")
+            assert cards.count() > 1
+            for text in cards.all_inner_texts():
+                assert "Fargo" in text
+            guard.check()
+            page.screenshot(path=str(SCREENSHOTS / "listings.png"), full_page=True)
+            page.get_by_role("link", name="Next").click()
+            expect(count).to_contain_text("page 2 of")
+            expect(page.get_by_label("City")).to_have_value("Fargo")
+            guard.check()
+
+            # A property (RESO Web API).
+            cards.first.click()
+            page.wait_for_url("**/property/*")
+            expect(page.get_by_role("heading", level=1)).to_be_visible()
+            expect(page.locator(".price").first).to_contain_text("$")
+            guard.check()
+            page.screenshot(path=str(SCREENSHOTS / "property.png"), full_page=True)
+
+            # Sign out: the form POST; back on the signed-out home page.
+            page.get_by_role("button", name="Sign out").click()
+            page.wait_for_url(url + "/")
+            expect(
+                page.locator("main").get_by_role("link", name="Sign in with Flexmls")
+            ).to_be_visible()
+            guard.check()
+            # The signed-in session id is dead: the cookie is gone or names a new session.
+            assert {c["name"]: c["value"] for c in context.cookies(url)}.get("session") != (
+                signed_in_sid
+            )
+            page.goto(url + "/dashboard")
+            expect(page.get_by_role("heading", level=1)).to_have_text("Please sign in")
+            guard.check()
+
+            # Every app response (HTML, CSS, redirects' bodies) against every token issued.
+            guard.recheck_all(issued_tokens(sandbox, app) | guard.tokens)
+            assert len(app_bodies) >= 8, f"too few response bodies read (missed: {missed})"
+            for response_url, body in app_bodies:
+                for token in guard.tokens:
+                    assert token not in body, f"a token is in the response of {response_url}"
+        finally:
+            context.close()
+
+    counters = sandbox.counters()
+    assert (counters["authorize_requests"], counters["consents_denied"]) == (2, 1)
+    assert counters["logins"] == 1
+    assert counters["revocations"] == 1
+    elapsed = time.monotonic() - started
+    assert elapsed < 20, f"the browser test took {elapsed:.1f}s"
+    for name in ("home", "signin", "cancelled", "dashboard", "listings", "property"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000

@@ -1,0 +1,263 @@
+"""``flask spark doctor``: one row per check, OK / WARN / FAIL with what to fix, exit 1 on FAIL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.cli import ScriptInfo
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from flask_spark import SparkAuth
+from flask_spark.cli import spark_cli
+from flask_spark.redis_server import free_port
+from flask_spark.sandbox import SandboxServer
+
+CHECKS = (
+    "configuration",
+    "redis",
+    "token keys",
+    "discovery",
+    "redirect uri",
+    "user agent",
+    "session cookie",
+)
+
+
+def make(config: dict[str, Any], **overrides: Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update({**config, **overrides})
+    SparkAuth(app)
+    return app
+
+
+def production(config: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The test config outside debug and testing (HTTPS rules on; loopback URLs still allowed)."""
+    return {**config, "TESTING": False, **overrides}
+
+
+def doctor(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(args=["spark", "doctor", *args])
+
+
+def flat(result: Result) -> str:
+    """The output with the table's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def rows(result: Result) -> dict[str, str]:
+    """``{check name: status}`` from the doctor's table."""
+    found: dict[str, str] = {}
+    for line in result.output.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[0] in ("OK", "WARN", "FAIL"):
+            for name in CHECKS:
+                if parts[1].startswith(name + " "):
+                    found[name] = parts[0]
+    return found
+
+
+def test_all_ok_against_the_sandbox_and_redis(config: dict[str, Any]) -> None:
+    result = doctor(make(config))
+    assert result.exit_code == 0, result.output
+    assert rows(result) == dict.fromkeys(CHECKS, "OK")
+    assert "All 7 checks passed." in flat(result)
+    assert "issuer " + config["SPARK_ISSUER"] + " matches" in flat(result)
+    assert "X-SparkApi-User-Agent: flask-spark-tests" in flat(result)
+
+
+def test_all_ok_in_production_mode_with_a_pinned_https_redirect_uri(
+    config: dict[str, Any],
+) -> None:
+    app = make(production(config, SPARK_REDIRECT_URI="https://app.example.com/spark/callback"))
+    result = doctor(app, "--strict")
+    assert result.exit_code == 0, result.output
+    assert "https://app.example.com/spark/callback (from SPARK_REDIRECT_URI" in flat(result)
+    assert "Secure, HttpOnly, SameSite=Lax" in flat(result)
+
+
+def test_redis_unreachable_fails(config: dict[str, Any]) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    result = doctor(make(config, SPARK_REDIS_URL=closed))
+    assert result.exit_code == 1
+    assert rows(result)["redis"] == "FAIL"
+    assert f"cannot reach {closed}" in flat(result)
+    assert "fix: Start Redis, or point SPARK_REDIS_URL" in flat(result)
+    assert "1 of 7 checks failed." in flat(result)
+    # The other checks still ran.
+    assert rows(result)["discovery"] == "OK"
+
+
+def test_redis_password_is_not_printed(config: dict[str, Any]) -> None:
+    url = f"redis://user:s3cret-pw@127.0.0.1:{free_port()}/0"
+    result = doctor(make(config, SPARK_REDIS_URL=url))
+    assert result.exit_code == 1
+    assert "s3cret-pw" not in flat(result)
+    assert "user:***@127.0.0.1" in flat(result)
+
+
+def test_discovery_issuer_mismatch_fails(config: dict[str, Any], sandbox: SandboxServer) -> None:
+    sandbox.faults(discovery_issuer="https://evil")
+    result = doctor(make(config))
+    assert result.exit_code == 1
+    assert rows(result)["discovery"] == "FAIL"
+    assert "'https://evil'" in flat(result)
+    assert "must be exactly the issuer the provider" in flat(result)
+
+
+def test_discovery_unreachable_fails(config: dict[str, Any]) -> None:
+    result = doctor(make(config, SPARK_ISSUER=f"http://127.0.0.1:{free_port()}"))
+    assert result.exit_code == 1
+    assert rows(result)["discovery"] == "FAIL"
+    assert "could not be reached" in flat(result)
+
+
+def test_http_redirect_uri_outside_debug_fails_and_explains_proxyfix(
+    config: dict[str, Any],
+) -> None:
+    app = make(production(config, SERVER_NAME="app.example.com", PREFERRED_URL_SCHEME="http"))
+    result = doctor(app)
+    assert result.exit_code == 1
+    assert rows(result)["redirect uri"] == "FAIL"
+    out = flat(result)
+    assert (
+        "http://app.example.com/spark/callback (from SERVER_NAME and PREFERRED_URL_SCHEME)" in out
+    )
+    assert "is not HTTPS" in out
+    assert "ProxyFix(app.wsgi_app, x_proto=1, x_host=1)" in out
+
+
+def test_server_name_and_https_scheme_shape_the_redirect_uri(config: dict[str, Any]) -> None:
+    app = make(production(config, SERVER_NAME="app.example.com", PREFERRED_URL_SCHEME="https"))
+    result = doctor(app)
+    assert result.exit_code == 0, result.output
+    assert rows(result)["redirect uri"] == "OK"
+    assert "https://app.example.com/spark/callback" in flat(result)
+
+
+def test_redirect_uri_derived_per_request_warns_outside_debug_unless_proxyfix(
+    config: dict[str, Any],
+) -> None:
+    app = make(production(config))
+    result = doctor(app)
+    assert result.exit_code == 0, result.output
+    assert rows(result)["redirect uri"] == "WARN"
+    assert "ProxyFix" in flat(result)
+    # --strict turns the warning into a failure (for CI before a deployment).
+    assert doctor(app, "--strict").exit_code == 1
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    result = doctor(app, "--strict")
+    assert result.exit_code == 0, result.output
+    assert "ProxyFix is installed" in flat(result)
+
+
+def test_redirect_uri_on_another_path_warns(config: dict[str, Any]) -> None:
+    app = make(config, SPARK_REDIRECT_URI="http://127.0.0.1:5000/oauth/done")
+    result = doctor(app)
+    assert rows(result)["redirect uri"] == "WARN"
+    assert "/spark/callback" in flat(result)
+
+
+def test_missing_user_agent_outside_debug_is_a_config_failure(config: dict[str, Any]) -> None:
+    """SparkAuth(app) refuses it at init, so the app cannot load: the doctor still reports."""
+
+    def create_app() -> Flask:
+        return make(production(config, SPARK_USER_AGENT=None))
+
+    result = CliRunner().invoke(spark_cli, ["doctor"], obj=ScriptInfo(create_app=create_app))
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert rows(result) == {"configuration": "FAIL"}
+    assert "SPARK_USER_AGENT is not set" in flat(result)
+    assert "1 of 1 checks failed." in flat(result)
+
+
+def test_missing_user_agent_in_debug_warns(config: dict[str, Any]) -> None:
+    result = doctor(make(config, SPARK_USER_AGENT=None))
+    assert result.exit_code == 0
+    assert rows(result)["user agent"] == "WARN"
+    assert "'flask-spark-dev'" in flat(result)
+    assert "1016" in flat(result)
+
+
+def test_ephemeral_token_key_warns(config: dict[str, Any]) -> None:
+    result = doctor(make(config, SPARK_TOKEN_KEYS=None))
+    assert rows(result)["token keys"] == "WARN"
+    assert "flask spark keygen" in flat(result)
+
+
+def test_two_token_keys_are_reported(config: dict[str, Any]) -> None:
+    from cryptography.fernet import Fernet
+
+    keys = [Fernet.generate_key().decode(), *config["SPARK_TOKEN_KEYS"]]
+    result = doctor(make(config, SPARK_TOKEN_KEYS=keys))
+    assert rows(result)["token keys"] == "OK"
+    assert "2 Fernet keys: the first encrypts, all decrypt" in flat(result)
+
+
+def test_config_changed_after_init_and_typos(config: dict[str, Any]) -> None:
+    app = make(config)
+    app.config["SPARK_TOKEN_ENDPOINT_AUTH_METHOD"] = "private_key_jwt"
+    result = doctor(app)
+    assert rows(result)["configuration"] == "FAIL"
+    assert "SPARK_TOKEN_ENDPOINT_AUTH_METHOD must be one of" in flat(result)
+
+    app = make(config, SPARK_CLIENT_SECERT="typo")
+    result = doctor(app)
+    assert rows(result)["configuration"] == "WARN"
+    assert "SPARK_CLIENT_SECERT" in flat(result)
+
+
+def test_strict_samesite_fails(config: dict[str, Any]) -> None:
+    result = doctor(make(config, SESSION_COOKIE_SAMESITE="Strict"))
+    assert result.exit_code == 1
+    assert rows(result)["session cookie"] == "FAIL"
+
+
+def test_app_without_sparkauth(config: dict[str, Any]) -> None:
+    app = Flask(__name__)
+    app.cli.add_command(spark_cli)
+    result = doctor(app)
+    assert result.exit_code == 1
+    assert "flask-spark is not initialised" in flat(result)
+
+
+@pytest.mark.slow
+def test_the_real_flask_command_reports_a_broken_app(tmp_path: Path) -> None:
+    """``flask --app`` with a factory that raises SparkConfigError: a table, not a traceback."""
+    (tmp_path / "brokenapp.py").write_text(
+        textwrap.dedent(
+            """
+            from flask import Flask
+            from flask_spark import SparkAuth
+
+            def create_app():
+                app = Flask(__name__)
+                app.config.update(SPARK_CLIENT_ID="id", SPARK_CLIENT_SECRET="secret")
+                SparkAuth(app)
+                return app
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "FLASK_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "brokenapp:create_app", "spark", "doctor"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "FAIL  configuration" in done.stdout
+    assert "SPARK_TOKEN_KEYS is not set" in done.stdout

@@ -1,0 +1,324 @@
+"""The My Flexmls example app, page by page, through the Flask test client and a real sign-in."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+
+from flask_spark.redis_server import free_port
+from flask_spark.sandbox import MEMBERS, SandboxServer
+
+from .helpers import FlowClient, query
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMBER = MEMBERS[0]
+
+
+def load_example(config: dict[str, Any]) -> Flask:
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from myflexmls import create_app
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    return create_app(config)
+
+
+@pytest.fixture
+def example(config: dict[str, Any]) -> Flask:
+    return load_example(config)
+
+
+@pytest.fixture
+def browser(example: Flask, sandbox: SandboxServer) -> FlowClient:
+    return FlowClient(example, sandbox)
+
+
+@pytest.fixture
+def signed_in(browser: FlowClient) -> FlowClient:
+    response = browser.login("/dashboard", MEMBER.id)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/dashboard"
+    return browser
+
+
+def text(response: Any) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def cards(page: str) -> list[str]:
+    return re.findall(r'<a class="card listing".*?</a>', page, flags=re.S)
+
+
+def prices(page: str) -> list[int]:
+    return [
+        int(p.replace(",", "")) for p in re.findall(r'<span class="price">\$([\d,]+)</span>', page)
+    ]
+
+
+# -- signed out ------------------------------------------------------------------------------
+
+
+def test_home_signed_out(browser: FlowClient) -> None:
+    page = text(browser.get("/"))
+    assert "Your Flexmls, anywhere" in page
+    assert 'href="/spark/login?next=/dashboard">Sign in with Flexmls</a>' in page
+    assert "Sandbox" in page  # the issuer is the loopback sandbox
+    assert "Sign out" not in page
+
+
+def test_protected_pages_ask_to_sign_in(browser: FlowClient) -> None:
+    for path in ("/dashboard", "/listings?city=Fargo", "/property/x", "/saved-searches"):
+        response = browser.get(path)
+        assert response.status_code == 401, path
+        page = text(response)
+        assert "Please sign in" in page
+        assert f"/spark/login?next={path.replace('=', '%3D')}" in page
+    api = browser.get("/dashboard", headers={"Accept": "application/json"})
+    assert api.status_code == 401
+    assert api.json == {"error": "login_required"}
+
+
+def test_sign_in_returns_to_the_page_asked_for(browser: FlowClient) -> None:
+    response = browser.login("/listings?city=Fargo", MEMBERS[2].id)
+    assert response.headers["Location"] == "/listings?city=Fargo"
+    assert "Alex Kim" in text(browser.get("/listings?city=Fargo"))
+
+
+def test_cancelled_sign_in_has_a_friendly_page(browser: FlowClient) -> None:
+    callback = browser.authorize(browser.start_login("/dashboard"), consent="deny")
+    assert query(callback)["error"] == "access_denied"
+    response = browser.callback(callback)
+    assert response.status_code == 400
+    page = text(response)
+    assert "<h1>Sign-in cancelled</h1>" in page
+    assert "Nothing was shared" in page
+    assert "Try signing in again" in page
+    assert "Traceback" not in page
+
+
+def test_failed_sign_in_has_a_friendly_page(browser: FlowClient) -> None:
+    callback = browser.authorize(browser.start_login())
+    assert browser.callback(callback).status_code == 302
+    replay = browser.callback(callback)  # the same response again: refused
+    assert replay.status_code == 400
+    page = text(replay)
+    assert "<h1>Sign-in failed</h1>" in page
+    assert "please sign in again" in page
+    assert "state_mismatch" in page
+
+
+# -- signed in -------------------------------------------------------------------------------
+
+
+def test_dashboard(signed_in: FlowClient) -> None:
+    response = signed_in.get("/dashboard")
+    assert response.status_code == 200
+    page = text(response)
+    assert f"Welcome, {MEMBER.name}" in page
+    account = page.split('id="account"', 1)[1].split("</section>", 1)[0]
+    for value in (MEMBER.name, MEMBER.office_name, MEMBER.mls_id, MEMBER.email, MEMBER.phone):
+        assert value in account
+    assert len(re.findall(r'href="/property/\w+"', page)) == 5
+    assert 'action="/spark/logout"' in page
+    assert 'action="/spark/revoke"' in page
+    assert 'class="active" aria-current="page">Dashboard' in page
+
+
+def test_listing_search_with_filters_and_pagination(signed_in: FlowClient) -> None:
+    first = text(signed_in.get("/listings?city=Fargo&min_price=150,000&max_price=900000"))
+    found = cards(first)
+    assert len(found) == 12
+    assert all("Fargo, ND" in card and "Active" in card for card in found)
+    assert all(150_000 <= p <= 900_000 for p in prices(first))
+    assert prices(first) == sorted(prices(first), reverse=True)
+    total = int(re.search(r"([\d,]+) listings", first).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert total > 12
+    assert "page 1 of" in first
+    nxt = re.search(r'rel="next" href="([^"]+)"', first)
+    assert nxt is not None
+    page2 = text(signed_in.get(nxt.group(1)))
+    assert "page 2 of" in page2
+    assert 'value="Fargo"' in page2  # the form keeps the search
+    assert set(cards(page2)).isdisjoint(cards(first))
+    assert 'rel="prev"' in page2
+
+
+def test_listing_search_by_status(signed_in: FlowClient) -> None:
+    page = text(signed_in.get("/listings?status=Closed"))
+    assert cards(page)
+    assert all("Closed" in card for card in cards(page))
+    assert "<option selected>Closed</option>" in page
+
+
+def test_listing_search_input_cannot_inject_filter_syntax(signed_in: FlowClient) -> None:
+    response = signed_in.get("/listings", query_string={"city": "Fargo' Or City Eq 'Omaha"})
+    assert response.status_code == 200
+    page = text(response)
+    assert "That search did not work" not in page
+    assert "Omaha" not in "".join(cards(page))
+
+
+def test_listing_search_without_results(signed_in: FlowClient) -> None:
+    page = text(signed_in.get("/listings?city=Atlantis"))
+    assert "0 listings" in page
+    assert "No listings match this search" in page
+    assert 'class="pager"' not in page
+
+
+def test_property_detail_and_back_link(signed_in: FlowClient) -> None:
+    listings = text(signed_in.get("/listings?city=Bismarck&page=2"))
+    href = re.search(r'class="card listing" href="([^"]+)"', listings)
+    assert href is not None
+    response = signed_in.get(href.group(1))
+    assert response.status_code == 200
+    page = text(response)
+    assert "Bismarck, ND" in page
+    assert re.search(r'class="price big">\$[\d,]+<', page)
+    assert "bedrooms" in page
+    assert "From the RESO Web API" in page
+    back = re.search(r'class="back" href="([^"]+)"', page)
+    assert back is not None
+    assert back.group(1) in ("/listings?city=Bismarck&page=2", "/listings?page=2&city=Bismarck")
+
+
+def test_property_not_found(signed_in: FlowClient) -> None:
+    assert signed_in.get("/property/nope").status_code == 404
+    assert signed_in.get("/property/x'y").status_code == 404
+
+
+def test_saved_searches_and_running_one(signed_in: FlowClient) -> None:
+    page = text(signed_in.get("/saved-searches"))
+    names = re.findall(r"<strong>([^<]+)</strong>", page)
+    assert names
+    link = re.search(r'href="(/listings\?saved=\w+)"', page)
+    assert link is not None
+    results = signed_in.get(link.group(1))
+    assert results.status_code == 200
+    shown = text(results)
+    assert f"Saved search <strong>{names[0]}</strong>" in shown
+    assert "That search did not work" not in shown
+    assert signed_in.get("/listings?saved=unknown0").status_code == 404
+
+
+def test_expired_session_page(signed_in: FlowClient, sandbox: SandboxServer) -> None:
+    """The sign-in ended at the provider (the refresh is refused): a friendly page."""
+    with sandbox.state.lock:
+        for record in sandbox.state.refresh_tokens.values():
+            record.revoked = True
+    sandbox.expire_tokens()
+    response = signed_in.get("/listings?city=Fargo")
+    assert response.status_code == 401
+    page = text(response)
+    assert "Your session has expired" in page
+    assert "/spark/login?next=/listings?city%3DFargo" in page
+    assert sandbox.counters()["refresh_failures"] + sandbox.counters()["token_errors"] >= 1
+    # The session is gone: the next page asks to sign in.
+    assert "Please sign in" in text(signed_in.get("/dashboard"))
+
+
+def test_access_revoked_at_flexmls_shows_the_expired_page(
+    signed_in: FlowClient, sandbox: SandboxServer
+) -> None:
+    """The member disconnected the app in Flexmls: the API refuses the token (code 1000)."""
+    with sandbox.state.lock:
+        for token in list(sandbox.state.refresh_tokens):
+            sandbox.state.revoke_refresh_token(token)  # and its access tokens
+    response = signed_in.get("/dashboard")
+    assert response.status_code == 401
+    page = text(response)
+    assert "Your session has expired" in page
+    assert "Sign in with Flexmls" in page
+
+
+def test_sign_out(signed_in: FlowClient, sandbox: SandboxServer) -> None:
+    page = text(signed_in.get("/dashboard"))
+    token = re.search(
+        r'action="/spark/logout">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page
+    )
+    assert token is not None
+    response = signed_in.post("/spark/logout", data={"csrf_token": token.group(1)})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    home = text(signed_in.get("/"))
+    assert "Sign in with Flexmls" in home
+    assert MEMBER.name not in home
+    assert signed_in.get("/dashboard").status_code == 401
+    assert sandbox.counters()["revocations"] == 1
+
+
+def test_disconnect(signed_in: FlowClient, sandbox: SandboxServer) -> None:
+    page = text(signed_in.get("/dashboard"))
+    token = re.search(
+        r'action="/spark/revoke">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page
+    )
+    assert token is not None
+    assert signed_in.post("/spark/revoke", data={"csrf_token": token.group(1)}).status_code == 302
+    assert sandbox.counters()["revocations"] == 2
+    assert signed_in.get("/dashboard").status_code == 401
+
+
+def test_healthz(browser: FlowClient) -> None:
+    assert browser.get("/healthz").json == {"status": "ok", "user": "anonymous"}
+    browser.login()
+    assert browser.get("/healthz").json == {"status": "ok", "user": MEMBER.id}
+
+
+def test_pages_never_carry_tokens(signed_in: FlowClient, sandbox: SandboxServer) -> None:
+    pages = [
+        text(signed_in.get(p))
+        for p in ("/", "/dashboard", "/listings", "/saved-searches", "/healthz")
+    ]
+    with sandbox.state.lock:
+        tokens = set(sandbox.state.access_tokens) | set(sandbox.state.refresh_tokens)
+    assert tokens
+    for page in pages:
+        assert not any(token in page for token in tokens)
+
+
+@pytest.mark.slow
+def test_the_demo_command_serves_the_app() -> None:
+    """``python examples/demo.py`` (what ./scripts/demo runs): Redis, sandbox and app."""
+    port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARK_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "demo.py"),
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                home = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the demo did not start in 20 s"
+                time.sleep(0.1)
+        assert home.status_code == 200
+        assert "Sign in with Flexmls" in home.text
+        login = requests.get(
+            f"http://127.0.0.1:{port}/spark/login?next=/dashboard", allow_redirects=False, timeout=5
+        )
+        assert login.headers["Location"].startswith(f"http://127.0.0.1:{sandbox_port}/")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
