@@ -22,7 +22,6 @@ import requests
 from .errors import (
     RateLimited,
     SparkAPIError,
-    TokenExpired,
     UnexpectedResponse,
     api_error_class,
     numeric_code,
@@ -39,8 +38,8 @@ class TokenSource(Protocol):
     def access_token(self) -> str:
         """A token believed valid (refreshed proactively when close to expiry)."""
 
-    def refresh(self, rejected: str) -> str:
-        """A new token after the API refused ``rejected`` with code 1020."""
+    def refresh(self, rejected: str) -> str | None:
+        """A new token after the API refused ``rejected``; None when it cannot be refreshed."""
 
 
 class StaticTokens:
@@ -53,9 +52,9 @@ class StaticTokens:
         """The fixed token."""
         return self._token
 
-    def refresh(self, rejected: str) -> str:
-        """No refresh: the token is what it is."""
-        raise TokenExpired("The access token has expired.", status=401)
+    def refresh(self, rejected: str) -> str | None:
+        """No refresh: the API's refusal is final."""
+        return None
 
 
 def no_cookies() -> CookiePolicy:
@@ -265,9 +264,10 @@ class BaseClient:
         url = self.url(path)
         token = self.tokens.access_token()
         response = self._with_retries(method, url, token, params, json)
-        if response.status_code == 401 and _is_expired(response):
-            token = self.tokens.refresh(token)
-            response = self._with_retries(method, url, token, params, json)
+        if response.status_code == 401 and _token_refused(response):
+            fresh = self.tokens.refresh(token)
+            if fresh is not None:
+                response = self._with_retries(method, url, fresh, params, json)
         if response.status_code >= 400:
             raise error_from_response(response, self.service)
         return response
@@ -344,10 +344,16 @@ class BaseClient:
         return bool(response.status_code == 429 or response.status_code >= 500)
 
 
-def _is_expired(response: requests.Response) -> bool:
+def _token_refused(response: requests.Response) -> bool:
+    """A 401 that a refresh may cure: code 1020, or the bearer token refused as invalid.
+
+    A token revoked at Flexmls answers 1000 with ``error='invalid_token'``: the refresh then
+    either gets a working token or is refused itself, which ends the session cleanly.
+    """
     body = _json(response)
-    if isinstance(body, dict) and isinstance(body.get("D"), dict):
-        return str(body["D"].get("Code")) == "1020"
+    envelope = body.get("D") if isinstance(body, dict) else None
+    if isinstance(envelope, dict) and str(envelope.get("Code")) == "1020":
+        return True
     return "invalid_token" in response.headers.get("WWW-Authenticate", "")
 
 

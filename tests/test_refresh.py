@@ -254,6 +254,30 @@ def test_lock_is_released_after_a_refresh(
     assert tokens_of(app, user).access_token.encode() not in blob
 
 
+def test_access_token_revoked_at_flexmls_is_cured_by_one_refresh(
+    user: FlowClient, app: Flask, sandbox: SandboxServer, refreshes: Refreshes
+) -> None:
+    before = tokens_of(app, user)
+    assert sandbox.state.revoke_access_token(before.access_token)
+    delta = Delta(sandbox)
+    assert user.get("/dashboard").status_code == 200
+    assert delta["refreshes"] == 1
+    assert delta["api_calls"] == 2  # refused with 1000, then retried with the new token
+    assert tokens_of(app, user).access_token != before.access_token
+
+
+def test_whole_grant_revoked_at_flexmls_ends_the_session(
+    user: FlowClient, app: Flask, sandbox: SandboxServer, redis_client: redis.Redis
+) -> None:
+    before = tokens_of(app, user)
+    assert sandbox.state.revoke_refresh_token(before.refresh_token or "")  # revokes the family
+    response = user.get("/dashboard")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/spark/login")
+    assert not redis_client.exists(state_of(app).tokens.key(user.cookie() or before.sid))
+    assert user.get("/dashboard").status_code == 302
+
+
 # -- the end of a sign-in: invalid_grant ------------------------------------------------------
 
 
