@@ -130,6 +130,9 @@ def create_blueprint() -> Blueprint:
             return _fail(
                 exc.error or "provider_unavailable", str(exc), exc.status, "Flexmls is unavailable"
             )
+        except SparkConfigError as exc:  # a deployment mistake, e.g. http behind a TLS proxy
+            log.error("Sign-in refused by configuration: %s", exc.message)
+            return _fail("configuration_error", exc.message, 500, "Sign-in is misconfigured")
         return _no_store(redirect(url))
 
     @bp.get("/callback")
