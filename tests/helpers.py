@@ -73,3 +73,17 @@ class FlowClient:
 
 def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def refresh_at_sandbox(sandbox: SandboxServer, refresh_token: str) -> requests.Response:
+    """Use a refresh token at the sandbox's token endpoint directly, as a thief holding it would."""
+    return requests.post(
+        sandbox.url + "/openid/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+        },
+        timeout=10,
+    )

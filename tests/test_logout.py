@@ -24,7 +24,7 @@ from flask_spark.sandbox import SandboxServer
 from flask_spark.tokens import TokenSet
 
 from .conftest import make_app
-from .helpers import MEMBER, FlowClient, query
+from .helpers import MEMBER, FlowClient, query, refresh_at_sandbox
 
 FORMS = (
     '{% from "spark/macros.html" import logout_form, revoke_form %}'
@@ -86,20 +86,6 @@ def authenticates(app: Flask, cookie: str) -> bool:
     assert answer.status_code == 302
     assert "/spark/login" in answer.headers["Location"]
     return False
-
-
-def refresh_directly(sandbox: SandboxServer, refresh_token: str) -> requests.Response:
-    """Use a refresh token at the sandbox's token endpoint, as a thief holding it would."""
-    return requests.post(
-        sandbox.url + "/openid/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-        },
-        timeout=10,
-    )
 
 
 def api_status(sandbox: SandboxServer, access_token: str) -> int:
@@ -198,7 +184,7 @@ def test_logout_destroys_everything_and_revokes(
     assert counters["revocations"] == 1
     assert counters["token_deletions"] == 1
     # The refresh token is dead at the provider, and so is the access token.
-    refused = refresh_directly(sandbox, tokens.refresh_token or "")
+    refused = refresh_at_sandbox(sandbox, tokens.refresh_token or "")
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_grant"
     assert api_status(sandbox, tokens.access_token) == 401
@@ -354,7 +340,7 @@ def test_logout_with_api_down_still_revokes_and_signs_out(
     assert not authenticates(app, old_cookie)
     assert keys(redis_client, key_prefix) == set()
     assert sandbox.counters()["revocations"] == 1
-    assert refresh_directly(sandbox, tokens.refresh_token or "").status_code == 400
+    assert refresh_at_sandbox(sandbox, tokens.refresh_token or "").status_code == 400
 
 
 def test_logout_when_api_base_unreachable(
@@ -398,7 +384,7 @@ def test_failed_revocation_is_retried_by_the_cli(
     assert "revoked 0" in result.output
     assert "pending 1" in result.output
     assert redis_client.zcard(pending) == 1
-    assert refresh_directly(sandbox, tokens.refresh_token or "").status_code == 200
+    assert refresh_at_sandbox(sandbox, tokens.refresh_token or "").status_code == 200
 
     # Back up: the retry revokes it and empties the queue.
     flow2 = FlowClient(provider_down_app, sandbox)
@@ -454,7 +440,7 @@ def test_revoke_revokes_both_tokens_and_ends_the_session(
     assert counters["token_deletions"] == 1
     assert keys(redis_client, key_prefix) == set()
     assert not authenticates(app, old_cookie)
-    assert refresh_directly(sandbox, tokens.refresh_token or "").status_code == 400
+    assert refresh_at_sandbox(sandbox, tokens.refresh_token or "").status_code == 400
     assert api_status(sandbox, tokens.access_token) == 401
     assert [kw["user"].id for _, kw in seen] == [MEMBER.id, MEMBER.id]
     assert seen[0][1]["revoked"] is True

@@ -31,7 +31,7 @@ from flask_spark.sandbox import SandboxServer
 from flask_spark.tokens import TokenSet
 
 from .conftest import make_app
-from .helpers import MEMBER, FlowClient
+from .helpers import MEMBER, FlowClient, refresh_at_sandbox
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}
@@ -104,20 +104,6 @@ def refreshes(app: Flask) -> Any:
     recorder = Refreshes(app)
     yield recorder
     token_refreshed.disconnect(recorder.receive, app)
-
-
-def refresh_at_sandbox(sandbox: SandboxServer, refresh_token: str) -> requests.Response:
-    """Use a refresh token directly at the sandbox's token endpoint (as an attacker would)."""
-    return requests.post(
-        sandbox.url + "/openid/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret,
-        },
-        timeout=10,
-    )
 
 
 # -- reactive refresh (1020) -------------------------------------------------------------------
