@@ -31,7 +31,12 @@ def redis_from_url(url: str, **options: Any) -> Any:
     if scheme in ("redis+cluster", "rediss+cluster"):
         parts = urlsplit(url)
         hosts = parts.netloc.rsplit("@", 1)[-1].split(",")
-        nodes = [_node(h) for h in hosts]
+        nodes = [_node(h, 6379) for h in hosts]
+        if parts.path.strip("/") not in ("", "0"):
+            raise SparkConfigError(
+                "A Redis Cluster has only database 0: remove the database number from the "
+                f"redis+cluster:// URL (got {parts.path!r})."
+            )
         options.pop("health_check_interval", None)
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in nodes],  # type: ignore[no-untyped-call]
@@ -49,11 +54,17 @@ def redis_from_url(url: str, **options: Any) -> Any:
                 "A redis+sentinel:// URL needs the service name: "
                 "redis+sentinel://host:26379/mymaster/0"
             )
+        try:
+            db = int(path[1]) if len(path) > 1 else 0
+        except ValueError:
+            raise SparkConfigError(
+                f"The database in a redis+sentinel:// URL must be a number, got {path[1]!r}."
+            ) from None
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            [_node(h) for h in hosts],
+            [_node(h, 26379) for h in hosts],
             sentinel_kwargs={"socket_timeout": options["socket_timeout"]},
             password=unquote(parts.password) if parts.password else None,
-            db=int(path[1]) if len(path) > 1 else 0,
+            db=db,
             **options,
         )
         return sentinel.master_for(path[0])  # type: ignore[no-untyped-call]
@@ -63,10 +74,13 @@ def redis_from_url(url: str, **options: Any) -> Any:
     )
 
 
-def _node(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host:
-        host, port = text, "6379"
+def _node(text: str, default_port: int) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` as a pair; a host without a port gets ``default_port``."""
+    if text.startswith("[") and text.endswith("]"):
+        return text[1:-1], default_port
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default_port
     try:
         return host.strip("[]"), int(port)
     except ValueError:

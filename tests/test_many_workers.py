@@ -1,0 +1,244 @@
+"""The example app under gunicorn with 4 worker processes, the sandbox and the test Redis.
+
+No sticky sessions: the sign-in is served by one worker and later requests by others, because
+everything a request needs is in Redis. A refresh storm (many requests of one session arriving
+at several workers after its access token expired) causes exactly one refresh at the provider;
+the sandbox detects refresh-token reuse, so a second refresh would end the sign-in and fail the
+requests that used it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from flask_spark.redis_server import RedisServer
+from flask_spark.sandbox import SandboxServer
+
+from .conftest import FERNET_KEY
+from .helpers import MEMBER
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS = 4
+STORM = 24
+
+
+class ExampleServer:
+    """``gunicorn --workers 4 'tests.example_app:create_app()'`` on an inherited loopback socket
+    (bound here, so the port is known and free before gunicorn starts)."""
+
+    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(256)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.ready_dir = tmp / "ready"
+        self.ready_dir.mkdir()
+        self.log = tmp / "gunicorn.log"
+        fd = self.listener.fileno()
+        self._log_file = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"fd://{fd}",
+                "--workers",
+                str(WORKERS),
+                "--graceful-timeout",
+                "5",
+                "--log-level",
+                "warning",
+                "tests.example_app:create_app()",
+            ],
+            cwd=ROOT,
+            env={**env, "EXAMPLE_READY_DIR": str(self.ready_dir)},
+            pass_fds=(fd,),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def worker_pids(self) -> set[int]:
+        return {int(p.name) for p in self.ready_dir.iterdir()}
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Poll until every worker has built its app and the server answers (with a deadline)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{self.log.read_text()}")
+            if len(self.worker_pids) >= WORKERS:
+                try:
+                    if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
+            time.sleep(0.05)  # readiness polling of a child process
+        raise AssertionError(f"gunicorn not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._log_file.close()
+        self.listener.close()
+
+
+@pytest.fixture(scope="module")
+def prefix() -> str:
+    return f"w{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture(scope="module")
+def example(
+    sandbox_server: SandboxServer,
+    redis_server: RedisServer,
+    prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ExampleServer]:
+    sandbox = sandbox_server
+    env = {
+        **os.environ,
+        "SPARK_CLIENT_ID": "sandbox-client",
+        "SPARK_CLIENT_SECRET": "sandbox-secret",
+        "SPARK_ISSUER": sandbox.issuer,
+        "SPARK_API_BASE_URL": sandbox.url + "/v1/",
+        "SPARK_RESO_BASE_URL": sandbox.url + "/Reso/OData/",
+        "SPARK_TOKEN_KEYS": FERNET_KEY,
+        "SPARK_REDIS_URL": redis_server.url,
+        "SPARK_KEY_PREFIX": prefix,
+        "SPARK_SESSION_KEY_PREFIX": prefix + "session:",
+        "SPARK_USER_AGENT": "flask-spark-many-workers-test",
+        "SPARK_REQUIRE_HTTPS": "false",  # every URL is on loopback, over plain HTTP
+        "FLASK_SECRET_KEY": "many-workers-test-secret",
+    }
+    server = ExampleServer(env, tmp_path_factory.mktemp("gunicorn"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def pid_of(response: requests.Response) -> int:
+    return int(response.headers["X-Worker-Pid"])
+
+
+def sign_in(base: str) -> tuple[requests.Session, int]:
+    """The real sign-in through gunicorn and the sandbox; returns the browser and the pid of
+    the worker that served the callback (where the session was created)."""
+    browser = requests.Session()
+    start = browser.get(base + "/spark/login?next=/dashboard", allow_redirects=False, timeout=10)
+    assert start.status_code == 302, start.text
+    form = requests.post(
+        start.headers["Location"],
+        data={"member": MEMBER.id, "consent": "allow"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert form.status_code == 302, form.text
+    assert form.headers["Location"].startswith(base + "/spark/callback?")
+    done = browser.get(form.headers["Location"], allow_redirects=False, timeout=10)
+    assert done.status_code == 302, done.text
+    assert done.headers["Location"] == "/dashboard"
+    assert browser.cookies.get("session")
+    return browser, pid_of(done)
+
+
+def test_sign_in_on_one_worker_then_served_by_the_others(
+    example: ExampleServer, sandbox: SandboxServer, redis_client: redis.Redis, prefix: str
+) -> None:
+    workers = example.worker_pids
+    assert len(workers) == WORKERS
+    browser, signed_in_by = sign_in(example.url)
+    assert signed_in_by in workers
+    sid = browser.cookies["session"]
+    assert redis_client.exists(f"{prefix}tok:{{{sid}}}")
+
+    # Every worker knows the user (no sticky sessions); keep asking until another one answers.
+    served_by: Counter[int] = Counter()
+    for _ in range(200):
+        answer = browser.get(example.url + "/healthz", timeout=10)
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "ok", "user": MEMBER.id}
+        served_by[pid_of(answer)] += 1
+        if set(served_by) - {signed_in_by}:
+            break
+    assert set(served_by) <= workers
+    assert set(served_by) - {signed_in_by}, served_by
+
+    # A page that calls the Spark API and the RESO Web API, from whichever worker gets it.
+    page = browser.get(example.url + "/dashboard", timeout=10)
+    assert page.status_code == 200
+    assert MEMBER.name in page.text
+    assert pid_of(page) in workers
+
+
+def test_refresh_storm_across_workers_refreshes_once(
+    example: ExampleServer, sandbox: SandboxServer, redis_client: redis.Redis, prefix: str
+) -> None:
+    browser, _ = sign_in(example.url)
+    sid = browser.cookies["session"]
+    assert browser.get(example.url + "/dashboard", timeout=10).status_code == 200
+
+    assert sandbox.expire_tokens(MEMBER.id) == 1
+    # A slow token endpoint keeps the race open: every worker reaches the API with the
+    # expired token while the one refresh is in flight.
+    sandbox.faults(token_delay=0.3)
+    start = sandbox.counters()
+    barrier = threading.Barrier(STORM)
+
+    def one_request(_: int) -> tuple[int, int, str]:
+        barrier.wait(timeout=15)
+        response = requests.get(
+            example.url + "/dashboard",
+            cookies={"session": sid},
+            headers={"Connection": "close"},
+            timeout=30,
+        )
+        return response.status_code, pid_of(response), response.text
+
+    with ThreadPoolExecutor(max_workers=STORM) as pool:
+        results = list(pool.map(one_request, range(STORM)))
+    end = sandbox.counters()
+
+    assert [status for status, _, _ in results] == [200] * STORM, results[0][2][:500]
+    assert all(MEMBER.name in text for _, _, text in results)
+    pids = Counter(pid for _, pid, _ in results)
+    assert set(pids) <= example.worker_pids
+    assert len(pids) >= 2, pids  # the storm hit several processes
+
+    delta = {name: end[name] - start[name] for name in end}
+    assert delta["refreshes"] == 1, delta
+    assert delta["refresh_reuse"] == 0
+    assert delta["refresh_failures"] == 0
+    # Each page makes two API calls; the extra ones are calls refused with 1020 (then retried):
+    # more than one means several workers held the expired token at the same time.
+    assert delta["api_calls"] - 2 * STORM >= 2, delta
+
+    assert redis_client.hget(f"{prefix}tok:{{{sid}}}", "v") == b"2"
+    assert redis_client.exists(f"{prefix}lock:{{{sid}}}") == 0
+    sandbox.faults(token_delay=None)
+    assert browser.get(example.url + "/dashboard", timeout=10).status_code == 200
+    assert sandbox.counters()["refreshes"] == end["refreshes"]
