@@ -34,7 +34,6 @@ by ``SPARK_*`` environment variables).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import os
 import platform
@@ -484,31 +483,22 @@ def run(args: argparse.Namespace) -> list[str]:
 
         # 4. bytes per signed-in session (taken now, before the storm adds sessions)
         registry = state.registry
-        sub, psid = registry.owner(sid)
+        stored = state.session_interface.serializer.decode(client.get(f"{prefix}session:{sid}"))
+        psid = stored["_spark"].get("psid")
         session_keys = {
             "session (Flask-Session)": f"{prefix}session:{sid}",
             "tok:{sid} (encrypted tokens)": state.tokens.key(sid),
-            "reg:{sid} (owner record)": registry.record_key(sid),
-            "user:<sub> (index, 1 member)": registry.user_key(sub or ""),
+            "user:<sub> (index hash, 1 field)": registry.user_key(MEMBER.id),
         }
         if psid:
-            session_keys["psid:<sid> (index, 1 member)"] = registry.provider_key(psid)
+            session_keys["psid:<sid> (owner string)"] = registry.provider_key(psid)
         sizes = {
             label: int(client.memory_usage(name, samples=0) or 0)
             for label, name in session_keys.items()
         }
-        # For comparison: the same record sealed without the id_token JWT (a scratch key).
-        scratch = state.tokens.key("bench-no-id-token")
-        client.hset(
-            scratch,
-            mapping={"v": 1, "d": state.vault.seal(dataclasses.replace(tokens, id_token=None))},
-        )
-        without_id_token = int(client.memory_usage(scratch, samples=0) or 0)
-        client.delete(scratch)
         token_sizes = {
             "access": len(tokens.access_token),
             "refresh": len(tokens.refresh_token or ""),
-            "id_token": len(tokens.id_token or ""),
             "sealed": len(client.hget(state.tokens.key(sid), "d") or b""),
         }
 
@@ -598,9 +588,8 @@ def run(args: argparse.Namespace) -> list[str]:
     lines += [f"   {label:<40}{size:>8,} B" for label, size in sizes.items()]
     lines += [
         f"   {'total':<40}{total_bytes:>8,} B (goal <= 2,048 B: {verdict(total_bytes <= 2048)})",
-        f"   token set: access {token_sizes['access']} B, refresh {token_sizes['refresh']} B, "
-        f"id_token {token_sizes['id_token']} B; sealed record {token_sizes['sealed']} B",
-        f"   (the same record sealed without the id_token JWT: tok:{{sid}} {without_id_token:,} B)",
+        f"   token set: access {token_sizes['access']} B, refresh {token_sizes['refresh']} B; "
+        f"sealed record {token_sizes['sealed']} B (the id_token is validated, not stored)",
     ]
     return lines
 

@@ -161,8 +161,8 @@ class SparkState:
     def _refreshed(self, sid: str, tokens: TokenSet) -> None:
         signals.token_refreshed.send(self.app, sid=sid)
 
-    def _session_ended(self, sid: str) -> None:
-        self.registry.destroy(sid)
+    def _session_ended(self, sid: str, subject: str | None) -> None:
+        self.registry.destroy(sid, subject)
 
 
 class SessionTokenSource:

@@ -57,7 +57,7 @@ def start_session(
     tokens = TokenSet(
         access_token=token_response["access_token"],
         refresh_token=token_response.get("refresh_token"),
-        id_token=token_response.get("id_token"),
+        subject=str(claims["sub"]),
         expires_at=expires_at(dict(token_response), now),
         sid=sid,
         scope=token_response.get("scope"),

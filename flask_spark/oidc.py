@@ -301,10 +301,9 @@ class OIDCClient:
         self._check_claims(claims, "id_token", id_token=True)
         if nonce is not None and claims.get("nonce") != nonce:
             raise IdTokenError("The id_token's nonce does not match this sign-in.", reason="nonce")
-        if previous is not None:
-            for name in ("iss", "sub", "aud"):
-                if claims.get(name) != previous.get(name):
-                    raise IdTokenError(f"The refreshed id_token changed its {name}.")
+        for name, value in (previous or {}).items():  # iss and aud are checked above
+            if claims.get(name) != value:
+                raise IdTokenError(f"The refreshed id_token changed its {name}.")
         return claims
 
     def validate_logout_token(self, token: str) -> dict[str, Any]:

@@ -7,13 +7,9 @@ compare-and-delete (redis-py's ``Lock``). Waiters then read the new record.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from joserfc import jws
-from joserfc.errors import JoseError
 from redis.exceptions import LockError
 
 from .errors import IdTokenError, ProviderError, ServiceUnavailable, SessionExpired
@@ -21,17 +17,6 @@ from .oidc import OIDCClient
 from .tokens import TokenSet, TokenStore
 
 log = logging.getLogger("flask_spark")
-
-
-def stored_claims(tokens: TokenSet) -> dict[str, Any] | None:
-    """The claims of the id_token we stored at sign-in (validated then; read, not re-verified)."""
-    if not tokens.id_token:
-        return None
-    try:
-        claims = json.loads(jws.extract_compact(tokens.id_token.encode()).payload)
-    except (JoseError, ValueError, UnicodeError):
-        return None
-    return claims if isinstance(claims, dict) else None
 
 
 #: Called after a real refresh with (session id, the new TokenSet).
@@ -50,7 +35,7 @@ class TokenManager:
         lock_timeout: float,
         lock_wait: float,
         on_refresh: RefreshListener | None = None,
-        on_session_end: Callable[[str], None] | None = None,
+        on_session_end: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.store = store
         self.oidc = oidc
@@ -87,7 +72,7 @@ class TokenManager:
             if current.version != stale.version:
                 return current  # another request (thread, worker or host) already refreshed
             if not current.refresh_token:
-                self._end(sid)
+                self._end(sid, current.subject)
                 raise SessionExpired("Your session's token expired and cannot be refreshed.")
             return self._do_refresh(sid, current)
         finally:
@@ -113,17 +98,19 @@ class TokenManager:
             if again is not None and again.version != current.version:
                 return again
             log.info("Refresh refused by the provider (%s); ending the session.", exc.error)
-            self._end(sid)
+            self._end(sid, current.subject)
             raise SessionExpired("Your sign-in has expired; please sign in again.") from None
         fresh = current.rotated(response)
         if response.get("id_token"):
             try:
                 self.oidc.validate_id_token(
-                    response["id_token"], nonce=None, previous=stored_claims(current)
+                    response["id_token"],
+                    nonce=None,
+                    previous={"sub": current.subject} if current.subject else None,
                 )
             except IdTokenError as exc:
                 log.warning("Refreshed id_token refused: %s", exc.message)
-                self._end(sid)
+                self._end(sid, current.subject)
                 raise SessionExpired("The provider changed the signed-in identity.") from None
         if not self.store.replace(fresh, current.version):
             latest = self.store.load(sid)
@@ -134,7 +121,7 @@ class TokenManager:
             self.on_refresh(sid, fresh)
         return fresh
 
-    def _end(self, sid: str) -> None:
+    def _end(self, sid: str, subject: str | None) -> None:
         self.store.delete(sid)
         if self.on_session_end is not None:
-            self.on_session_end(sid)
+            self.on_session_end(sid, subject)

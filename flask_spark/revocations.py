@@ -56,7 +56,7 @@ class RevocationQueue:
         record = TokenSet(
             access_token="" if refresh else token,
             refresh_token=token if refresh else None,
-            id_token=None,
+            subject=None,
             expires_at=0,
             sid=PENDING_SID,
         )

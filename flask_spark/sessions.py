@@ -1,11 +1,13 @@
 """Which sessions belong to whom, so that a logout can end them all without the browser.
 
-A per-user index ``<prefix>user:<sub>`` and a per-provider-session index ``<prefix>psid:<sid>``
-hold our session ids (both names are digests, so a key name gives no identity away). Each
-session also has a small record ``<prefix>reg:{<sid>}`` naming its user and provider session,
-so that ending a session by any route (logout, front- or back-channel, a refused refresh)
-removes it from every index. Destroying a session deletes its Flask-Session key, its token
-record, its registry record and its index entries.
+Two small indexes, both named by digests so that a key name gives no identity away:
+
+- ``<prefix>user:<digest(sub)>``, a hash: our session id → the provider session id (``sid``
+  claim) it was opened with, or ``""``;
+- ``<prefix>psid:<digest(provider sid)>``, a string: the ``sub`` of that provider session.
+
+Destroying a session deletes its Flask-Session key and its token record and removes it from
+the user's index. Every command touches one key, so all of it works on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -41,40 +43,45 @@ class SessionRegistry:
         self.session_key = session_key
 
     def user_key(self, sub: str) -> str:
-        """The set of our session ids of user ``sub``."""
+        """The hash of user ``sub``'s sessions (our sid → provider sid)."""
         return f"{self.prefix}user:{_digest(sub)}"
 
     def provider_key(self, provider_sid: str) -> str:
-        """The set of our session ids for one provider-side session."""
+        """The user (``sub``) of one provider-side session."""
         return f"{self.prefix}psid:{_digest(provider_sid)}"
-
-    def record_key(self, sid: str) -> str:
-        """Our session's registry record (its ``sub`` and provider ``psid``)."""
-        return f"{self.prefix}reg:{{{sid}}}"
 
     def logout_token_key(self, jti: str) -> str:
         """The marker of a back-channel logout token already used."""
         return f"{self.prefix}jti:{_digest(jti)}"
 
     def register(self, sid: str, sub: str, provider_sid: str | None, ttl: int) -> None:
-        """Remember that session ``sid`` is user ``sub``'s (and provider session's)."""
+        """Remember that session ``sid`` is user ``sub``'s (opened with ``provider_sid``)."""
         ttl = max(int(ttl), 1)
-        record = {"sub": sub, "psid": provider_sid or ""}
-        self.redis.hset(self.record_key(sid), mapping=record)
-        self.redis.expire(self.record_key(sid), ttl)
-        for key in (self.user_key(sub), provider_sid and self.provider_key(provider_sid)):
-            if key:
-                self.redis.sadd(key, sid)
-                self.redis.expire(key, ttl)
+        self.redis.hset(self.user_key(sub), sid, provider_sid or "")
+        self.redis.expire(self.user_key(sub), ttl)
+        if provider_sid:
+            self.redis.set(self.provider_key(provider_sid), sub, ex=ttl)
 
-    def owner(self, sid: str) -> tuple[str | None, str | None]:
-        """The ``(sub, provider sid)`` recorded for session ``sid`` (Nones when unknown)."""
-        raw = self.redis.hmget(self.record_key(sid), ["sub", "psid"])
-        sub, psid = (_text(v) if v else None for v in raw)
-        return sub, psid
+    def user_of(self, provider_sid: str) -> str | None:
+        """The ``sub`` a provider session belongs to (None when unknown or expired)."""
+        value = self.redis.get(self.provider_key(provider_sid))
+        return _text(value) if value else None
 
-    def _members(self, key: str) -> set[str]:
-        return {_text(m) for m in self.redis.smembers(key)}
+    def _entries(
+        self, sub: str | None, provider_sid: str | None
+    ) -> tuple[str | None, dict[str, str]]:
+        """The owner and ``{our sid: provider sid}`` of the sessions a logout names."""
+        owner = sub
+        if provider_sid:
+            owner = self.user_of(provider_sid)
+            if owner is None or (sub is not None and owner != sub):
+                return None, {}
+        if not owner:
+            return None, {}
+        entries = {_text(s): _text(p) for s, p in self.redis.hgetall(self.user_key(owner)).items()}
+        if provider_sid:
+            entries = {s: p for s, p in entries.items() if p == provider_sid}
+        return owner, entries
 
     def sessions_of(self, *, sub: str | None = None, provider_sid: str | None = None) -> set[str]:
         """Our session ids for a provider session (of user ``sub`` when given too), else a user's.
@@ -82,31 +89,21 @@ class SessionRegistry:
         As Back-Channel Logout 1.0 §2.7 asks: a ``sid`` names exactly the sessions opened with
         that provider session; ``sub`` alone names every session of the user.
         """
-        if provider_sid:
-            found = self._members(self.provider_key(provider_sid))
-            if sub:
-                found &= self._members(self.user_key(sub))
-            return found
-        if sub:
-            return self._members(self.user_key(sub))
-        return set()
+        return set(self._entries(sub, provider_sid)[1])
 
     def destroy(self, sid: str, sub: str | None = None, provider_sid: str | None = None) -> bool:
-        """End one session server-side: its data, its tokens, its record and its index entries.
+        """End one session server-side: its data, its tokens and its index entry.
 
-        ``sub`` and ``provider_sid`` are found in the session's record when not given. Returns
-        True when the session still existed.
+        Returns True when the session still existed. The provider session's key goes with
+        its last session.
         """
-        known_sub, known_psid = self.owner(sid)
-        # One key per call: the keys live in different Redis Cluster slots.
         existed = False
-        for key in (self.session_key(sid), self.tokens.key(sid), self.record_key(sid)):
+        for key in (self.session_key(sid), self.tokens.key(sid)):  # different slots: one each
             existed = bool(self.redis.delete(key)) or existed
-        self.redis.delete(self.tokens.lock_key(sid))
-        for owner in {sub, known_sub} - {None}:
-            self.redis.srem(self.user_key(str(owner)), sid)
-        for psid in {provider_sid, known_psid} - {None}:
-            self.redis.srem(self.provider_key(str(psid)), sid)
+        if sub:
+            self.redis.hdel(self.user_key(sub), sid)
+            if provider_sid and not self.sessions_of(sub=sub, provider_sid=provider_sid):
+                self.redis.delete(self.provider_key(provider_sid))
         return existed
 
     def destroy_all(self, *, sub: str | None = None, provider_sid: str | None = None) -> list[str]:
@@ -114,15 +111,11 @@ class SessionRegistry:
 
         Returns the ``sub`` of each session that was still alive (one entry per session).
         """
+        owner, entries = self._entries(sub, provider_sid)
         ended: list[str] = []
-        for sid in sorted(self.sessions_of(sub=sub, provider_sid=provider_sid)):
-            owner, _ = self.owner(sid)
-            if self.destroy(sid, sub, provider_sid):
-                ended.append(owner or sub or "")
-        if provider_sid and not self.redis.scard(self.provider_key(provider_sid)):
-            self.redis.delete(self.provider_key(provider_sid))
-        if sub and not provider_sid:
-            self.redis.delete(self.user_key(sub))
+        for sid, psid in sorted(entries.items()):
+            if self.destroy(sid, owner, psid or None) and owner:
+                ended.append(owner)
         return ended
 
     def first_use_of_logout_token(self, jti: str, ttl: int) -> bool:

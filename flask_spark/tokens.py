@@ -27,7 +27,9 @@ class TokenSet:
 
     access_token: str
     refresh_token: str | None
-    id_token: str | None
+    #: the ``sub`` of the sign-in's id_token: a refreshed id_token must name the same user. The
+    #: id_token itself is not kept (it is large, and nothing needs it after validation).
+    subject: str | None
     expires_at: float
     sid: str
     version: int = 1
@@ -46,7 +48,6 @@ class TokenSet:
             self,
             access_token=response["access_token"],
             refresh_token=response.get("refresh_token") or self.refresh_token,
-            id_token=response.get("id_token") or self.id_token,
             expires_at=expires_at(response, now),
             scope=response.get("scope") or self.scope,
             version=self.version + 1,
@@ -78,7 +79,7 @@ class TokenVault:
         probe = TokenSet(
             access_token="probe",  # noqa: S106 - a throwaway value, not a credential
             refresh_token=None,
-            id_token=None,
+            subject=None,
             expires_at=0,
             sid="probe",
         )

@@ -109,7 +109,7 @@ def issued_tokens(sandbox: SandboxServer, app: Flask) -> set[str]:
     for key in store.scan_keys():
         tokens = store.load(key.split("{", 1)[1].rstrip("}"))
         if tokens is not None:
-            found |= {t for t in (tokens.access_token, tokens.refresh_token, tokens.id_token) if t}
+            found |= {t for t in (tokens.access_token, tokens.refresh_token) if t}
     return found
 
 

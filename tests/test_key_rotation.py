@@ -86,7 +86,7 @@ def fill(client: redis.Redis, prefix: str, key: str, count: int) -> None:
         sid = f"filler{i:05d}"
         store.create(
             TokenSet(
-                access_token=f"a{i}", refresh_token=f"r{i}", id_token=None, expires_at=0, sid=sid
+                access_token=f"a{i}", refresh_token=f"r{i}", subject=None, expires_at=0, sid=sid
             ),
             ttl=3600,
         )
@@ -116,7 +116,7 @@ def test_rotate_keys_reencrypts_every_record_with_the_first_key(
     fill(redis_client, key_prefix, OLD, 40)
     stranger = Fernet.generate_key().decode()  # a record no configured key opens
     TokenStore(redis_client, TokenVault([stranger]), key_prefix).create(
-        TokenSet(access_token="s", refresh_token=None, id_token=None, expires_at=0, sid="foreign"),
+        TokenSet(access_token="s", refresh_token=None, subject=None, expires_at=0, sid="foreign"),
         ttl=3600,
     )
     before = records(redis_client, key_prefix)

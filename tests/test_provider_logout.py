@@ -8,7 +8,6 @@ the app served by a real werkzeug server in a thread.
 from __future__ import annotations
 
 import html
-import json
 import re
 import threading
 from collections.abc import Iterator
@@ -19,15 +18,15 @@ import pytest
 import redis
 import requests
 from flask import Flask
-from joserfc import jws
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_spark import logged_out
 from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.sandbox.faults import LOGOUT_TOKEN_FAULTS
+from flask_spark.testing import sandbox_tokens
 
 from .helpers import MEMBER, FlowClient, query
-from .test_logout import authenticates, keys, recorded, session_id, stored_tokens
+from .test_logout import authenticates, keys, recorded, session_id
 
 FRONTCHANNEL_URI = "http://localhost/spark/single-logout"
 _IFRAME = re.compile(r'<iframe src="([^"]+)"')
@@ -48,10 +47,10 @@ class Browser:
         assert answer.status_code == 302, answer.text
         assert self.flow.callback(answer.headers["Location"]).status_code == 302
         self.cookie = session_id(self.flow)
-        tokens = stored_tokens(app, self.flow)
-        assert tokens.id_token
-        claims = json.loads(jws.extract_compact(tokens.id_token.encode()).payload)
-        self.provider_sid: str = claims["sid"]  # the sandbox's id_token carries the session id
+        with self.flow.client.session_transaction() as data:
+            # The sandbox's id_token carries the provider session id; sign-in keeps it.
+            self.provider_sid: str = data["_spark"]["psid"]
+        assert self.provider_sid
 
     def logout_at_provider(self, sandbox: SandboxServer) -> str:
         """Sign out at the provider itself; returns the front-channel iframe URL it renders."""
@@ -253,7 +252,7 @@ def test_backchannel_refuses_what_is_not_a_logout_token(
             "empty": {"logout_token": ""},
             "garbage": {"logout_token": "not.a.jwt"},
             # A valid, signed id_token of this very user is not a logout token (no events).
-            "id_token": {"logout_token": stored_tokens(app, browsers[0].flow).id_token},
+            "id_token": {"logout_token": sandbox_tokens(sandbox, MEMBER)["id_token"]},
         }[body]
         answer = client.post("/spark/backchannel-logout", data=data)
         assert answer.status_code == 400
