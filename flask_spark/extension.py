@@ -185,7 +185,14 @@ class SessionTokenSource:
         return tokens
 
     def access_token(self) -> str:
-        """A valid access token (refreshed first if it is about to expire)."""
+        """A valid access token (refreshed first if it is about to expire).
+
+        The record is read from Redis once per client (one request, or one background job);
+        a token another worker rotated meanwhile is caught by the 401 path in :meth:`refresh`.
+        """
+        cached = self._tokens
+        if cached is not None and not cached.expires_within(self.state.manager.skew):
+            return cached.access_token
         return self._guard(lambda: self.state.manager.current(self.sid)).access_token
 
     def refresh(self, rejected: str) -> str:

@@ -116,6 +116,13 @@ def add_api_views(app: Flask) -> Flask:
         )
         return {"keys": [r["ListingKey"] for r in records]}
 
+    @app.get("/two-calls")
+    @spark_login_required
+    def two_calls() -> dict[str, Any]:
+        account = spark_api.get("my/account").first()
+        listings = spark_api.get("listings", params={"_limit": 2})
+        return {"account": account["Name"], "listings": len(listings)}
+
     return app
 
 
@@ -643,3 +650,23 @@ def test_not_found_propagates_as_typed_error_outside_a_request(
     with pytest.raises(NotFound) as caught:
         api.get("listings/00000000000000000000000000")
     assert caught.value.status == 404
+
+
+def test_one_token_read_per_request_however_many_calls(user: FlowClient, app: Flask) -> None:
+    """A view making two calls decrypts the token record once (a per-request cache)."""
+    state = app.extensions["spark.state"]
+    reads: list[str] = []
+    original = state.tokens.load
+
+    def counting_load(sid: str) -> Any:
+        reads.append(sid)
+        return original(sid)
+
+    state.tokens.load = counting_load
+    try:
+        response = user.get("/two-calls")
+    finally:
+        del state.tokens.load
+    assert response.status_code == 200
+    assert response.json == {"account": MEMBER.name, "listings": 2}
+    assert reads == [user.cookie()]
