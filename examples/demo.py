@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from flask_spark.sandbox import SandboxServer
 
 
 def main() -> None:
+    # A plain `kill` (SIGTERM) must stop Redis and the sandbox too, not orphan them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)))
     parser.add_argument("--sandbox-port", type=int, default=5001)
