@@ -366,8 +366,8 @@ _WELL_KNOWN = "/.well-known/openid-configuration"
 def _issuer_and_discovery(issuer: Any, discovery_url: Any) -> tuple[str, str]:
     """The expected issuer and the discovery URL; either may be derived from the other."""
     if issuer:
-        issuer = str(issuer).rstrip("/")
-        return issuer, str(discovery_url or issuer + _WELL_KNOWN)
+        issuer = str(issuer)  # compared verbatim: "https://idp/" and "https://idp" differ
+        return issuer, str(discovery_url or issuer.rstrip("/") + _WELL_KNOWN)
     if discovery_url:
         url = str(discovery_url)
         if url.endswith(_WELL_KNOWN):

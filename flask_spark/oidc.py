@@ -168,7 +168,9 @@ class OIDCClient:
                 )
         data.update({k: v for k, v in overrides.items() if v})
         data["end_session_endpoint"] = (
-            cfg.logout_endpoint or data.get("end_session_endpoint") or cfg.issuer + "/openid/logout"
+            cfg.logout_endpoint
+            or data.get("end_session_endpoint")
+            or cfg.issuer.rstrip("/") + "/openid/logout"
         )
         for key in needed:
             if not data.get(key):

@@ -13,7 +13,14 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from . import signals
 from .config import check_transport
-from .errors import IdTokenError, LoginError, ProviderError, SparkConfigError, SparkError
+from .errors import (
+    IdTokenError,
+    LoginError,
+    NotFound,
+    ProviderError,
+    SparkConfigError,
+    SparkError,
+)
 from .extension import (
     BINDING_KEY,
     CSRF_KEY,
@@ -362,6 +369,8 @@ def _delete_at_api(state: SparkState, tokens: TokenSet) -> bool:
     """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed."""
     try:
         state.api_delete_token(tokens)
+    except NotFound:
+        return True  # already gone
     except SparkError as exc:
         log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
         return False
@@ -372,8 +381,8 @@ def _revoke_at_provider(state: SparkState, token: str, hint: str) -> bool:
     """RFC 7009 revocation of one token; a failure is logged and queued for a later retry."""
     try:
         if not state.oidc.endpoint("revocation_endpoint"):
-            log.warning("The provider has no revocation endpoint; the %s is not revoked.", hint)
-            return False
+            log.info("The provider has no revocation endpoint; the %s expires on its own.", hint)
+            return True  # nothing can be done, so nothing to warn the user about
         if state.oidc.revoke(token, hint):
             return True
     except (SparkError, SparkConfigError) as exc:

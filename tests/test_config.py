@@ -127,6 +127,12 @@ def test_issuer_is_derived_from_a_standard_discovery_url() -> None:
         production(SPARK_DISCOVERY_URL="https://idp.example/metadata.json")
 
 
+def test_issuer_is_compared_verbatim_but_discovery_has_no_double_slash() -> None:
+    cfg = production(SPARK_ISSUER="https://idp.example/")
+    assert cfg.issuer == "https://idp.example/"  # as an OP with a trailing slash publishes it
+    assert cfg.discovery_url == "https://idp.example/.well-known/openid-configuration"
+
+
 def test_defaults_are_spark_production() -> None:
     cfg = production()
     assert cfg.issuer == "https://sparkplatform.com"

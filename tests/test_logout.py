@@ -601,3 +601,25 @@ def test_single_logout_with_provider_down_still_signs_out(
     assert answer.status_code == 302
     assert answer.headers["Location"].startswith(sandbox.url + "/openid/logout?")
     assert not authenticates(app, old_cookie)
+
+
+def test_token_already_gone_at_the_api_is_a_clean_logout(
+    app: Flask, signed_in: FlowClient, sandbox: SandboxServer
+) -> None:
+    sandbox.faults(force_error_next=1, force_error={"status": 404, "code": 404})
+    answer = signed_in.post("/spark/logout", data={"csrf_token": page_csrf(signed_in)})
+    assert answer.status_code == 302  # no "could not reach Flexmls" page for a 404
+    assert sandbox.counters()["revocations"] == 1
+
+
+def test_provider_without_revocation_endpoint_is_a_clean_logout(
+    app: Flask, signed_in: FlowClient, sandbox: SandboxServer, redis_client: redis.Redis
+) -> None:
+    state = app.extensions["spark.state"]
+    del state.oidc.metadata()["revocation_endpoint"]  # as a provider that offers none
+    old_cookie = session_id(signed_in)
+    answer = signed_in.post("/spark/logout", data={"csrf_token": page_csrf(signed_in)})
+    assert answer.status_code == 302
+    assert not authenticates(app, old_cookie)
+    assert sandbox.counters()["revocations"] == 0
+    assert not redis_client.exists(f"{state.config.key_prefix}revoke:pending")
