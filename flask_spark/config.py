@@ -85,8 +85,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_HTTP_TIMEOUT": (10.0, "Seconds before a call to the provider or the API gives up."),
     "SPARK_TRANSACTION_TTL": (600, "Seconds a sign-in may take between /login and /callback."),
     "SPARK_REFRESH_SKEW": (120, "Refresh proactively when the access token expires within this."),
-    "SPARK_LOCK_TIMEOUT": (15.0, "Seconds the refresh lock is held at most."),
-    "SPARK_LOCK_WAIT": (20.0, "Seconds a request waits for another's refresh to finish."),
+    "SPARK_LOCK_TIMEOUT": (
+        30.0,
+        "Seconds the refresh lock is held at most; at least 3 x SPARK_HTTP_TIMEOUT.",
+    ),
+    "SPARK_LOCK_WAIT": (30.0, "Seconds a request waits for another's refresh to finish."),
     "SPARK_RETRY_MAX": (3, "Retries of an idempotent API call on rate limiting or 5xx."),
     "SPARK_RETRY_BACKOFF": (0.5, "First backoff in seconds; doubled per retry, with jitter."),
     "SPARK_RETRY_MAX_TIME": (30.0, "Total seconds of retry waiting at the most."),
@@ -299,6 +302,14 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
     for key in ("SPARK_HTTP_TIMEOUT", "SPARK_SESSION_IDLE_TIMEOUT", "SPARK_SESSION_LIFETIME"):
         if numbers[key] == 0:
             raise SparkConfigError(f"{key} must be greater than zero.")
+    # A refresh (token call, then a JWKS fetch) must end before its lock expires, or a second
+    # worker would spend the same refresh token and the provider would revoke the grant.
+    if numbers["SPARK_LOCK_TIMEOUT"] < 3 * numbers["SPARK_HTTP_TIMEOUT"]:
+        raise SparkConfigError(
+            f"SPARK_LOCK_TIMEOUT ({numbers['SPARK_LOCK_TIMEOUT']:g}) must be at least 3 x "
+            f"SPARK_HTTP_TIMEOUT ({numbers['SPARK_HTTP_TIMEOUT']:g}): a refresh can take that "
+            "long, and its lock must not expire under it."
+        )
 
     cfg = SparkConfig(
         client_id=str(get("SPARK_CLIENT_ID")),

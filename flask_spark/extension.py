@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask_session.redis import RedisSessionInterface
 
 from . import signals
 from .api import ResoAPI, RetryPolicy, SparkAPI, StaticTokens, pooled_session
@@ -62,7 +63,11 @@ class SparkState:
         self.oidc = OIDCClient(config)
         self.session_interface = self._session_interface()
         self.registry = SessionRegistry(
-            self.redis, config.key_prefix, self.tokens, self.session_store_key
+            self.redis,
+            config.key_prefix,
+            self.tokens,
+            self.session_store_key,
+            session_redis=getattr(self.session_interface, "client", None),
         )
         self.manager = TokenManager(
             self.tokens,
@@ -93,26 +98,46 @@ class SparkState:
         return redis_from_url(self.embedded_redis.url)
 
     def _session_interface(self) -> Any:
+        """Install flask-spark's Redis session unless the app insists on its own.
+
+        An app that set up Flask-Session's Redis sessions gets them replaced by the subclass
+        (same client and key prefix): stock Flask-Session would write a session back after a
+        logout elsewhere deleted it, and keeps sessions for PERMANENT_SESSION_LIFETIME.
+        """
         app, cfg = self.app, self.config
+        current: Any = app.session_interface
         install = cfg.configure_session
+        client, prefix = self.redis, cfg.session_key_prefix
         if install is None:
-            install = isinstance(app.session_interface, SecureCookieSessionInterface)
+            if isinstance(current, SparkSessionInterface):
+                return current  # another SparkAuth on this app already did it
+            if isinstance(current, RedisSessionInterface):
+                client, prefix, install = current.client, current.key_prefix, True
+                log.info("flask-spark replaces Flask-Session's Redis interface with its own.")
+            elif isinstance(current, SecureCookieSessionInterface):
+                install = True
+            else:
+                raise SparkConfigError(
+                    f"The app uses its own session interface ({type(current).__name__}). "
+                    "flask-spark needs its Redis session (idle timeout, logout safety): remove "
+                    "yours, or set SPARK_CONFIGURE_SESSION = False to keep it at your own risk."
+                )
         if install:
             ours = SparkSessionInterface(
                 app,
-                self.redis,
-                key_prefix=cfg.session_key_prefix,
+                client,
+                key_prefix=prefix,
                 idle_timeout=cfg.session_idle_timeout,
+                short_lived=(frozenset({BINDING_KEY}), cfg.transaction_ttl),
             )
             app.session_interface = ours
             return ours
-        iface: Any = app.session_interface
-        if not hasattr(iface, "regenerate"):
+        if not hasattr(current, "regenerate"):
             raise SparkConfigError(
                 "The app's session interface is not a server-side session with regenerate(): "
                 "remove it, or set SPARK_CONFIGURE_SESSION = True to let flask-spark install one."
             )
-        return iface
+        return current
 
     def session_store_key(self, sid: str) -> str:
         """The Redis key of Flask-Session's record for ``sid``."""

@@ -100,18 +100,9 @@ class TokenManager:
             log.info("Refresh refused by the provider (%s); ending the session.", exc.error)
             self._end(sid, current.subject)
             raise SessionExpired("Your sign-in has expired; please sign in again.") from None
+        # Store first: the provider has spent the old refresh token, so the new one must not be
+        # lost to a failure below (a JWKS fetch that times out, say).
         fresh = current.rotated(response)
-        if response.get("id_token"):
-            try:
-                self.oidc.validate_id_token(
-                    response["id_token"],
-                    nonce=None,
-                    previous={"sub": current.subject} if current.subject else None,
-                )
-            except IdTokenError as exc:
-                log.warning("Refreshed id_token refused: %s", exc.message)
-                self._end(sid, current.subject)
-                raise SessionExpired("The provider changed the signed-in identity.") from None
         if not self.store.replace(fresh, current.version):
             latest = self.store.load(sid)
             if latest is None:
@@ -119,7 +110,24 @@ class TokenManager:
             return latest
         if self.on_refresh is not None:
             self.on_refresh(sid, fresh)
+        if response.get("id_token"):
+            self._check_refreshed_identity(sid, current, response["id_token"])
         return fresh
+
+    def _check_refreshed_identity(self, sid: str, current: TokenSet, id_token: str) -> None:
+        """A refreshed id_token must be valid and name the same user (Core §12.2)."""
+        try:
+            self.oidc.validate_id_token(
+                id_token,
+                nonce=None,
+                previous={"sub": current.subject} if current.subject else None,
+            )
+        except IdTokenError as exc:
+            log.warning("Refreshed id_token refused: %s", exc.message)
+            self._end(sid, current.subject)
+            raise SessionExpired("The provider changed the signed-in identity.") from None
+        except ProviderError as exc:  # keys unreachable: the new tokens came over TLS, kept
+            log.warning("Refreshed id_token not checked now (%s); tokens kept.", exc.message)
 
     def _end(self, sid: str, subject: str | None) -> None:
         self.store.delete(sid)

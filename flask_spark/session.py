@@ -42,6 +42,7 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         *,
         key_prefix: str,
         idle_timeout: int,
+        short_lived: tuple[frozenset[str], int] | None = None,
         use_signer: bool = False,
     ) -> None:
         # Flask-Session only accepts redis.Redis; Cluster/Sentinel clients are set after.
@@ -57,6 +58,9 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         )
         self.client = client
         self.idle_timeout = idle_timeout
+        #: (keys, ttl): a session holding nothing but these keys lives only ``ttl`` seconds
+        #: (a sign-in that was started and not finished must not hold Redis memory for long).
+        self.short_lived = short_lived
 
     def store_key(self, sid: str) -> str:
         """The Redis key holding the session ``sid``."""
@@ -87,10 +91,13 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         (``SET ... XX``): a logout elsewhere (back-channel, another tab) that deleted it while
         this request ran must not be undone by this request's write-back.
         """
+        ttl = self.idle_timeout
+        if self.short_lived is not None and set(session.keys()) <= self.short_lived[0]:
+            ttl = min(ttl, self.short_lived[1])
         self.client.set(
             name=store_id,
             value=self.serializer.encode(session),
-            ex=self.idle_timeout,
+            ex=ttl,
             xx=bool(getattr(session, "from_store", False)),
         )
 

@@ -36,11 +36,14 @@ class SessionRegistry:
         prefix: str,
         tokens: TokenStore,
         session_key: Callable[[str], str],
+        session_redis: Any = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.tokens = tokens
         self.session_key = session_key
+        #: where the sessions themselves live (Flask-Session's client; usually ``redis`` too)
+        self.session_redis = session_redis if session_redis is not None else redis
 
     def user_key(self, sub: str) -> str:
         """The hash of user ``sub``'s sessions (our sid → provider sid)."""
@@ -97,9 +100,8 @@ class SessionRegistry:
         Returns True when the session still existed. The provider session's key goes with
         its last session.
         """
-        existed = False
-        for key in (self.session_key(sid), self.tokens.key(sid)):  # different slots: one each
-            existed = bool(self.redis.delete(key)) or existed
+        existed = bool(self.session_redis.delete(self.session_key(sid)))
+        existed = bool(self.redis.delete(self.tokens.key(sid))) or existed  # one key per command
         if sub:
             self.redis.hdel(self.user_key(sub), sid)
             if provider_sid and not self.sessions_of(sub=sub, provider_sid=provider_sid):

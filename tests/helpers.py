@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -87,3 +88,10 @@ def refresh_at_sandbox(sandbox: SandboxServer, refresh_token: str) -> requests.R
         },
         timeout=10,
     )
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (connection refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

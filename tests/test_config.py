@@ -155,3 +155,9 @@ def test_init_app_fails_fast_with_the_key_named() -> None:
     app.config.update({**BASE, "SPARK_CLIENT_ID": None})
     with pytest.raises(SparkConfigError, match="SPARK_CLIENT_ID"):
         SparkAuth(app)
+
+
+def test_refresh_lock_must_outlive_a_slow_refresh() -> None:
+    with pytest.raises(SparkConfigError, match="SPARK_LOCK_TIMEOUT"):
+        production(SPARK_HTTP_TIMEOUT=10, SPARK_LOCK_TIMEOUT=15)
+    assert production(SPARK_HTTP_TIMEOUT=5, SPARK_LOCK_TIMEOUT=15).lock_timeout == 15

@@ -7,7 +7,6 @@ browser's form would carry it.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +23,7 @@ from flask_spark.sandbox import SandboxServer
 from flask_spark.tokens import TokenSet
 
 from .conftest import make_app
-from .helpers import MEMBER, FlowClient, query, refresh_at_sandbox
+from .helpers import MEMBER, FlowClient, closed_port, query, refresh_at_sandbox
 
 FORMS = (
     '{% from "spark/macros.html" import logout_form, revoke_form %}'
@@ -98,13 +97,6 @@ def api_status(sandbox: SandboxServer, access_token: str) -> int:
         timeout=10,
     )
     return answer.status_code
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (connection refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from flask_spark.sandbox import SandboxServer
 from flask_spark.tokens import TokenSet
 
 from .conftest import make_app
-from .helpers import MEMBER, FlowClient, refresh_at_sandbox
+from .helpers import MEMBER, FlowClient, closed_port, refresh_at_sandbox
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}
@@ -261,6 +261,23 @@ def test_whole_grant_revoked_at_flexmls_ends_the_session(
     assert response.headers["Location"].startswith("/spark/login")
     assert not redis_client.exists(state_of(app).tokens.key(user.cookie() or before.sid))
     assert user.get("/dashboard").status_code == 302
+
+
+def test_keys_unreachable_during_a_refresh_keep_the_new_tokens(
+    user: FlowClient, app: Flask, sandbox: SandboxServer, config: dict[str, Any]
+) -> None:
+    """A worker that cannot fetch the JWKS must not lose the refresh token it just rotated."""
+    fresh_worker = make_app({**config, "SPARK_JWKS_URI": f"http://127.0.0.1:{closed_port()}/jwks"})
+    browser = fresh_worker.test_client()
+    browser.set_cookie("session", user.cookie() or "")
+    sandbox.expire_tokens(MEMBER.id)
+    assert browser.get("/dashboard").status_code == 200
+    assert sandbox.counters()["refreshes"] == 1
+    # The rotated refresh token was stored: the next refresh (anywhere) is not a reuse.
+    sandbox.expire_tokens(MEMBER.id)
+    assert user.get("/dashboard").status_code == 200
+    assert sandbox.counters()["refreshes"] == 2
+    assert sandbox.counters()["refresh_reuse"] == 0
 
 
 # -- the end of a sign-in: invalid_grant ------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 import redis
 from flask import Flask, session
 
@@ -48,3 +49,72 @@ def test_in_flight_request_does_not_resurrect_a_destroyed_session(
     assert results == [200]
     assert not redis_client.exists(key), "the in-flight request wrote the session back"
     assert flow.get("/dashboard").status_code == 302
+
+
+def test_an_app_with_flask_session_gets_the_safe_subclass(
+    config: dict[str, Any], redis_client: redis.Redis, key_prefix: str
+) -> None:
+    from flask_session import Session
+
+    from flask_spark import SparkAuth
+    from flask_spark.session import SparkSessionInterface
+
+    app = Flask(__name__)
+    app.config.update(
+        {
+            **config,
+            "SESSION_TYPE": "redis",
+            "SESSION_REDIS": redis_client,
+            "SESSION_KEY_PREFIX": key_prefix + "fs:",
+        }
+    )
+    Session(app)
+    SparkAuth(app)
+    iface = app.session_interface
+    assert isinstance(iface, SparkSessionInterface)
+    assert iface.key_prefix == key_prefix + "fs:"  # the app's own settings are kept
+    assert iface.client is redis_client
+
+
+def test_a_foreign_session_interface_is_refused_unless_accepted(config: dict[str, Any]) -> None:
+    from flask.sessions import SessionInterface
+
+    from flask_spark import SparkAuth, SparkConfigError
+
+    class Custom(SessionInterface):
+        def regenerate(self, session: Any) -> None:
+            """A stand-in for some other server-side session."""
+
+    app = Flask(__name__)
+    app.config.update(config)
+    app.session_interface = Custom()
+    with pytest.raises(SparkConfigError, match="SPARK_CONFIGURE_SESSION"):
+        SparkAuth(app)
+    app.config["SPARK_CONFIGURE_SESSION"] = False
+    SparkAuth(app)
+    assert isinstance(app.session_interface, Custom)
+
+
+def test_an_unfinished_sign_in_holds_redis_only_for_the_transaction_ttl(
+    config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    app = make_app({**config, "SPARK_TRANSACTION_TTL": 120})
+    flow = FlowClient(app, sandbox)
+    flow.start_login("/dashboard")  # a visitor (or a bot) who never comes back
+    key = f"{key_prefix}session:{flow.cookie()}"
+    assert 0 < redis_client.ttl(key) <= 120
+    flow.login("/dashboard")
+    signed_in = f"{key_prefix}session:{flow.cookie()}"
+    assert redis_client.ttl(signed_in) > 120  # a signed-in session gets the idle timeout
+
+
+def test_signing_in_again_drops_the_previous_token_record(
+    flow: FlowClient, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    flow.login("/dashboard")
+    first = flow.cookie()
+    assert redis_client.exists(f"{key_prefix}tok:{{{first}}}")
+    flow.login("/dashboard")
+    assert flow.cookie() != first
+    assert not redis_client.exists(f"{key_prefix}tok:{{{first}}}")
+    assert flow.get("/dashboard").status_code == 200
