@@ -47,7 +47,8 @@ def start_session(
     binding = session.get(BINDING_KEY)  # kept: other tabs may still be signing in
     previous = session.get(SESSION_KEY)
     if isinstance(previous, dict):  # signing in again over a sign-in: drop the old tokens
-        state.registry.destroy(session.sid, previous.get("sub"), previous.get("psid"))
+        old_sid: str = session.sid  # type: ignore[attr-defined]
+        state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
     state.session_interface.regenerate(session)
     session.clear()
     if isinstance(binding, str):
