@@ -8,6 +8,7 @@ JWKS, and shares one pooled HTTP adapter between calls.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -15,15 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import requests
 from authlib.common.urls import url_decode
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
-from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
+from authlib.oauth2.auth import encode_client_secret_post
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import Key, KeySet
+from joserfc.jwk import JWKRegistry, Key, KeySet
 from requests.adapters import HTTPAdapter
 
 from .config import SparkConfig, check_transport
@@ -37,8 +38,34 @@ _BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: Refetch the JWKS for an unknown ``kid`` at most this often (seconds).
 JWKS_REFETCH_INTERVAL = 30.0
 METADATA_TTL = 3600.0
+#: The provider's endpoints this client calls or sends the browser to: they must be HTTPS
+#: outside loopback. Other metadata (``op_policy_uri``, ``mtls_endpoint_aliases``...) is not used.
+_USED_ENDPOINTS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "revocation_endpoint",
+    "jwks_uri",
+    "end_session_endpoint",
+)
 
 AuthEncoder = Callable[[Any, str, str, dict[str, str], str], tuple[str, dict[str, str], str]]
+
+
+def encode_client_secret_basic(
+    client: Any, method: str, uri: str, headers: dict[str, str], body: str
+) -> tuple[str, dict[str, str], str]:
+    """HTTP Basic client authentication as RFC 6749 §2.3.1 defines it.
+
+    The client id and secret are each form-urlencoded before they are joined with ``:`` and
+    Base64-encoded; a conforming provider decodes them again. (Authlib sends them raw, which
+    such a provider misreads as soon as they hold ``%``, ``+``, ``:`` or ``/``.)
+    """
+    user = quote(str(client.client_id), safe="")
+    password = quote(str(client.client_secret or ""), safe="")
+    credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    headers["Authorization"] = f"Basic {credentials}"
+    return uri, headers, body
 
 
 def _json_body(encode: AuthEncoder) -> AuthEncoder:
@@ -54,6 +81,43 @@ def _json_body(encode: AuthEncoder) -> AuthEncoder:
         return uri, headers, text
 
     return encode_json
+
+
+def import_jwks(data: dict[str, Any]) -> KeySet:
+    """The keys of a JWK Set that this client can use.
+
+    RFC 7517 §5: keys whose ``kty`` is not understood, that miss required members, or whose
+    values are out of the supported range (e.g. a curve the JOSE library lacks) are skipped,
+    not allowed to make the whole set unreadable.
+    """
+    entries = data.get("keys")
+    if not isinstance(entries, list):
+        raise ProviderError("The provider's JWKS could not be read (no 'keys' list).")
+    keys: list[Key] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        try:
+            keys.append(JWKRegistry.import_key(entry))
+        except (JoseError, ValueError, TypeError, KeyError):
+            log.info(
+                "Skipped a JWKS key this client cannot use (kty=%r, kid=%r).",
+                entry.get("kty"),
+                entry.get("kid"),
+            )
+    if not keys:
+        raise ProviderError("The provider's JWKS holds no key this client can use.")
+    return KeySet(keys)
+
+
+def _error_code(response: requests.Response) -> str | None:
+    """The OAuth ``error`` code of an error response's JSON body, if it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else None
 
 
 def http_adapter() -> HTTPAdapter:
@@ -103,6 +167,7 @@ class OIDCClient:
             code_challenge_method="S256",
             default_timeout=cfg.http_timeout,
         )
+        session.register_client_auth_method(("client_secret_basic", encode_client_secret_basic))
         if cfg.token_request_format == "json":  # noqa: S105 - a format name
             base = (
                 encode_client_secret_post
@@ -175,8 +240,9 @@ class OIDCClient:
         for key in needed:
             if not data.get(key):
                 raise ProviderError(f"The provider's discovery document has no {key}.")
-        for key, value in data.items():
-            if key.endswith(("_endpoint", "_uri")) and isinstance(value, str):
+        for key in _USED_ENDPOINTS:  # not op_policy_uri & co.: pages for humans, never called
+            value = data.get(key)
+            if isinstance(value, str):
                 try:
                     check_transport(value, f"The provider's {key}", cfg.require_https)
                 except SparkConfigError as exc:
@@ -209,11 +275,7 @@ class OIDCClient:
                 if now - self._jwks_refetched_at < JWKS_REFETCH_INTERVAL:
                     return cached
                 self._jwks_refetched_at = now  # claimed: concurrent callers keep the cache
-        data = self._get_json(self.metadata()["jwks_uri"], "JWKS")
-        try:
-            keys = KeySet.import_key_set(data)  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError):
-            raise ProviderError("The provider's JWKS could not be read.") from None
+        keys = import_jwks(self._get_json(self.metadata()["jwks_uri"], "JWKS"))
         with self._lock:
             self._jwks = keys
         return keys
@@ -390,7 +452,8 @@ class OIDCClient:
         )
 
     def revoke(self, token: str, token_type_hint: str) -> bool:
-        """Revoke a token (RFC 7009). True when the provider confirmed; False if it could not."""
+        """Revoke a token (RFC 7009). True when the provider confirmed (or answered that it does
+        not revoke this token type); False if it could not, and a retry may help."""
         url = self.endpoint("revocation_endpoint")
         if not url:
             return False
@@ -400,9 +463,16 @@ class OIDCClient:
         except requests.RequestException as exc:
             log.warning("Token revocation failed: %s", type(exc).__name__)
             return False
-        if response.status_code != 200:
-            log.warning("Token revocation answered HTTP %s", response.status_code)
-        return bool(response.status_code == 200)
+        if response.status_code == 200:
+            return True
+        if 400 <= response.status_code < 500 and _error_code(response) == "unsupported_token_type":
+            # RFC 7009 §2.2.1: this provider cannot revoke this kind of token; a retry would get
+            # the same answer, and the token expires on its own. (400 per RFC 6749 §5.2; some
+            # servers, Authlib's among them, answer it with 401.)
+            log.info("The provider does not revoke a %s; it expires on its own.", token_type_hint)
+            return True
+        log.warning("Token revocation answered HTTP %s", response.status_code)
+        return False
 
     def userinfo(self, access_token: str) -> dict[str, Any]:
         """The userinfo claims for ``access_token``."""
