@@ -38,6 +38,8 @@ _BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: Refetch the JWKS for an unknown ``kid`` at most this often (seconds).
 JWKS_REFETCH_INTERVAL = 30.0
 METADATA_TTL = 3600.0
+#: How old a back-channel logout token without ``exp`` may be (seconds).
+LOGOUT_TOKEN_MAX_AGE = 300.0
 #: The provider's endpoints this client calls or sends the browser to: they must be HTTPS
 #: outside loopback. Other metadata (``op_policy_uri``, ``mtls_endpoint_aliases``...) is not used.
 _USED_ENDPOINTS = (
@@ -135,6 +137,7 @@ class OIDCClient:
         self._metadata_at = 0.0
         self._jwks: KeySet | None = None
         self._jwks_refetched_at = float("-inf")
+        self._jwks_at = float("-inf")
         self._pid = os.getpid()
         self._adapter = http_adapter()
 
@@ -224,7 +227,17 @@ class OIDCClient:
         if all(overrides[k] for k in needed):
             data: dict[str, Any] = {"issuer": cfg.issuer}
         else:
-            data = self._get_json(cfg.discovery_url, "discovery")
+            try:
+                data = self._get_json(cfg.discovery_url, "discovery")
+            except ProviderError:
+                with self._lock:
+                    stale = self._metadata
+                    if stale is None:
+                        raise
+                    # Keep working on what we knew; try again in a minute, not on every call.
+                    self._metadata_at = time.monotonic() - METADATA_TTL + 60
+                log.warning("The discovery document could not be refreshed; using the cached one.")
+                return stale
             if data.get("issuer") != cfg.issuer:
                 raise ProviderError(
                     "The discovery document's issuer does not match SPARK_ISSUER "
@@ -268,31 +281,40 @@ class OIDCClient:
         """
         with self._lock:
             cached = self._jwks
+            now = time.monotonic()
             if cached is not None:
-                if not refresh:
+                if not refresh and now - self._jwks_at < METADATA_TTL:
                     return cached
-                now = time.monotonic()
                 if now - self._jwks_refetched_at < JWKS_REFETCH_INTERVAL:
                     return cached
                 self._jwks_refetched_at = now  # claimed: concurrent callers keep the cache
-        keys = import_jwks(self._get_json(self.metadata()["jwks_uri"], "JWKS"))
+        try:
+            keys = import_jwks(self._get_json(self.metadata()["jwks_uri"], "JWKS"))
+        except ProviderError:
+            if cached is None:
+                raise
+            log.warning("The provider's JWKS could not be refreshed; using the cached keys.")
+            return cached
         with self._lock:
-            self._jwks = keys
+            self._jwks, self._jwks_at = keys, time.monotonic()
         return keys
 
-    def _candidate_keys(self, kid: str | None, alg: str) -> list[Key]:
+    @staticmethod
+    def _candidate_keys(keys: KeySet, kid: str | None, alg: str) -> list[Key]:
+        """The signing keys of ``keys`` that may have signed a token with ``kid`` and ``alg``."""
         kty = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}.get(alg[:2], "RSA")
+        usable = [k for k in keys if k.key_type == kty and k.get("use", "sig") == "sig"]
+        return usable if kid is None else [k for k in usable if k.kid == kid]
 
-        def pick(keys: KeySet) -> list[Key]:
-            usable = [k for k in keys if k.key_type == kty and k.get("use", "sig") == "sig"]
-            if kid is None:
-                return usable
-            return [k for k in usable if k.kid == kid]
-
-        found = pick(self.jwks())
-        if not found and kid is not None:
-            found = pick(self.jwks(refresh=True))  # the provider may have rotated its key
-        return found
+    @staticmethod
+    def _verify_with(token: str, keys: list[Key], alg: str) -> Any:
+        """The decoded token if one of ``keys`` verifies its signature, else None."""
+        for key in keys:
+            try:
+                return jwt.decode(token, key, algorithms=[alg])
+            except JoseError:
+                continue
+        return None
 
     # -- JWT validation --------------------------------------------------------------------
 
@@ -313,19 +335,26 @@ class OIDCClient:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise IdTokenError(f"The {what} has an invalid kid.")
-        keys = self._candidate_keys(kid, alg)
-        if not keys:
-            raise IdTokenError(f"The {what} is signed with a key the provider does not publish.")
-        for key in keys:
-            try:
-                decoded = jwt.decode(token, key, algorithms=[alg])
-            except JoseError:
-                continue
-            claims: Any = decoded.claims
-            if not isinstance(claims, dict):
-                break
-            return dict(decoded.header), claims
-        raise IdTokenError(f"The {what}'s signature is invalid.")
+        keyset = self.jwks()
+        candidates = self._candidate_keys(keyset, kid, alg)
+        decoded = self._verify_with(token, candidates, alg)
+        if decoded is None:
+            # The provider may have rotated its key, under a new kid or the same one: refetch
+            # once (rate-limited, so forged tokens cannot make us hammer the provider).
+            refreshed = self.jwks(refresh=True)
+            if refreshed is not keyset:
+                candidates = self._candidate_keys(refreshed, kid, alg)
+                decoded = self._verify_with(token, candidates, alg)
+        if decoded is None:
+            if not candidates:
+                raise IdTokenError(
+                    f"The {what} is signed with a key the provider does not publish."
+                )
+            raise IdTokenError(f"The {what}'s signature is invalid.")
+        claims: Any = decoded.claims
+        if not isinstance(claims, dict):
+            raise IdTokenError(f"The {what}'s payload is not a JSON object.")
+        return dict(decoded.header), claims
 
     def _check_claims(self, claims: dict[str, Any], what: str, *, id_token: bool) -> None:
         cfg = self.config
@@ -382,10 +411,14 @@ class OIDCClient:
         if not isinstance(claims.get("sub"), str) and not isinstance(claims.get("sid"), str):
             raise IdTokenError("The logout_token names neither a sub nor a sid.")
         exp = claims.get("exp")
+        now = time.time()
         if exp is not None and (
-            not isinstance(exp, int | float) or exp < time.time() - self.config.clock_skew
+            not isinstance(exp, int | float) or exp < now - self.config.clock_skew
         ):
             raise IdTokenError("The logout_token has expired.")
+        if exp is None and claims["iat"] < now - LOGOUT_TOKEN_MAX_AGE - self.config.clock_skew:
+            # Without exp a captured token could be replayed for ever: bound its age instead.
+            raise IdTokenError("The logout_token is too old.")
         return claims
 
     # -- the protocol ----------------------------------------------------------------------
