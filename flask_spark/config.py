@@ -82,6 +82,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         None,
         "If set, POST /revoke ends the session and revokes, then sends the user to this page.",
     ),
+    "SPARK_DELETE_TOKEN_AT_API": (
+        True,
+        "At sign-out, DELETE the access token at the Spark API (oauth2/token/<token>); "
+        "turn off for APIs other than Spark's.",
+    ),
     "SPARK_HTTP_TIMEOUT": (10.0, "Seconds before a call to the provider or the API gives up."),
     "SPARK_TRANSACTION_TTL": (600, "Seconds a sign-in may take between /login and /callback."),
     "SPARK_REFRESH_SKEW": (120, "Refresh proactively when the access token expires within this."),
@@ -146,6 +151,7 @@ class SparkConfig:
     single_logout: bool
     post_logout_redirect_uri: str | None
     revoke_at_provider_page: str | None
+    delete_token_at_api: bool
     http_timeout: float
     transaction_ttl: int
     refresh_skew: int
@@ -344,6 +350,7 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         single_logout=bool(get("SPARK_SINGLE_LOGOUT")),
         post_logout_redirect_uri=get("SPARK_POST_LOGOUT_REDIRECT_URI"),
         revoke_at_provider_page=get("SPARK_REVOKE_AT_PROVIDER_PAGE"),
+        delete_token_at_api=bool(get("SPARK_DELETE_TOKEN_AT_API")),
         http_timeout=float(numbers["SPARK_HTTP_TIMEOUT"]),
         transaction_ttl=int(numbers["SPARK_TRANSACTION_TTL"]),
         refresh_skew=int(numbers["SPARK_REFRESH_SKEW"]),

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -179,7 +180,7 @@ class SparkState:
             timeout=self.config.http_timeout,
             retry=RetryPolicy(max_retries=0),
         )
-        client.delete(f"oauth2/token/{tokens.access_token}")
+        client.delete(f"oauth2/token/{quote(tokens.access_token, safe='')}")
 
     # -- hooks -----------------------------------------------------------------------------
 

@@ -367,6 +367,8 @@ def _revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) 
 
 def _delete_at_api(state: SparkState, tokens: TokenSet) -> bool:
     """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed."""
+    if not state.config.delete_token_at_api:
+        return True
     try:
         state.api_delete_token(tokens)
     except NotFound:

@@ -615,3 +615,15 @@ def test_provider_without_revocation_endpoint_is_a_clean_logout(
     assert not authenticates(app, old_cookie)
     assert sandbox.counters()["revocations"] == 0
     assert not redis_client.exists(f"{state.config.key_prefix}revoke:pending")
+
+
+def test_token_deletion_at_the_api_can_be_turned_off(
+    config: dict[str, Any], sandbox: SandboxServer
+) -> None:
+    app = forms_app({**config, "SPARK_DELETE_TOKEN_AT_API": False})
+    flow = FlowClient(app, sandbox)
+    flow.login()
+    answer = flow.post("/spark/logout", data={"csrf_token": page_csrf(flow)})
+    assert answer.status_code == 302
+    assert sandbox.counters()["token_deletions"] == 0
+    assert sandbox.counters()["revocations"] == 1
