@@ -37,12 +37,8 @@ import argparse
 import io
 import os
 import platform
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -60,7 +56,8 @@ from cryptography.fernet import Fernet
 from flask import Flask, current_app, session
 from werkzeug.test import EnvironBuilder
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from flask_session.redis import RedisSessionInterface  # noqa: E402
@@ -69,6 +66,7 @@ from flask_spark import SparkAuth, spark_api, spark_login_required  # noqa: E402
 from flask_spark.api import pooled_session  # noqa: E402
 from flask_spark.redis_server import RedisServer  # noqa: E402
 from flask_spark.sandbox import MEMBERS  # noqa: E402
+from tests.gunicorn_server import GunicornServer, mark_worker_ready  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "_static" / "benchmarks.txt"
 MEMBER = MEMBERS[0]
@@ -147,80 +145,16 @@ def config_from_env() -> dict[str, Any]:
 def storm_app() -> Flask:
     """The app gunicorn serves for the refresh storm (configuration from the environment)."""
     app = bench_app(config_from_env())
-    ready = os.environ.get("BENCH_READY_DIR")
-    if ready:
-        (Path(ready) / str(os.getpid())).touch()
+    mark_worker_ready()
     return app
 
 
 # -- processes -----------------------------------------------------------------------------------
 
 
-class Gunicorn:
-    """gunicorn on a loopback socket bound here (``fd://``), polled until every worker is up."""
-
-    def __init__(self, app: str, workers: int, threads: int, env: dict[str, str]) -> None:
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1024)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.app = app.replace("{url}", self.url)
-        self.workers = workers
-        self.threads = threads
-        self.env = env
-        self.ready_dir = Path(tempfile.mkdtemp(prefix="flask-spark-bench-"))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, health: str, timeout: float = 30.0) -> Gunicorn:
-        fd = self.listener.fileno()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"fd://{fd}",
-                "--workers",
-                str(self.workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(self.threads),
-                "--keep-alive",
-                "30",
-                "--backlog",
-                "1024",
-                "--log-level",
-                "warning",
-                self.app,
-            ],
-            cwd=ROOT / "benchmarks",
-            env={**os.environ, **self.env, "BENCH_READY_DIR": str(self.ready_dir)},
-            pass_fds=(fd,),
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"gunicorn {self.app} exited with {self.process.returncode}")
-            if len(list(self.ready_dir.iterdir())) >= self.workers:
-                try:
-                    if requests.get(self.url + health, timeout=2).status_code < 500:
-                        return self
-                except requests.RequestException:
-                    pass
-            time.sleep(0.05)  # readiness polling of a child process
-        raise SystemExit(f"gunicorn {self.app} not ready within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.listener.close()
-        shutil.rmtree(self.ready_dir, ignore_errors=True)
+def gthread(threads: int) -> list[str]:
+    """gunicorn arguments for threaded workers with keep-alive (as a production setup)."""
+    return ["--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30"]
 
 
 def sandbox_app(url: str) -> Flask:
@@ -228,9 +162,7 @@ def sandbox_app(url: str) -> Flask:
     from flask_spark.sandbox.app import create_sandbox_app
 
     app = create_sandbox_app(url)
-    ready = os.environ.get("BENCH_READY_DIR")
-    if ready:
-        (Path(ready) / str(os.getpid())).touch()
+    mark_worker_ready()
     return app
 
 
@@ -442,10 +374,10 @@ def run(args: argparse.Namespace) -> list[str]:
     load = os.getloadavg()[0]
     server = RedisServer().start()
     client = server.client()
-    sandbox_server = Gunicorn("bench_overhead:sandbox_app('{url}')", 1, 16, {}).start(
-        "/.well-known/openid-configuration"
-    )
-    storm_server: Gunicorn | None = None
+    sandbox_server = GunicornServer(
+        "bench_overhead:sandbox_app('{url}')", workers=1, env={}, args=gthread(16), cwd=HERE
+    ).start("/.well-known/openid-configuration")
+    storm_server: GunicornServer | None = None
     try:
         sandbox = Sandbox(sandbox_server.url)
         key = Fernet.generate_key().decode()
@@ -508,8 +440,13 @@ def run(args: argparse.Namespace) -> list[str]:
             k: str(v) for k, v in app_config(sandbox, server.url, key, storm_prefix).items()
         }
         storm_env["FLASK_SECRET_KEY"] = "bench"
-        storm_server = Gunicorn(
-            "bench_overhead:storm_app()", STORM_WORKERS, STORM_THREADS, storm_env
+        storm_server = GunicornServer(
+            "bench_overhead:storm_app()",
+            workers=STORM_WORKERS,
+            env=storm_env,
+            args=gthread(STORM_THREADS),
+            cwd=HERE,
+            backlog=1024,
         ).start("/protected")
         storm_sid = sign_in_over_http(storm_server.url)
         for _ in range(2):  # warm every worker's connection pools

@@ -9,16 +9,16 @@ loopback and ``SPARK_REQUIRE_HTTPS`` is off for the test.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
 from flask_spark import SparkAuth, spark_api, spark_login_required, spark_user
+from tests.gunicorn_server import mark_worker_ready
 
 
 def create_app() -> Flask:
-    """The app; writes ``$CONCURRENCY_READY_DIR/<pid>`` once this worker's app is built."""
+    """The app gunicorn serves; marks this worker ready once its app is built."""
     env = os.environ
     sandbox = env["CONCURRENCY_SANDBOX_URL"]
     app = Flask(__name__)
@@ -53,7 +53,5 @@ def create_app() -> Flask:
     def whoami() -> dict[str, Any]:
         return {"pid": os.getpid(), "sub": spark_user.id}
 
-    ready = env.get("CONCURRENCY_READY_DIR")
-    if ready:
-        (Path(ready) / str(os.getpid())).touch()
+    mark_worker_ready()
     return app

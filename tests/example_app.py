@@ -19,9 +19,11 @@ if str(EXAMPLES) not in sys.path:
 
 from myflexmls import create_app as create_example_app  # noqa: E402
 
+from tests.gunicorn_server import mark_worker_ready  # noqa: E402
+
 
 def create_app() -> Flask:
-    """The example app; touches ``$EXAMPLE_READY_DIR/<pid>`` once this worker's app is built."""
+    """The example app, naming its worker in a header; marks this worker ready."""
     app = create_example_app()
 
     @app.after_request
@@ -29,7 +31,5 @@ def create_app() -> Flask:
         response.headers["X-Worker-Pid"] = str(os.getpid())
         return response
 
-    ready = os.environ.get("EXAMPLE_READY_DIR")
-    if ready:
-        (Path(ready) / str(os.getpid())).touch()
+    mark_worker_ready()
     return app

@@ -9,9 +9,6 @@ second refresh would revoke the whole sign-in and fail the requests that used it
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,6 +25,7 @@ from flask_spark.redis_server import RedisServer
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import FERNET_KEY
+from .gunicorn_server import GunicornServer
 from .helpers import MEMBER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,80 +37,10 @@ THREADS = 32  # per worker: 64 request slots for 50 requests, all in flight at o
 WORKER_CONNECTIONS = THREADS
 
 
-class Gunicorn:
-    """A gunicorn master serving ``tests.concurrency_app`` on an inherited loopback socket."""
-
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.ready_dir = tmp / "ready"
-        self.ready_dir.mkdir()
-        self.log = tmp / "gunicorn.log"
-        fd = self.listener.fileno()
-        self._log_file = self.log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"fd://{fd}",
-                "--workers",
-                str(WORKERS),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(THREADS),
-                "--worker-connections",
-                str(WORKER_CONNECTIONS),
-                "--keep-alive",
-                "0",
-                "--graceful-timeout",
-                "5",
-                "--log-level",
-                "warning",
-                "tests.concurrency_app:create_app()",
-            ],
-            cwd=ROOT,
-            env={**env, "CONCURRENCY_READY_DIR": str(self.ready_dir)},
-            pass_fds=(fd,),
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 15.0) -> None:
-        """Poll until every worker has built its app and the server answers (with a deadline)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"gunicorn exited:\n{self.log.read_text()}")
-            if len(list(self.ready_dir.iterdir())) >= WORKERS:
-                try:
-                    if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                        return
-                except requests.RequestException:
-                    pass
-            time.sleep(0.05)  # readiness polling, not synchronisation of the test's requests
-        raise AssertionError(f"gunicorn not ready in {timeout}s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self._log_file.close()
-        self.listener.close()
-
-
 @pytest.fixture
 def server(
-    sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str, tmp_path: Path
-) -> Iterator[Gunicorn]:
+    sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> Iterator[GunicornServer]:
     env = {
         **os.environ,
         "CONCURRENCY_SANDBOX_URL": sandbox.url,
@@ -120,10 +48,23 @@ def server(
         "CONCURRENCY_TOKEN_KEYS": FERNET_KEY,
         "CONCURRENCY_KEY_PREFIX": key_prefix,
     }
-    gunicorn = Gunicorn(env, tmp_path)
+    gunicorn = GunicornServer(
+        "tests.concurrency_app:create_app()",
+        workers=WORKERS,
+        env=env,
+        args=[
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(THREADS),
+            "--worker-connections",
+            str(WORKER_CONNECTIONS),
+            "--keep-alive",
+            "0",
+        ],
+    )
     try:
-        gunicorn.wait_ready()
-        yield gunicorn
+        yield gunicorn.start("/health", timeout=15)
     finally:
         gunicorn.stop()
 
@@ -149,7 +90,7 @@ def sign_in(base: str) -> requests.Session:
 
 
 def test_one_refresh_for_many_requests_across_processes(
-    server: Gunicorn,
+    server: GunicornServer,
     sandbox: SandboxServer,
     redis_client: redis.Redis,
     key_prefix: str,

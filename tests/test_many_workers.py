@@ -10,11 +10,7 @@ requests that used it.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +25,7 @@ from flask_spark.redis_server import RedisServer
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import FERNET_KEY
+from .gunicorn_server import GunicornServer
 from .helpers import MEMBER
 
 pytestmark = pytest.mark.slow
@@ -36,73 +33,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4
 STORM = 24
-
-
-class ExampleServer:
-    """``gunicorn --workers 4 'tests.example_app:create_app()'`` on an inherited loopback socket
-    (bound here, so the port is known and free before gunicorn starts)."""
-
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(256)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.ready_dir = tmp / "ready"
-        self.ready_dir.mkdir()
-        self.log = tmp / "gunicorn.log"
-        fd = self.listener.fileno()
-        self._log_file = self.log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"fd://{fd}",
-                "--workers",
-                str(WORKERS),
-                "--graceful-timeout",
-                "5",
-                "--log-level",
-                "warning",
-                "tests.example_app:create_app()",
-            ],
-            cwd=ROOT,
-            env={**env, "EXAMPLE_READY_DIR": str(self.ready_dir)},
-            pass_fds=(fd,),
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def worker_pids(self) -> set[int]:
-        return {int(p.name) for p in self.ready_dir.iterdir()}
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        """Poll until every worker has built its app and the server answers (with a deadline)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"gunicorn exited:\n{self.log.read_text()}")
-            if len(self.worker_pids) >= WORKERS:
-                try:
-                    if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                        return
-                except requests.RequestException:
-                    pass
-            time.sleep(0.05)  # readiness polling of a child process
-        raise AssertionError(f"gunicorn not ready in {timeout}s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self._log_file.close()
-        self.listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +45,7 @@ def example(
     sandbox_server: SandboxServer,
     redis_server: RedisServer,
     prefix: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ExampleServer]:
+) -> Iterator[GunicornServer]:
     sandbox = sandbox_server
     env = {
         **os.environ,
@@ -133,10 +62,9 @@ def example(
         "SPARK_REQUIRE_HTTPS": "false",  # every URL is on loopback, over plain HTTP
         "FLASK_SECRET_KEY": "many-workers-test-secret",
     }
-    server = ExampleServer(env, tmp_path_factory.mktemp("gunicorn"))
+    server = GunicornServer("tests.example_app:create_app()", workers=WORKERS, env=env)
     try:
-        server.wait_ready()
-        yield server
+        yield server.start("/healthz", timeout=20)
     finally:
         server.stop()
 
@@ -167,7 +95,7 @@ def sign_in(base: str) -> tuple[requests.Session, int]:
 
 
 def test_sign_in_on_one_worker_then_served_by_the_others(
-    example: ExampleServer, sandbox: SandboxServer, redis_client: redis.Redis, prefix: str
+    example: GunicornServer, sandbox: SandboxServer, redis_client: redis.Redis, prefix: str
 ) -> None:
     workers = example.worker_pids
     assert len(workers) == WORKERS
@@ -196,7 +124,7 @@ def test_sign_in_on_one_worker_then_served_by_the_others(
 
 
 def test_refresh_storm_across_workers_refreshes_once(
-    example: ExampleServer, sandbox: SandboxServer, redis_client: redis.Redis, prefix: str
+    example: GunicornServer, sandbox: SandboxServer, redis_client: redis.Redis, prefix: str
 ) -> None:
     browser, _ = sign_in(example.url)
     sid = browser.cookies["session"]
