@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request, session, url_for
@@ -45,7 +45,6 @@ CSRF_KEY = "_spark_csrf"
 BINDING_KEY = "_spark_bind"
 LOGOUT_STATE_KEY = "_spark_logout_state"
 
-F = TypeVar("F", bound=Callable[..., Any])
 UnauthorizedHandler = Callable[[], Any]
 
 

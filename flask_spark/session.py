@@ -62,10 +62,6 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         #: (a sign-in that was started and not finished must not hold Redis memory for long).
         self.short_lived = short_lived
 
-    def store_key(self, sid: str) -> str:
-        """The Redis key holding the session ``sid``."""
-        return str(self._get_store_id(sid))
-
     def open_session(self, app: Flask, request: Request) -> RedisSession:
         try:
             session = super().open_session(app, request)
