@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from typing import TYPE_CHECKING
 
 import click
 from cryptography.fernet import Fernet
 from flask import current_app
-from flask.cli import AppGroup, ScriptInfo, with_appcontext
+from flask.cli import AppGroup, ScriptInfo
+
+if TYPE_CHECKING:
+    from flask.ctx import AppContext
+
+    from .extension import SparkState
+    from .tokens import TokenStore
 
 spark_cli = AppGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
 
@@ -19,13 +26,33 @@ def keygen() -> None:
     click.echo(Fernet.generate_key().decode())
 
 
-@spark_cli.command("rotate-keys")
-@with_appcontext
-def rotate_keys() -> None:
+def _app_context(ctx: click.Context) -> AppContext:
+    """The app's context; a configuration error is one clear line, not a traceback."""
+    from .errors import SparkConfigError
+
+    if current_app:
+        return current_app.app_context()
+    try:
+        app = ctx.ensure_object(ScriptInfo).load_app()
+    except SparkConfigError as exc:
+        raise click.ClickException(
+            f"{exc.message} (`flask spark doctor` checks the rest)"
+        ) from None
+    return app.app_context()
+
+
+@spark_cli.command("rotate-keys", with_appcontext=False)
+@click.pass_context
+def rotate_keys(ctx: click.Context) -> None:
     """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
     from .extension import current_state
 
-    store = current_state().tokens
+    with _app_context(ctx):
+        _rotate_keys(current_state().tokens)
+
+
+def _rotate_keys(store: TokenStore) -> None:
+    """Rotate every record, then print the counts."""
     counts = {"rotated": 0, "skipped": 0, "unreadable": 0}
     for key in store.scan_keys():
         counts[store.rotate_key(key)] += 1
@@ -35,7 +62,7 @@ def rotate_keys() -> None:
     )
 
 
-@spark_cli.command("retry-revocations")
+@spark_cli.command("retry-revocations", with_appcontext=False)
 @click.option(
     "--max-age",
     default=7 * 24 * 3600,
@@ -43,14 +70,20 @@ def rotate_keys() -> None:
     type=int,
     help="Give up on revocations queued longer ago than this many seconds.",
 )
-@with_appcontext
-def retry_revocations(max_age: int) -> None:
+@click.pass_context
+def retry_revocations(ctx: click.Context, max_age: int) -> None:
     """Retry the token revocations that failed at sign-out (run it from cron)."""
-    from .errors import SparkError
     from .extension import current_state
+
+    with _app_context(ctx):
+        _retry_revocations(current_state(), max_age)
+
+
+def _retry_revocations(state: SparkState, max_age: int) -> None:
+    """Retry the queue, then print what happened."""
+    from .errors import SparkError
     from .revocations import RevocationQueue
 
-    state = current_state()
     queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
 
     def revoke(token: str, hint: str) -> bool:

@@ -186,9 +186,15 @@ def check_transport(url: str, what: str, require_https: bool) -> None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SparkConfigError(f"{what} must be an absolute http(s) URL, got {url!r}.")
     if require_https and parts.scheme != "https" and not is_loopback_host(parts.hostname):
+        hint = (
+            " Behind a TLS-terminating proxy, wrap the app in "
+            "werkzeug.middleware.proxy_fix.ProxyFix so it sees the original scheme."
+            if "redirect" in what.lower()
+            else ""
+        )
         raise SparkConfigError(
-            f"{what} must use HTTPS outside debug (got {url!r}). Behind a TLS-terminating proxy, "
-            "wrap the app in werkzeug.middleware.proxy_fix.ProxyFix so it sees the original scheme."
+            f"{what} must use HTTPS outside debug and testing (got {url!r}; plain HTTP is only "
+            f"allowed to loopback hosts, or with SPARK_REQUIRE_HTTPS = False).{hint}"
         )
 
 

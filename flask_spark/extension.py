@@ -90,7 +90,7 @@ class SparkState:
             return redis_from_url(cfg.redis_url)
         from .redis_server import RedisServer
 
-        self.embedded_redis = RedisServer(unix_socket=True).start()
+        self.embedded_redis = RedisServer(unix_socket=True, die_with_parent=True).start()
         log.warning(
             "SPARK_REDIS_URL is not set: started an embedded redis-server for debug/testing at %s.",
             self.embedded_redis.url,

@@ -7,10 +7,13 @@ fresh machine with only Python and pip gets a genuine Redis without a system pac
 from __future__ import annotations
 
 import atexit
+import ctypes
 import random
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,6 +45,17 @@ def redis_server_binary() -> str:
     )
 
 
+def _parent_death_signal() -> Callable[[], None]:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent dies (prctl)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not in the child
+    pr_set_pdeathsig = 1
+
+    def set_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return set_signal
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free right now on ``host``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -64,8 +78,12 @@ class RedisServer:
         host: str = "127.0.0.1",
         unix_socket: bool = False,
         extra_args: list[str] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.host = host
+        #: On Linux, the kernel stops the server when this process dies, however it dies (a
+        #: plain ``kill`` of ``flask run`` skips atexit): for the embedded debug Redis.
+        self.die_with_parent = die_with_parent and sys.platform == "linux"
         self.dir = tempfile.mkdtemp(prefix="flask-spark-redis-")
         self.socket_path = str(Path(self.dir) / "redis.sock") if unix_socket else None
         self.port = 0 if unix_socket else (port or free_port(host))
@@ -104,7 +122,10 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the process and wait until it answers PING."""
         self.process = subprocess.Popen(  # noqa: S603 - a fixed binary and arguments
-            self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self.args(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_parent_death_signal() if self.die_with_parent else None,
         )
         if not self._at_exit:
             atexit.register(self.stop)

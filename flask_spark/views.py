@@ -263,7 +263,8 @@ def _complete_login(state: SparkState) -> BaseResponse:
         )
     if not txn.bound_to(session.get(BINDING_KEY)):
         raise LoginError(
-            "This sign-in was started in another browser session; please sign in again.",
+            "This sign-in was started in another browser session, or this browser did not send "
+            "its session cookie back (a Secure cookie over plain HTTP?); please sign in again.",
             reason="state_mismatch",
         )
     iss = _param("iss")

@@ -18,6 +18,7 @@ from click.testing import Result
 from cryptography.fernet import Fernet, InvalidToken
 from flask import Flask
 
+from flask_spark import SparkAuth
 from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.tokens import TokenSet, TokenStore, TokenVault
 
@@ -306,3 +307,23 @@ def test_rotate_keys_while_traffic_refreshes_tokens(
     newest = make_app({**serving.config, "SPARK_TOKEN_KEYS": [NEW]})
     for flow in users:
         assert same_browser(newest, flow).get("/dashboard").status_code == 200
+
+
+@pytest.mark.parametrize("command", ["rotate-keys", "retry-revocations"])
+def test_commands_report_a_broken_configuration_in_one_line(command: str) -> None:
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from flask_spark.cli import spark_cli
+
+    def broken_app() -> Flask:
+        app = Flask(__name__)
+        app.config["SPARK_CLIENT_ID"] = "id"  # no secret, no keys...
+        SparkAuth(app)
+        return app
+
+    result = CliRunner().invoke(spark_cli, [command], obj=ScriptInfo(create_app=broken_app))
+    assert result.exit_code == 1
+    assert "SPARK_CLIENT_SECRET is not set" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
