@@ -212,11 +212,16 @@ class SessionTokenSource:
     def access_token(self) -> str:
         """A valid access token (refreshed first if it is about to expire).
 
-        The record is read from Redis once per client (one request, or one background job);
-        a token another worker rotated meanwhile is caught by the 401 path in :meth:`refresh`.
+        Within a request the record is read from Redis once (a token another worker rotated
+        meanwhile is caught by the 401 path in :meth:`refresh`). A background client reads it
+        on every call, so that it stops as soon as the user signs out anywhere.
         """
         cached = self._tokens
-        if cached is not None and not cached.expires_within(self.state.manager.skew):
+        if (
+            self.in_request
+            and cached is not None
+            and not cached.expires_within(self.state.manager.skew)
+        ):
             return cached.access_token
         return self._guard(lambda: self.state.manager.current(self.sid)).access_token
 
@@ -373,6 +378,12 @@ def logout_url() -> str:
 
 
 def _refuse_when_store_down() -> Response | None:
+    state = current_state()
+    if current_app.session_interface is not state.session_interface:
+        raise SparkConfigError(
+            "The app's session interface was replaced after SparkAuth(app) (Session(app) called "
+            "later?). Initialise Flask-Session first, or not at all: flask-spark installs it."
+        )
     if getattr(session, "store_unavailable", False):
         return error_response(
             503,

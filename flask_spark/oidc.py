@@ -271,13 +271,15 @@ class OIDCClient:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def jwks(self, *, refresh: bool = False) -> KeySet:
+    def jwks(self, *, refresh: bool = False, limited: bool = True) -> KeySet:
         """The provider's signing keys; ``refresh`` refetches, at most once per interval.
 
         The interval counts from the last *refetch*, not from the first fetch: a key the
         provider rotated in just after this process cached its JWKS is picked up at once
-        [rp-key-rotation-op-sign-key], while tokens with made-up ``kid`` values cannot make us
-        fetch more than once per interval.
+        [rp-key-rotation-op-sign-key], while tokens with made-up ``kid`` values (a forged
+        logout token can be posted by anyone) cannot make us fetch more than once per interval.
+        ``limited=False`` is for tokens that came from the token endpoint itself: an attacker
+        using up the interval must not make us refuse the provider's freshly rotated key.
         """
         with self._lock:
             cached = self._jwks
@@ -285,7 +287,7 @@ class OIDCClient:
             if cached is not None:
                 if not refresh and now - self._jwks_at < METADATA_TTL:
                     return cached
-                if now - self._jwks_refetched_at < JWKS_REFETCH_INTERVAL:
+                if limited and now - self._jwks_refetched_at < JWKS_REFETCH_INTERVAL:
                     return cached
                 self._jwks_refetched_at = now  # claimed: concurrent callers keep the cache
         try:
@@ -318,7 +320,9 @@ class OIDCClient:
 
     # -- JWT validation --------------------------------------------------------------------
 
-    def _verify_jwt(self, token: str, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _verify_jwt(
+        self, token: str, what: str, *, from_provider: bool = False
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Check the signature of ``token`` with the JWKS only; return (header, claims)."""
         try:
             header = jws.extract_compact(token.encode("ascii")).headers()
@@ -341,7 +345,7 @@ class OIDCClient:
         if decoded is None:
             # The provider may have rotated its key, under a new kid or the same one: refetch
             # once (rate-limited, so forged tokens cannot make us hammer the provider).
-            refreshed = self.jwks(refresh=True)
+            refreshed = self.jwks(refresh=True, limited=not from_provider)
             if refreshed is not keyset:
                 candidates = self._candidate_keys(refreshed, kid, alg)
                 decoded = self._verify_with(token, candidates, alg)
@@ -390,7 +394,8 @@ class OIDCClient:
         previous: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Validate an id_token (Core §3.1.3.7); with ``previous``, a refreshed one (§12.2)."""
-        _, claims = self._verify_jwt(id_token, "id_token")
+        # id_tokens only ever come from our own token request to the provider, over TLS.
+        _, claims = self._verify_jwt(id_token, "id_token", from_provider=True)
         self._check_claims(claims, "id_token", id_token=True)
         if nonce is not None and claims.get("nonce") != nonce:
             raise IdTokenError("The id_token's nonce does not match this sign-in.", reason="nonce")

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +85,8 @@ class RedisServer:
         #: On Linux, the kernel stops the server when this process dies, however it dies (a
         #: plain ``kill`` of ``flask run`` skips atexit): for the embedded debug Redis.
         self.die_with_parent = die_with_parent and sys.platform == "linux"
+        # The kernel signal follows the *thread* that started the child: only the main thread
+        # lives as long as the process, and only there is the fork free of other threads' locks.
         self.dir = tempfile.mkdtemp(prefix="flask-spark-redis-")
         self.socket_path = str(Path(self.dir) / "redis.sock") if unix_socket else None
         self.port = 0 if unix_socket else (port or free_port(host))
@@ -125,7 +128,9 @@ class RedisServer:
             self.args(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_parent_death_signal() if self.die_with_parent else None,
+            preexec_fn=_parent_death_signal()
+            if self.die_with_parent and threading.current_thread() is threading.main_thread()
+            else None,
         )
         if not self._at_exit:
             atexit.register(self.stop)

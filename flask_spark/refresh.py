@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from redis.exceptions import LockError
 
-from .errors import IdTokenError, ProviderError, ServiceUnavailable, SessionExpired
+from .errors import IdTokenError, ProviderError, ServiceUnavailable, SessionExpired, SparkError
 from .oidc import OIDCClient
 from .tokens import TokenSet, TokenStore
 
@@ -50,9 +51,23 @@ class TokenManager:
         tokens = self.store.load(sid)
         if tokens is None:
             raise SessionExpired("Your session has ended; please sign in again.")
+        if tokens.unverified_id_token:
+            tokens = self._verify_pending(sid, tokens)
         if tokens.expires_within(self.skew):
             tokens = self.refresh(sid, stale=tokens)
         return tokens
+
+    def _verify_pending(self, sid: str, tokens: TokenSet) -> TokenSet:
+        """Check a refreshed id_token that could not be checked when it arrived."""
+        self._check_identity(sid, tokens, tokens.unverified_id_token or "")
+        checked = replace(tokens, unverified_id_token=None)
+        # Same version: a refresh racing with us bumps it, and then its record wins.
+        if not self.store.replace(checked, tokens.version):
+            latest = self.store.load(sid)
+            if latest is None:
+                raise SessionExpired("Your session has ended; please sign in again.")
+            return latest
+        return checked
 
     def refresh(self, sid: str, *, stale: TokenSet) -> TokenSet:
         """Replace ``stale`` (expired, or refused with 1020) by fresh tokens, exactly once."""
@@ -100,9 +115,16 @@ class TokenManager:
             log.info("Refresh refused by the provider (%s); ending the session.", exc.error)
             self._end(sid, current.subject)
             raise SessionExpired("Your sign-in has expired; please sign in again.") from None
-        # Store first: the provider has spent the old refresh token, so the new one must not be
-        # lost to a failure below (a JWKS fetch that times out, say).
         fresh = current.rotated(response)
+        id_token = response.get("id_token")
+        if isinstance(id_token, str):
+            try:
+                self._check_identity(sid, current, id_token, new_refresh=fresh.refresh_token)
+            except ProviderError as exc:
+                # The provider's keys are out of reach. The old refresh token is spent, so the
+                # new tokens are stored, but they are not used until the id_token is checked.
+                log.warning("Refreshed id_token not checked yet: %s", exc.message)
+                fresh = replace(fresh, unverified_id_token=id_token)
         if not self.store.replace(fresh, current.version):
             latest = self.store.load(sid)
             if latest is None:
@@ -110,12 +132,21 @@ class TokenManager:
             return latest
         if self.on_refresh is not None:
             self.on_refresh(sid, fresh)
-        if response.get("id_token"):
-            self._check_refreshed_identity(sid, current, response["id_token"])
+        if fresh.unverified_id_token:
+            raise ServiceUnavailable(
+                "The identity provider's keys are unreachable; please retry in a moment.",
+                status=503,
+            )
         return fresh
 
-    def _check_refreshed_identity(self, sid: str, current: TokenSet, id_token: str) -> None:
-        """A refreshed id_token must be valid and name the same user (Core §12.2)."""
+    def _check_identity(
+        self, sid: str, current: TokenSet, id_token: str, *, new_refresh: str | None = None
+    ) -> None:
+        """A refreshed id_token must be valid and name the same user (Core §12.2).
+
+        A refused one ends the session (and revokes the refresh token it came with); a
+        ProviderError (keys unreachable) is left to the caller.
+        """
         try:
             self.oidc.validate_id_token(
                 id_token,
@@ -124,10 +155,14 @@ class TokenManager:
             )
         except IdTokenError as exc:
             log.warning("Refreshed id_token refused: %s", exc.message)
+            refresh_token = new_refresh or current.refresh_token
+            if refresh_token:
+                try:
+                    self.oidc.revoke(refresh_token, "refresh_token")
+                except SparkError as revoke_error:
+                    log.warning("Could not revoke the refused grant: %s", revoke_error.message)
             self._end(sid, current.subject)
             raise SessionExpired("The provider changed the signed-in identity.") from None
-        except ProviderError as exc:  # keys unreachable: the new tokens came over TLS, kept
-            log.warning("Refreshed id_token not checked now (%s); tokens kept.", exc.message)
 
     def _end(self, sid: str, subject: str | None) -> None:
         self.store.delete(sid)

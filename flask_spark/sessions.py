@@ -103,6 +103,9 @@ class SessionRegistry:
         existed = bool(self.session_redis.delete(self.session_key(sid)))
         existed = bool(self.redis.delete(self.tokens.key(sid))) or existed  # one key per command
         if sub:
+            if provider_sid is None:  # e.g. a refresh ended the session: find it in the index
+                found = self.redis.hget(self.user_key(sub), sid)
+                provider_sid = _text(found) if found else None
             self.redis.hdel(self.user_key(sub), sid)
             if provider_sid and not self.sessions_of(sub=sub, provider_sid=provider_sid):
                 self.redis.delete(self.provider_key(provider_sid))

@@ -34,6 +34,9 @@ class TokenSet:
     sid: str
     version: int = 1
     scope: str | None = None
+    #: a refreshed id_token that could not be checked yet (the provider's keys were out of
+    #: reach): the tokens are kept, but not used until it is checked. Normally None.
+    unverified_id_token: str | None = None
 
     def __repr__(self) -> str:  # keep tokens out of tracebacks and debuggers' summaries
         return f"TokenSet(sid=…, version={self.version}, expires_at={self.expires_at:.0f})"
@@ -51,6 +54,7 @@ class TokenSet:
             expires_at=expires_at(response, now),
             scope=response.get("scope") or self.scope,
             version=self.version + 1,
+            unverified_id_token=None,
         )
 
 

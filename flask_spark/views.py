@@ -123,6 +123,7 @@ def create_blueprint() -> Blueprint:
             if not isinstance(binding, str):
                 binding = secrets.token_urlsafe(24)
                 session[BINDING_KEY] = binding
+            session.modified = True  # saved (and its TTL renewed) even when unchanged
             txn = LoginTransaction.begin(
                 next_url=next_url, binding=binding, redirect_uri=_redirect_uri(state)
             )

@@ -245,16 +245,20 @@ def test_rp_discovery_issuer_not_matching_config(
 def test_unknown_kid_refetches_the_jwks_once_and_is_rate_limited(
     flow: FlowClient, sandbox: SandboxServer, jwks_fetches: JwksFetches
 ) -> None:
-    """An unknown ``kid`` refetches the JWKS once; a flood of made-up kids cannot make more."""
+    """An id_token the cached keys cannot verify refetches the JWKS once (it came from the
+    provider itself); forged logout tokens, which anyone can post, cannot make more fetches
+    than one per interval."""
     assert attempt_login(flow).response.status_code == 302  # JWKS cached
     assert jwks_fetches.count == 1
     sandbox.faults(id_token_fault="unknown-kid")
-    first = attempt_login(flow)
-    assert first.response.status_code == 400
-    assert jwks_fetches.count == 2  # one refetch: the key really is not published
-    for _ in range(3):
+    for attempt in (1, 2):
         assert attempt_login(flow).response.status_code == 400
-    assert jwks_fetches.count == 2  # rate-limited
+        assert jwks_fetches.count == 1 + attempt  # one refetch each: the key is not published
+    for _ in range(4):
+        forged = sandbox.logout_token(sub=MEMBER.id, fault="bad-sig")
+        answer = flow.client.post("/spark/backchannel-logout", data={"logout_token": forged})
+        assert answer.status_code == 400
+    assert jwks_fetches.count <= 4  # at most one more: the interval limits the flood
 
 
 def test_rp_nonce_unless_code_flow_sends_a_nonce_anyway(flow: FlowClient) -> None:

@@ -66,3 +66,33 @@ def test_logout_token_without_exp_is_bounded_by_its_age(
     answer = app.test_client().post("/spark/backchannel-logout", data={"logout_token": token})
     assert answer.status_code == status
     assert (flow.get("/dashboard").status_code == 302) is (status == 200)
+
+
+def test_forged_logout_tokens_cannot_block_a_key_rotation(
+    flow: FlowClient, sandbox: SandboxServer
+) -> None:
+    """A forged token may use up the JWKS refetch interval; the provider's own id_tokens must
+    still be verified with its newly rotated key (or every refresh would end a session)."""
+    assert flow.login("/dashboard").status_code == 302
+    forged = sandbox.logout_token(sub=MEMBER.id, fault="bad-sig")
+    answer = flow.client.post("/spark/backchannel-logout", data={"logout_token": forged})
+    assert answer.status_code == 400  # ...and the refetch interval is now used up
+    sandbox.rotate_keys(drop_old=True)
+    sandbox.expire_tokens(MEMBER.id)
+    assert flow.get("/dashboard").status_code == 200  # the refreshed id_token has the new kid
+    assert sandbox.counters()["refreshes"] == 1
+
+
+def test_a_refreshed_id_token_for_someone_else_is_never_stored(
+    app: Flask, flow: FlowClient, sandbox: SandboxServer
+) -> None:
+    from flask_spark import token_refreshed
+
+    assert flow.login("/dashboard").status_code == 302
+    announced: list[str] = []
+    sandbox.faults(id_token_fault="refresh-sub-changed")
+    sandbox.expire_tokens(MEMBER.id)
+    with token_refreshed.connected_to(lambda sender, sid: announced.append(sid), app):
+        assert flow.get("/dashboard").status_code == 302  # signed out
+    assert announced == []  # the wrong user's tokens were never stored nor announced
+    assert sandbox.counters()["revocations"] == 1  # and the grant they came with is revoked

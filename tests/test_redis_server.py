@@ -46,3 +46,22 @@ def test_embedded_redis_dies_with_a_killed_parent() -> None:
             os.kill(redis_pid, signal.SIGKILL)
             pytest.fail("the embedded redis-server outlived its parent")
         time.sleep(0.02)
+
+
+def test_a_server_started_from_a_worker_thread_outlives_that_thread() -> None:
+    """The kernel signal would follow the starting thread, not the process: not used there."""
+    import threading
+
+    from flask_spark.redis_server import RedisServer
+
+    started: list[RedisServer] = []
+    worker = threading.Thread(
+        target=lambda: started.append(RedisServer(unix_socket=True, die_with_parent=True).start())
+    )
+    worker.start()
+    worker.join(20)
+    server = started[0]
+    try:
+        assert server.client().ping()  # the thread is gone, the server is not
+    finally:
+        server.stop()

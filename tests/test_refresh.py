@@ -271,7 +271,11 @@ def test_keys_unreachable_during_a_refresh_keep_the_new_tokens(
     browser = fresh_worker.test_client()
     browser.set_cookie("session", user.cookie() or "")
     sandbox.expire_tokens(MEMBER.id)
-    assert browser.get("/dashboard").status_code == 200
+    # The refreshed id_token cannot be checked there: a clear 503, the tokens kept unused.
+    assert browser.get("/dashboard").status_code == 503
+    assert sandbox.counters()["refreshes"] == 1
+    # A worker that can reach the keys checks the id_token and uses the new tokens.
+    assert user.get("/dashboard").status_code == 200
     assert sandbox.counters()["refreshes"] == 1
     # The rotated refresh token was stored: the next refresh (anywhere) is not a reuse.
     sandbox.expire_tokens(MEMBER.id)

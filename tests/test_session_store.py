@@ -118,3 +118,56 @@ def test_signing_in_again_drops_the_previous_token_record(
     assert flow.cookie() != first
     assert not redis_client.exists(f"{key_prefix}tok:{{{first}}}")
     assert flow.get("/dashboard").status_code == 200
+
+
+def test_flask_session_set_up_after_sparkauth_is_refused_loudly(
+    config: dict[str, Any], redis_client: redis.Redis, key_prefix: str
+) -> None:
+    from flask_session import Session
+
+    from flask_spark import SparkAuth
+
+    app = Flask(__name__)
+    app.config.update(
+        {
+            **config,
+            "SESSION_TYPE": "redis",
+            "SESSION_REDIS": redis_client,
+            "SESSION_KEY_PREFIX": "x:",
+        }
+    )
+    SparkAuth(app)
+    Session(app)  # replaces flask-spark's interface behind its back
+
+    @app.get("/")
+    def home() -> str:
+        return "home"
+
+    response = app.test_client().get("/")
+    assert response.status_code == 500
+    assert b"Initialise Flask-Session first" in response.data
+
+
+def test_a_background_client_stops_when_the_user_signs_out_elsewhere(
+    app: Flask, flow: FlowClient
+) -> None:
+    from flask_spark import SessionExpired
+
+    flow.login("/dashboard")
+    sid = flow.cookie() or ""
+    job = app.extensions["spark"].api_for_session(sid, app)
+    assert job.get("my/account").first()["Id"] == MEMBER.id
+    app.extensions["spark.state"].registry.destroy_all(sub=MEMBER.id)  # back-channel logout
+    with pytest.raises(SessionExpired):
+        job.get("my/account")
+
+
+def test_a_session_ended_by_a_refused_refresh_leaves_no_index_behind(
+    app: Flask, flow: FlowClient, sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    flow.login("/dashboard")
+    tokens = app.extensions["spark.state"].tokens.load(flow.cookie() or "")
+    assert sandbox.state.revoke_refresh_token(tokens.refresh_token)  # the grant is gone
+    sandbox.expire_tokens(MEMBER.id)
+    assert flow.get("/dashboard").status_code == 302  # the refresh is refused: signed out
+    assert list(redis_client.scan_iter(match=key_prefix + "*")) == [], "index keys left behind"
