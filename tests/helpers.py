@@ -95,3 +95,24 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def sign_in_over_http(base: str, next_path: str) -> tuple[requests.Session, requests.Response]:
+    """The real sign-in against an app served over HTTP (gunicorn): our /login, the sandbox's
+    form, our /callback. Returns the browser and the callback's response."""
+    browser = requests.Session()
+    start = browser.get(f"{base}/spark/login?next={next_path}", allow_redirects=False, timeout=10)
+    assert start.status_code == 302, start.text
+    form = requests.post(
+        start.headers["Location"],
+        data={"member": MEMBER.id, "consent": "allow"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert form.status_code == 302, form.text
+    assert form.headers["Location"].startswith(base + "/spark/callback?")
+    done = browser.get(form.headers["Location"], allow_redirects=False, timeout=10)
+    assert done.status_code == 302, done.text
+    assert done.headers["Location"] == next_path
+    assert browser.cookies.get("session")
+    return browser, done

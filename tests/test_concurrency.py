@@ -26,7 +26,7 @@ from flask_spark.sandbox import SandboxServer
 
 from .conftest import FERNET_KEY
 from .gunicorn_server import GunicornServer
-from .helpers import MEMBER
+from .helpers import MEMBER, sign_in_over_http
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 50
@@ -70,23 +70,8 @@ def server(
 
 
 def sign_in(base: str) -> requests.Session:
-    """The real sign-in, as a browser: our /login, the sandbox's form, our /callback."""
-    browser = requests.Session()
-    start = browser.get(base + "/spark/login?next=/whoami", allow_redirects=False, timeout=10)
-    assert start.status_code == 302, start.text
-    form = requests.post(
-        start.headers["Location"],
-        data={"member": MEMBER.id, "consent": "allow"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert form.status_code == 302, form.text
-    assert form.headers["Location"].startswith(base + "/spark/callback?")
-    done = browser.get(form.headers["Location"], allow_redirects=False, timeout=10)
-    assert done.status_code == 302, done.text
-    assert done.headers["Location"] == "/whoami"
-    assert browser.cookies.get("session")
-    return browser
+    """The real sign-in, as a browser, through the gunicorn-served app."""
+    return sign_in_over_http(base, "/whoami")[0]
 
 
 def test_one_refresh_for_many_requests_across_processes(

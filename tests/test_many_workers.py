@@ -26,7 +26,7 @@ from flask_spark.sandbox import SandboxServer
 
 from .conftest import FERNET_KEY
 from .gunicorn_server import GunicornServer
-from .helpers import MEMBER
+from .helpers import MEMBER, sign_in_over_http
 
 pytestmark = pytest.mark.slow
 
@@ -74,23 +74,9 @@ def pid_of(response: requests.Response) -> int:
 
 
 def sign_in(base: str) -> tuple[requests.Session, int]:
-    """The real sign-in through gunicorn and the sandbox; returns the browser and the pid of
-    the worker that served the callback (where the session was created)."""
-    browser = requests.Session()
-    start = browser.get(base + "/spark/login?next=/dashboard", allow_redirects=False, timeout=10)
-    assert start.status_code == 302, start.text
-    form = requests.post(
-        start.headers["Location"],
-        data={"member": MEMBER.id, "consent": "allow"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert form.status_code == 302, form.text
-    assert form.headers["Location"].startswith(base + "/spark/callback?")
-    done = browser.get(form.headers["Location"], allow_redirects=False, timeout=10)
-    assert done.status_code == 302, done.text
-    assert done.headers["Location"] == "/dashboard"
-    assert browser.cookies.get("session")
+    """The real sign-in; returns the browser and the pid of the worker that served the
+    callback (where the session was created)."""
+    browser, done = sign_in_over_http(base, "/dashboard")
     return browser, pid_of(done)
 
 
