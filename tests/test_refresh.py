@@ -417,17 +417,22 @@ def seeded(app: Flask, sid: str) -> TokenSet:
     return tokens
 
 
+def refreshed_record(sid: str, access: str, refresh: str) -> TokenSet:
+    """The record another worker wrote after refreshing ``seeded``'s (version 2)."""
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        subject=None,
+        expires_at=time.time() + 600,
+        sid=sid,
+        version=2,
+    )
+
+
 def test_invalid_grant_rereads_once_before_ending(app: Flask) -> None:
     store = state_of(app).tokens
     stale = seeded(app, "sid-reread")
-    newer = TokenSet(
-        access_token="a2",
-        refresh_token="r2",
-        subject=None,
-        expires_at=time.time() + 600,
-        sid="sid-reread",
-        version=2,
-    )
+    newer = refreshed_record("sid-reread", "a2", "r2")
     events: list[str] = []
     provider = FakeProvider(
         ProviderError("refused", status=400, error="invalid_grant"),
@@ -442,14 +447,7 @@ def test_invalid_grant_rereads_once_before_ending(app: Flask) -> None:
 def test_stale_write_is_refused_and_the_newer_record_wins(app: Flask) -> None:
     store = state_of(app).tokens
     stale = seeded(app, "sid-cas")
-    newer = TokenSet(
-        access_token="a9",
-        refresh_token="r9",
-        subject=None,
-        expires_at=time.time() + 600,
-        sid="sid-cas",
-        version=2,
-    )
+    newer = refreshed_record("sid-cas", "a9", "r9")
     events: list[str] = []
     provider = FakeProvider(
         {"access_token": "a-late", "refresh_token": "r-late", "expires_in": 600},
@@ -464,14 +462,7 @@ def test_stale_write_is_refused_and_the_newer_record_wins(app: Flask) -> None:
 def test_refresh_skipped_when_someone_else_already_refreshed(app: Flask) -> None:
     store = state_of(app).tokens
     stale = seeded(app, "sid-skip")
-    fresh = TokenSet(
-        access_token="a3",
-        refresh_token="r3",
-        subject=None,
-        expires_at=time.time() + 600,
-        sid="sid-skip",
-        version=2,
-    )
+    fresh = refreshed_record("sid-skip", "a3", "r3")
     assert store.replace(fresh, 1)
     events: list[str] = []
     provider = FakeProvider({"access_token": "never"})

@@ -51,6 +51,14 @@ def test_in_flight_request_does_not_resurrect_a_destroyed_session(
     assert flow.get("/dashboard").status_code == 302
 
 
+def flask_session_app(config: dict[str, Any], client: redis.Redis, prefix: str) -> Flask:
+    """An app configured for Flask-Session's Redis sessions (not yet initialised)."""
+    app = Flask(__name__)
+    app.config.update(config)
+    app.config.update(SESSION_TYPE="redis", SESSION_REDIS=client, SESSION_KEY_PREFIX=prefix)
+    return app
+
+
 def test_an_app_with_flask_session_gets_the_safe_subclass(
     config: dict[str, Any], redis_client: redis.Redis, key_prefix: str
 ) -> None:
@@ -59,15 +67,7 @@ def test_an_app_with_flask_session_gets_the_safe_subclass(
     from flask_spark import SparkAuth
     from flask_spark.session import SparkSessionInterface
 
-    app = Flask(__name__)
-    app.config.update(
-        {
-            **config,
-            "SESSION_TYPE": "redis",
-            "SESSION_REDIS": redis_client,
-            "SESSION_KEY_PREFIX": key_prefix + "fs:",
-        }
-    )
+    app = flask_session_app(config, redis_client, key_prefix + "fs:")
     Session(app)
     SparkAuth(app)
     iface = app.session_interface
@@ -127,15 +127,7 @@ def test_flask_session_set_up_after_sparkauth_is_refused_loudly(
 
     from flask_spark import SparkAuth
 
-    app = Flask(__name__)
-    app.config.update(
-        {
-            **config,
-            "SESSION_TYPE": "redis",
-            "SESSION_REDIS": redis_client,
-            "SESSION_KEY_PREFIX": "x:",
-        }
-    )
+    app = flask_session_app(config, redis_client, "x:")
     SparkAuth(app)
     Session(app)  # replaces flask-spark's interface behind its back
 
