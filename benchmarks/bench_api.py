@@ -49,10 +49,11 @@ from cryptography.x509.oid import NameOID
 from flask import Flask
 
 from flask_spark import SparkAuth
-from flask_spark.api import SparkAPI, pooled_session
-from flask_spark.redis_server import RedisServer
+from flask_spark.core.api import SparkAPI
+from flask_spark.core.http import pooled_session
 from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.sandbox.app import create_sandbox_app
+from flask_spark.testing.redis_server import RedisServer
 
 
 class FreshConnections:

@@ -63,9 +63,9 @@ sys.path.insert(0, str(ROOT))
 from flask_session.redis import RedisSessionInterface  # noqa: E402
 
 from flask_spark import SparkAuth, spark_api, spark_login_required  # noqa: E402
-from flask_spark.api import pooled_session  # noqa: E402
-from flask_spark.redis_server import RedisServer  # noqa: E402
+from flask_spark.core.http import pooled_session  # noqa: E402
 from flask_spark.sandbox import MEMBERS  # noqa: E402
+from flask_spark.testing.redis_server import RedisServer  # noqa: E402
 from tests.gunicorn_server import GunicornServer, mark_worker_ready  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "_static" / "benchmarks.txt"

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from myflexmls import create_app
 
-from flask_spark.redis_server import RedisServer
 from flask_spark.sandbox import SandboxServer
+from flask_spark.testing.redis_server import RedisServer
 
 
 def main() -> None:

@@ -1,71 +1,37 @@
 """flask-spark: "Sign in with Flexmls" for Flask, and the Spark API / RESO Web API on the user's
-behalf, with tokens that never leave the server."""
+behalf, with tokens that never leave the server.
+
+The top level holds what an app needs; the rest lives in named submodules:
+:mod:`flask_spark.core` (framework-free: configuration, errors, the OpenID client, tokens, API
+clients), :mod:`flask_spark.ext` (the Flask layer), and the development tooling
+:mod:`flask_spark.sandbox` and :mod:`flask_spark.testing`.
+"""
 
 from __future__ import annotations
 
-from .api import ResoAPI, ResoResponse, RetryPolicy, SparkAPI, SparkResponse
-from .config import DEFAULTS, SparkConfig
-from .decorators import spark_login_required
-from .errors import (
-    AuthenticationError,
-    BadRequest,
-    Conflict,
-    FilterError,
-    IdTokenError,
-    LoginError,
+from .core.errors import (
     LoginRequired,
-    MethodNotAllowed,
-    NotFound,
-    PermissionDenied,
-    ProviderError,
     RateLimited,
-    ServiceUnavailable,
-    SessionExpired,
-    SessionStoreUnavailable,
+    ResourceNotFound,
     SparkAPIError,
-    SparkConfigError,
     SparkError,
-    TokenExpired,
-    UnexpectedResponse,
 )
-from .extension import SparkAuth
-from .proxies import spark_api, spark_user
-from .signals import logged_in, logged_out, login_failed, token_refreshed, tokens_revoked
-from .user import AnonymousUser, SparkUser
+from .core.user import SparkUser
+from .ext.decorators import spark_login_required
+from .ext.extension import SparkAuth
+from .ext.proxies import spark_api, spark_user
+from .ext.signals import logged_in, logged_out, login_failed, token_refreshed, tokens_revoked
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "DEFAULTS",
-    "AnonymousUser",
-    "AuthenticationError",
-    "BadRequest",
-    "Conflict",
-    "FilterError",
-    "IdTokenError",
-    "LoginError",
     "LoginRequired",
-    "MethodNotAllowed",
-    "NotFound",
-    "PermissionDenied",
-    "ProviderError",
     "RateLimited",
-    "ResoAPI",
-    "ResoResponse",
-    "RetryPolicy",
-    "ServiceUnavailable",
-    "SessionExpired",
-    "SessionStoreUnavailable",
-    "SparkAPI",
+    "ResourceNotFound",
     "SparkAPIError",
     "SparkAuth",
-    "SparkConfig",
-    "SparkConfigError",
     "SparkError",
-    "SparkResponse",
     "SparkUser",
-    "TokenExpired",
-    "UnexpectedResponse",
     "logged_in",
     "logged_out",
     "login_failed",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .cli import keygen, sandbox
+from .ext.cli import keygen, sandbox
 
 
 @click.group(help="flask-spark commands that need no Flask app (see also `flask spark`).")

@@ -11,8 +11,8 @@ import redis
 from flask import Flask
 
 from flask_spark import SparkAuth
-from flask_spark.redis_server import RedisServer
 from flask_spark.sandbox import SandboxServer
+from flask_spark.testing.redis_server import RedisServer
 
 from .helpers import FlowClient
 

@@ -19,24 +19,23 @@ import requests
 from flask import Flask, request
 
 from flask_spark import (
-    NotFound,
-    SessionExpired,
+    ResourceNotFound,
     SparkAPIError,
     SparkAuth,
-    UnexpectedResponse,
     spark_api,
     spark_login_required,
     token_refreshed,
 )
-from flask_spark.api import (
+from flask_spark.core.api import (
     ResoAPI,
     RetryPolicy,
     SparkAPI,
     StaticTokens,
     parse_reso,
     parse_spark,
-    pooled_session,
 )
+from flask_spark.core.errors import SessionExpired, UnexpectedResponse
+from flask_spark.core.http import pooled_session
 from flask_spark.sandbox import SandboxServer
 from flask_spark.sandbox import listings_data as data
 
@@ -200,7 +199,7 @@ def test_parse_spark_success_false_in_a_2xx_is_a_typed_error() -> None:
     body = {"D": {"Success": False, "Code": 1055, "Message": "stale"}}
     with pytest.raises(SparkAPIError) as caught:
         parse_spark(fake_response(body, 200))
-    assert type(caught.value).__name__ == "Conflict"
+    assert type(caught.value).__name__ == "WriteConflict"
     assert caught.value.code == 1055
     assert caught.value.message == "stale"
 
@@ -578,7 +577,7 @@ def test_missing_user_agent_is_refused_by_the_api(user: FlowClient, app: Flask) 
     anonymous_app = SparkAPI(base_url=base, user_agent="", **common)
     with pytest.raises(SparkAPIError) as caught:
         anonymous_app.get("my/account")
-    assert type(caught.value).__name__ == "BadRequest"
+    assert type(caught.value).__name__ == "InvalidRequest"
     assert (caught.value.status, caught.value.code) == (400, 1016)
 
 
@@ -647,7 +646,7 @@ def test_not_found_propagates_as_typed_error_outside_a_request(
     sid = user.cookie()
     assert sid is not None
     api = app.extensions["spark"].api_for_session(sid, app)
-    with pytest.raises(NotFound) as caught:
+    with pytest.raises(ResourceNotFound) as caught:
         api.get("listings/00000000000000000000000000")
     assert caught.value.status == 404
 

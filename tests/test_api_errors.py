@@ -12,23 +12,26 @@ import pytest
 from flask import Flask
 
 from flask_spark import (
-    AuthenticationError,
-    BadRequest,
-    Conflict,
-    FilterError,
-    MethodNotAllowed,
-    NotFound,
-    PermissionDenied,
     RateLimited,
-    ServiceUnavailable,
+    ResourceNotFound,
     SparkAPIError,
     SparkError,
-    TokenExpired,
-    UnexpectedResponse,
     spark_api,
     spark_login_required,
 )
-from flask_spark.api import SparkAPI, StaticTokens, pooled_session
+from flask_spark.core.api import SparkAPI, StaticTokens
+from flask_spark.core.errors import (
+    APIUnavailable,
+    AuthenticationError,
+    FilterError,
+    InvalidRequest,
+    MethodRefused,
+    PermissionDenied,
+    TokenExpired,
+    UnexpectedResponse,
+    WriteConflict,
+)
+from flask_spark.core.http import pooled_session
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
@@ -91,18 +94,18 @@ def test_every_family_is_a_spark_error() -> None:
         AuthenticationError,
         TokenExpired,
         PermissionDenied,
-        NotFound,
-        BadRequest,
+        ResourceNotFound,
+        InvalidRequest,
         FilterError,
-        MethodNotAllowed,
-        Conflict,
+        MethodRefused,
+        WriteConflict,
         RateLimited,
-        ServiceUnavailable,
+        APIUnavailable,
         UnexpectedResponse,
     ):
         assert issubclass(family, SparkAPIError)
         assert issubclass(family, SparkError)
-    assert issubclass(FilterError, BadRequest)
+    assert issubclass(FilterError, InvalidRequest)
     assert issubclass(TokenExpired, AuthenticationError)
 
 
@@ -136,12 +139,12 @@ def test_expired_static_token_is_token_expired(
 
 
 def test_unknown_listing_is_not_found(api: SparkAPI) -> None:
-    exc = expect(NotFound, lambda: api.get("listings/20990101000000000000000000"), 404, 404)
+    exc = expect(ResourceNotFound, lambda: api.get("listings/20990101000000000000000000"), 404, 404)
     assert exc.message == "Listing not found"
 
 
 def test_invalid_parameter_is_bad_request(api: SparkAPI) -> None:
-    exc = expect(BadRequest, lambda: api.get("listings", params={"_limit": 500}), 400, 1053)
+    exc = expect(InvalidRequest, lambda: api.get("listings", params={"_limit": 500}), 400, 1053)
     assert "_limit" in exc.message
 
 
@@ -173,7 +176,7 @@ def test_filter_value_errors_2000_range(api: SparkAPI, spark_filter: str, code: 
 
 def test_forbidden_method_is_method_not_allowed(api: SparkAPI, sandbox: SandboxServer) -> None:
     before = sandbox.counters()["api_calls"]
-    exc = expect(MethodNotAllowed, lambda: api.post("listings", json={"x": 1}), 405, 1018)
+    exc = expect(MethodRefused, lambda: api.post("listings", json={"x": 1}), 405, 1018)
     assert "POST" in exc.message
     assert sandbox.counters()["api_calls"] == before + 1
 
@@ -181,7 +184,7 @@ def test_forbidden_method_is_method_not_allowed(api: SparkAPI, sandbox: SandboxS
 def test_stale_write_is_conflict(api: SparkAPI) -> None:
     contact = api.get("contacts", params={"_limit": 1}).first()
     stale = {"Company": "Nope", "ModificationTimestamp": "2000-01-01T00:00:00Z"}
-    exc = expect(Conflict, lambda: api.put(f"contacts/{contact['Id']}", json=stale), 409, 1055)
+    exc = expect(WriteConflict, lambda: api.put(f"contacts/{contact['Id']}", json=stale), 409, 1055)
     assert "modified" in exc.message
     assert api.get(f"contacts/{contact['Id']}").first()["Company"] != "Nope"
 
@@ -218,15 +221,15 @@ def test_non_json_body_is_unexpected_response_not_keyerror(
         (403, 1015, PermissionDenied),
         (403, 1500, PermissionDenied),
         (403, 1013, PermissionDenied),
-        (400, 1016, BadRequest),
-        (400, 1050, BadRequest),
+        (400, 1016, InvalidRequest),
+        (400, 1050, InvalidRequest),
         (400, 1041, FilterError),
         (400, 2500, FilterError),
-        (405, 1017, MethodNotAllowed),
-        (409, 1055, Conflict),
-        (503, 1510, ServiceUnavailable),
-        (503, 1516, ServiceUnavailable),
-        (500, 9999, ServiceUnavailable),
+        (405, 1017, MethodRefused),
+        (409, 1055, WriteConflict),
+        (503, 1510, APIUnavailable),
+        (503, 1516, APIUnavailable),
+        (500, 9999, APIUnavailable),
         (418, 9999, SparkAPIError),
     ],
 )
@@ -265,16 +268,16 @@ def test_reso_bad_filter_in_odata_shape(api: SparkAPI) -> None:
 
 
 def test_reso_unknown_key_is_not_found(api: SparkAPI) -> None:
-    expect(NotFound, lambda: api.reso.get("Property('nope')"), status=404, code=404)
+    expect(ResourceNotFound, lambda: api.reso.get("Property('nope')"), status=404, code=404)
 
 
 def test_reso_write_is_method_not_allowed(api: SparkAPI) -> None:
-    expect(MethodNotAllowed, lambda: api.reso.request("POST", "Property", json={}), 405, code=1018)
+    expect(MethodRefused, lambda: api.reso.request("POST", "Property", json={}), 405, code=1018)
 
 
 @pytest.mark.parametrize(
     ("status", "code", "family"),
-    [(403, 1500, PermissionDenied), (503, 1510, ServiceUnavailable), (429, 1550, RateLimited)],
+    [(403, 1500, PermissionDenied), (503, 1510, APIUnavailable), (429, 1550, RateLimited)],
 )
 def test_reso_forced_odata_errors(
     api: SparkAPI, sandbox: SandboxServer, status: int, code: int, family: type[SparkAPIError]
@@ -291,7 +294,7 @@ def test_reso_token_errors_come_in_the_d_envelope(app: Flask, sandbox: SandboxSe
         tokens=StaticTokens("nope"),
         http=pooled_session(),
     )
-    from flask_spark.api import ResoAPI
+    from flask_spark.core.api import ResoAPI
 
     reso = ResoAPI(
         base_url=app.config["SPARK_RESO_BASE_URL"],

@@ -22,9 +22,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from flask_spark.redis_server import RedisServer
 from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.testing import sandbox_config
+from flask_spark.testing.redis_server import RedisServer
 
 from .conftest import FERNET_KEY
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_spark import SparkAuth, SparkConfigError
-from flask_spark.config import DEFAULTS, load_config
+from flask_spark import SparkAuth
+from flask_spark.core.config import DEFAULTS, load_config
+from flask_spark.core.errors import SparkConfigError
 
 from .conftest import FERNET_KEY
 

@@ -22,7 +22,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_spark import login_failed
-from flask_spark.oidc import OIDCClient
+from flask_spark.core.oidc import OIDCClient
 from flask_spark.sandbox import MEMBERS, SandboxServer
 
 from .conftest import make_app
@@ -362,7 +362,7 @@ def test_refreshed_id_token_with_another_sub_ends_the_session(
     assert response.headers["Location"].startswith("/spark/login")
     assert sandbox.counters()["refreshes"] == 1
     assert token_keys(redis_client, key_prefix) == []
-    assert not redis_client.exists(f"{key_prefix}session:{sid}")
+    assert not redis_client.exists(f"{key_prefix}session:{{{sid}}}")
     # Nobody was signed in as the other member, and no further API call was made.
     other = MEMBERS[1]
     assert other.name not in response.get_data(as_text=True)

@@ -16,9 +16,9 @@ from flask.cli import ScriptInfo
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_spark import SparkAuth
-from flask_spark.cli import spark_cli
-from flask_spark.redis_server import free_port
+from flask_spark.ext.cli import spark_cli
 from flask_spark.sandbox import SandboxServer
+from flask_spark.testing.redis_server import free_port
 
 CHECKS = (
     "configuration",

@@ -15,8 +15,8 @@ import pytest
 import requests
 from flask import Flask
 
-from flask_spark.redis_server import free_port
 from flask_spark.sandbox import MEMBERS, SandboxServer
+from flask_spark.testing.redis_server import free_port
 
 from .helpers import FlowClient, query
 
@@ -243,10 +243,11 @@ def test_access_revoked_at_flexmls_shows_the_expired_page(
 def test_sign_out(signed_in: FlowClient, sandbox: SandboxServer) -> None:
     page = text(signed_in.get("/dashboard"))
     token = re.search(
-        r'action="/spark/logout">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page
+        r'action="/spark/logout">\s*<input type="hidden" name="spark_csrf_token" value="([^"]+)"',
+        page,
     )
     assert token is not None
-    response = signed_in.post("/spark/logout", data={"csrf_token": token.group(1)})
+    response = signed_in.post("/spark/logout", data={"spark_csrf_token": token.group(1)})
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
     home = text(signed_in.get("/"))
@@ -259,10 +260,14 @@ def test_sign_out(signed_in: FlowClient, sandbox: SandboxServer) -> None:
 def test_disconnect(signed_in: FlowClient, sandbox: SandboxServer) -> None:
     page = text(signed_in.get("/dashboard"))
     token = re.search(
-        r'action="/spark/revoke">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page
+        r'action="/spark/revoke">\s*<input type="hidden" name="spark_csrf_token" value="([^"]+)"',
+        page,
     )
     assert token is not None
-    assert signed_in.post("/spark/revoke", data={"csrf_token": token.group(1)}).status_code == 302
+    assert (
+        signed_in.post("/spark/revoke", data={"spark_csrf_token": token.group(1)}).status_code
+        == 302
+    )
     assert sandbox.counters()["revocations"] == 2
     assert signed_in.get("/dashboard").status_code == 401
 

@@ -20,10 +20,10 @@ from flask import Flask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from flask_spark.api import error_from_response, parse_reso, parse_spark
-from flask_spark.errors import SparkAPIError, SparkError
+from flask_spark.core.api import error_from_response, parse_reso, parse_spark
+from flask_spark.core.errors import SparkAPIError, SparkError
+from flask_spark.ext.views import safe_next
 from flask_spark.sandbox import SandboxServer
-from flask_spark.views import safe_next
 
 from .conftest import make_app
 from .helpers import FlowClient
@@ -269,7 +269,9 @@ def test_forged_session_cookies_never_500_never_signed_in(
         home = client.get("/", headers=headers)
         assert home.status_code == 200
         assert home.get_data(as_text=True) == "home anonymous"
-        logout = client.post("/spark/logout", headers=headers, data={"csrf_token": value[:50]})
+        logout = client.post(
+            "/spark/logout", headers=headers, data={"spark_csrf_token": value[:50]}
+        )
         assert_clean_4xx(logout)
 
 

@@ -20,7 +20,7 @@ import requests
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from flask_spark.redis_server import RedisServer
+from flask_spark.testing.redis_server import RedisServer
 
 from .alt_provider import CLIENT_ID, CLIENT_SECRET, POST_LOGOUT_URI, USER, AltProvider
 from .conftest import app_config, make_app
@@ -83,7 +83,7 @@ def dashboard_ok(flow: FlowClient) -> None:
 
 
 def sign_out(flow: FlowClient) -> TestResponse:
-    return flow.post("/spark/logout", data={"csrf_token": flow.csrf()})
+    return flow.post("/spark/logout", data={"spark_csrf_token": flow.csrf()})
 
 
 def signed_out(flow: FlowClient) -> bool:
@@ -231,7 +231,7 @@ def test_no_revocation_endpoint(
 def test_disconnect_revokes_both_tokens_with_basic_auth(make: Any, alt: AltProvider) -> None:
     _app, flow = make()
     sign_in(flow)
-    answer = flow.post("/spark/revoke", data={"csrf_token": flow.csrf()})
+    answer = flow.post("/spark/revoke", data={"spark_csrf_token": flow.csrf()})
     assert answer.status_code == 302
     assert alt.counters["revocations"] == 2
     assert all(t.revoked for t in alt.tokens.values())
@@ -375,7 +375,7 @@ def test_revocation_endpoint_that_only_revokes_refresh_tokens(
     alt.configure(revocable=("refresh_token",))
     _app, flow = make()
     sign_in(flow)
-    answer = flow.post("/spark/revoke", data={"csrf_token": flow.csrf()})
+    answer = flow.post("/spark/revoke", data={"spark_csrf_token": flow.csrf()})
     assert answer.status_code == 302, answer.get_data(as_text=True)
     assert alt.counters["revocations"] == 1
     assert [t.revoked for t in alt.refresh_tokens()] == [True]
@@ -456,7 +456,7 @@ def test_basic_credentials_are_form_encoded_before_base64() -> None:
     import base64
     from types import SimpleNamespace
 
-    from flask_spark.oidc import encode_client_secret_basic
+    from flask_spark.core.oidc import encode_client_secret_basic
 
     def header(client_id: str, secret: str) -> str:
         client = SimpleNamespace(client_id=client_id, client_secret=secret)
@@ -471,8 +471,8 @@ def test_basic_credentials_are_form_encoded_before_base64() -> None:
 
 
 def test_jwks_without_any_usable_key_is_a_clear_provider_error() -> None:
-    from flask_spark.errors import ProviderError
-    from flask_spark.oidc import import_jwks
+    from flask_spark.core.errors import ProviderError
+    from flask_spark.core.oidc import import_jwks
 
     from .alt_provider import EXOTIC_JWKS
 

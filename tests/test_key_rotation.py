@@ -19,8 +19,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from flask import Flask
 
 from flask_spark import SparkAuth
+from flask_spark.core.tokens import TokenSet, TokenStore, TokenVault
 from flask_spark.sandbox import MEMBERS, SandboxServer
-from flask_spark.tokens import TokenSet, TokenStore, TokenVault
 
 from .conftest import make_app
 from .helpers import FlowClient
@@ -314,7 +314,7 @@ def test_commands_report_a_broken_configuration_in_one_line(command: str) -> Non
     from click.testing import CliRunner
     from flask.cli import ScriptInfo
 
-    from flask_spark.cli import spark_cli
+    from flask_spark.ext.cli import spark_cli
 
     def broken_app() -> Flask:
         app = Flask(__name__)

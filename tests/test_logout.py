@@ -19,8 +19,8 @@ from flask import Flask, render_template_string
 from werkzeug.test import TestResponse
 
 from flask_spark import logged_out, tokens_revoked
+from flask_spark.core.tokens import TokenSet
 from flask_spark.sandbox import SandboxServer
-from flask_spark.tokens import TokenSet
 
 from .conftest import make_app
 from .helpers import MEMBER, FlowClient, closed_port, query, refresh_at_sandbox
@@ -29,7 +29,7 @@ FORMS = (
     '{% from "spark/macros.html" import logout_form, revoke_form %}'
     "{{ logout_form() }}{{ revoke_form() }}"
 )
-_CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+_CSRF_INPUT = re.compile(r'name="spark_csrf_token" value="([^"]+)"')
 RETURN_URI = "http://localhost/spark/logged-out"
 
 
@@ -154,14 +154,14 @@ def test_logout_destroys_everything_and_revokes(
     old_cookie = session_id(flow)
     tokens = stored_tokens(app, flow)
     before = keys(redis_client, key_prefix)
-    assert f"{key_prefix}session:{old_cookie}" in before
+    assert f"{key_prefix}session:{{{old_cookie}}}" in before
     assert f"{key_prefix}tok:{{{old_cookie}}}" in before
     assert any(k.startswith(f"{key_prefix}user:") for k in before)
     assert any(k.startswith(f"{key_prefix}psid:") for k in before)
     csrf = page_csrf(flow)
 
     with recorded(logged_out, tokens_revoked) as seen:
-        answer = flow.post("/spark/logout", data={"csrf_token": csrf})
+        answer = flow.post("/spark/logout", data={"spark_csrf_token": csrf})
 
     assert answer.status_code == 302
     assert answer.headers["Location"] == "/"
@@ -208,24 +208,24 @@ def test_logout_gives_a_new_session_id(
 ) -> None:
     old_cookie = session_id(signed_in)
     csrf = page_csrf(signed_in)
-    signed_in.post("/spark/logout", data={"csrf_token": csrf})
+    signed_in.post("/spark/logout", data={"spark_csrf_token": csrf})
     # The next page that stores something in the session gets a fresh id.
     page_csrf(signed_in)
     new_cookie = session_id(signed_in)
     assert new_cookie != old_cookie
     assert not authenticates(app, new_cookie)
-    assert keys(redis_client, key_prefix) == {f"{key_prefix}session:{new_cookie}"}
+    assert keys(redis_client, key_prefix) == {f"{key_prefix}session:{{{new_cookie}}}"}
 
 
 @pytest.mark.parametrize(
     ("method", "send", "status"),
     [
         ("post", {}, 400),
-        ("post", {"data": {"csrf_token": "not-the-token"}}, 400),
+        ("post", {"data": {"spark_csrf_token": "not-the-token"}}, 400),
         ("post", {"headers": {"X-CSRFToken": "not-the-token"}}, 400),
-        ("post", {"data": {"csrf_token": ""}}, 400),
+        ("post", {"data": {"spark_csrf_token": ""}}, 400),
         ("get", {}, 405),
-        ("get", {"query_string": {"csrf_token": "<page>"}}, 405),
+        ("get", {"query_string": {"spark_csrf_token": "<page>"}}, 405),
     ],
     ids=["no-token", "wrong-token", "wrong-header", "empty-token", "get", "get-with-token"],
 )
@@ -243,7 +243,7 @@ def test_logout_and_revoke_refuse_without_csrf_or_by_get(
 ) -> None:
     csrf = page_csrf(signed_in)
     if send.get("query_string"):
-        send = {"query_string": {"csrf_token": csrf}}
+        send = {"query_string": {"spark_csrf_token": csrf}}
     cookie = session_id(signed_in)
     before = keys(redis_client, key_prefix)
 
@@ -268,7 +268,7 @@ def test_csrf_token_of_another_session_is_refused(
     other = FlowClient(app, sandbox)
     foreign = page_csrf(other)
     page_csrf(signed_in)
-    answer = signed_in.post("/spark/logout", data={"csrf_token": foreign})
+    answer = signed_in.post("/spark/logout", data={"spark_csrf_token": foreign})
     assert answer.status_code == 400
     assert signed_in.get("/called").status_code == 200
 
@@ -296,7 +296,7 @@ def test_logout_with_provider_down_still_signs_out(
     tokens = stored_tokens(app, flow)
     sandbox.faults(force_error_next=1, force_error={"status": 503, "code": 1510})
     with recorded(tokens_revoked) as seen:
-        answer = flow.post("/spark/logout", data={"csrf_token": page_csrf(flow)})
+        answer = flow.post("/spark/logout", data={"spark_csrf_token": page_csrf(flow)})
 
     assert answer.status_code == 200
     text = answer.get_data(as_text=True)
@@ -327,7 +327,7 @@ def test_logout_with_api_down_still_revokes_and_signs_out(
     old_cookie = session_id(signed_in)
     tokens = stored_tokens(app, signed_in)
     sandbox.faults(force_error_next=1, force_error={"status": 503, "code": 1510})
-    answer = signed_in.post("/spark/logout", data={"csrf_token": page_csrf(signed_in)})
+    answer = signed_in.post("/spark/logout", data={"spark_csrf_token": page_csrf(signed_in)})
     assert answer.status_code == 200
     assert not authenticates(app, old_cookie)
     assert keys(redis_client, key_prefix) == set()
@@ -343,7 +343,7 @@ def test_logout_when_api_base_unreachable(
     flow = FlowClient(app, sandbox)
     flow.login()
     old_cookie = session_id(flow)
-    answer = flow.post("/spark/logout", data={"csrf_token": page_csrf(flow)})
+    answer = flow.post("/spark/logout", data={"spark_csrf_token": page_csrf(flow)})
     assert answer.status_code == 200
     assert not authenticates(app, old_cookie)
     assert keys(redis_client, key_prefix) == set()
@@ -363,7 +363,7 @@ def test_failed_revocation_is_retried_by_the_cli(
     flow = FlowClient(provider_down_app, sandbox)
     flow.login()
     tokens = stored_tokens(provider_down_app, flow)
-    flow.post("/spark/logout", data={"csrf_token": page_csrf(flow)})
+    flow.post("/spark/logout", data={"spark_csrf_token": page_csrf(flow)})
     pending = f"{key_prefix}revoke:pending"
     assert redis_client.zcard(pending) == 1
     stored = b"".join(redis_client.zrange(pending, 0, -1))
@@ -400,7 +400,7 @@ def test_retry_drops_entries_older_than_the_limit(
 ) -> None:
     flow = FlowClient(provider_down_app, sandbox)
     flow.login()
-    flow.post("/spark/logout", data={"csrf_token": page_csrf(flow)})
+    flow.post("/spark/logout", data={"spark_csrf_token": page_csrf(flow)})
     pending = f"{key_prefix}revoke:pending"
     member = redis_client.zrange(pending, 0, -1)[0]
     redis_client.zadd(pending, {member: 1.0})  # enqueued in 1970
@@ -424,7 +424,7 @@ def test_revoke_revokes_both_tokens_and_ends_the_session(
     old_cookie = session_id(signed_in)
     tokens = stored_tokens(app, signed_in)
     with recorded(logged_out, tokens_revoked) as seen:
-        answer = signed_in.post("/spark/revoke", data={"csrf_token": page_csrf(signed_in)})
+        answer = signed_in.post("/spark/revoke", data={"spark_csrf_token": page_csrf(signed_in)})
     assert answer.status_code == 302
     assert answer.headers["Location"] == "/"
     counters = sandbox.counters()
@@ -446,7 +446,7 @@ def test_revoke_at_provider_page(
     flow = FlowClient(app, sandbox)
     flow.login()
     old_cookie = session_id(flow)
-    answer = flow.post("/spark/revoke", data={"csrf_token": page_csrf(flow)})
+    answer = flow.post("/spark/revoke", data={"spark_csrf_token": page_csrf(flow)})
     assert answer.status_code == 302
     assert answer.headers["Location"] == page
     # The user revokes the grant there; the tokens we held are still revoked as at sign-out.
@@ -477,7 +477,7 @@ def start_single_logout(app: Flask, sandbox: SandboxServer) -> tuple[FlowClient,
     flow = FlowClient(app, sandbox)
     flow.login()
     old_cookie = session_id(flow)
-    answer = flow.post("/spark/logout", data={"csrf_token": page_csrf(flow)})
+    answer = flow.post("/spark/logout", data={"spark_csrf_token": page_csrf(flow)})
     assert answer.status_code == 302
     assert answer.headers["Cache-Control"] == "no-store"
     return flow, old_cookie, answer.headers["Location"]
@@ -498,7 +498,7 @@ def test_single_logout_round_trip(
     assert not authenticates(slo_app, old_cookie)
     new_cookie = session_id(flow)
     assert new_cookie != old_cookie
-    assert keys(redis_client, key_prefix) == {f"{key_prefix}session:{new_cookie}"}
+    assert keys(redis_client, key_prefix) == {f"{key_prefix}session:{{{new_cookie}}}"}
     assert sandbox.counters()["revocations"] == 1
 
     back = requests.get(location, allow_redirects=False, timeout=10)
@@ -588,7 +588,7 @@ def test_single_logout_with_provider_down_still_signs_out(
     flow = FlowClient(app, sandbox)
     flow.login()
     old_cookie = session_id(flow)
-    answer = flow.post("/spark/logout", data={"csrf_token": page_csrf(flow)})
+    answer = flow.post("/spark/logout", data={"spark_csrf_token": page_csrf(flow)})
     # Still sent to the provider's logout page (its session is the other half of signing out).
     assert answer.status_code == 302
     assert answer.headers["Location"].startswith(sandbox.url + "/openid/logout?")
@@ -599,7 +599,7 @@ def test_token_already_gone_at_the_api_is_a_clean_logout(
     app: Flask, signed_in: FlowClient, sandbox: SandboxServer
 ) -> None:
     sandbox.faults(force_error_next=1, force_error={"status": 404, "code": 404})
-    answer = signed_in.post("/spark/logout", data={"csrf_token": page_csrf(signed_in)})
+    answer = signed_in.post("/spark/logout", data={"spark_csrf_token": page_csrf(signed_in)})
     assert answer.status_code == 302  # no "could not reach Flexmls" page for a 404
     assert sandbox.counters()["revocations"] == 1
 
@@ -610,7 +610,7 @@ def test_provider_without_revocation_endpoint_is_a_clean_logout(
     state = app.extensions["spark.state"]
     del state.oidc.metadata()["revocation_endpoint"]  # as a provider that offers none
     old_cookie = session_id(signed_in)
-    answer = signed_in.post("/spark/logout", data={"csrf_token": page_csrf(signed_in)})
+    answer = signed_in.post("/spark/logout", data={"spark_csrf_token": page_csrf(signed_in)})
     assert answer.status_code == 302
     assert not authenticates(app, old_cookie)
     assert sandbox.counters()["revocations"] == 0
@@ -623,7 +623,7 @@ def test_token_deletion_at_the_api_can_be_turned_off(
     app = forms_app({**config, "SPARK_DELETE_TOKEN_AT_API": False})
     flow = FlowClient(app, sandbox)
     flow.login()
-    answer = flow.post("/spark/logout", data={"csrf_token": page_csrf(flow)})
+    answer = flow.post("/spark/logout", data={"spark_csrf_token": page_csrf(flow)})
     assert answer.status_code == 302
     assert sandbox.counters()["token_deletions"] == 0
     assert sandbox.counters()["revocations"] == 1

@@ -21,8 +21,8 @@ import pytest
 import redis
 import requests
 
-from flask_spark.redis_server import RedisServer
 from flask_spark.sandbox import SandboxServer
+from flask_spark.testing.redis_server import RedisServer
 
 from .conftest import FERNET_KEY
 from .gunicorn_server import GunicornServer

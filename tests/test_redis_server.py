@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = """
 import sys, time
 sys.path.insert(0, {root!r})
-from flask_spark.redis_server import RedisServer
+from flask_spark.testing.redis_server import RedisServer
 server = RedisServer(unix_socket=True, die_with_parent={die!r}).start()
 print(server.process.pid, flush=True)
 time.sleep(60)
@@ -52,7 +52,7 @@ def test_a_server_started_from_a_worker_thread_outlives_that_thread() -> None:
     """The kernel signal would follow the starting thread, not the process: not used there."""
     import threading
 
-    from flask_spark.redis_server import RedisServer
+    from flask_spark.testing.redis_server import RedisServer
 
     started: list[RedisServer] = []
     worker = threading.Thread(

@@ -16,19 +16,14 @@ import redis
 import requests
 from flask import Flask
 
-import flask_spark.api as api_module
-from flask_spark import (
-    ProviderError,
-    RateLimited,
-    SessionExpired,
-    TokenExpired,
-    token_refreshed,
-)
-from flask_spark.api import RetryPolicy
-from flask_spark.extension import SparkState
-from flask_spark.refresh import TokenManager
+import flask_spark.core.api as api_module
+from flask_spark import RateLimited, token_refreshed
+from flask_spark.core.api import RetryPolicy
+from flask_spark.core.errors import ProviderError, SessionExpired, TokenExpired
+from flask_spark.core.refresh import TokenManager
+from flask_spark.core.tokens import TokenSet
+from flask_spark.ext.state import SparkState
 from flask_spark.sandbox import SandboxServer
-from flask_spark.tokens import TokenSet
 
 from .conftest import make_app
 from .helpers import MEMBER, FlowClient, closed_port, refresh_at_sandbox
@@ -298,7 +293,7 @@ def test_invalid_grant_ends_the_session(
 ) -> None:
     sid = user.cookie() or ""
     store = state_of(app).tokens
-    session_key = state_of(app).session_store_key(sid)
+    session_key = state_of(app).session_interface.store_key(sid)
     assert redis_client.exists(store.key(sid))
     assert redis_client.exists(session_key)
 

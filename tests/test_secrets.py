@@ -34,8 +34,8 @@ from werkzeug.test import TestResponse
 
 import flask_spark
 from flask_spark import SparkAPIError, SparkAuth
-from flask_spark.redis_server import RedisServer, free_port
 from flask_spark.sandbox import MEMBERS, SandboxServer
+from flask_spark.testing.redis_server import RedisServer, free_port
 
 from .conftest import FERNET_KEY, app_config, make_app
 from .helpers import FlowClient
@@ -261,13 +261,13 @@ def test_no_secret_leaks_from_any_flow(
     sandbox.faults(id_token_fault=None)
 
     # 6. Sign-out (the access token is deleted at DELETE /v1/oauth2/token/<token>) and revoke.
-    assert alice.post("/spark/logout", data={"csrf_token": csrf_of(alice)}).status_code in (
+    assert alice.post("/spark/logout", data={"spark_csrf_token": csrf_of(alice)}).status_code in (
         200,
         302,
     )
     carol = FlowClient(app, sandbox)
     assert carol.login("/dashboard").status_code == 302
-    assert carol.post("/spark/revoke", data={"csrf_token": csrf_of(carol)}).status_code in (
+    assert carol.post("/spark/revoke", data={"spark_csrf_token": csrf_of(carol)}).status_code in (
         200,
         302,
     )
@@ -288,7 +288,7 @@ def test_no_secret_leaks_from_any_flow(
     dave = FlowClient(broken, sandbox)
     assert dave.login("/called").status_code == 302
     assert dave.get("/dashboard").status_code == 502
-    page = dave.post("/spark/logout", data={"csrf_token": csrf_of(dave)})
+    page = dave.post("/spark/logout", data={"spark_csrf_token": csrf_of(dave)})
     assert page.status_code == 200
     assert "could not reach" in page.get_data(as_text=True)
     result = broken.test_cli_runner().invoke(args=["spark", "retry-revocations"])

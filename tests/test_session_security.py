@@ -28,7 +28,7 @@ JANE, BOB = MEMBERS[0], MEMBERS[1]
 
 
 def session_key(prefix: str, sid: str) -> str:
-    return f"{prefix}session:{sid}"
+    return f"{prefix}session:{{{sid}}}"
 
 
 def token_key(prefix: str, sid: str) -> str:
@@ -308,7 +308,7 @@ def test_new_session_id_at_login_and_at_logout(
     fixed.set_cookie("session", before)
     assert fixed.get("/dashboard").status_code == 302
 
-    answer = flow.post("/spark/logout", data={"csrf_token": flow.csrf()})
+    answer = flow.post("/spark/logout", data={"spark_csrf_token": flow.csrf()})
     assert answer.status_code == 302
     assert flow.cookie() != signed_in
     assert not redis_client.exists(session_key(key_prefix, signed_in))

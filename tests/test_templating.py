@@ -58,7 +58,7 @@ def tflow(tapp: Flask, sandbox: SandboxServer) -> FlowClient:
 
 
 def _csrf_values(html: str) -> set[str]:
-    return set(re.findall(r'name="csrf_token" value="([^"]+)"', html))
+    return set(re.findall(r'name="spark_csrf_token" value="([^"]+)"', html))
 
 
 def test_globals_for_an_anonymous_user(tflow: FlowClient) -> None:
@@ -118,7 +118,7 @@ def test_logout_form_signs_out_with_its_own_csrf_token(
     html = tflow.get("/t/macros").get_data(as_text=True)
     (token,) = _csrf_values(html)
     assert tflow.get("/t/globals").get_data(as_text=True).count("logged_in=True") == 1
-    response = tflow.post("/spark/logout", data={"csrf_token": token})
+    response = tflow.post("/spark/logout", data={"spark_csrf_token": token})
     assert response.status_code == 302
     assert "logged_in=False" in tflow.get("/t/globals").get_data(as_text=True)
     assert sandbox.counters()["revocations"] == 1
@@ -126,14 +126,14 @@ def test_logout_form_signs_out_with_its_own_csrf_token(
 
 def test_logout_form_without_the_token_is_refused(tflow: FlowClient) -> None:
     tflow.login()
-    assert tflow.post("/spark/logout", data={"csrf_token": "forged"}).status_code == 400
+    assert tflow.post("/spark/logout", data={"spark_csrf_token": "forged"}).status_code == 400
     assert "logged_in=True" in tflow.get("/t/globals").get_data(as_text=True)
 
 
 def test_revoke_form_disconnects(tflow: FlowClient, sandbox: SandboxServer) -> None:
     tflow.login()
     (token,) = _csrf_values(tflow.get("/t/macros").get_data(as_text=True))
-    assert tflow.post("/spark/revoke", data={"csrf_token": token}).status_code == 302
+    assert tflow.post("/spark/revoke", data={"spark_csrf_token": token}).status_code == 302
     assert "logged_in=False" in tflow.get("/t/globals").get_data(as_text=True)
     assert sandbox.counters()["revocations"] == 2  # the access and the refresh token
 

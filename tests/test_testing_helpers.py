@@ -7,30 +7,25 @@ The first part reads like a user's test module: an app factory, the plugin's ``s
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask, render_template_string
 
-from flask_spark import (
-    SparkAuth,
-    SparkConfigError,
-    logged_in,
-    spark_api,
-    spark_login_required,
-    spark_user,
-)
-from flask_spark.redis_server import RedisServer
+from flask_spark import SparkAuth, logged_in, spark_api, spark_login_required, spark_user
+from flask_spark.core.errors import SparkConfigError
 from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.testing import login_test_client, sandbox_config, sandbox_member
+from flask_spark.testing.redis_server import RedisServer
 
 from .conftest import FERNET_KEY
 
 # -- a user's app ------------------------------------------------------------------------------
 
 
-def create_app(config: dict[str, Any]) -> Flask:
-    app = Flask(__name__)
+def create_app(config: dict[str, Any], instance_path: str | None = None) -> Flask:
+    app = Flask(__name__, instance_path=instance_path)
     app.config.update(SECRET_KEY="test", TESTING=True)
     app.config.update(config)
     SparkAuth(app)
@@ -98,7 +93,7 @@ def test_sign_out_revokes_the_sandbox_tokens(user_app: Flask, spark_sandbox: San
     login_test_client(client, sandbox=spark_sandbox)
     with client.session_transaction() as sess:
         sess["_spark_csrf"] = "csrf-token-for-the-test"
-    response = client.post("/spark/logout", data={"csrf_token": "csrf-token-for-the-test"})
+    response = client.post("/spark/logout", data={"spark_csrf_token": "csrf-token-for-the-test"})
     assert response.status_code == 302
     assert client.get("/").get_data(as_text=True) == "Welcome"
     assert spark_sandbox.counters()["revocations"] == 1
@@ -228,13 +223,18 @@ def test_spark_sandbox_config_points_at_the_sandbox(
     assert sandbox_config(spark_sandbox, SPARK_USER_AGENT="Mine")["SPARK_USER_AGENT"] == "Mine"
 
 
-def test_zero_config_app_in_testing_mode(spark_sandbox_config: dict[str, Any]) -> None:
-    """Without SPARK_REDIS_URL or keys, TESTING starts an embedded Redis and an ephemeral key."""
-    app = create_app(spark_sandbox_config)
+def test_zero_config_app_in_testing_mode(
+    spark_sandbox_config: dict[str, Any], tmp_path: Path
+) -> None:
+    """Without SPARK_REDIS_URL or keys, TESTING uses the embedded Redis kept in the instance
+    folder, and an ephemeral key."""
+    app = create_app(spark_sandbox_config, instance_path=str(tmp_path))
     state = app.extensions["spark.state"]
     try:
         client = app.test_client()
         login_test_client(client, "jane")
         assert client.get("/office").get_data(as_text=True).startswith("Jane Appleseed")
+        assert (tmp_path / "spark-dev.rdb").parent.is_dir()
+        assert state.redis.ping()
     finally:
-        state.embedded_redis.stop()
+        state.redis.shutdown(nosave=True)

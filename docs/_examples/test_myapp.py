@@ -8,8 +8,8 @@ import requests
 from myapp import create_app
 
 from flask_spark import logged_in
-from flask_spark.redis_server import RedisServer
 from flask_spark.testing import login_test_client
+from flask_spark.testing.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +60,8 @@ def test_sign_out(app, spark_sandbox):
     client = app.test_client()
     login_test_client(client, sandbox=spark_sandbox)
     page = client.get("/").get_data(as_text=True)  # the page with the sign-out form
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
-    assert client.post("/spark/logout", data={"csrf_token": token}).status_code == 302
+    token = re.search(r'name="spark_csrf_token" value="([^"]+)"', page)[1]
+    assert client.post("/spark/logout", data={"spark_csrf_token": token}).status_code == 302
     assert client.get("/dashboard").status_code == 302
     assert spark_sandbox.counters()["token_deletions"] == 1
     assert spark_sandbox.counters()["revocations"] == 1

@@ -1,6 +1,6 @@
 """A tiny Sphinx extension that keeps the docs in step with the code.
 
-- ``.. spark-config-table::`` renders every key of :data:`flask_spark.config.DEFAULTS` (key ->
+- ``.. spark-config-table::`` renders every key of :data:`flask_spark.core.config.DEFAULTS` (key ->
   (default, doc)) as a table, each key a ``confval`` target that ``:confval:`SPARK_X``` links to.
   (Sphinx itself warns about a ``:confval:`` reference to a key that does not exist, so with
   ``-W`` a renamed or removed key cannot linger in the prose.)
@@ -68,8 +68,8 @@ class SparkConfigTable(SphinxDirective):
     option_spec = {"only": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
-        from flask_spark import config
-        from flask_spark.config import DEFAULTS
+        from flask_spark.core import config
+        from flask_spark.core.config import DEFAULTS
 
         self.env.note_dependency(config.__file__)  # re-read this page when the keys change
         wanted = self.options.get("only")

@@ -14,17 +14,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from flask import Flask, abort, render_template, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flask_spark import (
-    AuthenticationError,
-    FilterError,
-    NotFound,
-    SessionExpired,
-    SparkAuth,
-    spark_api,
-    spark_login_required,
-    spark_user,
-)
-from flask_spark.config import is_loopback_host
+from flask_spark import ResourceNotFound, SparkAuth, spark_api, spark_login_required, spark_user
+from flask_spark.core.config import is_loopback_host
+from flask_spark.core.errors import AuthenticationError, FilterError, SessionExpired
 
 PAGE_SIZE = 12
 STATUSES = ("Active", "Pending", "Closed")
@@ -113,7 +105,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if _KEY.match(saved_id):
             try:
                 saved = spark_api.get(f"savedsearches/{saved_id}").first()
-            except NotFound:
+            except ResourceNotFound:
                 abort(404)
         spark_filter = saved.get("Filter") if saved else build_filter(form)
         if spark_filter:
@@ -151,7 +143,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             abort(404)
         try:
             home = spark_api.reso.get(f"Property('{key}')").value
-        except NotFound:
+        except ResourceNotFound:
             abort(404)
         return render_template("property.html", home=home, back_url=back_to_listings())
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .server import is_loopback_host, serve
+from ..core.http import is_loopback_host
+from .server import serve
 from .state import DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
 

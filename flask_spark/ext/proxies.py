@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, cast
 
 from werkzeug.local import LocalProxy
 
-from .extension import current_api, current_user
+from .context import current_api, current_user
 
 if TYPE_CHECKING:
-    from .api import SparkAPI
-    from .user import AnonymousUser, SparkUser
+    from ..core.api import SparkAPI
+    from ..core.user import AnonymousUser, SparkUser
 
 #: The Spark API client of the signed-in user (``spark_api.reso`` for the RESO Web API).
 spark_api: SparkAPI = cast("SparkAPI", LocalProxy(current_api))

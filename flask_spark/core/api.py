@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import CookiePolicy, DefaultCookiePolicy
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -55,21 +54,6 @@ class StaticTokens:
     def refresh(self, rejected: str) -> str | None:
         """No refresh: the API's refusal is final."""
         return None
-
-
-def no_cookies() -> CookiePolicy:
-    """A cookie policy that stores nothing: one user's cookies must never reach another's call."""
-    return DefaultCookiePolicy(allowed_domains=[])
-
-
-def pooled_session(pool_size: int = 32) -> requests.Session:
-    """A keep-alive ``requests.Session`` for one process, with cookies disabled."""
-    session = requests.Session()
-    session.cookies.set_policy(no_cookies())
-    adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from redis.exceptions import LockError
 
-from .errors import IdTokenError, ProviderError, ServiceUnavailable, SessionExpired, SparkError
+from .errors import APIUnavailable, IdTokenError, ProviderError, SessionExpired, SparkError
 from .oidc import OIDCClient
 from .tokens import TokenSet, TokenStore
 
@@ -76,7 +76,7 @@ class TokenManager:
             return latest  # already refreshed elsewhere: no need to queue for the lock
         lock = self.store.lock(sid, self.lock_timeout, self.lock_wait)
         if not lock.acquire():
-            raise ServiceUnavailable(
+            raise APIUnavailable(
                 "Another request is refreshing this session's token and did not finish in time.",
                 status=503,
             )
@@ -133,7 +133,7 @@ class TokenManager:
         if self.on_refresh is not None:
             self.on_refresh(sid, fresh)
         if fresh.unverified_id_token:
-            raise ServiceUnavailable(
+            raise APIUnavailable(
                 "The identity provider's keys are unreachable; please retry in a moment.",
                 status=503,
             )

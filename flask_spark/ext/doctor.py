@@ -16,9 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import DEFAULTS, is_loopback_host, load_config
-from .errors import SparkConfigError, SparkError
-from .session import REDIS_DOWN
+from ..core.config import DEFAULTS, load_config
+from ..core.errors import SparkConfigError, SparkError
+from ..core.http import is_loopback_host
+from ..core.redis_client import REDIS_DOWN
 
 Status = Literal["OK", "WARN", "FAIL"]
 
@@ -162,7 +163,7 @@ def _check_redis(state: Any) -> str:
         if cfg.redis is not None
         else _redacted(cfg.redis_url)
         if cfg.redis_url
-        else "an embedded redis-server"
+        else f"the embedded development Redis in {state.app.instance_path}"
     )
     probe = f"{cfg.key_prefix}doctor:{secrets.token_hex(8)}"
     try:
@@ -179,7 +180,7 @@ def _check_redis(state: Any) -> str:
             "flask-spark needs read-write access: check the Redis user's ACL and that the URL "
             "names the primary, not a read-only replica.",
         ) from None
-    if state.embedded_redis is not None:
+    if cfg.redis is None and not cfg.redis_url:
         raise Warn(
             f"reachable: {where} started because SPARK_REDIS_URL is not set (debug/testing only)",
             "Set SPARK_REDIS_URL to your Redis server before deploying.",
@@ -206,7 +207,7 @@ def _check_keys(state: Any) -> str:
 
 
 def _check_discovery(state: Any) -> str:
-    from .oidc import OIDCClient
+    from ..core.oidc import OIDCClient
 
     cfg = state.config
     client = OIDCClient(cfg)  # a fresh client: never an answer cached by the app
@@ -354,4 +355,8 @@ def _check_cookie(app: Flask, state: Any) -> str:
             f"SameSite is {samesite!r} ({shown}): other sites' requests carry the session cookie",
             "Use SESSION_COOKIE_SAMESITE = 'Lax' (the default flask-spark sets).",
         )
-    return shown
+    chosen = state.cookie_defaults
+    if chosen:
+        set_here = ", ".join(f"{k}={v!r}" for k, v in sorted(chosen.items()))
+        return f"{shown} (flask-spark set {set_here}: the app had left Flask's default)"
+    return f"{shown} (as the app configured it)"

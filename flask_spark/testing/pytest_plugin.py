@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .sandbox import SandboxServer
+    from ..sandbox import SandboxServer
 
 
 @pytest.fixture(scope="session")
 def spark_sandbox() -> Iterator[SandboxServer]:
     """The Spark Platform sandbox on loopback for this test session (stopped at the end)."""
-    from .sandbox import SandboxServer
+    from ..sandbox import SandboxServer
 
     with SandboxServer() as server:
         yield server
@@ -51,6 +51,6 @@ def spark_sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture
 def spark_sandbox_config(spark_sandbox: SandboxServer) -> dict[str, Any]:
     """The ``SPARK_*`` configuration of an app pointed at ``spark_sandbox`` (a fresh dict)."""
-    from .testing import sandbox_config
+    from . import sandbox_config
 
     return sandbox_config(spark_sandbox)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import textwrap
 from typing import TYPE_CHECKING
 
@@ -14,8 +16,8 @@ from flask.cli import AppGroup, ScriptInfo
 if TYPE_CHECKING:
     from flask.ctx import AppContext
 
-    from .extension import SparkState
-    from .tokens import TokenStore
+    from ..core.tokens import TokenStore
+    from .state import SparkState
 
 spark_cli = AppGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
 
@@ -28,7 +30,7 @@ def keygen() -> None:
 
 def _app_context(ctx: click.Context) -> AppContext:
     """The app's context; a configuration error is one clear line, not a traceback."""
-    from .errors import SparkConfigError
+    from ..core.errors import SparkConfigError
 
     if current_app:
         return current_app.app_context()
@@ -45,7 +47,7 @@ def _app_context(ctx: click.Context) -> AppContext:
 @click.pass_context
 def rotate_keys(ctx: click.Context) -> None:
     """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
-    from .extension import current_state
+    from .context import current_state
 
     with _app_context(ctx):
         _rotate_keys(current_state().tokens)
@@ -73,7 +75,7 @@ def _rotate_keys(store: TokenStore) -> None:
 @click.pass_context
 def retry_revocations(ctx: click.Context, max_age: int) -> None:
     """Retry the token revocations that failed at sign-out (run it from cron)."""
-    from .extension import current_state
+    from .context import current_state
 
     with _app_context(ctx):
         _retry_revocations(current_state(), max_age)
@@ -81,8 +83,8 @@ def retry_revocations(ctx: click.Context, max_age: int) -> None:
 
 def _retry_revocations(state: SparkState, max_age: int) -> None:
     """Retry the queue, then print what happened."""
-    from .errors import SparkError
-    from .revocations import RevocationQueue
+    from ..core.errors import SparkError
+    from ..core.revocations import RevocationQueue
 
     queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
 
@@ -99,15 +101,20 @@ def _retry_revocations(state: SparkState, max_age: int) -> None:
     )
 
 
-@spark_cli.command("sandbox", with_appcontext=False)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5001, show_default=True, type=int)
-@click.option("--access-token-lifetime", default=86400, show_default=True, type=int)
-def sandbox(host: str, port: int, access_token_lifetime: int) -> None:
-    """Run the local Spark Platform sandbox (OpenID provider, Spark API, RESO Web API)."""
-    from .sandbox import serve
+@spark_cli.command(
+    "sandbox",
+    with_appcontext=False,
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def sandbox(args: tuple[str, ...]) -> None:
+    """Run the local Spark Platform sandbox (`python -m flask_spark.sandbox`; --help for options).
 
-    serve(host=host, port=port, access_token_lifetime=access_token_lifetime)
+    The sandbox is development tooling that the extension never imports: this command hands
+    over to it in a process of its own.
+    """
+    os.execv(sys.executable, [sys.executable, "-m", "flask_spark.sandbox", *args])  # noqa: S606
 
 
 @spark_cli.command("doctor", with_appcontext=False)

@@ -142,29 +142,29 @@ class PermissionDenied(SparkAPIError):
     status = 403
 
 
-class NotFound(SparkAPIError):
+class ResourceNotFound(SparkAPIError):
     """404: no such resource."""
 
     status = 404
 
 
-class BadRequest(SparkAPIError):
+class InvalidRequest(SparkAPIError):
     """400: a missing or invalid parameter, bad JSON, no user agent (1016, 1035, 1050...)."""
 
     status = 400
 
 
-class FilterError(BadRequest):
+class FilterError(InvalidRequest):
     """400: the ``_filter`` / ``$filter`` was refused (1040, 1041, 2000-2999)."""
 
 
-class MethodNotAllowed(SparkAPIError):
+class MethodRefused(SparkAPIError):
     """405: read-only key or method forbidden (1017, 1018)."""
 
     status = 405
 
 
-class Conflict(SparkAPIError):
+class WriteConflict(SparkAPIError):
     """409: a write conflict (1055)."""
 
     status = 409
@@ -181,7 +181,7 @@ class RateLimited(SparkAPIError):
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(SparkAPIError):
+class APIUnavailable(SparkAPIError):
     """503 or another 5xx: the API is down, overloaded or not yet in sync (1510, 1515, 1516...)."""
 
     status = 503
@@ -197,27 +197,27 @@ _CODE_CLASSES: dict[int, type[SparkAPIError]] = {
     1000: AuthenticationError,
     1010: AuthenticationError,
     1020: TokenExpired,
-    1016: BadRequest,
-    1035: BadRequest,
-    1050: BadRequest,
-    1053: BadRequest,
+    1016: InvalidRequest,
+    1035: InvalidRequest,
+    1050: InvalidRequest,
+    1053: InvalidRequest,
     1040: FilterError,
     1041: FilterError,
-    1017: MethodNotAllowed,
-    1018: MethodNotAllowed,
-    1055: Conflict,
+    1017: MethodRefused,
+    1018: MethodRefused,
+    1055: WriteConflict,
     1550: RateLimited,
     **dict.fromkeys((1013, 1015, 1019, 1021, 1030, 1500, 1505), PermissionDenied),
-    **dict.fromkeys((1510, 1515, 1516, 1023, 1024), ServiceUnavailable),
+    **dict.fromkeys((1510, 1515, 1516, 1023, 1024), APIUnavailable),
 }
 
 _STATUS_CLASSES: dict[int, type[SparkAPIError]] = {
-    400: BadRequest,
+    400: InvalidRequest,
     401: AuthenticationError,
     403: PermissionDenied,
-    404: NotFound,
-    405: MethodNotAllowed,
-    409: Conflict,
+    404: ResourceNotFound,
+    405: MethodRefused,
+    409: WriteConflict,
     429: RateLimited,
 }
 
@@ -248,5 +248,5 @@ def api_error_class(status: int, code: object) -> type[SparkAPIError]:
     if status in _STATUS_CLASSES:
         return _STATUS_CLASSES[status]
     if status >= 500:
-        return ServiceUnavailable
+        return APIUnavailable
     return SparkAPIError

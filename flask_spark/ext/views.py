@@ -11,31 +11,18 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..core.config import check_transport
+from ..core.errors import IdTokenError, LoginError, ProviderError, SparkConfigError
+from ..core.redis_client import REDIS_DOWN
+from ..core.transactions import LoginTransaction
+from ..core.user import AnonymousUser, SparkUser
 from . import signals
-from .config import check_transport
-from .errors import (
-    IdTokenError,
-    LoginError,
-    NotFound,
-    ProviderError,
-    SparkConfigError,
-    SparkError,
-)
-from .extension import (
-    BINDING_KEY,
-    CSRF_KEY,
-    LOGOUT_STATE_KEY,
-    SESSION_KEY,
-    SparkState,
-    current_state,
-)
-from .login import start_session
-from .responses import error_response
-from .revocations import RevocationQueue
-from .session import REDIS_DOWN
-from .tokens import TokenSet
-from .transactions import LoginTransaction
-from .user import AnonymousUser, SparkUser
+from .context import csrf_field_name, csrf_valid, current_state
+from .responses import error_response, handle_store_down, store_unavailable
+from .session_interface import BINDING_KEY, LOGOUT_STATE_KEY, SESSION_KEY
+from .signin import start_session
+from .signout import revoke_tokens
+from .state import SparkState
 
 log = logging.getLogger("flask_spark")
 
@@ -113,6 +100,12 @@ def _param(name: str) -> str | None:
 def create_blueprint() -> Blueprint:
     """The ``spark`` blueprint (mounted at ``SPARK_URL_PREFIX``)."""
     bp = Blueprint("spark", __name__, template_folder="templates")
+    for exc in REDIS_DOWN:  # only this blueprint's views: the app's own Redis errors stay its own
+        bp.register_error_handler(exc, handle_store_down)
+
+    @bp.before_request
+    def refuse_when_store_down() -> Response | None:
+        return store_unavailable() if getattr(session, "store_unavailable", False) else None
 
     @bp.get("/login")
     def login() -> Any:
@@ -312,9 +305,8 @@ def _complete_login(state: SparkState) -> BaseResponse:
 
 
 def _check_csrf() -> Response | None:
-    expected = session.get(CSRF_KEY)
-    given = request.form.get("csrf_token") or request.headers.get("X-CSRFToken")
-    if isinstance(expected, str) and given and secrets.compare_digest(expected, given):
+    given = request.form.get(csrf_field_name()) or request.headers.get("X-CSRFToken")
+    if csrf_valid(given):
         return None
     return error_response(
         400,
@@ -344,59 +336,12 @@ def _end_session(state: SparkState, *, revoke_access: bool) -> bool:
     state.session_interface.regenerate(session)
     confirmed = True
     if tokens is not None:
-        confirmed = _revoke_tokens(state, tokens, revoke_access=revoke_access)
+        confirmed = revoke_tokens(state, tokens, revoke_access=revoke_access)
         signals.tokens_revoked.send(_sender(), user=user, revoked=confirmed)
     signals.logged_out.send(_sender(), user=user, reason="logout")
     if user:
         log.info("Signed out %s", user.id)
     return confirmed
-
-
-def _revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -> bool:
-    """Delete the access token at the API, then revoke at the provider; True if all confirmed.
-
-    The API deletion comes first: once the provider has revoked the refresh token (and with
-    it, at Spark, its access tokens) the API would refuse the deletion call itself.
-    """
-    confirmed = _delete_at_api(state, tokens)
-    revocations = [(tokens.access_token, "access_token")] if revoke_access else []
-    if tokens.refresh_token:
-        revocations.append((tokens.refresh_token, "refresh_token"))
-    for token, hint in revocations:
-        confirmed = _revoke_at_provider(state, token, hint) and confirmed
-    return confirmed
-
-
-def _delete_at_api(state: SparkState, tokens: TokenSet) -> bool:
-    """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed."""
-    if not state.config.delete_token_at_api:
-        return True
-    try:
-        state.api_delete_token(tokens)
-    except NotFound:
-        return True  # already gone
-    except SparkError as exc:
-        log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
-        return False
-    return True
-
-
-def _revoke_at_provider(state: SparkState, token: str, hint: str) -> bool:
-    """RFC 7009 revocation of one token; a failure is logged and queued for a later retry."""
-    try:
-        if not state.oidc.endpoint("revocation_endpoint"):
-            log.info("The provider has no revocation endpoint; the %s expires on its own.", hint)
-            return True  # nothing can be done, so nothing to warn the user about
-        if state.oidc.revoke(token, hint):
-            return True
-    except (SparkError, SparkConfigError) as exc:
-        log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
-    log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
-    try:
-        RevocationQueue(state.redis, state.config.key_prefix, state.vault).push(token, hint)
-    except REDIS_DOWN as exc:
-        log.error("Could not queue the failed revocation: %s", type(exc).__name__)
-    return False
 
 
 def _to_single_logout(state: SparkState) -> BaseResponse:

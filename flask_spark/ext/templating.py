@@ -4,7 +4,8 @@
 - ``spark_logged_in``: True when someone is signed in;
 - ``spark_login_url(next=None)``: the sign-in URL (``next``: where to land afterwards);
 - ``spark_logout_url()``: where the sign-out form posts;
-- ``spark_csrf_token()``: the session's token for the sign-out and revoke forms.
+- ``spark_csrf_token()``, ``spark_csrf_field()``: the token the sign-out and revoke forms carry,
+  and its field name (Flask-WTF's when its ``CSRFProtect`` is active).
 
 And the macros ``login_button``, ``logout_form`` and ``revoke_form``::
 
@@ -17,8 +18,8 @@ from typing import Any
 
 from flask import Flask, has_request_context
 
-from .extension import csrf_token, current_user, is_logged_in, login_url, logout_url
-from .user import AnonymousUser
+from ..core.user import AnonymousUser
+from .context import csrf_field_name, csrf_token, current_user, is_logged_in, login_url, logout_url
 
 
 def register_template_helpers(app: Flask) -> None:
@@ -33,3 +34,4 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(login_url, "spark_login_url")
     app.add_template_global(logout_url, "spark_logout_url")
     app.add_template_global(csrf_token, "spark_csrf_token")
+    app.add_template_global(csrf_field_name, "spark_csrf_field")

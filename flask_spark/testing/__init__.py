@@ -12,7 +12,7 @@ through the app's session interface, the encrypted token record, the user index)
         login_test_client(client, "jane", sandbox=spark_sandbox)  # real sandbox tokens
         assert b"Jane Appleseed" in client.get("/dashboard").data
 
-With the ``pytest11`` plugin (:mod:`flask_spark.pytest_plugin`, loaded automatically once
+With the ``pytest11`` plugin (:mod:`flask_spark.testing.pytest_plugin`, loaded automatically once
 flask-spark is installed) you get the ``spark_sandbox`` fixture (the sandbox over real HTTP on
 loopback, once per test session) and ``spark_sandbox_config`` (the ``SPARK_*`` keys that point an
 app at it). Without a sandbox, :func:`login_test_client` stores the token strings you give (or
@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask.testing import FlaskClient
 
-from .errors import SparkConfigError
-from .login import start_session
-from .user import SparkUser
+from ..core.errors import SparkConfigError
+from ..core.user import SparkUser
+from ..ext.signin import start_session
+from ..sandbox import MEMBERS, Member
 
 if TYPE_CHECKING:
-    from .sandbox import Member, SandboxServer
+    from ..sandbox import SandboxServer
 
 __all__ = ["login_test_client", "sandbox_config", "sandbox_member", "sandbox_tokens"]
 
@@ -44,8 +45,6 @@ def sandbox_member(member: Member | str | None = None) -> Member:
     ``None`` gives the first one (Jane Appleseed). The members are listed in
     ``flask_spark.sandbox.MEMBERS``.
     """
-    from .sandbox import MEMBERS, Member
-
     if member is None:
         return MEMBERS[0]
     if isinstance(member, Member):
@@ -89,8 +88,8 @@ def sandbox_tokens(
     ``scope``) and the provider session's ``sid``; the sandbox's API accepts the access token,
     and its token endpoint refreshes and revokes the refresh token, for the default client.
     """
-    from .sandbox.models import AccessToken, RefreshToken
-    from .sandbox.tokens import IdTokenRequest, mint_id_token
+    from ..sandbox.models import AccessToken, RefreshToken
+    from ..sandbox.tokens import IdTokenRequest, mint_id_token
 
     person = sandbox_member(member)
     state = sandbox.state

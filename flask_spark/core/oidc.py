@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,10 +24,10 @@ from authlib.oauth2.auth import encode_client_secret_post
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key, KeySet
-from requests.adapters import HTTPAdapter
 
 from .config import SparkConfig, check_transport
 from .errors import IdTokenError, ProviderError, SparkConfigError
+from .http import ProcessLocal, pooled_adapter, pooled_session
 
 log = logging.getLogger("flask_spark")
 
@@ -122,11 +121,6 @@ def _error_code(response: requests.Response) -> str | None:
     return error if isinstance(error, str) else None
 
 
-def http_adapter() -> HTTPAdapter:
-    """A pooled adapter for one process: keep-alive connections shared by every call."""
-    return HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
-
-
 class OIDCClient:
     """The relying party of one app: talks to the provider named by :class:`SparkConfig`."""
 
@@ -138,25 +132,19 @@ class OIDCClient:
         self._jwks: KeySet | None = None
         self._jwks_refetched_at = float("-inf")
         self._jwks_at = float("-inf")
-        self._pid = os.getpid()
-        self._adapter = http_adapter()
+        self._adapter = ProcessLocal(pooled_adapter)
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _check_fork(self) -> None:
-        if self._pid != os.getpid():  # a forked worker must not share sockets with its parent
-            self._pid = os.getpid()
-            self._adapter = http_adapter()
-
     def _mount(self, session: requests.Session) -> requests.Session:
-        self._check_fork()
-        session.mount("https://", self._adapter)
-        session.mount("http://", self._adapter)
+        adapter = self._adapter.get()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         return session
 
     def http(self) -> requests.Session:
         """A session on the shared pool, for plain GETs to the provider."""
-        return self._mount(requests.Session())
+        return pooled_session(self._adapter.get())
 
     def oauth(self) -> OAuth2Session:
         """A fresh Authlib session per call (it keeps the last token as state), pooled."""

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 
 from .errors import SparkConfigError
+from .http import is_loopback_host
 
 log = logging.getLogger("flask_spark")
 
@@ -165,19 +165,6 @@ class SparkConfig:
     require_https: bool
     configure_session: bool | None
     debug: bool = field(default=False)
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost``, ``127.0.0.0/8`` and ``::1``, where RFC 8252 §7.3 allows HTTP."""
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_transport(url: str, what: str, require_https: bool) -> None:

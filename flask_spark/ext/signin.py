@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..core.tokens import TokenSet, expires_at
+from ..core.user import SparkUser
 from . import signals
-from .extension import BINDING_KEY, SESSION_KEY
-from .tokens import TokenSet, expires_at
-from .user import SparkUser
-
-if TYPE_CHECKING:
-    from .extension import SparkState
+from .session_interface import BINDING_KEY, SESSION_KEY
+from .state import SparkState
 
 log = logging.getLogger("flask_spark")
 

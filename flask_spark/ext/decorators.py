@@ -6,9 +6,13 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from flask import current_app
+from flask import current_app, request, session
 
-from .extension import SparkAuth, is_logged_in
+from .context import is_logged_in
+from .responses import store_unavailable
+
+#: Methods that pass without a sign-in, as in Flask-Login: a CORS preflight carries no cookie.
+EXEMPT_METHODS = frozenset({"OPTIONS"})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,15 +30,19 @@ def spark_login_required(func: F | None = None) -> F | Callable[[F], F]:
 
     Without a session, HTML requests are redirected to sign-in with ``next``; requests that
     prefer JSON get ``401 {"error": "login_required", "login_url": ...}``. Replace that answer
-    with :meth:`SparkAuth.unauthorized_handler`.
+    with :meth:`SparkAuth.unauthorized_handler`. ``OPTIONS`` (CORS preflights) pass, as with
+    Flask-Login; a session store that cannot be reached gives a 503, never a sign-out.
     """
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if request.method in EXEMPT_METHODS:
+                return current_app.ensure_sync(view)(*args, **kwargs)
+            if getattr(session, "store_unavailable", False):
+                return store_unavailable()
             if not is_logged_in():
-                ext: SparkAuth = current_app.extensions["spark"]
-                return ext.unauthorized()
+                return current_app.extensions["spark"].unauthorized()
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -1,0 +1,122 @@
+"""What a request knows about its user: the app's runtime, the sign-in, the user, the API
+client, the sign-out form's CSRF token and the sign-in / sign-out URLs."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from flask import current_app, g, session, url_for
+
+from ..core.api import SparkAPI
+from ..core.errors import LoginRequired, SparkConfigError
+from ..core.user import AnonymousUser, SparkUser
+from .session_interface import CSRF_KEY, SESSION_KEY
+from .state import SparkState
+
+
+def current_state() -> SparkState:
+    """The :class:`SparkState` of the current app."""
+    try:
+        state: SparkState = current_app.extensions["spark.state"]
+    except KeyError:
+        raise SparkConfigError(
+            "flask-spark is not initialised on this app: call SparkAuth(app) or init_app(app)."
+        ) from None
+    if current_app.session_interface is not state.session_interface:
+        raise SparkConfigError(
+            "The app's session interface was replaced after SparkAuth(app) (Session(app) called "
+            "later?). Set it up before SparkAuth(app), or not at all: flask-spark installs one."
+        )
+    return state
+
+
+def login_data() -> dict[str, Any] | None:
+    """The signed-in session's non-secret data, or None (reads the session only)."""
+    data = session.get(SESSION_KEY)
+    if not isinstance(data, dict):
+        return None
+    if float(data.get("expires", 0)) <= time.time():
+        return None
+    return data
+
+
+def is_logged_in() -> bool:
+    """True when the current session is signed in and within its absolute lifetime."""
+    return login_data() is not None
+
+
+def current_user() -> SparkUser | AnonymousUser:
+    """The signed-in user of this request (cached on ``g``)."""
+    cached = g.get("_spark_user")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    data = login_data()
+    user: SparkUser | AnonymousUser = SparkUser(data["claims"]) if data else AnonymousUser()
+    g._spark_user = user
+    return user
+
+
+def current_api() -> SparkAPI:
+    """The Spark API client of the signed-in user of this request (cached on ``g``)."""
+    cached = g.get("_spark_api")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    if not is_logged_in():
+        raise LoginRequired("Sign in with Flexmls to use the Spark API.")
+    api = current_state().api_for(session.sid, in_request=True)  # type: ignore[attr-defined]
+    g._spark_api = api
+    return api
+
+
+def csrf_token() -> str:
+    """The token the sign-out and revoke forms carry.
+
+    Flask-WTF's token when its ``CSRFProtect`` guards the app (so that its check passes too),
+    else this session's own token, created on first use.
+    """
+    if "csrf" in current_app.extensions:
+        from flask_wtf.csrf import generate_csrf
+
+        return str(generate_csrf())
+    token = session.get(CSRF_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF_KEY] = token
+    return token
+
+
+def csrf_field_name() -> str:
+    """The form field the token travels in: Flask-WTF's when it is active, else our own."""
+    if "csrf" in current_app.extensions:
+        return str(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    return "spark_csrf_token"
+
+
+def csrf_valid(given: str | None) -> bool:
+    """True when ``given`` is this session's sign-out token (Flask-WTF's when it is active)."""
+    if not given:
+        return False
+    if "csrf" in current_app.extensions:
+        from flask_wtf.csrf import ValidationError, validate_csrf
+
+        try:
+            validate_csrf(given)
+        except ValidationError:
+            return False
+        return True
+    expected = session.get(CSRF_KEY)
+    return isinstance(expected, str) and secrets.compare_digest(expected, given)
+
+
+def login_url(next: str | None = None) -> str:
+    """The URL of the sign-in view, with ``next`` when given."""
+    if next:
+        next = next.rstrip("?")
+    return url_for("spark.login", next=next) if next else url_for("spark.login")
+
+
+def logout_url() -> str:
+    """The URL the sign-out form posts to."""
+    return url_for("spark.logout")

@@ -1,0 +1,84 @@
+"""Error pages and JSON errors in one shape, chosen by what the client accepts, and the
+answers to flask-spark's own errors."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, jsonify, render_template, request
+
+from ..core.errors import LoginRequired, ProviderError, SparkAPIError, SparkError
+
+log = logging.getLogger("flask_spark")
+
+
+def wants_json() -> bool:
+    """True when the request prefers JSON to HTML (API clients, fetch/XHR)."""
+    if request.is_json or request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
+
+
+def error_response(status: int, title: str, message: str, *, code: str) -> Response:
+    """A ``status`` answer with a message a user can act on: JSON or ``spark/error.html``."""
+    if wants_json():
+        response = jsonify(error=code, message=message)
+    else:
+        response = Response(
+            render_template(
+                "spark/error.html", status=status, title=title, message=message, code=code
+            ),
+            mimetype="text/html",
+        )
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def has_handler(app: Flask, exc_class: type[Exception]) -> bool:
+    """True when the app itself already handles ``exc_class`` (its own handler then wins)."""
+    return any(exc_class in handlers for handlers in app.error_handler_spec.get(None, {}).values())
+
+
+def handle_spark_error(exc: SparkError) -> Response:
+    """The answer to an error raised by flask-spark's own code: a clear 4xx or 5xx page/JSON."""
+    if isinstance(exc, LoginRequired):
+        ext = current_app.extensions["spark"]
+        return ext.unauthorized()  # type: ignore[no-any-return]
+    status = exc.status if 400 <= exc.status <= 599 else 500
+    if (
+        isinstance(exc, SparkAPIError | ProviderError)
+        and status >= 500
+        and status not in (503, 504)
+    ):
+        status = 502  # the API's or the provider's 5xx: a bad gateway here, not this app's 500
+    if status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    titles = {502: "Bad gateway", 503: "Service unavailable", 504: "Gateway timeout"}
+    return error_response(
+        status,
+        titles.get(status, "Request failed"),
+        exc.message or "Something went wrong talking to the Spark Platform.",
+        code=str(exc.code) if exc.code is not None else type(exc).__name__,
+    )
+
+
+def store_unavailable() -> Response:
+    """503: the session store cannot be reached (nobody is signed out by it)."""
+    return error_response(
+        503,
+        "Session store unavailable",
+        "We cannot reach our session store right now. Your sign-in is kept; please try "
+        "again in a moment.",
+        code="session_store_unavailable",
+    )
+
+
+def handle_store_down(exc: Exception) -> Response:
+    """Redis went away while one of flask-spark's own views was using it."""
+    log.error("Session store unavailable during a request: %s", type(exc).__name__)
+    return store_unavailable()

@@ -1,0 +1,164 @@
+"""flask-spark's server-side session: a small Redis session interface on Flask's public API.
+
+Why its own and not Flask-Session's (see ``docs/architecture.rst``): a session loaded from Redis
+is written back only while its key still exists (a sign-out elsewhere must not be undone by a
+request that was running meanwhile), the Redis TTL is an *idle* timeout renewed by the read
+itself, any redis-py client works (Cluster and Sentinel too), a visitor who stores nothing costs
+no Redis key, and a dead Redis gives an unsaved, empty session instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from flask import Flask, Request, request
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSession, SessionInterface
+from werkzeug.wrappers import Response
+
+from ..core.redis_client import REDIS_DOWN
+
+log = logging.getLogger("flask_spark")
+
+#: The keys flask-spark keeps in the session (its data; the app's own keys sit beside them).
+SESSION_KEY = "_spark"
+CSRF_KEY = "_spark_csrf"
+BINDING_KEY = "_spark_bind"
+LOGOUT_STATE_KEY = "_spark_logout_state"
+
+_SID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class ServerSession(SecureCookieSession):
+    """A session whose data lives in Redis under :attr:`sid`; the cookie holds only the id."""
+
+    def __init__(
+        self,
+        initial: Any = None,
+        *,
+        sid: str,
+        from_store: bool = False,
+        store_unavailable: bool = False,
+    ) -> None:
+        super().__init__(initial)
+        self.sid = sid
+        #: loaded from Redis: a write-back must not recreate a key deleted meanwhile
+        self.from_store = from_store
+        #: Redis was down when the request came in: the session is empty and never saved
+        self.store_unavailable = store_unavailable
+
+
+class SparkSessionInterface(SessionInterface):
+    """Sessions in Redis under ``<key_prefix>{<sid>}``, idle-expiring after ``idle_timeout``."""
+
+    serializer = TaggedJSONSerializer()
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        key_prefix: str = "session:",
+        idle_timeout: int = 7200,
+        short_lived: tuple[frozenset[str], int] | None = None,
+    ) -> None:
+        self.client = client
+        self.key_prefix = key_prefix
+        self.idle_timeout = idle_timeout
+        #: (keys, ttl): a session holding nothing but these keys lives only ``ttl`` seconds
+        #: (a sign-in that was started and not finished must not hold Redis memory for long).
+        self.short_lived = short_lived
+
+    def store_key(self, sid: str) -> str:
+        """The Redis key of session ``sid``; the hash tag keeps it in the slot of its tokens."""
+        return f"{self.key_prefix}{{{sid}}}"
+
+    @staticmethod
+    def new_sid() -> str:
+        """A fresh, unguessable session id (256 bits)."""
+        return secrets.token_urlsafe(32)
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        sid = request.cookies.get(self.get_cookie_name(app))
+        if not sid or not _SID.fullmatch(sid):
+            return ServerSession(sid=self.new_sid())
+        try:
+            raw = self.client.getex(self.store_key(sid), ex=self.idle_timeout)
+        except REDIS_DOWN as exc:
+            log.error("Session store unavailable: %s", type(exc).__name__)
+            return ServerSession(sid=self.new_sid(), store_unavailable=True)
+        data = self._decode(raw)
+        if data is None:  # unknown, expired or unreadable: a new id, never the one offered
+            return ServerSession(sid=self.new_sid())
+        session = ServerSession(data, sid=sid, from_store=True)
+        if self._short_lived_ttl(session) is not None:
+            session.modified = True  # written back with its short TTL, not the idle one
+        return session
+
+    def _decode(self, raw: bytes | None) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        try:
+            data = self.serializer.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        except (ValueError, TypeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _short_lived_ttl(self, session: ServerSession) -> int | None:
+        if self.short_lived is not None and set(session.keys()) <= self.short_lived[0]:
+            return min(self.idle_timeout, self.short_lived[1])
+        return None
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        if not isinstance(session, ServerSession) or session.store_unavailable:
+            return
+        if session.accessed:
+            response.vary.add("Cookie")
+        name = self.get_cookie_name(app)
+        domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
+        if not session:
+            if session.modified:  # emptied in this request: forget it here and in the browser
+                self._forget(session.sid)
+                response.delete_cookie(name, domain=domain, path=path)
+            return
+        if not session.modified:
+            return  # unchanged: the read already renewed the idle timeout
+        ttl = self._short_lived_ttl(session) or self.idle_timeout
+        try:
+            written = self.client.set(
+                self.store_key(session.sid),
+                self.serializer.dumps(dict(session)),
+                ex=ttl,
+                xx=session.from_store,
+            )
+        except REDIS_DOWN as exc:
+            log.error("Session store unavailable while saving: %s", type(exc).__name__)
+            return
+        if not written:
+            return  # ended elsewhere while this request ran: stays ended
+        if request.cookies.get(name) != session.sid:  # new or regenerated id
+            response.set_cookie(
+                name,
+                session.sid,
+                httponly=self.get_cookie_httponly(app),
+                secure=self.get_cookie_secure(app),
+                samesite=self.get_cookie_samesite(app),
+                domain=domain,
+                path=path,
+                partitioned=self.get_cookie_partitioned(app),
+            )
+
+    def _forget(self, sid: str) -> None:
+        try:
+            self.client.delete(self.store_key(sid))
+        except REDIS_DOWN as exc:
+            log.error("Session store unavailable while deleting: %s", type(exc).__name__)
+
+    def regenerate(self, session: Any) -> None:
+        """A new session id for the same data; the old server-side session is deleted."""
+        self.client.delete(self.store_key(session.sid))
+        session.sid = self.new_sid()
+        session.from_store = False
+        session.modified = True

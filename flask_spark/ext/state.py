@@ -1,0 +1,169 @@
+"""The runtime of one app (:class:`SparkState`): its Redis, stores, OpenID client, HTTP pool and
+the API clients it hands out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from flask import Flask, session
+
+from ..core.api import ResoAPI, RetryPolicy, SparkAPI, StaticTokens
+from ..core.config import SparkConfig
+from ..core.errors import SessionExpired, SessionStoreUnavailable
+from ..core.http import ProcessLocal, pooled_session
+from ..core.oidc import OIDCClient
+from ..core.redis_client import REDIS_DOWN, embedded_redis, redis_from_url
+from ..core.refresh import TokenManager
+from ..core.registry import SessionRegistry
+from ..core.tokens import TokenSet, TokenStore, TokenVault
+from ..core.transactions import TransactionStore
+from . import signals
+from .session_interface import SparkSessionInterface
+
+log = logging.getLogger("flask_spark")
+
+
+class SparkState:
+    """The runtime of one app: its config, Redis, stores, OIDC client and HTTP pool."""
+
+    def __init__(self, app: Flask, config: SparkConfig, session_interface: Any) -> None:
+        self.app = app
+        self.config = config
+        #: the session-cookie settings flask-spark chose because the app had not (for doctor)
+        self.cookie_defaults: dict[str, Any] = {}
+        self.redis = self._connect()
+        self.vault = TokenVault(config.token_keys)
+        self.tokens = TokenStore(self.redis, self.vault, config.key_prefix)
+        self.transactions = TransactionStore(self.redis, config.key_prefix, config.transaction_ttl)
+        self.oidc = OIDCClient(config)
+        self.session_interface = session_interface or SparkSessionInterface(
+            self.redis,
+            key_prefix=config.session_key_prefix,
+            idle_timeout=config.session_idle_timeout,
+        )
+        self.registry = SessionRegistry(
+            self.redis,
+            config.key_prefix,
+            self.tokens,
+            self.session_interface.store_key,
+            session_redis=getattr(self.session_interface, "client", None),
+        )
+        self.manager = TokenManager(
+            self.tokens,
+            self.oidc,
+            skew=config.refresh_skew,
+            lock_timeout=config.lock_timeout,
+            lock_wait=config.lock_wait,
+            on_refresh=self._refreshed,
+            on_session_end=self._session_ended,
+        )
+        self.retry = RetryPolicy(config.retry_max, config.retry_backoff, config.retry_max_time)
+        self._http = ProcessLocal(pooled_session)
+
+    def _connect(self) -> Any:
+        cfg = self.config
+        if cfg.redis is not None:
+            return cfg.redis
+        if cfg.redis_url:
+            return redis_from_url(cfg.redis_url)
+        client = embedded_redis(self.app.instance_path)
+        log.warning(
+            "SPARK_REDIS_URL is not set: using an embedded redis-server for debug/testing, "
+            "kept in %s.",
+            self.app.instance_path,
+        )
+        return client
+
+    @property
+    def http(self) -> Any:
+        """The pooled HTTP session of this process for API calls."""
+        return self._http.get()
+
+    # -- API clients -----------------------------------------------------------------------
+
+    def api_for(self, sid: str, *, in_request: bool = False) -> SparkAPI:
+        """A Spark API client acting for the session ``sid`` (refresh rules included)."""
+        source = SessionTokenSource(self, sid, in_request=in_request)
+        common: dict[str, Any] = {
+            "user_agent": self.config.user_agent,
+            "tokens": source,
+            "http": self.http,
+            "timeout": self.config.http_timeout,
+            "retry": self.retry,
+        }
+        reso = ResoAPI(base_url=self.config.reso_base_url, **common)
+        return SparkAPI(base_url=self.config.api_base_url, reso=reso, **common)
+
+    def api_delete_token(self, tokens: TokenSet) -> None:
+        """Delete the access token at the Spark API (``DELETE oauth2/token/<token>``)."""
+        client = SparkAPI(
+            base_url=self.config.api_base_url,
+            user_agent=self.config.user_agent,
+            tokens=StaticTokens(tokens.access_token),
+            http=self.http,
+            timeout=self.config.http_timeout,
+            retry=RetryPolicy(max_retries=0),
+        )
+        client.delete(f"oauth2/token/{quote(tokens.access_token, safe='')}")
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _refreshed(self, sid: str, tokens: TokenSet) -> None:
+        signals.token_refreshed.send(self.app, sid=sid)
+
+    def _session_ended(self, sid: str, subject: str | None) -> None:
+        self.registry.destroy(sid, subject)
+
+
+class SessionTokenSource:
+    """Tokens of one session for an API client; ends the Flask session if the sign-in ended."""
+
+    def __init__(self, state: SparkState, sid: str, *, in_request: bool) -> None:
+        self.state = state
+        self.sid = sid
+        self.in_request = in_request
+        self._tokens: TokenSet | None = None
+
+    def _guard(self, fetch: Callable[[], TokenSet]) -> TokenSet:
+        try:
+            tokens = fetch()
+        except SessionExpired:
+            if self.in_request:
+                session.clear()
+            raise
+        except REDIS_DOWN as exc:
+            log.error("Session store unavailable during an API call: %s", type(exc).__name__)
+            raise SessionStoreUnavailable(
+                "We cannot reach our session store right now; please retry."
+            ) from None
+        self._tokens = tokens
+        return tokens
+
+    def access_token(self) -> str:
+        """A valid access token (refreshed first if it is about to expire).
+
+        Within a request the record is read from Redis once (a token another worker rotated
+        meanwhile is caught by the 401 path in :meth:`refresh`). A background client reads it
+        on every call, so that it stops as soon as the user signs out anywhere.
+        """
+        cached = self._tokens
+        if (
+            self.in_request
+            and cached is not None
+            and not cached.expires_within(self.state.manager.skew)
+        ):
+            return cached.access_token
+        return self._guard(lambda: self.state.manager.current(self.sid)).access_token
+
+    def refresh(self, rejected: str) -> str:
+        """A new token after the API refused ``rejected`` (1020 or an invalid token)."""
+        stale = self._tokens
+        if stale is None or stale.access_token != rejected:
+            stale = self._guard(lambda: self.state.manager.current(self.sid))
+            if stale.access_token != rejected:
+                return stale.access_token
+        fresh = self._guard(lambda: self.state.manager.refresh(self.sid, stale=stale))
+        return fresh.access_token
