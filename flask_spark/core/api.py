@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -25,6 +24,7 @@ from .errors import (
     api_error_class,
     numeric_code,
 )
+from .urls import APIBase
 
 log = logging.getLogger("flask_spark")
 
@@ -209,7 +209,8 @@ class BaseClient:
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.base = APIBase(base_url)
+        self.base_url = self.base.url
         self.user_agent = user_agent
         self.tokens = tokens
         self.http = http
@@ -217,15 +218,12 @@ class BaseClient:
         self.retry = retry or RetryPolicy()
 
     def url(self, path: str) -> str:
-        """An absolute URL under the base URL; absolute URLs must stay on the API's origin."""
-        if "://" in path:
-            if not same_origin(path, self.base_url):
-                raise SparkAPIError(
-                    f"Refusing to send the user's token to {urlsplit(path).netloc!r}: "
-                    "not the configured API host."
-                )
-            return path
-        return urljoin(self.base_url, path.lstrip("/"))
+        """The URL of ``path`` under the base URL (see :meth:`APIBase.resolve`).
+
+        Raises :class:`~flask_spark.core.errors.UnsafeURL`, before any request, for anything
+        that could take the token to another host or out of the base path.
+        """
+        return self.base.resolve(path)
 
     def headers(self, token: str) -> dict[str, str]:
         """The headers every call carries."""
@@ -339,12 +337,6 @@ def _token_refused(response: requests.Response) -> bool:
     if isinstance(envelope, dict) and str(envelope.get("Code")) == "1020":
         return True
     return "invalid_token" in response.headers.get("WWW-Authenticate", "")
-
-
-def same_origin(a: str, b: str) -> bool:
-    """True when two URLs share scheme, host and port."""
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
 
 
 class SparkAPI(BaseClient):
@@ -498,7 +490,7 @@ class ResoAPI(BaseClient):
                 seen += 1
             if not page.next_link or (max_records is not None and seen >= max_records):
                 return
-            page = self.get(urljoin(self.base_url, page.next_link))
+            page = self.get(self.base.resolve(page.next_link, link=True))
 
 
 def parse_reso(response: requests.Response) -> ResoResponse:

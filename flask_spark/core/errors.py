@@ -124,6 +124,22 @@ class SparkAPIError(SparkError):
         self.body = body
 
 
+class UnsafeURL(SparkAPIError):
+    """A URL the API client will not send the user's token to; nothing was sent.
+
+    Another host, a form that URL parsers read differently (control characters, backslashes,
+    userinfo, encoded separators, dot segments), or a path outside the API base. Status 400
+    for a path the application gave, 502 for a link the API sent.
+    """
+
+    status = 400
+
+    def __init__(self, reason: str, *, status: int | None = None) -> None:
+        super().__init__(f"Refusing to send the user's token to this URL: {reason}.", status=status)
+        #: why, in a few words (never the URL itself, which may hold anything)
+        self.reason = reason
+
+
 class AuthenticationError(SparkAPIError):
     """401: the key or the session token was refused (codes 1000, 1010, 1020)."""
 
