@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ _BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: Refetch the JWKS for an unknown ``kid`` at most this often (seconds).
 JWKS_REFETCH_INTERVAL = 30.0
 METADATA_TTL = 3600.0
-#: How old a back-channel logout token without ``exp`` may be (seconds).
+#: How old a back-channel logout token may be (from its ``iat``, in seconds).
 LOGOUT_TOKEN_MAX_AGE = 300.0
 #: The provider's endpoints this client calls or sends the browser to: they must be HTTPS
 #: outside loopback. Other metadata (``op_policy_uri``, ``mtls_endpoint_aliases``...) is not used.
@@ -109,6 +110,18 @@ def import_jwks(data: dict[str, Any]) -> KeySet:
     if not keys:
         raise ProviderError("The provider's JWKS holds no key this client can use.")
     return KeySet(keys)
+
+
+def _finite(value: Any) -> bool:
+    """True for a JSON number that arithmetic can use: not a bool, NaN or infinity."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _short_text(value: Any) -> bool:
+    """True for a non-empty string of at most 255 characters (Core §2 bounds ``sub`` so)."""
+    return isinstance(value, str) and 0 < len(value) <= 255
 
 
 def _error_code(response: requests.Response) -> str | None:
@@ -392,8 +405,14 @@ class OIDCClient:
                 raise IdTokenError(f"The refreshed id_token changed its {name}.")
         return claims
 
-    def validate_logout_token(self, token: str) -> dict[str, Any]:
-        """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.6)."""
+    def validate_logout_token(self, token: str, *, now: float | None = None) -> dict[str, Any]:
+        """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.4, §2.6).
+
+        Beyond the signature and ``iss``/``aud``: the logout event, no ``nonce``, a ``sub`` or
+        ``sid``, a ``jti`` (for replay detection), an ``iat`` that is neither in the future nor
+        older than :data:`LOGOUT_TOKEN_MAX_AGE`, and an ``exp``, when present, not passed. See
+        :meth:`logout_token_accepted_until` for how long such a token stays acceptable.
+        """
         _, claims = self._verify_jwt(token, "logout_token")
         self._check_claims(claims, "logout_token", id_token=False)
         events = claims.get("events")
@@ -401,18 +420,36 @@ class OIDCClient:
             raise IdTokenError("The logout_token has no back-channel logout event.")
         if "nonce" in claims:
             raise IdTokenError("The logout_token must not carry a nonce.")
-        if not isinstance(claims.get("sub"), str) and not isinstance(claims.get("sid"), str):
+        if not _short_text(claims.get("sub")) and not _short_text(claims.get("sid")):
             raise IdTokenError("The logout_token names neither a sub nor a sid.")
-        exp = claims.get("exp")
-        now = time.time()
-        if exp is not None and (
-            not isinstance(exp, int | float) or exp < now - self.config.clock_skew
-        ):
-            raise IdTokenError("The logout_token has expired.")
-        if exp is None and claims["iat"] < now - LOGOUT_TOKEN_MAX_AGE - self.config.clock_skew:
-            # Without exp a captured token could be replayed for ever: bound its age instead.
+        for name in ("sub", "sid"):
+            if name in claims and not _short_text(claims[name]):
+                raise IdTokenError(f"The logout_token's {name} is not a short string.")
+        if not _short_text(claims.get("jti")):
+            raise IdTokenError("The logout_token has no jti (Back-Channel Logout 1.0 §2.4).")
+        now = time.time() if now is None else now
+        skew = self.config.clock_skew
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not _finite(iat) or iat > now + skew:
+            raise IdTokenError("The logout_token's iat is missing or in the future.")
+        if iat < now - LOGOUT_TOKEN_MAX_AGE - skew:
             raise IdTokenError("The logout_token is too old.")
+        if "exp" in claims and (not _finite(exp) or exp < now - skew):
+            raise IdTokenError("The logout_token has expired.")
         return claims
+
+    def logout_token_accepted_until(self, claims: dict[str, Any]) -> float:
+        """Until when a validated logout token would still be accepted (to remember its jti).
+
+        At most :data:`LOGOUT_TOKEN_MAX_AGE` plus twice the clock skew from now, whatever its
+        ``exp`` says: an absurd ``exp`` is clamped, never passed on to Redis.
+        """
+        skew = self.config.clock_skew
+        until = float(claims["iat"]) + LOGOUT_TOKEN_MAX_AGE
+        exp = claims.get("exp")
+        if _finite(exp) and exp < until:
+            until = float(exp)
+        return until + skew
 
     # -- the protocol ----------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 Two small indexes, both named by digests so that a key name gives no identity away:
 
-- ``<prefix>user:<digest(sub)>``, a hash: our session id → the provider session id (``sid``
-  claim) it was opened with, or ``""``;
+- ``<prefix>user:<digest(sub)>``, a hash: our session id → ``<sign-in time>:<provider sid>``
+  (the ``sid`` claim it was opened with, or nothing), so that a logout token only ends the
+  sign-ins made before it was issued;
 - ``<prefix>psid:<digest(provider sid)>``, a string: the ``sub`` of that provider session.
 
 Destroying a session deletes its Flask-Session key and its token record and removes it from
@@ -25,6 +26,12 @@ def _digest(value: str) -> str:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry(value: Any) -> tuple[int, str]:
+    """(sign-in time, provider sid) of a user-index value."""
+    when, _, provider_sid = _text(value).partition(":")
+    return (int(when) if when.isdigit() and len(when) < 16 else 0), provider_sid
 
 
 class SessionRegistry:
@@ -57,10 +64,13 @@ class SessionRegistry:
         """The marker of a back-channel logout token already used."""
         return f"{self.prefix}jti:{_digest(jti)}"
 
-    def register(self, sid: str, sub: str, provider_sid: str | None, ttl: int) -> None:
-        """Remember that session ``sid`` is user ``sub``'s (opened with ``provider_sid``)."""
+    def register(
+        self, sid: str, sub: str, provider_sid: str | None, ttl: int, *, login_at: float
+    ) -> None:
+        """Remember that session ``sid`` is user ``sub``'s, opened with ``provider_sid`` at
+        ``login_at`` (seconds since the epoch)."""
         ttl = max(int(ttl), 1)
-        self.redis.hset(self.user_key(sub), sid, provider_sid or "")
+        self.redis.hset(self.user_key(sub), sid, f"{int(login_at)}:{provider_sid or ''}")
         self.redis.expire(self.user_key(sub), ttl)
         if provider_sid:
             self.redis.set(self.provider_key(provider_sid), sub, ex=ttl)
@@ -71,9 +81,13 @@ class SessionRegistry:
         return _text(value) if value else None
 
     def _entries(
-        self, sub: str | None, provider_sid: str | None
+        self, sub: str | None, provider_sid: str | None, issued_at: float | None = None
     ) -> tuple[str | None, dict[str, str]]:
-        """The owner and ``{our sid: provider sid}`` of the sessions a logout names."""
+        """The owner and ``{our sid: provider sid}`` of the sessions a logout names.
+
+        With ``issued_at``, only the sign-ins made at or before it (a logout token never ends
+        a sign-in that began after it was issued).
+        """
         owner = sub
         if provider_sid:
             owner = self.user_of(provider_sid)
@@ -81,7 +95,11 @@ class SessionRegistry:
                 return None, {}
         if not owner:
             return None, {}
-        entries = {_text(s): _text(p) for s, p in self.redis.hgetall(self.user_key(owner)).items()}
+        entries: dict[str, str] = {}
+        for sid, value in self.redis.hgetall(self.user_key(owner)).items():
+            login_at, psid = _entry(value)
+            if issued_at is None or login_at <= issued_at:
+                entries[_text(sid)] = psid
         if provider_sid:
             entries = {s: p for s, p in entries.items() if p == provider_sid}
         return owner, entries
@@ -105,18 +123,25 @@ class SessionRegistry:
         if sub:
             if provider_sid is None:  # e.g. a refresh ended the session: find it in the index
                 found = self.redis.hget(self.user_key(sub), sid)
-                provider_sid = _text(found) if found else None
+                provider_sid = _entry(found)[1] if found else None
             self.redis.hdel(self.user_key(sub), sid)
             if provider_sid and not self.sessions_of(sub=sub, provider_sid=provider_sid):
                 self.redis.delete(self.provider_key(provider_sid))
         return existed
 
-    def destroy_all(self, *, sub: str | None = None, provider_sid: str | None = None) -> list[str]:
-        """End every session a logout names (see :meth:`sessions_of`).
+    def destroy_all(
+        self,
+        *,
+        sub: str | None = None,
+        provider_sid: str | None = None,
+        issued_at: float | None = None,
+    ) -> list[str]:
+        """End every session a logout names (see :meth:`sessions_of`), and with ``issued_at``
+        only those signed in at or before it.
 
         Returns the ``sub`` of each session that was still alive (one entry per session).
         """
-        owner, entries = self._entries(sub, provider_sid)
+        owner, entries = self._entries(sub, provider_sid, issued_at)
         ended: list[str] = []
         for sid, psid in sorted(entries.items()):
             if self.destroy(sid, owner, psid or None) and owner:

@@ -65,7 +65,7 @@ def start_session(
         scope=token_response.get("scope"),
     )
     state.tokens.create(tokens, ttl=lifetime)
-    state.registry.register(sid, str(claims["sub"]), provider_sid, ttl=lifetime)
+    state.registry.register(sid, str(claims["sub"]), provider_sid, ttl=lifetime, login_at=now)
     session[SESSION_KEY] = {
         "sub": claims["sub"],
         "claims": kept,

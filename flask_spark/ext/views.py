@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from typing import Any
@@ -28,8 +29,6 @@ log = logging.getLogger("flask_spark")
 
 _MAX_PARAM = 2048
 _MAX_LOGOUT_TOKEN = 16384
-#: How long a logout token's ``jti`` is remembered when the token has no ``exp``.
-_JTI_MEMORY = 600
 
 
 def safe_next(value: str | None) -> str | None:
@@ -233,7 +232,9 @@ def create_blueprint() -> Blueprint:
             return _no_store(response)
         sub = claims.get("sub") if isinstance(claims.get("sub"), str) else None
         provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
-        ended = state.registry.destroy_all(sub=sub, provider_sid=provider_sid)
+        ended = state.registry.destroy_all(
+            sub=sub, provider_sid=provider_sid, issued_at=claims["iat"]
+        )
         _announce_ended(ended, "backchannel")
         return _no_store(Response("", status=200))
 
@@ -385,22 +386,16 @@ def _single_param(name: str) -> str | None:
 def _logout_token_claims(state: SparkState) -> dict[str, Any]:
     """The validated claims of the posted ``logout_token``; IdTokenError when refused.
 
-    On top of the signature and claims checks, a token is accepted once (its ``jti`` is
-    remembered until it expires), so a captured token cannot end later sessions.
+    A token is accepted once: its ``jti`` is remembered for as long as the token would be
+    accepted (bounded, whatever its ``exp``), so a captured token cannot be replayed.
     """
     token = request.form.get("logout_token", "")
     if not token or len(token) > _MAX_LOGOUT_TOKEN:
         raise IdTokenError("A logout_token form field is required.")
     claims = state.oidc.validate_logout_token(token)
-    jti = claims.get("jti")
-    if jti is not None:
-        if not isinstance(jti, str) or not jti:
-            raise IdTokenError("The logout_token's jti is invalid.")
-        exp = claims.get("exp")
-        lifetime = int(exp - time.time()) if isinstance(exp, int | float) else _JTI_MEMORY
-        ttl = max(lifetime, 0) + state.config.clock_skew
-        if not state.registry.first_use_of_logout_token(jti, ttl):
-            raise IdTokenError("The logout_token was already used.")
+    ttl = math.ceil(state.oidc.logout_token_accepted_until(claims) - time.time()) + 1
+    if not state.registry.first_use_of_logout_token(claims["jti"], ttl):
+        raise IdTokenError("The logout_token was already used.")
     return claims
 
 

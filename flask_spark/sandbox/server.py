@@ -168,12 +168,24 @@ class SandboxServer:
         return kid
 
     def logout_token(
-        self, *, sub: str | None = None, sid: str | None = None, fault: str | None = None
+        self,
+        *,
+        sub: str | None = None,
+        sid: str | None = None,
+        fault: str | None = None,
+        claims: dict[str, Any] | None = None,
     ) -> str:
-        """Mint a logout token for the default client (see ``/_sandbox/logout-token``)."""
+        """Mint a logout token for the default client (see ``/_sandbox/logout-token``);
+        ``claims`` replace or add claims (``None`` removes one)."""
         state = self.state
         return mint_logout_token(
-            state.keys, state.issuer, state.default_client.client_id, sub=sub, sid=sid, fault=fault
+            state.keys,
+            state.issuer,
+            state.default_client.client_id,
+            sub=sub,
+            sid=sid,
+            fault=fault,
+            claims=claims,
         )
 
     def backchannel_logout(self, sub: str) -> list[int | None]:

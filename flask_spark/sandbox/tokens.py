@@ -182,10 +182,15 @@ def mint_logout_token(
     sub: str | None,
     sid: str | None,
     fault: str | None = None,
+    claims: dict[str, Any] | None = None,
 ) -> str:
-    """Mint a back-channel ``logout_token`` (OpenID Back-Channel Logout 1.0 §2.4)."""
+    """Mint a back-channel ``logout_token`` (OpenID Back-Channel Logout 1.0 §2.4).
+
+    ``claims`` replace or add claims (``None`` removes one): hostile but validly signed tokens.
+    """
     now = int(time.time())
-    claims: dict[str, Any] = {
+    overrides = claims or {}
+    claims = {
         "iss": issuer,
         "aud": client_id,
         "iat": now,
@@ -197,6 +202,11 @@ def mint_logout_token(
         claims["sub"] = sub
     if sid:
         claims["sid"] = sid
+    for name, value in overrides.items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
     if fault == "wrong-iss":
         claims["iss"] = "https://evil.example.com"
     elif fault == "wrong-aud":
