@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote, urlencode
 
 import requests
@@ -112,7 +112,7 @@ def import_jwks(data: dict[str, Any]) -> KeySet:
     return KeySet(keys)
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[int | float]:
     """True for a JSON number that arithmetic can use: not a bool, NaN or infinity."""
     if isinstance(value, bool):
         return False
