@@ -33,6 +33,11 @@ class FlowClient:
         found = self.client.get_cookie(name)
         return found.value if found else None
 
+    def binding(self) -> str | None:
+        """The cookie that binds this browser to the sign-ins it started."""
+        found = self.client.get_cookie("spark_signin", path="/spark")
+        return found.value if found else None
+
     def start_login(self, next_path: str | None = None) -> str:
         """GET /spark/login; returns the provider's authorize URL."""
         url = "/spark/login" + (f"?next={next_path}" if next_path else "")

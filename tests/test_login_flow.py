@@ -126,9 +126,11 @@ def test_no_redis_value_holds_a_token_in_plaintext(
 def test_session_id_changes_at_login_and_old_session_is_gone(
     flow: FlowClient, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    authorize_url = flow.start_login("/dashboard")
+    flow.csrf()  # the visitor has a session before signing in (the app stored something)
     before = flow.cookie()
     assert before
+    authorize_url = flow.start_login("/dashboard")
+    assert flow.cookie() == before
     assert redis_client.exists(f"{key_prefix}session:{{{before}}}")
     flow.callback(flow.authorize(authorize_url))
     after = flow.cookie()

@@ -293,6 +293,7 @@ def test_new_session_id_at_login_and_at_logout(
     app: Flask, sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     flow = FlowClient(app, sandbox)
+    flow.csrf()  # a session before signing in (e.g. planted by an attacker)
     authorize_url = flow.start_login("/dashboard")
     before = flow.cookie()
     assert before

@@ -105,7 +105,10 @@ def test_an_unfinished_sign_in_holds_redis_only_for_the_transaction_ttl(
     app = make_app({**config, "SPARK_TRANSACTION_TTL": 120})
     flow = FlowClient(app, sandbox)
     flow.start_login("/dashboard")  # a visitor (or a bot) who never comes back
-    key = f"{key_prefix}session:{{{flow.cookie()}}}"
+    assert flow.cookie() is None  # no server-side session for a visitor signing in
+    assert list(redis_client.scan_iter(match=key_prefix + "session:*")) == []
+    (key,) = redis_client.scan_iter(match=key_prefix + "*")
+    assert key.decode() == f"{key_prefix}txn:{{{flow.binding()}}}"
     assert 0 < redis_client.ttl(key) <= 120
     flow.login("/dashboard")
     signed_in = f"{key_prefix}session:{{{flow.cookie()}}}"

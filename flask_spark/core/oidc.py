@@ -398,6 +398,8 @@ class OIDCClient:
         # id_tokens only ever come from our own token request to the provider, over TLS.
         _, claims = self._verify_jwt(id_token, "id_token", from_provider=True)
         self._check_claims(claims, "id_token", id_token=True)
+        if not _short_text(claims["sub"]):
+            raise IdTokenError("The id_token's sub is not a string of 1 to 255 characters.")
         if nonce is not None and claims.get("nonce") != nonce:
             raise IdTokenError("The id_token's nonce does not match this sign-in.", reason="nonce")
         for name, value in (previous or {}).items():  # iss and aud are checked above

@@ -1,17 +1,24 @@
-"""Login transactions: one short-lived, single-use Redis record per ``state``.
+"""Login transactions: short-lived, single-use Redis records of the sign-ins a browser started.
 
-Keeping one record per state (not one slot in the session) lets several tabs sign in at once;
-reading it with GETDEL makes a replayed callback find nothing.
+A browser's pending sign-ins live in one list, ``<prefix>txn:{<binding>}``, where the binding is
+a random value kept in a short-lived cookie (never a server-side session: an anonymous visitor
+costs one small key, gone after the TTL). Several tabs may sign in at once; a browser keeps at
+most :data:`MAX_PENDING` of them, the oldest dropped first. Removing the one a callback names
+with ``LREM`` makes a replayed callback find nothing.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from authlib.common.security import generate_token
+
+#: Sign-ins one browser may have pending at once.
+MAX_PENDING = 5
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,7 @@ class LoginTransaction:
     next_url: str
     binding: str
     redirect_uri: str
+    started: float = field(default_factory=time.time)
 
     @classmethod
     def begin(cls, *, next_url: str, binding: str, redirect_uri: str) -> LoginTransaction:
@@ -37,32 +45,47 @@ class LoginTransaction:
             redirect_uri=redirect_uri,
         )
 
-    def bound_to(self, binding: str | None) -> bool:
-        """True when the callback comes from the browser session that started the sign-in."""
-        return binding is not None and secrets.compare_digest(self.binding, binding)
-
 
 class TransactionStore:
-    """Login transactions in Redis under ``<prefix>txn:<state>`` with a TTL."""
+    """Login transactions in Redis, one capped list per browser binding, with a TTL."""
 
-    def __init__(self, redis: Any, prefix: str, ttl: int) -> None:
+    def __init__(self, redis: Any, prefix: str, ttl: int, max_pending: int = MAX_PENDING) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl
+        self.max_pending = max_pending
 
-    def _key(self, state: str) -> str:
-        return f"{self.prefix}txn:{state}"
+    def key(self, binding: str) -> str:
+        """The list of one browser's pending sign-ins."""
+        return f"{self.prefix}txn:{{{binding}}}"
 
     def save(self, txn: LoginTransaction) -> None:
-        """Store ``txn`` until its TTL."""
-        self.redis.set(self._key(txn.state), json.dumps(asdict(txn)), ex=self.ttl)
+        """Add ``txn`` to its browser's list (dropping the oldest beyond the cap); TTL renewed."""
+        key = self.key(txn.binding)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, json.dumps(asdict(txn)))
+            pipe.ltrim(key, 0, self.max_pending - 1)
+            pipe.expire(key, max(int(self.ttl), 1))
+            pipe.execute()
 
-    def pop(self, state: str) -> LoginTransaction | None:
-        """Read and delete the transaction of ``state`` (None if unknown, expired or used)."""
-        raw = self.redis.getdel(self._key(state))
-        if raw is None:
-            return None
-        try:
-            return LoginTransaction(**json.loads(raw))
-        except (ValueError, TypeError):
-            return None
+    def pending(self, binding: str) -> int:
+        """How many sign-ins the browser of ``binding`` has pending."""
+        return int(self.redis.llen(self.key(binding)))
+
+    def pop(self, binding: str, state: str) -> LoginTransaction | None:
+        """Take the transaction of ``state`` from this browser's list (None if unknown, expired,
+        used, or started in another browser)."""
+        key = self.key(binding)
+        for raw in self.redis.lrange(key, 0, self.max_pending - 1):
+            try:
+                txn = LoginTransaction(**json.loads(raw))
+            except (ValueError, TypeError):
+                continue
+            if not secrets.compare_digest(txn.state, state):
+                continue
+            if not self.redis.lrem(key, 1, raw):
+                return None  # a concurrent callback took it first
+            if txn.started + self.ttl < time.time():
+                return None
+            return txn
+        return None

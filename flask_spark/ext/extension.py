@@ -18,7 +18,7 @@ from . import signals
 from .cli import spark_cli
 from .context import current_state, login_url
 from .responses import handle_spark_error, has_handler, wants_json
-from .session_interface import BINDING_KEY, SparkSessionInterface
+from .session_interface import SparkSessionInterface
 from .signout import end_user_sessions
 from .state import SparkState
 from .templating import register_template_helpers
@@ -52,7 +52,6 @@ class SparkAuth:
         state = SparkState(app, config, _adopted_session_interface(app, config))
         state.cookie_defaults = cookie_defaults
         if config.configure_session is not False:
-            state.session_interface.short_lived = (frozenset({BINDING_KEY}), config.transaction_ttl)
             app.session_interface = state.session_interface
         app.extensions["spark"] = self
         app.extensions["spark.state"] = state

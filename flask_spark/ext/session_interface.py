@@ -26,7 +26,6 @@ log = logging.getLogger("flask_spark")
 #: The keys flask-spark keeps in the session (its data; the app's own keys sit beside them).
 SESSION_KEY = "_spark"
 CSRF_KEY = "_spark_csrf"
-BINDING_KEY = "_spark_bind"
 LOGOUT_STATE_KEY = "_spark_logout_state"
 
 _SID = re.compile(r"[A-Za-z0-9_-]{43}")

@@ -12,10 +12,14 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from flask.json.tag import TaggedJSONSerializer
+
+from ..core.claims import storable_claims
+from ..core.redis_client import REDIS_DOWN
 from ..core.tokens import TokenSet, expires_at
 from ..core.user import SparkUser
 from . import signals
-from .session_interface import BINDING_KEY, SESSION_KEY
+from .session_interface import SESSION_KEY
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
@@ -41,31 +45,42 @@ def start_session(
     regenerated. ``token_response`` is the token endpoint's answer: ``access_token`` and
     optionally ``refresh_token``, ``id_token``, ``expires_in``, ``scope``. The claims must hold
     ``sub``; the token-describing ones (``nonce``, ``exp``, ...) are not kept.
+
+    All or nothing: claims the session store cannot keep raise
+    :class:`~flask_spark.core.errors.LoginError` (``claims_unstorable``) before anything is
+    written, and a failure while writing removes what was written.
     """
-    binding = session.get(BINDING_KEY)  # kept: other tabs may still be signing in
+    now = time.time() if now is None else now
+    lifetime = state.config.session_lifetime
+    serializer = getattr(state.session_interface, "serializer", None) or TaggedJSONSerializer()
+    # Checked before anything is written: claims the session cannot keep refuse the sign-in.
+    kept = storable_claims(
+        {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}, serializer.dumps
+    )
+    sub = str(claims["sub"])
+    provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
+
     previous = session.get(SESSION_KEY)
     if isinstance(previous, dict):  # signing in again over a sign-in: drop the old tokens
         old_sid: str = session.sid  # type: ignore[attr-defined]
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
     state.session_interface.regenerate(session)
     session.clear()
-    if isinstance(binding, str):
-        session[BINDING_KEY] = binding
-    now = time.time() if now is None else now
-    lifetime = state.config.session_lifetime
-    kept = {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}
-    provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = TokenSet(
         access_token=token_response["access_token"],
         refresh_token=token_response.get("refresh_token"),
-        subject=str(claims["sub"]),
+        subject=sub,
         expires_at=expires_at(dict(token_response), now),
         sid=sid,
         scope=token_response.get("scope"),
     )
-    state.tokens.create(tokens, ttl=lifetime)
-    state.registry.register(sid, str(claims["sub"]), provider_sid, ttl=lifetime, login_at=now)
+    try:
+        state.tokens.create(tokens, ttl=lifetime)
+        state.registry.register(sid, sub, provider_sid, ttl=lifetime, login_at=now)
+    except BaseException:
+        _roll_back(state, sid, sub, provider_sid)
+        raise
     session[SESSION_KEY] = {
         "sub": claims["sub"],
         "claims": kept,
@@ -75,5 +90,13 @@ def start_session(
     }
     user = SparkUser(kept)
     signals.logged_in.send(state.app, user=user)
-    log.info("Signed in %s", claims["sub"])
+    log.info("Signed in %s", sub)
     return user
+
+
+def _roll_back(state: SparkState, sid: str, sub: str, provider_sid: str | None) -> None:
+    """Undo a half-written sign-in (best effort: the store may be what failed)."""
+    try:
+        state.registry.destroy(sid, sub, provider_sid)
+    except REDIS_DOWN as exc:
+        log.error("Could not roll back a failed sign-in: %s", type(exc).__name__)

@@ -29,6 +29,16 @@ def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -
     return confirmed
 
 
+def revoke_grant(state: SparkState, access_token: str, refresh_token: str | None) -> bool:
+    """Revoke a grant at the provider only (RFC 7009), for a sign-in refused after the code
+    exchange: a refused sign-in calls no API. True when the provider confirmed."""
+    confirmed = True
+    for token, hint in ((refresh_token, "refresh_token"), (access_token, "access_token")):
+        if token:
+            confirmed = _revoke_at_provider(state, token, hint) and confirmed
+    return confirmed
+
+
 def _delete_at_api(state: SparkState, tokens: TokenSet) -> bool:
     """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed."""
     if not state.config.delete_token_at_api:

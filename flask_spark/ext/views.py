@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
 import time
 from typing import Any
@@ -20,14 +21,17 @@ from ..core.user import AnonymousUser, SparkUser
 from . import signals
 from .context import csrf_field_name, csrf_valid, current_state
 from .responses import error_response, handle_store_down, store_unavailable
-from .session_interface import BINDING_KEY, LOGOUT_STATE_KEY, SESSION_KEY
+from .session_interface import LOGOUT_STATE_KEY, SESSION_KEY
 from .signin import start_session
-from .signout import revoke_tokens
+from .signout import revoke_grant, revoke_tokens
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
 
 _MAX_PARAM = 2048
+#: The cookie that binds a browser to the sign-ins it started (a random value, not a session).
+BINDING_COOKIE = "spark_signin"
+_BINDING = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_LOGOUT_TOKEN = 16384
 
 
@@ -55,6 +59,12 @@ def _no_store(response: BaseResponse) -> BaseResponse:
     response.headers["Pragma"] = "no-cache"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _binding() -> str | None:
+    """This browser's sign-in binding, from its cookie (None when absent or malformed)."""
+    value = request.cookies.get(BINDING_COOKIE)
+    return value if value and _BINDING.fullmatch(value) else None
 
 
 def _redirect_uri(state: SparkState) -> str:
@@ -110,12 +120,8 @@ def create_blueprint() -> Blueprint:
     def login() -> Any:
         state = current_state()
         next_url = safe_next(request.args.get("next")) or state.config.login_default_next
+        binding = _binding() or secrets.token_urlsafe(32)
         try:
-            binding = session.get(BINDING_KEY)
-            if not isinstance(binding, str):
-                binding = secrets.token_urlsafe(24)
-                session[BINDING_KEY] = binding
-            session.modified = True  # saved (and its TTL renewed) even when unchanged
             txn = LoginTransaction.begin(
                 next_url=next_url, binding=binding, redirect_uri=_redirect_uri(state)
             )
@@ -133,7 +139,19 @@ def create_blueprint() -> Blueprint:
         except SparkConfigError as exc:  # a deployment mistake, e.g. http behind a TLS proxy
             log.error("Sign-in refused by configuration: %s", exc.message)
             return _fail("configuration_error", exc.message, 500, "Sign-in is misconfigured")
-        return _no_store(redirect(url))
+        response = _no_store(redirect(url))
+        # No server-side session for a visitor who is only signing in: the browser is bound to
+        # its pending sign-ins by this short-lived cookie, sent back to our routes only.
+        response.set_cookie(
+            BINDING_COOKIE,
+            binding,
+            max_age=state.config.transaction_ttl,
+            path=state.config.url_prefix,
+            secure=current_app.session_interface.get_cookie_secure(current_app),
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
 
     @bp.get("/callback")
     def callback() -> Any:
@@ -250,16 +268,18 @@ def _complete_login(state: SparkState) -> BaseResponse:
             "The sign-in response has no state; please start the sign-in again.",
             reason="state_missing",
         )
-    txn = state.transactions.pop(txn_state)
-    if txn is None:
+    binding = _binding()
+    if binding is None:
         raise LoginError(
-            "This sign-in response is unknown, expired or already used; please sign in again.",
+            "This browser did not send back the cookie of its sign-in (cookies blocked, or a "
+            "Secure cookie over plain HTTP?); please sign in again.",
             reason="state_mismatch",
         )
-    if not txn.bound_to(session.get(BINDING_KEY)):
+    txn = state.transactions.pop(binding, txn_state)
+    if txn is None:
         raise LoginError(
-            "This sign-in was started in another browser session, or this browser did not send "
-            "its session cookie back (a Secure cookie over plain HTTP?); please sign in again.",
+            "This sign-in response is unknown, expired, already used or was started in another "
+            "browser; please sign in again.",
             reason="state_mismatch",
         )
     iss = _param("iss")
@@ -288,10 +308,20 @@ def _complete_login(state: SparkState) -> BaseResponse:
     response = state.oidc.exchange_code(
         code=code, redirect_uri=txn.redirect_uri, code_verifier=txn.code_verifier
     )
+    try:
+        _sign_in(state, txn.nonce, response)
+    except BaseException:
+        _revoke_grant(state, response)  # the provider issued tokens we will never use
+        raise
+    return redirect(txn.next_url)
+
+
+def _sign_in(state: SparkState, nonce: str, response: dict[str, Any]) -> None:
+    """Validate the token response's id_token (and userinfo) and start the session."""
     id_token = response.get("id_token")
     if not isinstance(id_token, str):
         raise IdTokenError("The provider sent no id_token.", reason="id_token_missing")
-    claims = state.oidc.validate_id_token(id_token, nonce=txn.nonce)
+    claims = state.oidc.validate_id_token(id_token, nonce=nonce)
     if state.config.fetch_userinfo:
         info = state.oidc.userinfo(response["access_token"])
         if info.get("sub") != claims["sub"]:
@@ -302,7 +332,15 @@ def _complete_login(state: SparkState) -> BaseResponse:
 
     # A new session id, the encrypted token record, the indexes, the session data, the signal.
     start_session(state, session, claims, {**response, "id_token": id_token})
-    return redirect(txn.next_url)
+
+
+def _revoke_grant(state: SparkState, response: dict[str, Any]) -> None:
+    """Give back the grant of a sign-in that failed after the code exchange (best effort)."""
+    refresh = response.get("refresh_token")
+    try:
+        revoke_grant(state, response["access_token"], refresh if isinstance(refresh, str) else None)
+    except REDIS_DOWN as exc:  # the retry queue is in Redis too
+        log.error("Could not revoke the grant of a failed sign-in: %s", type(exc).__name__)
 
 
 def _check_csrf() -> Response | None:

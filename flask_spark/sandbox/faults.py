@@ -66,6 +66,8 @@ class Faults:
     token_delay: float = 0.0
     token_endpoint_status: int | None = None
     id_token_fault: str | None = None
+    #: claims added to (or, with ``None``, removed from) every id_token: hostile but signed
+    id_token_claims: dict[str, Any] = field(default_factory=dict)
     userinfo_sub: str | None = None
     discovery_issuer: str | None = None
 
@@ -117,6 +119,10 @@ def _coerce(name: str, value: Any) -> Any:
             return status
         if name == "force_error":
             return _force_error(value)
+        if name == "id_token_claims":
+            if not isinstance(value, dict):
+                raise FaultError("id_token_claims must be an object")
+            return dict(value)
         if name == "id_token_fault":
             if value not in ID_TOKEN_FAULTS:
                 raise FaultError(f"unknown id_token_fault {value!r}")

@@ -245,7 +245,10 @@ def _encode_id_token(state: SandboxState, token: dict[str, Any], request: Any) -
         access_token=token.get("access_token"),
         refresh=code is None,
     )
-    return mint_id_token(state.keys, state.issuer, details, state.faults.id_token_fault)
+    faults = state.faults
+    return mint_id_token(
+        state.keys, state.issuer, details, faults.id_token_fault, faults.id_token_claims
+    )
 
 
 class SandboxOpenIDCode(OpenIDCode):  # type: ignore[misc,unused-ignore]

@@ -116,9 +116,14 @@ def _forged_sign(
 
 
 def mint_id_token(
-    keys: KeyRing, issuer: str, request: IdTokenRequest, fault: str | None = None
+    keys: KeyRing,
+    issuer: str,
+    request: IdTokenRequest,
+    fault: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
-    """Mint the id_token for a token response; ``fault`` names a forgery from SECURITY.md."""
+    """Mint the id_token for a token response; ``fault`` names a forgery from SECURITY.md,
+    ``extra`` claims are added (``None`` removes one)."""
     now = int(time.time())
     member = request.member
     claims: dict[str, Any] = {k: v for k, v in member.claims().items() if k != "sub"}
@@ -137,6 +142,11 @@ def mint_id_token(
         claims["nonce"] = request.nonce
     if request.access_token:
         claims["at_hash"] = _half_hash(request.access_token)
+    for name, value in (extra or {}).items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
     _apply_claim_fault(claims, request, fault, now)
     return _forged_sign(keys, issuer, {}, claims, fault)
 
