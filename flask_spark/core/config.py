@@ -87,6 +87,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "At sign-out, DELETE the access token at the Spark API (oauth2/token/<token>); "
         "turn off for APIs other than Spark's.",
     ),
+    "SPARK_NO_STORE_PROTECTED": (
+        True,
+        "Send Cache-Control: no-store with the answers of @spark_login_required views (unless "
+        "the view set its own Cache-Control), so no cache or Back button shows them signed out.",
+    ),
     "SPARK_HTTP_TIMEOUT": (10.0, "Seconds before a call to the provider or the API gives up."),
     "SPARK_TRANSACTION_TTL": (600, "Seconds a sign-in may take between /login and /callback."),
     "SPARK_REFRESH_SKEW": (120, "Refresh proactively when the access token expires within this."),
@@ -152,6 +157,7 @@ class SparkConfig:
     post_logout_redirect_uri: str | None
     revoke_at_provider_page: str | None
     delete_token_at_api: bool
+    no_store_protected: bool
     http_timeout: float
     transaction_ttl: int
     refresh_skew: int
@@ -344,6 +350,7 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         post_logout_redirect_uri=get("SPARK_POST_LOGOUT_REDIRECT_URI"),
         revoke_at_provider_page=get("SPARK_REVOKE_AT_PROVIDER_PAGE"),
         delete_token_at_api=bool(get("SPARK_DELETE_TOKEN_AT_API")),
+        no_store_protected=bool(get("SPARK_NO_STORE_PROTECTED")),
         http_timeout=float(numbers["SPARK_HTTP_TIMEOUT"]),
         transaction_ttl=int(numbers["SPARK_TRANSACTION_TTL"]),
         refresh_skew=int(numbers["SPARK_REFRESH_SKEW"]),
