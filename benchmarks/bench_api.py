@@ -118,7 +118,7 @@ def bench_server(label: str, sandbox_url: str, redis_url: str, calls: int) -> di
     app = make_app(sandbox_url, redis_url)
     sid = sign_in(app)
     state = app.extensions["spark.state"]
-    pooled = app.extensions["spark"].api_for_session(sid, app)  # what spark_api is in a view
+    pooled = app.extensions["spark.state"].api_for(sid)  # what spark_api is in a view
     fresh = SparkAPI(
         base_url=pooled.base_url,
         user_agent=pooled.user_agent,

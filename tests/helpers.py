@@ -121,3 +121,11 @@ def sign_in_over_http(base: str, next_path: str) -> tuple[requests.Session, requ
     assert done.headers["Location"] == next_path
     assert browser.cookies.get("session")
     return browser, done
+
+
+def job_handle(app: Flask, sid: str) -> str:
+    """A background-job handle for session ``sid``, issued in a request as an app's view would
+    (``spark.job_handle()``)."""
+    with app.test_request_context(headers={"Cookie": f"session={sid}"}):
+        handle: str = app.extensions["spark"].job_handle()
+    return handle

@@ -34,13 +34,13 @@ from flask_spark.core.api import (
     parse_reso,
     parse_spark,
 )
-from flask_spark.core.errors import SessionExpired, UnexpectedResponse
+from flask_spark.core.errors import LoginRequired, SessionExpired, UnexpectedResponse
 from flask_spark.core.http import pooled_session
 from flask_spark.sandbox import SandboxServer
 from flask_spark.sandbox import listings_data as data
 
 from .conftest import make_app
-from .helpers import MEMBER, FlowClient
+from .helpers import MEMBER, FlowClient, job_handle
 
 CITY = "Sioux Falls"
 CITY_ROWS = [r for r in data.listings() if r["StandardFields"]["City"] == CITY]
@@ -617,8 +617,10 @@ def test_background_job_acts_for_a_session_with_the_same_refresh_rules(
     sandbox.expire_tokens(MEMBER.id)
     before = sandbox.counters()
     with token_refreshed.connected_to(on_refresh, app):
-        # No request, no app context: the job has only the app and the session id.
-        account = run_in_thread(lambda: spark.api_for_session(sid, app).get("my/account").first())
+        # No request, no app context: the job has only the app and its handle.
+        account = run_in_thread(
+            lambda: spark.api_for_job(job_handle(app, sid), app).get("my/account").first()
+        )
     after = sandbox.counters()
     assert account["Id"] == MEMBER.id
     assert after["refreshes"] - before["refreshes"] == 1
@@ -631,13 +633,46 @@ def test_background_job_acts_for_a_session_with_the_same_refresh_rules(
 
     # Inside an app context, the app argument may be left out.
     with app.app_context():
-        assert spark.api_for_session(sid).get("my/account").first()["Id"] == MEMBER.id
+        assert spark.api_for_job(job_handle(app, sid)).get("my/account").first()["Id"] == MEMBER.id
 
 
-def test_background_job_for_an_ended_session(app: Flask) -> None:
+def test_a_job_handle_needs_a_signed_in_request(app: Flask) -> None:
     spark: SparkAuth = app.extensions["spark"]
+    with app.test_request_context(), pytest.raises(LoginRequired):
+        spark.job_handle()
+    for made_up in ("spark-job." + "x" * 43, "no-such-session", ""):
+        with pytest.raises(SessionExpired):
+            spark.api_for_job(made_up, app).get("my/account")
+
+
+def test_a_job_handle_is_revocable_ends_with_the_session_and_is_no_cookie(
+    user: FlowClient, app: Flask, sandbox: SandboxServer, redis_client: Any, key_prefix: str
+) -> None:
+    spark: SparkAuth = app.extensions["spark"]
+    sid = user.cookie()
+    assert sid is not None
+    first, second = job_handle(app, sid), job_handle(app, sid)
+    assert sid not in first
+    assert first != second
+    job = spark.api_for_job(first, app)
+    assert repr(first) not in repr(job.tokens)
+    assert job.get("my/account").first()["Id"] == MEMBER.id
+    # A handle is not a session cookie: a browser holding it is nobody.
+    thief = app.test_client()
+    thief.set_cookie("session", first)
+    assert thief.get("/dashboard").status_code == 302
+    # Revoked: the client made from it stops at its next call; the other handle still works.
+    assert spark.revoke_job_handle(first, app)
+    assert not spark.revoke_job_handle(first, app)
     with pytest.raises(SessionExpired):
-        spark.api_for_session("no-such-session", app).get("my/account")
+        job.get("my/account")
+    other = spark.api_for_job(second, app)
+    assert other.get("my/account").first()["Id"] == MEMBER.id
+    # The session ends (sign-out): every handle ends with it, and no key of theirs is left.
+    assert user.post("/spark/logout", data={"spark_csrf_token": user.csrf()}).status_code == 302
+    with pytest.raises(SessionExpired):
+        other.get("my/account")
+    assert list(redis_client.scan_iter(match=key_prefix + "job*")) == []
 
 
 def test_not_found_propagates_as_typed_error_outside_a_request(
@@ -645,7 +680,7 @@ def test_not_found_propagates_as_typed_error_outside_a_request(
 ) -> None:
     sid = user.cookie()
     assert sid is not None
-    api = app.extensions["spark"].api_for_session(sid, app)
+    api = app.extensions["spark"].api_for_job(job_handle(app, sid), app)
     with pytest.raises(ResourceNotFound) as caught:
         api.get("listings/00000000000000000000000000")
     assert caught.value.status == 404

@@ -35,7 +35,7 @@ from flask_spark.core.http import pooled_session
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
-from .helpers import FlowClient
+from .helpers import FlowClient, job_handle
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def user(flow: FlowClient) -> FlowClient:
 def api(user: FlowClient, app: Flask) -> SparkAPI:
     sid = user.cookie()
     assert sid is not None
-    return app.extensions["spark"].api_for_session(sid, app)
+    return app.extensions["spark"].api_for_job(job_handle(app, sid), app)
 
 
 def expect(

@@ -26,7 +26,7 @@ from flask_spark.ext.state import SparkState
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
-from .helpers import MEMBER, FlowClient, closed_port, refresh_at_sandbox
+from .helpers import MEMBER, FlowClient, closed_port, job_handle, refresh_at_sandbox
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}
@@ -147,7 +147,7 @@ def test_retry_after_refresh_happens_only_once(
     assert delta["refreshes"] == 1
     assert delta["api_calls"] == 2
 
-    api = app.extensions["spark"].api_for_session(user.cookie(), app)
+    api = app.extensions["spark"].api_for_job(job_handle(app, user.cookie()), app)
     with token_refreshed.connected_to(expire_again, app):
         sandbox.expire_tokens(MEMBER.id)
         with pytest.raises(TokenExpired):
@@ -500,7 +500,7 @@ def test_threads_of_one_process_refresh_once(
     results: list[Any] = []
 
     def job() -> None:
-        api = spark.api_for_session(sid, app)
+        api = spark.api_for_job(job_handle(app, sid), app)
         barrier.wait(timeout=10)
         try:
             results.append(api.get("my/account").first()["Id"])
@@ -578,7 +578,7 @@ def test_rate_limited_past_the_count_bound_is_a_typed_error(
     assert delta["api_calls"] == 1 + state_of(app).config.retry_max == 4
     assert len(clock.sleeps) == 3
 
-    api = app.extensions["spark"].api_for_session(user.cookie(), app)
+    api = app.extensions["spark"].api_for_job(job_handle(app, user.cookie()), app)
     with pytest.raises(RateLimited) as caught:
         api.get("listings")
     assert caught.value.code == 1550

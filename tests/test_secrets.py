@@ -38,7 +38,7 @@ from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.testing.redis_server import RedisServer, free_port
 
 from .conftest import FERNET_KEY, app_config, make_app
-from .helpers import FlowClient
+from .helpers import FlowClient, job_handle
 
 BOB = MEMBERS[1]
 _sandbox_thread = threading.local()
@@ -228,7 +228,7 @@ def test_no_secret_leaks_from_any_flow(
         assert alice.get("/dashboard").status_code >= 400
         sandbox.faults(force_error_next=0, non_json_next=0, api_delay=None)
     with app.app_context():
-        client = ext.api_for_session(sid, app)
+        client = ext.api_for_job(job_handle(app, sid), app)
         sandbox.faults(force_error_next=1, force_error={"status": 401, "code": 1000})
         with pytest.raises(SparkAPIError) as caught:
             client.get("my/account")

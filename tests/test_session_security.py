@@ -19,7 +19,7 @@ from flask_spark import token_refreshed
 from flask_spark.sandbox import MEMBERS, SandboxServer
 
 from .conftest import make_app
-from .helpers import FlowClient
+from .helpers import FlowClient, job_handle
 
 JANE, BOB = MEMBERS[0], MEMBERS[1]
 
@@ -116,6 +116,7 @@ def test_background_refresh_does_not_extend_idle_time(
     key_prefix: str,
 ) -> None:
     flow, sid = jane
+    handle = job_handle(app, sid)  # issued in a request of the user's, earlier
     key, tok = session_key(key_prefix, sid), token_key(key_prefix, sid)
     redis_client.pexpire(key, 50_000)  # 50 s of idle time left
     token_ttl = redis_client.pttl(tok)
@@ -126,7 +127,7 @@ def test_background_refresh_does_not_extend_idle_time(
         refreshed.append(sid)
 
     with token_refreshed.connected_to(receiver):
-        account = app.extensions["spark"].api_for_session(sid, app).get("my/account").first()
+        account = app.extensions["spark"].api_for_job(handle, app).get("my/account").first()
     assert account["Name"] == JANE.name
     assert refreshed == [sid]
     assert sandbox.counters()["refreshes"] == 1

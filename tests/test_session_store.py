@@ -12,7 +12,7 @@ from flask import Flask, session
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
-from .helpers import MEMBER, FlowClient
+from .helpers import MEMBER, FlowClient, job_handle
 
 
 def test_in_flight_request_does_not_resurrect_a_destroyed_session(
@@ -156,7 +156,7 @@ def test_a_background_client_stops_when_the_user_signs_out_elsewhere(
 
     flow.login("/dashboard")
     sid = flow.cookie() or ""
-    job = app.extensions["spark"].api_for_session(sid, app)
+    job = app.extensions["spark"].api_for_job(job_handle(app, sid), app)
     assert job.get("my/account").first()["Id"] == MEMBER.id
     app.extensions["spark.state"].registry.destroy_all(sub=MEMBER.id)  # back-channel logout
     with pytest.raises(SessionExpired):

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from .jobs import JobHandles
 from .tokens import TokenStore
 
 
@@ -51,6 +52,8 @@ class SessionRegistry:
         self.session_key = session_key
         #: where the sessions themselves live (Flask-Session's client; usually ``redis`` too)
         self.session_redis = session_redis if session_redis is not None else redis
+        #: the background-job handles of each session (they end with it)
+        self.jobs = JobHandles(redis, prefix)
 
     def user_key(self, sub: str) -> str:
         """The hash of user ``sub``'s sessions (our sid → provider sid)."""
@@ -113,13 +116,14 @@ class SessionRegistry:
         return set(self._entries(sub, provider_sid)[1])
 
     def destroy(self, sid: str, sub: str | None = None, provider_sid: str | None = None) -> bool:
-        """End one session server-side: its data, its tokens and its index entry.
+        """End one session server-side: its data, its tokens, its job handles, its index entry.
 
         Returns True when the session still existed. The provider session's key goes with
         its last session.
         """
         existed = bool(self.session_redis.delete(self.session_key(sid)))
         existed = bool(self.redis.delete(self.tokens.key(sid))) or existed  # one key per command
+        self.jobs.revoke_all(sid)
         if sub:
             if provider_sid is None:  # e.g. a refresh ended the session: find it in the index
                 found = self.redis.hget(self.user_key(sub), sid)

@@ -17,6 +17,7 @@ from ..core.redaction import install_log_redaction
 from . import signals
 from .cli import spark_cli
 from .context import current_state, login_url
+from .jobs import api_for_job, job_handle
 from .responses import handle_spark_error, has_handler, wants_json
 from .session_interface import SparkSessionInterface
 from .signout import end_user_sessions
@@ -79,9 +80,27 @@ class SparkAuth:
             ) from None
         return state
 
-    def api_for_session(self, sid: str, app: Flask | None = None) -> SparkAPI:
-        """A Spark API client acting for session ``sid`` outside a request (background jobs)."""
-        return self.state(app).api_for(sid)
+    def job_handle(self) -> str:
+        """A handle for a background job acting for the signed-in user of this request.
+
+        Give the job this handle, never the session id (the browser's credential): with
+        :meth:`api_for_job` it gives API calls on the user's behalf and nothing else. It ends
+        when the session ends, or with :meth:`revoke_job_handle`. Raises
+        :class:`~flask_spark.LoginRequired` when nobody is signed in.
+        """
+        return job_handle()
+
+    def api_for_job(self, handle: str, app: Flask | None = None) -> SparkAPI:
+        """A Spark API client for the session of a :meth:`job_handle`, outside a request.
+
+        The handle is checked on every call: once revoked, or once the user signed out, the
+        next call raises :class:`~flask_spark.core.errors.SessionExpired`.
+        """
+        return api_for_job(self.state(app), handle)
+
+    def revoke_job_handle(self, handle: str, app: Flask | None = None) -> bool:
+        """End a job handle now; True when it was still valid."""
+        return self.state(app).registry.jobs.revoke(handle)
 
     def sign_out_everywhere(self, sub: str, app: Flask | None = None) -> int:
         """End every session of user ``sub`` (all browsers and devices) and revoke their grants.

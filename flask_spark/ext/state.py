@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from flask import Flask, session
 
-from ..core.api import ResoAPI, RetryPolicy, SparkAPI, StaticTokens
+from ..core.api import ResoAPI, RetryPolicy, SparkAPI, StaticTokens, TokenSource
 from ..core.config import SparkConfig
 from ..core.errors import SessionExpired, SessionStoreUnavailable
 from ..core.http import ProcessLocal, pooled_session
@@ -86,10 +86,13 @@ class SparkState:
 
     def api_for(self, sid: str, *, in_request: bool = False) -> SparkAPI:
         """A Spark API client acting for the session ``sid`` (refresh rules included)."""
-        source = SessionTokenSource(self, sid, in_request=in_request)
+        return self.api_with(SessionTokenSource(self, sid, in_request=in_request))
+
+    def api_with(self, tokens: TokenSource) -> SparkAPI:
+        """A Spark API client (with its RESO client) on this app's pool, using ``tokens``."""
         common: dict[str, Any] = {
             "user_agent": self.config.user_agent,
-            "tokens": source,
+            "tokens": tokens,
             "http": self.http,
             "timeout": self.config.http_timeout,
             "retry": self.retry,
