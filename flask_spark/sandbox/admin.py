@@ -1,5 +1,10 @@
 """Test and admin endpoints under ``/_sandbox/`` (JSON, loopback callers only).
 
+A state-changing call must be a JSON request (``Content-Type: application/json``, an empty
+body is fine): a web page can make a browser send a "simple" cross-site POST (a form, or
+``fetch`` without a preflight) to a loopback address, but not a JSON one without a CORS
+preflight, which the sandbox never grants.
+
 They let tests read counters, reset the sandbox, reconfigure the default client, expire tokens,
 arm faults, rotate keys and mint or send back-channel logout tokens.
 """
@@ -29,6 +34,13 @@ def _loopback_only() -> None:
         loopback = False
     if not loopback:
         abort(403)
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not request.is_json:
+        abort(
+            _refused(
+                "admin calls must be JSON requests (Content-Type: application/json), "
+                "which a cross-site page cannot send without a CORS preflight"
+            )
+        )
 
 
 def _json_object() -> dict[str, Any]:
@@ -43,6 +55,12 @@ def _json_object() -> dict[str, Any]:
 def _bad_request(message: str) -> Response:
     response = jsonify(error="invalid_request", error_description=message)
     response.status_code = 400
+    return response
+
+
+def _refused(message: str) -> Response:
+    response = jsonify(error="unsupported_media_type", error_description=message)
+    response.status_code = 415
     return response
 
 

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import KeySet
@@ -180,13 +182,13 @@ def test_jwks_has_default_kid_and_rotation_adds_keys() -> None:
 
 def rotate_and_check(server: SandboxServer) -> None:
     assert [k["kid"] for k in jwks_json(server)] == ["default"]
-    rotated = requests.post(f"{server.url}/_sandbox/rotate-keys").json()
+    rotated = requests.post(f"{server.url}/_sandbox/rotate-keys", json={}).json()
     kids = [k["kid"] for k in jwks_json(server)]
     assert kids == ["default", rotated["kid"]]
     tokens = tokens_for(server)
     assert header_of(tokens["id_token"])["kid"] == rotated["kid"]
     verify(server, tokens["id_token"])
-    requests.post(f"{server.url}/_sandbox/rotate-keys", params={"drop_old": "1"})
+    requests.post(f"{server.url}/_sandbox/rotate-keys", params={"drop_old": "1"}, json={})
     assert len(jwks_json(server)) == 1
     assert all("d" not in key for key in jwks_json(server))
 
@@ -680,10 +682,51 @@ def test_counters_and_reset(server: SandboxServer) -> None:
     counters = requests.get(f"{server.url}/_sandbox/counters").json()
     assert counters["token_calls"] == 1
     assert counters["refresh_reuse"] == 0
-    assert requests.post(f"{server.url}/_sandbox/reset").status_code == 200
+    assert requests.post(f"{server.url}/_sandbox/reset", json={}).status_code == 200
     assert requests.get(f"{server.url}/_sandbox/counters").json()["token_calls"] == 0
     assert requests.get(f"{server.url}/_sandbox/faults").json()["api_delay"] == 0
     assert not server.state.access_tokens
+
+
+ADMIN_POSTS = (
+    "reset",
+    "config",
+    "expire-tokens",
+    "faults",
+    "rotate-keys",
+    "logout-token",
+    "backchannel-logout",
+)
+#: What a cross-site page can make a browser send without a CORS preflight (Fetch: "simple").
+SIMPLE_TYPES = (
+    None,
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "text/plain",
+    "text/plain; charset=utf-8",
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    endpoint=st.sampled_from(ADMIN_POSTS),
+    content_type=st.sampled_from(SIMPLE_TYPES),
+    body=st.one_of(st.just(b""), st.just(b'{"sub": "x"}'), st.binary(max_size=40)),
+)
+def test_admin_endpoints_refuse_simple_cross_site_posts(
+    server: SandboxServer, endpoint: str, content_type: str | None, body: bytes
+) -> None:
+    server.faults(api_delay=0.01)
+    kid = server.state.keys.current.kid
+    headers = {"Origin": "https://evil.example"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    answer = requests.post(f"{server.url}/_sandbox/{endpoint}", data=body, headers=headers)
+    assert answer.status_code == 415, answer.text
+    assert "Access-Control-Allow-Origin" not in answer.headers
+    assert server.state.faults.api_delay == 0.01  # nothing was reset
+    assert server.state.keys.current.kid == kid  # nor rotated
+    server.faults(api_delay=None)
 
 
 def test_cli_refuses_remote_hosts(capsys: pytest.CaptureFixture[str]) -> None:
