@@ -7,13 +7,14 @@ every stored session still valid.
 
 This module has its own redis-server (the outage test really shuts it down and starts a new
 process on the same port and directory) and its own sandbox, which can wait until the requests
-it is still serving (an injected delay outlives the client's timeout) have finished.
+it is still serving (a held request outlives the client's timeout) have finished.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -28,8 +29,10 @@ from flask_spark.testing.redis_server import RedisServer, free_port
 from .conftest import make_app
 from .helpers import MEMBER, FlowClient
 
-TIMEOUT = 0.5  # SPARK_HTTP_TIMEOUT of these tests
-DELAY = 1.5  # injected server-side delay, well beyond the timeout
+#: SPARK_HTTP_TIMEOUT of these tests: ample for an answer on a loaded machine. A timeout test
+#: holds the sandbox's answer (SandboxServer.hold) until the client has given up, so no
+#: outcome depends on how fast anything runs.
+TIMEOUT = 3.0
 JSON = {"Accept": "application/json"}
 
 
@@ -52,7 +55,7 @@ class TrackedSandbox(SandboxServer):
                 self._idle.notify_all()
 
     def wait_idle(self, timeout: float = 15.0) -> None:
-        """Block until no request is being served (a delayed one finishes its sleep)."""
+        """Block until no request is being served (a held one, released, has finished)."""
         with self._idle:
             assert self._idle.wait_for(lambda: self._busy == 0, timeout), "sandbox still busy"
 
@@ -214,15 +217,24 @@ def test_provider_unreachable_at_login_gives_502(
 
 
 def _callback_with(
-    flow: FlowClient, sandbox: TrackedSandbox, store: redis.Redis, key_prefix: str, **fault: Any
+    flow: FlowClient,
+    sandbox: TrackedSandbox,
+    store: redis.Redis,
+    key_prefix: str,
+    *,
+    hold: str | None = None,
+    **fault: Any,
 ) -> tuple[TestResponse, list[str]]:
-    """Start a sign-in, arm ``fault`` at the provider, deliver the callback."""
+    """Start a sign-in, arm ``fault`` (or hold ``hold``) at the provider, deliver the callback."""
     callback = flow.authorize(flow.start_login("/dashboard"))
     before = flow.cookie()
     sandbox.faults(**fault)
     reasons: list[str] = []
-    with login_failed.connected_to(lambda s, reason, message: reasons.append(reason)):
-        response = flow.callback(callback)
+    with ExitStack() as stack:
+        if hold:
+            stack.enter_context(sandbox.hold(hold))
+        with login_failed.connected_to(lambda s, reason, message: reasons.append(reason)):
+            response = flow.callback(callback)
     # Nothing changed: same browser session, no token stored, not signed in.
     assert flow.cookie() == before
     assert not token_keys(store, key_prefix)
@@ -233,13 +245,13 @@ def _callback_with(
 def test_token_endpoint_slower_than_the_timeout_gives_504_and_no_session(
     flow: FlowClient, sandbox: TrackedSandbox, store: redis.Redis, key_prefix: str
 ) -> None:
-    response, reasons = _callback_with(flow, sandbox, store, key_prefix, token_delay=DELAY)
+    response, reasons = _callback_with(flow, sandbox, store, key_prefix, hold="token")
     assert_clean_error(response, 504, "Flexmls is unavailable", "did not answer in time")
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert reasons == ["provider_unavailable"]
     assert sandbox.counters()["token_calls"] == 1  # one attempt, then the clear error
-    # A new sign-in once the provider is fast again works.
-    sandbox.faults(token_delay=None)
+    # A new sign-in once the provider answers again works.
+    sandbox.wait_idle()
     assert flow.login("/dashboard").status_code == 302
     assert signed_in(flow)
 
@@ -288,11 +300,11 @@ def test_refresh_slower_than_the_timeout_gives_504_then_ends_cleanly(
     """
     assert flow.login("/dashboard").status_code == 302
     sandbox.expire_tokens()
-    sandbox.faults(token_delay=DELAY)
-    assert_clean_error(flow.get("/dashboard"), 504, "Gateway timeout", "did not answer in time")
+    with sandbox.hold("token"):
+        page = flow.get("/dashboard")
+    assert_clean_error(page, 504, "Gateway timeout", "did not answer in time")
     assert len(token_keys(store, key_prefix)) == 1  # a timeout does not end the session
-    sandbox.faults(token_delay=None)
-    sandbox.wait_idle()  # the provider finishes the refresh nobody receives
+    sandbox.wait_idle()  # released: the provider finishes the refresh nobody receives
     assert sandbox.counters()["refreshes"] == 1
     answer = flow.get("/dashboard")
     assert answer.status_code == 302
@@ -309,14 +321,14 @@ def test_api_slower_than_the_timeout_gives_504_and_keeps_the_session(
 ) -> None:
     assert flow.login("/dashboard").status_code == 302
     cookie = flow.cookie()
-    sandbox.faults(api_delay=DELAY)
-    page = flow.get("/dashboard")
+    with sandbox.hold("api"):
+        page = flow.get("/dashboard")
+        answer = flow.get("/dashboard", headers=JSON)
     assert_clean_error(page, 504, "Gateway timeout", f"did not answer within {TIMEOUT:g}s")
-    answer = flow.get("/dashboard", headers=JSON)
     assert answer.status_code == 504
     assert "did not answer" in answer.json["message"]  # type: ignore[index]
     assert sandbox.counters()["api_calls"] == 2  # a timeout is not retried: one call each
-    sandbox.faults(api_delay=None)
+    sandbox.wait_idle()
     assert flow.get("/dashboard").json["sub"] == MEMBER.id  # type: ignore[index]
     assert flow.cookie() == cookie
 

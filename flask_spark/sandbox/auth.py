@@ -129,6 +129,7 @@ def _guard(*, reso: bool) -> None:
     delay = state.faults.api_delay
     if delay > 0:
         time.sleep(delay)  # injected latency, to exercise client timeouts
+    state.at_gate("api")  # a test holding API calls (SandboxServer.hold)
     _apply_fault(state, reso=reso)
     if not request.headers.get(USER_AGENT_HEADER):
         raise SparkAPIError(400, 1016, f"{USER_AGENT_HEADER} header is required")

@@ -177,6 +177,7 @@ def token() -> Response:
     grant_type = params.get("grant_type")
     if faults.token_delay > 0:
         time.sleep(faults.token_delay)  # injected latency, to exercise client timeouts
+    state.at_gate("token")  # a test holding token calls (SandboxServer.hold)
     if faults.token_endpoint_status is not None:
         result = jsonify(
             error="temporarily_unavailable",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..core.http import is_loopback_host
 from .app import create_sandbox_app
 from .auth import EXTENSION_KEY
 from .logout import notify_backchannel_logout
-from .state import SandboxState
+from .state import Gate, SandboxState
 from .tokens import mint_logout_token
 
 
@@ -152,6 +153,21 @@ class SandboxServer:
     def faults(self, **faults: Any) -> dict[str, Any]:
         """Arm faults by name (see ``/_sandbox/faults``); ``None`` clears one."""
         return self.state.update_faults(faults)
+
+    @contextmanager
+    def hold(self, point: str) -> Iterator[Gate]:
+        """Hold every request at ``point`` (``"api"`` or ``"token"``) until the block ends or
+        the yielded gate is released: a server that does not answer, for timeout and race
+        tests that synchronise on events (``gate.wait_arrivals()``) instead of delays."""
+        gate = self.state.hold(point)
+        try:
+            yield gate
+        finally:
+            self.state.unhold(point)
+
+    def wait_for_count(self, name: str, value: int, timeout: float = 60.0) -> bool:
+        """Block until counter ``name`` reaches ``value`` (False on timeout)."""
+        return self.state.wait_for_count(name, value, timeout)
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change token lifetime / default client URIs (see ``/_sandbox/config``)."""

@@ -85,6 +85,42 @@ class ClientDefaults:
         )
 
 
+#: A gate left closed by a test that failed opens on its own after this many seconds.
+MAX_HOLD = 120.0
+#: Where a test can hold requests: every Spark/RESO API call, or every token endpoint call.
+HOLD_POINTS = ("api", "token")
+
+
+class Gate:
+    """Holds the requests that reach one point until the test releases them.
+
+    Tests synchronise on it instead of guessing with delays: :meth:`wait_arrivals` blocks
+    until requests are being held (a client is now waiting on a server that does not answer),
+    :meth:`release` lets them all through.
+    """
+
+    def __init__(self) -> None:
+        self._arrived = threading.Condition()
+        self.arrivals = 0
+        self._released = threading.Event()
+
+    def pass_through(self) -> None:
+        """Called by a request at the gate: counted, then held until released."""
+        with self._arrived:
+            self.arrivals += 1
+            self._arrived.notify_all()
+        self._released.wait(MAX_HOLD)
+
+    def wait_arrivals(self, count: int = 1, timeout: float = 60.0) -> bool:
+        """Block until ``count`` requests have reached the gate; False on timeout."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self.arrivals >= count, timeout)
+
+    def release(self) -> None:
+        """Let every held request (and every later one) through."""
+        self._released.set()
+
+
 class SandboxState:
     """Clients, codes, tokens, provider sessions, counters, faults and keys of one sandbox."""
 
@@ -109,6 +145,8 @@ class SandboxState:
         self.sessions: dict[str, ProviderSession] = {}
         self.faults = Faults()
         self._counters: Counter[str] = Counter()
+        self._counted = threading.Condition(self.lock)
+        self.gates: dict[str, Gate] = {}
         self.reset()
 
     # -- housekeeping -------------------------------------------------------------------------
@@ -131,12 +169,44 @@ class SandboxState:
             self.sessions.clear()
             self.faults = Faults()
             self._counters.clear()
+            gates, self.gates = self.gates, {}
+        for gate in gates.values():
+            gate.release()
         reset_listing_store()  # contacts and saved searches written by earlier tests
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter."""
         with self.lock:
             self._counters[name] += amount
+            self._counted.notify_all()
+
+    def wait_for_count(self, name: str, value: int, timeout: float = 60.0) -> bool:
+        """Block until counter ``name`` reaches ``value``; False on timeout."""
+        with self._counted:
+            return self._counted.wait_for(lambda: self._counters[name] >= value, timeout)
+
+    def hold(self, point: str) -> Gate:
+        """Close a gate at ``point`` (one of :data:`HOLD_POINTS`): requests there wait."""
+        if point not in HOLD_POINTS:
+            raise ValueError(f"no hold point {point!r}; use one of {', '.join(HOLD_POINTS)}")
+        gate = Gate()
+        with self.lock:
+            self.gates[point] = gate
+        return gate
+
+    def unhold(self, point: str) -> None:
+        """Open and remove the gate at ``point``."""
+        with self.lock:
+            gate = self.gates.pop(point, None)
+        if gate is not None:
+            gate.release()
+
+    def at_gate(self, point: str) -> None:
+        """Called where requests may be held: waits at the gate of ``point`` if one is closed."""
+        with self.lock:
+            gate = self.gates.get(point)
+        if gate is not None:
+            gate.pass_through()
 
     def counters(self) -> dict[str, int]:
         """All counters, the known ones zero-filled."""
