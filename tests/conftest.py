@@ -48,6 +48,26 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
     return sandbox_server
 
 
+@pytest.fixture(scope="session")
+def generic_sandbox_server() -> Iterator[SandboxServer]:
+    """The sandbox as a generic OpenID provider (logout channels, sid, iss, required PKCE)."""
+    server = SandboxServer(generic=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def generic_sandbox(generic_sandbox_server: SandboxServer) -> SandboxServer:
+    """The generic-provider sandbox, reset for this test.
+
+    A module testing what Spark does not advertise switches to it by overriding ``sandbox``
+    with ``def sandbox(generic_sandbox): return generic_sandbox``.
+    """
+    generic_sandbox_server.reset()
+    return generic_sandbox_server
+
+
 @pytest.fixture
 def key_prefix() -> str:
     """A Redis key prefix of this test's own, so tests never see each other's keys."""

@@ -383,7 +383,7 @@ def test_reso_collection_with_top_and_count(user: FlowClient, sandbox: SandboxSe
     assert out["count"] == len(data.properties())
     assert out["raw"]["@odata.context"].endswith("$metadata#Property")
     assert out["next_link"].startswith(sandbox.url + "/Reso/OData/Property?")
-    assert "$skip=5" in out["next_link"]
+    assert "$skiptoken=" in out["next_link"]
     assert sandbox.counters()["reso_calls"] == 1
 
 

@@ -11,7 +11,9 @@ from flask import Flask
 
 from flask_spark import logged_in, login_failed
 from flask_spark.sandbox import SandboxServer
+from flask_spark.testing.redis_server import RedisServer
 
+from .conftest import app_config, make_app
 from .helpers import MEMBER, FlowClient, query
 
 
@@ -166,9 +168,33 @@ def test_bad_state_is_rejected(
     _no_login_happened(flow, redis_client, key_prefix)
 
 
+@pytest.fixture
+def generic_flow(
+    generic_sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> FlowClient:
+    """A browser against the sandbox as a generic provider (it promises RFC 9207's ``iss``)."""
+    return FlowClient(
+        make_app(app_config(generic_sandbox, redis_server, key_prefix)), generic_sandbox
+    )
+
+
+def test_no_iss_from_spark_is_fine(flow: FlowClient) -> None:
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    assert "iss" not in query(callback)  # production advertises no iss parameter
+    assert flow.callback(callback).status_code == 302
+    assert flow.get("/dashboard").status_code == 200
+
+
+def test_iss_from_a_generic_provider_is_checked(generic_flow: FlowClient) -> None:
+    callback = generic_flow.authorize(generic_flow.start_login("/dashboard"))
+    assert query(callback)["iss"] == generic_flow.sandbox.issuer
+    assert generic_flow.callback(callback).status_code == 302
+
+
 def test_missing_iss_is_rejected_when_the_provider_promises_it(
-    flow: FlowClient, redis_client: redis.Redis, key_prefix: str
+    generic_flow: FlowClient, redis_client: redis.Redis, key_prefix: str
 ) -> None:
+    flow = generic_flow
     params = dict(query(flow.authorize(flow.start_login("/dashboard"))))
     del params["iss"]
     response = flow.client.get("/spark/callback", query_string=params)
@@ -211,7 +237,7 @@ def test_provider_error_gives_friendly_page_and_no_session(
     flow: FlowClient, redis_client: redis.Redis, key_prefix: str, error: str
 ) -> None:
     callback = flow.authorize(flow.start_login("/dashboard"))
-    params = {"state": query(callback)["state"], "error": error, "iss": query(callback)["iss"]}
+    params = {"state": query(callback)["state"], "error": error}
     response = flow.client.get("/spark/callback", query_string=params)
     assert response.status_code == 400
     text = response.get_data(as_text=True)
