@@ -367,6 +367,22 @@ def test_paginate_with_skiptoken(user: FlowClient, sandbox: SandboxServer) -> No
     assert api_calls(sandbox) - before == 3  # 20 + 20 + 10, then SkipToken is null
 
 
+def test_paginate_with_skip_walks_offsets(user: FlowClient, sandbox: SandboxServer) -> None:
+    """``_skip`` pages answer ``CurrentOffset`` (no ``CurrentPage``): paginate walks offsets."""
+    before = api_calls(sandbox)
+    response = user.post(
+        "/paginate",
+        json={
+            "path": "listings",
+            "params": {"_filter": f"City Eq '{CITY}'", "_skip": 5},
+            "page_size": 20,
+        },
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json["ids"] == [r["Id"] for r in CITY_ROWS[5:]]
+    assert api_calls(sandbox) - before == 3  # offsets 5, 25, 45
+
+
 # -- RESO Web API ------------------------------------------------------------------------------
 
 
@@ -410,6 +426,19 @@ def test_reso_paginate_follows_next_link(user: FlowClient, sandbox: SandboxServe
     )
     assert bounded.json["keys"] == [r["Id"] for r in CITY_ROWS[:20]]
     assert sandbox.counters()["reso_calls"] - before == 1
+
+
+def test_reso_paginate_walks_skiptoken_links_with_expand(
+    user: FlowClient, sandbox: SandboxServer
+) -> None:
+    """Production-style nextLinks (opaque ``$skiptoken``, ``$expand`` kept) are walked to the end;
+    the sandbox refuses a link that was rebuilt, so every page arriving proves they were not."""
+    params = {"$filter": f"City eq '{CITY}'", "$top": 25, "$expand": "Media"}
+    before = sandbox.counters()["reso_calls"]
+    response = user.post("/reso/paginate", json={"path": "Property", "params": params})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json["keys"] == [r["Id"] for r in CITY_ROWS]
+    assert sandbox.counters()["reso_calls"] - before == 2
 
 
 class FakeHTTP:
@@ -481,6 +510,27 @@ def test_reso_paginate_resolves_a_relative_next_link_against_the_base(
     )
     assert [r["ListingKey"] for r in client.paginate("Property")] == ["a", "b"]
     assert http.calls[1][1] == expected
+
+
+def test_reso_paginate_sends_the_next_link_exactly_as_given() -> None:
+    link = "https://api.example/Reso/OData/Property?$top=2&$skiptoken=st1%2Bab%2Fc%3D%3D"
+    http = FakeHTTP(
+        [
+            fake_response({"value": [{"ListingKey": "a"}], "@odata.nextLink": link}),
+            fake_response({"value": [{"ListingKey": "b"}]}),
+        ]
+    )
+    client = ResoAPI(
+        base_url="https://api.example/Reso/OData/",
+        user_agent="tests",
+        tokens=StaticTokens("secret-token"),
+        http=http,  # type: ignore[arg-type]
+    )
+    assert [r["ListingKey"] for r in client.paginate("Property", params={"$top": 2})] == [
+        "a",
+        "b",
+    ]
+    assert http.calls[1][1] == link  # not decoded, re-encoded or rebuilt from parameters
 
 
 # -- headers -----------------------------------------------------------------------------------
