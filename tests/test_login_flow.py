@@ -314,3 +314,61 @@ def test_decorator_works_called(flow: FlowClient) -> None:
     assert flow.get("/called").status_code == 302
     flow.login("/called")
     assert flow.get("/called").data == b"called form works"
+
+
+# -- settings for what Spark does not publish ---------------------------------------------------
+
+
+def test_pkce_is_sent_by_default(flow: FlowClient) -> None:
+    params = query(flow.start_login("/dashboard"))
+    assert params["code_challenge_method"] == "S256"
+    assert len(params["code_challenge"]) == 43
+
+
+def test_pkce_off_signs_in_without_it(
+    config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis
+) -> None:
+    """SPARK_USE_PKCE = False, for a provider that would refuse PKCE's parameters."""
+    flow = FlowClient(make_app({**config, "SPARK_USE_PKCE": False}), sandbox)
+    authorize = flow.start_login("/dashboard")
+    assert "code_challenge" not in query(authorize)
+    assert flow.callback(flow.authorize(authorize)).status_code == 302
+    assert flow.get("/dashboard").status_code == 200
+
+
+def test_pkce_off_against_a_provider_that_requires_it_fails_cleanly(
+    generic_sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> None:
+    config = {**app_config(generic_sandbox, redis_server, key_prefix), "SPARK_USE_PKCE": False}
+    flow = FlowClient(make_app(config), generic_sandbox)
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    assert query(callback)["error"] == "invalid_request"
+    response = flow.callback(callback)
+    assert response.status_code == 400
+    assert "Sign in with Flexmls" in response.get_data(as_text=True)
+
+
+def test_required_spark_claims_present(config: dict[str, Any], sandbox: SandboxServer) -> None:
+    required = ["sub", "MemberMlsId", "OfficeKey", "UserType"]
+    flow = FlowClient(make_app({**config, "SPARK_REQUIRED_CLAIMS": required}), sandbox)
+    assert flow.login("/dashboard").status_code == 302
+    assert flow.get("/dashboard").status_code == 200
+
+
+def test_a_missing_required_claim_refuses_the_sign_in_clearly(
+    config: dict[str, Any],
+    sandbox: SandboxServer,
+    redis_client: redis.Redis,
+    key_prefix: str,
+) -> None:
+    app = make_app({**config, "SPARK_REQUIRED_CLAIMS": ["sub", "MemberNickname"]})
+    flow = FlowClient(app, sandbox)
+    failures: list[str] = []
+    with login_failed.connected_to(lambda s, reason, message: failures.append(reason)):
+        response = flow.login("/dashboard")
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "MemberNickname" in text
+    assert "SPARK_REQUIRED_CLAIMS" in text
+    assert failures == ["claims_missing"]
+    _no_login_happened(flow, redis_client, key_prefix)
