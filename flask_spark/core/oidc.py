@@ -252,6 +252,11 @@ class OIDCClient:
             self._metadata, self._metadata_at = data, time.monotonic()
         return data
 
+    def published_metadata(self) -> dict[str, Any]:
+        """The discovery document exactly as the provider publishes it (no overrides, no
+        defaults filled in), for diagnostics such as ``flask spark doctor``."""
+        return self._get_json(self.config.discovery_url, "discovery")
+
     def endpoint(self, name: str) -> str | None:
         """One endpoint URL from the metadata (None when the provider has none)."""
         value = self.metadata().get(name)
