@@ -199,7 +199,7 @@ def create_blueprint() -> Blueprint:
             )
         return _no_store(redirect(current_state().config.logout_redirect))
 
-    @bp.get("/store-logout")
+    @bp.route("/store-logout", methods=["GET", "POST"])
     def store_logout() -> Any:
         """The Spark Store "Single Logout URI": signs out only on a request proven to be
         Spark's (see :mod:`.store_logout`)."""
