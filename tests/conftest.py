@@ -140,3 +140,11 @@ def app(config: dict[str, Any]) -> Flask:
 def flow(app: Flask, sandbox: SandboxServer) -> FlowClient:
     """A browser stand-in: the Flask test client plus real HTTP to the sandbox's login form."""
     return FlowClient(app, sandbox)
+
+
+@pytest.fixture
+def signed_in(flow: FlowClient) -> FlowClient:
+    """``flow``, signed in (through the sandbox) and checked on a protected view."""
+    assert flow.login("/called").status_code == 302
+    assert flow.get("/called").status_code == 200
+    return flow

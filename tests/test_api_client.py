@@ -441,6 +441,16 @@ def test_reso_paginate_walks_skiptoken_links_with_expand(
     assert sandbox.counters()["reso_calls"] - before == 2
 
 
+def fake_reso(http: FakeHTTP) -> ResoAPI:
+    """A RESO client on ``https://api.example`` that talks to ``http`` only."""
+    return ResoAPI(
+        base_url="https://api.example/Reso/OData/",
+        user_agent="tests",
+        tokens=StaticTokens("secret-token"),
+        http=http,  # type: ignore[arg-type]
+    )
+
+
 class FakeHTTP:
     """A stand-in for the pooled ``requests.Session``: canned answers, records every call."""
 
@@ -470,12 +480,7 @@ def test_reso_paginate_refuses_a_next_link_to_another_origin(evil: str) -> None:
             )
         ]
     )
-    client = ResoAPI(
-        base_url="https://api.example/Reso/OData/",
-        user_agent="tests",
-        tokens=StaticTokens("secret-token"),
-        http=http,  # type: ignore[arg-type]
-    )
+    client = fake_reso(http)
     pages = client.paginate("Property", params={"$top": 2})
     assert [next(pages)["ListingKey"], next(pages)["ListingKey"]] == ["a", "b"]
     with pytest.raises(SparkAPIError) as caught:
@@ -502,12 +507,7 @@ def test_reso_paginate_resolves_a_relative_next_link_against_the_base(
             fake_response({"value": [{"ListingKey": "b"}]}),
         ]
     )
-    client = ResoAPI(
-        base_url="https://api.example/Reso/OData/",
-        user_agent="tests",
-        tokens=StaticTokens("secret-token"),
-        http=http,  # type: ignore[arg-type]
-    )
+    client = fake_reso(http)
     assert [r["ListingKey"] for r in client.paginate("Property")] == ["a", "b"]
     assert http.calls[1][1] == expected
 
@@ -520,12 +520,7 @@ def test_reso_paginate_sends_the_next_link_exactly_as_given() -> None:
             fake_response({"value": [{"ListingKey": "b"}]}),
         ]
     )
-    client = ResoAPI(
-        base_url="https://api.example/Reso/OData/",
-        user_agent="tests",
-        tokens=StaticTokens("secret-token"),
-        http=http,  # type: ignore[arg-type]
-    )
+    client = fake_reso(http)
     assert [r["ListingKey"] for r in client.paginate("Property", params={"$top": 2})] == [
         "a",
         "b",

@@ -136,13 +136,6 @@ def app(config: dict[str, Any]) -> Flask:
     return forms_app(config)
 
 
-@pytest.fixture
-def signed_in(flow: FlowClient) -> FlowClient:
-    assert flow.login("/called").status_code == 302
-    assert flow.get("/called").status_code == 200
-    return flow
-
-
 # -- logout ----------------------------------------------------------------------------------
 
 

@@ -17,27 +17,26 @@ from flask import Flask
 from flask_spark import logged_out
 from flask_spark.sandbox import SandboxServer
 
+from .conftest import make_app
 from .helpers import MEMBER, FlowClient
-from .test_logout import authenticates, forms_app, keys, recorded, session_id
+from .test_logout import authenticates, keys, recorded, session_id
 
 PATH = "/spark/store-logout"
 _FORM = re.compile(r'<form method="post" action="([^"]+)">\s*<input type="hidden" name="([^"]+)"')
 
 
-@pytest.fixture
-def app(config: dict[str, Any]) -> Flask:
-    return forms_app(config)
-
-
-@pytest.fixture
-def signed_in(flow: FlowClient) -> FlowClient:
-    assert flow.login("/called").status_code == 302
-    assert flow.get("/called").status_code == 200
-    return flow
-
-
 def _still_signed_in(app: Flask, flow: FlowClient) -> bool:
     return authenticates(app, session_id(flow))
+
+
+def _signed_in_with(
+    config: dict[str, Any], sandbox: SandboxServer, **settings: Any
+) -> tuple[Flask, FlowClient]:
+    """An app with these settings and a browser signed in to it."""
+    app = make_app({**config, **settings})
+    flow = FlowClient(app, sandbox)
+    flow.login()
+    return app, flow
 
 
 @pytest.mark.parametrize(
@@ -138,9 +137,7 @@ def test_grant_ended_at_spark_signs_out_without_a_referer(
 def test_without_confirmation_an_unproven_request_does_nothing(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
-    app = forms_app({**config, "SPARK_STORE_LOGOUT_CONFIRM": False})
-    flow = FlowClient(app, sandbox)
-    flow.login()
+    app, flow = _signed_in_with(config, sandbox, SPARK_STORE_LOGOUT_CONFIRM=False)
     answer = flow.get(PATH)
     assert answer.status_code == 200
     assert "Still signed in" in answer.get_data(as_text=True)
@@ -151,9 +148,7 @@ def test_no_trusted_origins_when_fbs_says_no_referer_is_sent(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
     """SPARK_STORE_LOGOUT_ORIGINS = []: a Referer proves nothing; only Spark's refusal does."""
-    app = forms_app({**config, "SPARK_STORE_LOGOUT_ORIGINS": []})
-    flow = FlowClient(app, sandbox)
-    flow.login()
+    app, flow = _signed_in_with(config, sandbox, SPARK_STORE_LOGOUT_ORIGINS=[])
     answer = flow.get(PATH, headers={"Referer": sandbox.url + "/"})
     assert answer.status_code == 200
     assert authenticates(app, session_id(flow))
@@ -162,9 +157,7 @@ def test_no_trusted_origins_when_fbs_says_no_referer_is_sent(
 def test_without_verification_the_api_is_not_asked(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
-    app = forms_app({**config, "SPARK_STORE_LOGOUT_VERIFY": False})
-    flow = FlowClient(app, sandbox)
-    flow.login()
+    app, flow = _signed_in_with(config, sandbox, SPARK_STORE_LOGOUT_VERIFY=False)
     before = sandbox.counters()["api_calls"]
     assert flow.get(PATH).status_code == 200
     assert sandbox.counters()["api_calls"] == before
