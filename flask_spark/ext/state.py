@@ -35,6 +35,9 @@ class SparkState:
         self.config = config
         #: the session-cookie settings flask-spark chose because the app had not (for doctor)
         self.cookie_defaults: dict[str, Any] = {}
+        #: Flask-WTF's CSRFProtect was there at init_app and now lets the provider's
+        #: back-channel logout POST through (for doctor)
+        self.backchannel_csrf_exempt = False
         self.redis = self._connect()
         self.vault = TokenVault(config.token_keys)
         self.tokens = TokenStore(self.redis, self.vault, config.key_prefix)
