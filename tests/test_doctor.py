@@ -66,8 +66,8 @@ def rows(result: Result) -> dict[str, str]:
 
 
 def test_all_ok_against_the_sandbox_and_redis(config: dict[str, Any]) -> None:
-    # PKCE off: the production-faithful sandbox, like Spark, does not advertise it.
-    result = doctor(make(config, SPARK_USE_PKCE=False))
+    # PKCE stays on (the default): not advertised by Spark, it is noted, never a warning.
+    result = doctor(make(config))
     assert result.exit_code == 0, result.output
     assert rows(result) == dict.fromkeys(CHECKS, "OK")
     assert "All 8 checks passed." in flat(result)
@@ -82,7 +82,6 @@ def test_all_ok_in_production_mode_with_a_pinned_https_redirect_uri(
         production(
             config,
             SPARK_REDIRECT_URI="https://app.example.com/spark/callback",
-            SPARK_USE_PKCE=False,
         )
     )
     result = doctor(app, "--strict")
@@ -153,7 +152,7 @@ def test_server_name_and_https_scheme_shape_the_redirect_uri(config: dict[str, A
 def test_redirect_uri_derived_per_request_warns_outside_debug_unless_proxyfix(
     config: dict[str, Any],
 ) -> None:
-    app = make(production(config, SPARK_USE_PKCE=False))
+    app = make(production(config))
     result = doctor(app)
     assert result.exit_code == 0, result.output
     assert rows(result)["redirect uri"] == "WARN"
@@ -296,7 +295,7 @@ def test_production_faithful_sandbox_warns_about_what_spark_does_not_advertise(
     assert result.exit_code == 0, result.output  # a WARN is not a failure
     assert provider_row(result) == "WARN"
     text = flat(result)
-    assert "PKCE is sent (SPARK_USE_PKCE) but the provider does not advertise S256" in text
+    assert "PKCE is sent but not advertised" in text
     assert "single logout is on (SPARK_SINGLE_LOGOUT) but the provider advertises no" in text
     assert "requested scopes bogus are not in scopes_supported" in text
     assert "required claims MemberNickname are not in claims_supported" in text
@@ -306,10 +305,14 @@ def test_production_faithful_sandbox_warns_about_what_spark_does_not_advertise(
 
 
 def test_production_faithful_sandbox_with_matching_settings_is_ok(config: dict[str, Any]) -> None:
-    app = make(config, SPARK_USE_PKCE=False, SPARK_SCOPE="openid profile email RESO FBS")
+    app = make(config, SPARK_SCOPE="openid profile email RESO FBS")
     result = doctor(app)
     assert provider_row(result) == "OK", result.output
     assert "the provider advertises what this configuration uses" in flat(result)
+    assert "PKCE is sent but not advertised" in flat(result)  # noted, not a warning
+    quiet = doctor(make(config, SPARK_USE_PKCE=False, SPARK_SCOPE="openid profile"))
+    assert provider_row(quiet) == "OK", quiet.output
+    assert "PKCE" not in flat(quiet)
 
 
 def test_post_logout_uri_other_than_the_redirect_uri_warns(config: dict[str, Any]) -> None:

@@ -253,7 +253,8 @@ def _check_provider_features(app: Flask, state: Any) -> str:
     """Compare what this app will do with what the provider's discovery document advertises.
 
     Spark publishes less than a generic provider (no PKCE, no logout channels, no ``sid``): each
-    setting that relies on something unadvertised is a WARN naming the setting to change.
+    setting that relies on something unadvertised is a WARN naming the setting to change (PKCE,
+    on by default and harmless where ignored, is only noted).
     """
     from ..core.oidc import OIDCClient
 
@@ -268,11 +269,12 @@ def _check_provider_features(app: Flask, state: Any) -> str:
         ) from None
     warnings: list[str] = []
     fixes: list[str] = []
+    pkce = ""
     if cfg.use_pkce and "S256" not in (_advertised(meta, "code_challenge_methods_supported") or []):
-        warnings.append("PKCE is sent (SPARK_USE_PKCE) but the provider does not advertise S256")
-        fixes.append(
-            "Confirm with FBS that PKCE is honoured (a provider without it ignores the "
-            "parameters); if sign-in fails with invalid_request, set SPARK_USE_PKCE = False."
+        # Not a warning: the default, harmless where ignored (FBS's own PHP client omits it).
+        pkce = (
+            "; PKCE is sent but not advertised (a provider without it ignores it; if sign-in "
+            "fails with invalid_request, set SPARK_USE_PKCE = False)"
         )
     if cfg.single_logout and not (cfg.logout_endpoint or meta.get("end_session_endpoint")):
         warnings.append(
@@ -321,8 +323,8 @@ def _check_provider_features(app: Flask, state: Any) -> str:
         warnings.append(f"SPARK_ID_TOKEN_ALGORITHMS share nothing with {', '.join(algs)}")
         fixes.append("Allow one of the provider's id_token_signing_alg_values_supported.")
     if warnings:
-        raise Warn("; ".join(warnings) + f"; {channels}", " ".join(fixes))
-    return f"the provider advertises what this configuration uses; {channels}"
+        raise Warn("; ".join(warnings) + f"; {channels}{pkce}", " ".join(fixes))
+    return f"the provider advertises what this configuration uses; {channels}{pkce}"
 
 
 def _callback_url(app: Flask) -> str:
