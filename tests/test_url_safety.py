@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_spark.core.api import ResoAPI, RetryPolicy, SparkAPI, StaticTokens
+from flask_spark.core.api import ResoAPI, SparkAPI, StaticTokens
 from flask_spark.core.errors import UnsafeURL
 from flask_spark.core.http import pooled_session
 
@@ -99,7 +99,6 @@ def client(api: Recorder) -> SparkAPI:
         "tokens": StaticTokens(TOKEN),
         "http": pooled_session(),
         "timeout": 30.0,
-        "retry": RetryPolicy(max_retries=0),
     }
     base = f"http://{api.authority}"
     reso = ResoAPI(base_url=base + "/Reso/OData/", **common)
