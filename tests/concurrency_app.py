@@ -17,6 +17,19 @@ from flask_spark import SparkAuth, spark_api, spark_login_required, spark_user
 from tests.gunicorn_server import mark_worker_ready
 
 
+def environment(
+    sandbox_url: str, redis_url: str, key_prefix: str, token_keys: str
+) -> dict[str, str]:
+    """The environment gunicorn needs to serve this app (the test process's, plus its own)."""
+    return {
+        **os.environ,
+        "CONCURRENCY_SANDBOX_URL": sandbox_url,
+        "CONCURRENCY_REDIS_URL": redis_url,
+        "CONCURRENCY_TOKEN_KEYS": token_keys,
+        "CONCURRENCY_KEY_PREFIX": key_prefix,
+    }
+
+
 def create_app() -> Flask:
     """The app gunicorn serves; marks this worker ready once its app is built."""
     env = os.environ

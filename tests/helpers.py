@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -13,6 +15,7 @@ from werkzeug.test import TestResponse
 from flask_spark.sandbox import MEMBERS, SandboxServer
 
 MEMBER = MEMBERS[0]
+T = TypeVar("T")
 
 
 class FlowClient:
@@ -129,3 +132,21 @@ def job_handle(app: Flask, sid: str) -> str:
     with app.test_request_context(headers={"Cookie": f"session={sid}"}):
         handle: str = app.extensions["spark"].job_handle()
     return handle
+
+
+def storm_with_refresh_held(
+    sandbox: SandboxServer, send: Callable[[int], T], count: int, *, expired_calls: int
+) -> list[T]:
+    """Run ``send(0..count-1)`` at once while the provider holds the one refresh until
+    ``expired_calls`` API calls have met the expired token; their results, in order.
+
+    The race window is held open, not guessed: nothing depends on how fast the machine is.
+    """
+    start = sandbox.counters()["api_calls"]
+    with sandbox.hold("token") as gate, ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(send, i) for i in range(count)]
+        met = sandbox.wait_for_count("api_calls", start + expired_calls, timeout=120)
+        assert met, sandbox.counters()
+        assert gate.wait_arrivals(1, timeout=120)  # the one refresh, held at the provider
+        gate.release()
+        return [future.result() for future in futures]

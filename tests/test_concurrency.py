@@ -9,11 +9,9 @@ second refresh would revoke the whole sign-in and fail the requests that used it
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +22,10 @@ import requests
 from flask_spark.sandbox import SandboxServer
 from flask_spark.testing.redis_server import RedisServer
 
+from .concurrency_app import environment
 from .conftest import FERNET_KEY
 from .gunicorn_server import GunicornServer
-from .helpers import MEMBER, sign_in_over_http
+from .helpers import MEMBER, sign_in_over_http, storm_with_refresh_held
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 50
@@ -41,13 +40,7 @@ WORKER_CONNECTIONS = THREADS
 def server(
     sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
 ) -> Iterator[GunicornServer]:
-    env = {
-        **os.environ,
-        "CONCURRENCY_SANDBOX_URL": sandbox.url,
-        "CONCURRENCY_REDIS_URL": redis_server.url,
-        "CONCURRENCY_TOKEN_KEYS": FERNET_KEY,
-        "CONCURRENCY_KEY_PREFIX": key_prefix,
-    }
+    env = environment(sandbox.url, redis_server.url, key_prefix, FERNET_KEY)
     gunicorn = GunicornServer(
         "tests.concurrency_app:create_app()",
         workers=WORKERS,
@@ -98,15 +91,8 @@ def test_one_refresh_for_many_requests_across_processes(
         )
         return response.status_code, response.json() if response.ok else response.text
 
-    # The race window is held open, not guessed: the provider's token endpoint answers nobody
-    # until every request has reached the API with the expired token (and got 1020).
-    with sandbox.hold("token") as gate, ThreadPoolExecutor(max_workers=REQUESTS) as pool:
-        futures = [pool.submit(one_request, i) for i in range(REQUESTS)]
-        everyone = start["api_calls"] + REQUESTS
-        assert sandbox.wait_for_count("api_calls", everyone, timeout=120), sandbox.counters()
-        assert gate.wait_arrivals(1, timeout=120)  # the one refresh, held at the provider
-        gate.release()
-        results = [future.result() for future in futures]
+    # Every request reaches the API with the expired token (and gets 1020) before the refresh.
+    results = storm_with_refresh_held(sandbox, one_request, REQUESTS, expired_calls=REQUESTS)
     end = sandbox.counters()
 
     failures = [r for r in results if r[0] != 200]

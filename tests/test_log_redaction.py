@@ -8,7 +8,6 @@ gunicorn's default and a format with the query-string atom) are read back.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from flask_spark.core.redaction import RedactSecrets, redact
 from flask_spark.sandbox import SandboxServer
 from flask_spark.testing.redis_server import RedisServer
 
+from .concurrency_app import environment
 from .conftest import FERNET_KEY
 from .gunicorn_server import GunicornServer
 
@@ -57,13 +57,7 @@ def gunicorn_log(
     sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str, tmp_path: Path
 ) -> Iterator[tuple[GunicornServer, Path]]:
     access_log = tmp_path / "access.log"
-    env = {
-        **os.environ,
-        "CONCURRENCY_SANDBOX_URL": sandbox.url,
-        "CONCURRENCY_REDIS_URL": redis_server.url,
-        "CONCURRENCY_TOKEN_KEYS": FERNET_KEY,
-        "CONCURRENCY_KEY_PREFIX": key_prefix,
-    }
+    env = environment(sandbox.url, redis_server.url, key_prefix, FERNET_KEY)
     server = GunicornServer(
         "tests.concurrency_app:create_app()",
         workers=1,

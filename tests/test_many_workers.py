@@ -14,7 +14,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from flask_spark.testing.redis_server import RedisServer
 
 from .conftest import FERNET_KEY
 from .gunicorn_server import GunicornServer
-from .helpers import MEMBER, sign_in_over_http
+from .helpers import MEMBER, sign_in_over_http, storm_with_refresh_held
 
 pytestmark = pytest.mark.slow
 
@@ -135,15 +134,8 @@ def test_refresh_storm_across_workers_refreshes_once(
         )
         return response.status_code, pid_of(response), response.text
 
-    # The race is held open, not guessed: the token endpoint answers nobody until a request in
-    # every (sync, one-request-at-a-time) worker has met the expired token (and got 1020).
-    with sandbox.hold("token") as gate, ThreadPoolExecutor(max_workers=STORM) as pool:
-        futures = [pool.submit(one_request, i) for i in range(STORM)]
-        every_worker = start["api_calls"] + WORKERS
-        assert sandbox.wait_for_count("api_calls", every_worker, timeout=120), sandbox.counters()
-        assert gate.wait_arrivals(1, timeout=120)  # the one refresh, held at the provider
-        gate.release()
-        results = [future.result() for future in futures]
+    # A request in every (sync, one-request-at-a-time) worker meets the expired token first.
+    results = storm_with_refresh_held(sandbox, one_request, STORM, expired_calls=WORKERS)
     end = sandbox.counters()
 
     assert [status for status, _, _ in results] == [200] * STORM, results[0][2][:500]
