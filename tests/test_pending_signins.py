@@ -46,6 +46,12 @@ def test_cookie_less_requests_leave_one_short_lived_key_each_and_no_session(
     assert all(0 < redis_client.ttl(k) <= ttl for k in keys[:20])
 
 
+def test_the_binding_cookie_follows_an_app_mounted_under_a_prefix(app: Flask) -> None:
+    answer = app.test_client().get("/spark/login", base_url="http://localhost/shop")
+    assert answer.status_code == 302
+    assert "Path=/shop/spark" in answer.headers["Set-Cookie"]
+
+
 def test_one_browser_keeps_at_most_the_newest_pending_sign_ins(
     app: Flask, sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
 ) -> None:

@@ -151,7 +151,7 @@ def create_blueprint() -> Blueprint:
             BINDING_COOKIE,
             binding,
             max_age=state.config.transaction_ttl,
-            path=state.config.url_prefix,
+            path=request.script_root + state.config.url_prefix,  # mounted under a prefix too
             secure=current_app.session_interface.get_cookie_secure(current_app),
             httponly=True,
             samesite="Lax",
