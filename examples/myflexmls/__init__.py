@@ -11,21 +11,45 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Flask, abort, render_template, request, url_for
+from flask import Flask, abort, flash, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flask_spark import ResourceNotFound, SparkAuth, spark_api, spark_login_required, spark_user
+from flask_spark import (
+    ResourceNotFound,
+    SparkAuth,
+    SparkUser,
+    logged_out,
+    spark_api,
+    spark_login_required,
+    spark_user,
+)
 from flask_spark.core.config import is_loopback_host
 from flask_spark.core.errors import AuthenticationError, FilterError, SessionExpired
 
+from .market import picture
+from .searches import STATUSES, build_filter, describe
+
 PAGE_SIZE = 12
-STATUSES = ("Active", "Pending", "Closed")
+#: Pages past this are never asked for (the API would refuse them anyway).
+MAX_PAGE = 1000
 SEARCH_ARGS = ("city", "status", "min_price", "max_price", "saved", "page")
 LISTING_FIELDS = (
     "ListingKey,ListingId,ListPrice,City,StateOrProvince,PostalCode,StreetNumber,StreetName,"
     "UnparsedAddress,BedsTotal,BathsTotal,BuildingAreaTotal,PropertySubType,MlsStatus"
 )
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Plain words for the HTTP errors the app itself answers (flask-spark's come with their own).
+HTTP_ERRORS = {
+    400: ("That request did not work", "Something in the address is not right."),
+    404: (
+        "Page not found",
+        "There is nothing here. The listing may have been removed, or the link is mistyped.",
+    ),
+    405: ("Not available like this", "This address cannot be opened directly."),
+    500: ("Something went wrong", "Something went wrong on our side; please try again."),
+    503: ("Back soon", "My Flexmls is unavailable right now; please try again in a minute."),
+}
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -64,6 +88,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         next_url = request.full_path.rstrip("?") if request.method == "GET" else None
         return render_template("signin.html", next=next_url, expired=True), 401
 
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        """404, 405, 400... in the app's own layout (the same template as flask-spark's errors)."""
+        return problem(exc.code or 500, exc.description if exc.code == 400 else None)
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc: InternalServerError) -> Any:
+        """An unhandled exception (outside debug, where the debugger shows it instead)."""
+        return problem(500)
+
+    @logged_out.connect_via(app)
+    def confirm_sign_out(sender: Flask, user: SparkUser, reason: str, **extra: Any) -> None:
+        """Say what happened on the next page: flask-spark redirects to SPARK_LOGOUT_REDIRECT."""
+        if request and request.endpoint == "spark.revoke":
+            flash("My Flexmls is disconnected from your Flexmls account, and you are signed out.")
+        elif request and request.endpoint == "spark.logout":
+            flash("You are signed out. See you soon!")
+
     @app.get("/")
     def index() -> str:
         return render_template("index.html")
@@ -81,18 +123,36 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 "$select": "ListingKey,UnparsedAddress,City,StateOrProvince,ListPrice",
             },
         )
-        return render_template("dashboard.html", account=account, homes=homes.value)
+        mine = spark_api.get(
+            "my/listings",
+            params={"_limit": 25, "_pagination": 1, "_select": "ListPrice,MlsStatus"},
+        )
+        total = (mine.pagination or {}).get("TotalRows")
+        market = picture([r.get("StandardFields", {}) for r in mine.results], total)
+        return render_template("dashboard.html", account=account, homes=homes.value, market=market)
+
+    @app.get("/disconnect")
+    @spark_login_required
+    def disconnect() -> str:
+        """Ask first: the form on this page posts to flask-spark's revoke view (no JavaScript)."""
+        return render_template("disconnect.html")
 
     @app.get("/listings")
     @spark_login_required
-    def listings() -> str:
+    def listings() -> Any:
         form = {
             "city": request.args.get("city", "").strip()[:60],
             "status": request.args.get("status", "Active"),
             "min_price": request.args.get("min_price", "").strip()[:15],
             "max_price": request.args.get("max_price", "").strip()[:15],
         }
-        page = max(1, request.args.get("page", 1, type=int) or 1)
+        if form["status"] not in (*STATUSES, "Any"):
+            abort(
+                400,
+                f"There is no listing status called {form['status'][:30]!r}: choose "
+                f"{', '.join(STATUSES)} or Any.",
+            )
+        page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
         params: dict[str, Any] = {
             "_limit": PAGE_SIZE,
             "_page": page,
@@ -102,10 +162,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         }
         saved = None
         saved_id = request.args.get("saved", "")
-        if _KEY.match(saved_id):
+        if saved_id:
+            if not _KEY.match(saved_id):
+                abort(404)
             try:
                 saved = spark_api.get(f"savedsearches/{saved_id}").first()
             except ResourceNotFound:
+                abort(404)
+            if saved is None:
                 abort(404)
         spark_filter = saved.get("Filter") if saved else build_filter(form)
         if spark_filter:
@@ -123,6 +187,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         def page_url(number: int) -> str:
             return url_for("listings", **{**query, "page": number})
 
+        last = int(pagination.get("TotalPages") or 1)
+        if page > last:  # "page 999 of 16": show the last page, at its own address
+            return redirect(page_url(last))
         return render_template(
             "listings.html",
             form=form,
@@ -132,6 +199,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             page=page,
             page_url=page_url,
             saved=saved,
+            described=describe(saved.get("Filter")) if saved else None,
+            photos={},
             back=urlencode(query),
             error=error,
         )
@@ -151,7 +220,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @spark_login_required
     def saved_searches() -> str:
         searches = spark_api.get("savedsearches").results
-        return render_template("saved_searches.html", searches=searches)
+        return render_template("saved_searches.html", searches=searches, describe=describe)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -160,19 +229,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def build_filter(form: dict[str, str]) -> str:
-    """A SparkQL ``_filter`` from the search form (values validated, strings quoted)."""
-    clauses: list[str] = []
-    if form["status"] in STATUSES:
-        clauses.append(f"MlsStatus Eq '{form['status']}'")
-    city = re.sub(r"[^A-Za-z .-]", "", form["city"]).strip()
-    if city:
-        clauses.append(f"City Eq '{city}'")
-    for field, op in (("min_price", "Ge"), ("max_price", "Le")):
-        value = form[field].replace(",", "").replace("$", "")
-        if value.isdigit():
-            clauses.append(f"ListPrice {op} {int(value)}.0")
-    return " And ".join(clauses)
+def problem(status: int, detail: str | None = None) -> Any:
+    """An error page in the app's layout (``spark/error.html``), or JSON for API clients."""
+    title, message = HTTP_ERRORS.get(status, HTTP_ERRORS[500 if status >= 500 else 400])
+    if request.accept_mimetypes.best == "application/json":
+        return {"error": title, "message": detail or message}, status
+    page = render_template(
+        "spark/error.html", status=status, title=title, message=detail or message, code=""
+    )
+    return page, status
 
 
 def back_to_listings() -> str:

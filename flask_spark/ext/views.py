@@ -17,7 +17,7 @@ from ..core.redis_client import REDIS_DOWN
 from ..core.transactions import LoginTransaction
 from ..core.user import AnonymousUser, SparkUser
 from . import signals
-from .context import csrf_field_name, csrf_valid, current_state
+from .context import csrf_field_name, csrf_valid, current_state, is_logged_in
 from .responses import error_response, handle_store_down, store_unavailable
 from .session_interface import BINDING_KEY, LOGOUT_STATE_KEY, SESSION_KEY
 from .signin import start_session
@@ -250,6 +250,11 @@ def _complete_login(state: SparkState) -> BaseResponse:
             reason="state_missing",
         )
     txn = state.transactions.pop(txn_state)
+    if txn is None and is_logged_in():
+        # A reload of (or Back onto) a used callback: already signed in, so go to the landing
+        # page; nothing about the session changes.
+        log.info("Unknown or used sign-in response while signed in: to the landing page.")
+        return redirect(state.config.login_default_next)
     if txn is None:
         raise LoginError(
             "This sign-in response is unknown, expired or already used; please sign in again.",
