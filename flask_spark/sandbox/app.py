@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import account_views, admin, logout, oidc_views, reso, spark_api
+from . import account_views, admin, home, logout, oidc_views, reso, spark_api
 from .auth import EXTENSION_KEY, ODataError, SparkAPIError
 from .provider import create_authorization_server
 from .state import (
@@ -50,7 +50,15 @@ def create_sandbox_app(
     app.extensions[EXTENSION_KEY] = state
     app.extensions[oidc_views.SERVER_KEY] = create_authorization_server(state)
 
-    blueprints = (oidc_views.bp, logout.bp, account_views.bp, admin.bp, spark_api.bp, reso.bp)
+    blueprints = (
+        home.bp,
+        oidc_views.bp,
+        logout.bp,
+        account_views.bp,
+        admin.bp,
+        spark_api.bp,
+        reso.bp,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
