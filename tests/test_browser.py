@@ -1,4 +1,5 @@
-"""A real browser through the example app: Playwright drives headless Chromium (Debian's package).
+"""A real browser through the example app: Playwright drives headless Chromium (Debian's package,
+another system Chromium or Chrome, or Playwright's own download: see ``tests/chromium.py``).
 
 Home → "Sign in with Flexmls" → the sandbox's own login and consent pages → dashboard → listing
 search with pagination → a property → sign out. On every page, page scripts must not be able to
@@ -9,7 +10,6 @@ read a token or the session cookie. Screenshots land in a temporary folder, or w
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -26,6 +26,7 @@ from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.testing import sandbox_config
 from flask_spark.testing.redis_server import RedisServer
 
+from .chromium import INSTALL_HINT, find_chromium
 from .conftest import FERNET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,12 +47,11 @@ pytestmark = pytest.mark.browser
 
 
 def chromium_path() -> str:
-    """Debian's chromium on PATH; a missing browser is a failure, not a skip."""
-    found = shutil.which("chromium")
+    """A system Chromium/Chrome or Playwright's; a missing browser is a failure, not a skip."""
+    found = find_chromium()
     if not found:
         pytest.fail(
-            "chromium is not on PATH: the browser test needs Debian's chromium package. "
-            "Run ./scripts/test, which installs it (apt-get install chromium), then rerun pytest.",
+            f"No Chromium for the browser test: {INSTALL_HINT} (./scripts/test does this).",
             pytrace=False,
         )
     return found

@@ -423,7 +423,7 @@ def _token_keys(
         if dev_key_file:
             log.warning(
                 "SPARK_TOKEN_KEYS is not set: using the development key kept in %s (debug "
-                "only; sign-ins survive restarts). Set SPARK_TOKEN_KEYS before deploying.",
+                "only). Set SPARK_TOKEN_KEYS before deploying.",
                 dev_key_file,
             )
             return (development_key(dev_key_file),), False
