@@ -18,7 +18,7 @@ from flask import Flask, abort
 from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.testing.redis_server import free_port
 
-from .helpers import FlowClient, query
+from .helpers import FlowClient, closed_port, query
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBER = MEMBERS[0]
@@ -321,6 +321,55 @@ def test_property_detail_and_back_link(signed_in: FlowClient) -> None:
     back = re.search(r'class="back" href="([^"]+)"', page)
     assert back is not None
     assert back.group(1) in ("/listings?city=Bismarck&page=2", "/listings?page=2&city=Bismarck")
+
+
+def test_listing_photos_from_reso_media(signed_in: FlowClient, sandbox: SandboxServer) -> None:
+    """Cards show each listing's first RESO ``Media`` photo (one RESO call per page), and the
+    property page all of its photos, in order, with their descriptions."""
+    calls = sandbox.counters()["reso_calls"]
+    page = text(signed_in.get("/listings?city=Fargo"))
+    found = cards(page)
+    assert sandbox.counters()["reso_calls"] == calls + 1
+    photos = [re.search(r'<img src="([^"]+)"', card) for card in found]
+    assert all(photos)
+    for match in photos:
+        assert match is not None
+        assert match.group(1).startswith(sandbox.url + "/photos/")
+        assert match.group(1).endswith("/1.svg")  # the first in Order
+    assert requests.get(photos[0].group(1), timeout=10).status_code == 200  # type: ignore[union-attr]
+    href = re.search(r'class="card listing" href="/property/(\w+)', page)
+    assert href is not None
+    detail = text(signed_in.get(f"/property/{href.group(1)}"))
+    gallery = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', detail)
+    assert len(gallery) >= 2
+    assert [url.rsplit("/", 1)[1] for url, _ in gallery] == [
+        f"{n}.svg" for n in range(1, len(gallery) + 1)
+    ]
+    assert gallery[0][1] == "Front of the home"
+    assert f"{len(gallery)} photos" in detail
+
+
+def test_listings_without_photos_still_work(config: dict[str, Any], sandbox: SandboxServer) -> None:
+    """The RESO Web API is unreachable: the cards show a drawn house, not an empty block."""
+    flow = FlowClient(
+        load_example(
+            {
+                **config,
+                "SPARK_RESO_BASE_URL": f"http://127.0.0.1:{closed_port()}/Reso/OData/",
+                "SPARK_RETRY_MAX": 0,
+            }
+        ),
+        sandbox,
+    )
+    flow.login()
+    response = flow.get("/listings?city=Fargo")
+    assert response.status_code == 200
+    found = cards(text(response))
+    assert len(found) == 12
+    for card in found:
+        assert "<img" not in card
+        assert 'class="photo none"' in card
+        assert '<svg class="house"' in card
 
 
 def test_property_not_found(signed_in: FlowClient) -> None:

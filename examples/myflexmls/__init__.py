@@ -11,12 +11,13 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Flask, abort, flash, redirect, render_template, request, url_for
+from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_spark import (
     ResourceNotFound,
+    SparkAPIError,
     SparkAuth,
     SparkUser,
     logged_out,
@@ -200,7 +201,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             page_url=page_url,
             saved=saved,
             described=describe(saved.get("Filter")) if saved else None,
-            photos={},
+            photos=card_photos(results),
             back=urlencode(query),
             error=error,
         )
@@ -214,7 +215,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             home = spark_api.reso.get(f"Property('{key}')").value
         except ResourceNotFound:
             abort(404)
-        return render_template("property.html", home=home, back_url=back_to_listings())
+        try:
+            media = spark_api.reso.get(f"Property('{key}')/Media").value
+        except ResourceNotFound:
+            media = []
+        except SparkAPIError as exc:  # photos are a nicety: the page works without them
+            if isinstance(exc, AuthenticationError):
+                raise
+            app.logger.info("No photos for %s: %s", key, exc.message)
+            media = []
+        return render_template(
+            "property.html", home=home, photos=photo_urls(media), back_url=back_to_listings()
+        )
 
     @app.get("/saved-searches")
     @spark_login_required
@@ -227,6 +239,55 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return {"status": "ok", "user": spark_user.id or "anonymous"}
 
     return app
+
+
+def card_photos(results: list[Any]) -> dict[str, str]:
+    """Each listing's first photo (RESO ``Media``), by ListingKey: one RESO call per page.
+
+    Photos are a nicety: when the call fails (or a listing has none) the card shows a drawn
+    house instead, and the page still works.
+    """
+    keys = [str(r.get("StandardFields", {}).get("ListingKey") or "") for r in results]
+    keys = [k for k in keys if _KEY.match(k)]
+    if not keys:
+        return {}
+    try:
+        found = spark_api.reso.get(
+            "Property",
+            params={
+                "$filter": " or ".join(f"ListingKey eq '{k}'" for k in keys),
+                "$select": "ListingKey",
+                "$expand": "Media",
+                "$top": len(keys),
+            },
+        )
+    except SparkAPIError as exc:
+        if isinstance(exc, AuthenticationError):
+            raise
+        current_app.logger.info("No listing photos: %s", exc.message)
+        return {}
+    photos = {}
+    for record in found.value or []:
+        urls = photo_urls(record.get("Media"))
+        if urls and isinstance(record.get("ListingKey"), str):
+            photos[record["ListingKey"]] = urls[0][0]
+    return photos
+
+
+def photo_urls(media: Any) -> list[tuple[str, str]]:
+    """``(url, description)`` of a listing's RESO ``Media`` photos, in their ``Order``
+    (http(s) URLs only)."""
+    records = media if isinstance(media, list) else []
+    photos = [
+        m
+        for m in records
+        if isinstance(m, dict)
+        and m.get("MediaCategory", "Photo") == "Photo"
+        and isinstance(m.get("MediaURL"), str)
+        and m["MediaURL"].startswith(("https://", "http://"))
+    ]
+    photos.sort(key=lambda m: m.get("Order") if isinstance(m.get("Order"), int) else 0)
+    return [(m["MediaURL"], str(m.get("ShortDescription") or "")) for m in photos]
 
 
 def problem(status: int, detail: str | None = None) -> Any:

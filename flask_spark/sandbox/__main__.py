@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         "signs out at the provider (e.g. http://127.0.0.1:5000/spark/backchannel-logout)",
     )
     parser.add_argument(
+        "--generic",
+        action="store_true",
+        help="act as a generic OpenID provider (PKCE required, iss, sid, front-/back-channel "
+        "logout) instead of mirroring sparkplatform.com",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow binding a non-loopback interface (the sandbox has no real security)",
@@ -138,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         post_logout_redirect_uris=args.post_logout_redirect_uris,
         frontchannel_logout_uri=args.frontchannel_logout_uri,
         backchannel_logout_uri=args.backchannel_logout_uri,
+        generic=args.generic,
     )
     return 0
 

@@ -24,6 +24,7 @@ SECTIONS = (
     ("/openid/", "OpenID provider"),
     ("/v1/", "Spark API"),
     ("/Reso/", "RESO Web API"),
+    ("/photos/", "Listing photos (the Media records' MediaURL, no token needed)"),
     ("/_sandbox/", "Admin (JSON, loopback callers only)"),
 )
 

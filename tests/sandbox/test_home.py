@@ -27,7 +27,8 @@ def test_home_page_lists_members_endpoints_faults_and_docs(sandbox: SandboxServe
         "/openid/token",
         "/v1/my/account",
         "/v1/listings/<listing_id>",
-        "/Reso/OData/{Property,Member,Office}",
+        "/Reso/OData/{Property,Member,Office",
+        "/photos/<listing_key>/<order>.svg",
         "/_sandbox/faults",
     ):
         assert f"<code>{path}" in page, path
