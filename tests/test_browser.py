@@ -134,6 +134,16 @@ def assert_fits(page: Any) -> None:
     assert not found["spills"], f"{where}: content spills out of {found['spills']}"
 
 
+def shoot(page: Any, name: str) -> None:
+    """A screenshot cropped to the page's content: no blank area below a short page."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": 200})
+    try:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+
+
 class Guard:
     """Checks, page by page, that scripts see no token and no session cookie."""
 
@@ -214,19 +224,19 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             page.goto(url + "/")
             expect(page.get_by_role("heading", level=1)).to_contain_text("Flexmls")
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "home.png"))
+            shoot(page, "home")
 
             # "Sign in with Flexmls" → the sandbox's own login page; a first try is cancelled.
             page.locator("main").get_by_role("link", name="Sign in with Flexmls").click()
             page.wait_for_url(lambda u: u.startswith(sandbox.url))
             expect(page.get_by_role("heading", level=1)).to_have_text("Sign in with Flexmls")
-            page.screenshot(path=str(SCREENSHOTS / "signin.png"))
+            shoot(page, "signin")
             page.get_by_role("button", name="Sign in").click()
             page.get_by_role("button", name="Deny").click()
             page.wait_for_url(lambda u: u.startswith(url + "/spark/callback"))
             expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in cancelled")
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "cancelled.png"))
+            shoot(page, "cancelled")
 
             # Again, as another member, and allowed this time.
             page.get_by_role("link", name="Try signing in again").click()
@@ -246,7 +256,7 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             expect(account).to_contain_text(MEMBER.office_name)
             expect(account).to_contain_text(MEMBER.email)
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+            shoot(page, "dashboard")
             signed_in_sid = {c["name"]: c["value"] for c in context.cookies(url)}["session"]
 
             # Listing search through _filter, with pagination.
@@ -263,7 +273,7 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             for text in cards.all_inner_texts():
                 assert "Fargo" in text
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "listings.png"), full_page=True)
+            shoot(page, "listings")
             page.get_by_role("link", name="Next").click()
             expect(count).to_contain_text("page 2 of")
             expect(page.get_by_label("City")).to_have_value("Fargo")
@@ -275,7 +285,7 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             expect(page.get_by_role("heading", level=1)).to_be_visible()
             expect(page.locator(".price").first).to_contain_text("$")
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "property.png"), full_page=True)
+            shoot(page, "property")
 
             # Sign out: the form POST; back on the signed-out home page.
             page.get_by_role("button", name="Sign out").click()
