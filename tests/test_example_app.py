@@ -554,3 +554,9 @@ def test_the_demo_command_serves_the_app() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    printed = process.stdout.read().decode()  # type: ignore[union-attr]
+    # The truth about debug mode (the app runs in debug, and Flask's banner agrees) and ports.
+    assert "Debug mode is on" in printed
+    assert "Debug mode: on" in printed
+    assert "Debug mode: off" not in printed
+    assert f"Ports: PORT={port} SANDBOX_PORT={sandbox_port}" in printed
