@@ -237,6 +237,20 @@ def test_app_without_sparkauth(config: dict[str, Any]) -> None:
     assert "flask-spark is not initialised" in flat(result)
 
 
+def real_flask(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``flask <args>`` in ``folder``, with no SPARK_* or FLASK_* variables but ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "FLASK_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "flask", *args],
+        cwd=folder,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_the_real_flask_command_reports_a_broken_app(tmp_path: Path) -> None:
     """``flask --app`` with a factory that raises SparkConfigError: a table, not a traceback."""
@@ -254,16 +268,7 @@ def test_the_real_flask_command_reports_a_broken_app(tmp_path: Path) -> None:
             """
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "FLASK_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "brokenapp:create_app", "spark", "doctor"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = real_flask(tmp_path, "--app", "brokenapp:create_app", "spark", "doctor")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "FAIL  configuration" in done.stdout
@@ -290,23 +295,16 @@ def test_the_real_flask_command_finds_app_py_and_says_each_warning_once(
             """
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "FLASK_"))}
-    env.update(
+    done = real_flask(
+        tmp_path,
+        "spark",
+        "doctor",
         SPARK_CLIENT_ID=sandbox.client_id,
         SPARK_CLIENT_SECRET=sandbox.client_secret,
         SPARK_ISSUER=sandbox.issuer,
         SPARK_USER_AGENT="DoctorTest",
         SPARK_REDIS_URL=redis_server.url,
         FLASK_DEBUG="1",  # as `flask --debug run` serves it
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "spark", "doctor"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
