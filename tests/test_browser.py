@@ -319,16 +319,27 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000
 
 
+def fits_every_phone(page: Any) -> None:
+    """The current page fits each phone width (then the viewport is the phone's again)."""
+    for width in PHONE_WIDTHS:
+        page.set_viewport_size({"width": width, "height": PHONE["height"]})
+        assert_fits(page)
+    page.set_viewport_size(PHONE)
+
+
 def sign_in_in_browser(page: Any, url: str, sandbox: SandboxServer) -> None:
-    """The browser flow, checking that the sandbox's own pages fit the current viewport."""
-    page.goto(url + "/dashboard")
+    """The browser flow on a phone: the signed-out pages and the sandbox's own pages fit."""
+    page.goto(url + "/")
+    fits_every_phone(page)
+    page.goto(url + "/dashboard")  # "Please sign in"
+    fits_every_phone(page)
     page.locator("main").get_by_role("link", name="Sign in with Flexmls").click()
     page.wait_for_url(lambda u: u.startswith(sandbox.url))
-    assert_fits(page)
+    fits_every_phone(page)
     page.get_by_label(MEMBER.name).check()
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Allow").wait_for()
-    assert_fits(page)
+    fits_every_phone(page)
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(url + "/dashboard")
 
@@ -380,11 +391,8 @@ def test_every_page_fits_a_phone_and_a_desktop(
             for name, address in pages.items():
                 page.set_viewport_size(PHONE)
                 page.goto(address)
-                for width in PHONE_WIDTHS:
-                    page.set_viewport_size({"width": width, "height": PHONE["height"]})
-                    assert_fits(page)
+                fits_every_phone(page)
                 if name in ("dashboard", "listings", "property"):
-                    page.set_viewport_size(PHONE)
                     page.screenshot(path=str(SCREENSHOTS / f"phone-{name}.png"))
                 page.set_viewport_size(DESKTOP)
                 assert_fits(page)

@@ -167,7 +167,7 @@ def test_error_pages_in_the_app_layout(config: dict[str, Any], sandbox: SandboxS
     in_layout(signed_in.get("/boom/500"), 500, "Something went wrong")
     in_layout(signed_in.get("/boom/503"), 503, "Back soon")
     assert signed_in.get("/nope", headers={"Accept": "application/json"}).json == {
-        "error": "Page not found",
+        "error": "not_found",
         "message": HTTP_ERROR_404,
     }
 

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_spark import (
@@ -294,7 +295,8 @@ def problem(status: int, detail: str | None = None) -> Any:
     """An error page in the app's layout (``spark/error.html``), or JSON for API clients."""
     title, message = HTTP_ERRORS.get(status, HTTP_ERRORS[500 if status >= 500 else 400])
     if request.accept_mimetypes.best == "application/json":
-        return {"error": title, "message": detail or message}, status
+        code = HTTP_STATUS_CODES.get(status, "error").lower().replace(" ", "_")
+        return {"error": code, "message": detail or message}, status
     page = render_template(
         "spark/error.html", status=status, title=title, message=detail or message, code=""
     )
