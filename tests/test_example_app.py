@@ -128,9 +128,9 @@ def test_reloading_the_callback_while_signed_in_goes_to_the_dashboard(
     sid = signed_in.cookie()
     replay = signed_in.callback(callback)
     assert replay.status_code == 302
-    assert replay.headers["Location"] == "/"  # SPARK_LOGIN_DEFAULT_NEXT, the landing page
+    assert replay.headers["Location"] == "/dashboard"  # SPARK_LOGIN_DEFAULT_NEXT
     assert signed_in.cookie() == sid
-    assert "Sign-in failed" not in text(signed_in.get("/"))
+    assert "Sign-in failed" not in text(signed_in.get("/dashboard"))
 
 
 # -- errors in the app's layout --------------------------------------------------------------

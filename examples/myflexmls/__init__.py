@@ -60,6 +60,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update({k: v for k, v in os.environ.items() if k.startswith("SPARK_")})
     app.config.setdefault("SECRET_KEY", os.environ.get("FLASK_SECRET_KEY", "dev-only-secret"))
     app.config.setdefault("SPARK_USER_AGENT", "MyFlexmlsExample")
+    app.config.setdefault("SPARK_LOGIN_DEFAULT_NEXT", "/dashboard")  # the landing page
     app.config.update(config or {})
     if os.environ.get("BEHIND_PROXY"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
