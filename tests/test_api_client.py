@@ -652,20 +652,26 @@ def test_not_found_propagates_as_typed_error_outside_a_request(
 
 
 def test_one_token_read_per_request_however_many_calls(user: FlowClient, app: Flask) -> None:
-    """A view making two calls decrypts the token record once (a per-request cache)."""
+    """A view making two calls decrypts the token record once, read with the session."""
     state = app.extensions["spark.state"]
     reads: list[str] = []
-    original = state.tokens.load
+    decrypted: list[str] = []
+    load, open_ = state.tokens.load, state.vault.open
 
     def counting_load(sid: str) -> Any:
         reads.append(sid)
-        return original(sid)
+        return load(sid)
 
-    state.tokens.load = counting_load
+    def counting_open(blob: bytes, sid: str) -> Any:
+        decrypted.append(sid)
+        return open_(blob, sid)
+
+    state.tokens.load, state.vault.open = counting_load, counting_open
     try:
         response = user.get("/two-calls")
     finally:
-        del state.tokens.load
+        del state.tokens.load, state.vault.open
     assert response.status_code == 200
     assert response.json == {"account": MEMBER.name, "listings": 2}
-    assert reads == [user.cookie()]
+    assert decrypted == [user.cookie()]
+    assert reads == [], "the record came with the session: no separate read"

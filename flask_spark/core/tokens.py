@@ -147,7 +147,18 @@ class TokenStore:
 
     def load(self, sid: str) -> TokenSet | None:
         """Read and decrypt the record of ``sid`` (None if absent, tampered or foreign)."""
-        blob = self.redis.hget(self.key(sid), "d")
+        return self.open(sid, self.redis.hget(self.key(sid), "d"))
+
+    def queue_load(self, pipeline: Any, sid: str) -> None:
+        """Queue the read of ``sid``'s sealed record on ``pipeline`` (its answer: the blob).
+
+        The session interface reads the record in the same round trip as the session; the
+        record's key shares the session's hash slot, so this holds on Redis Cluster too.
+        """
+        pipeline.hget(self.key(sid), "d")
+
+    def open(self, sid: str, blob: bytes | None) -> TokenSet | None:
+        """Decrypt a sealed record of ``sid`` read elsewhere (None if absent or not sid's)."""
         if not blob:
             return None
         return self.vault.open(blob, sid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Request, request
@@ -42,9 +43,13 @@ class ServerSession(SecureCookieSession):
         sid: str,
         from_store: bool = False,
         store_unavailable: bool = False,
+        token_blob: bytes | None = None,
     ) -> None:
         super().__init__(initial)
         self.sid = sid
+        #: the sealed token record, read in the same Redis round trip as the session; never
+        #: part of the session data, taken (once) by this request's API client
+        self.token_blob = token_blob
         #: loaded from Redis: a write-back must not recreate a key deleted meanwhile
         self.from_store = from_store
         #: Redis was down when the request came in: the session is empty and never saved
@@ -63,6 +68,7 @@ class SparkSessionInterface(SessionInterface):
         key_prefix: str = "session:",
         idle_timeout: int = 7200,
         short_lived: tuple[frozenset[str], int] | None = None,
+        prefetch: Callable[[Any, str], None] | None = None,
     ) -> None:
         self.client = client
         self.key_prefix = key_prefix
@@ -70,6 +76,9 @@ class SparkSessionInterface(SessionInterface):
         #: (keys, ttl): a session holding nothing but these keys lives only ``ttl`` seconds
         #: (a sign-in that was started and not finished must not hold Redis memory for long).
         self.short_lived = short_lived
+        #: queues the read of the session's token record on the pipeline that reads the
+        #: session (``TokenStore.queue_load``): one round trip for both
+        self.prefetch = prefetch
 
     def store_key(self, sid: str) -> str:
         """The Redis key of session ``sid``; the hash tag keeps it in the slot of its tokens."""
@@ -85,17 +94,32 @@ class SparkSessionInterface(SessionInterface):
         if not sid or not _SID.fullmatch(sid):
             return ServerSession(sid=self.new_sid())
         try:
-            raw = self.client.getex(self.store_key(sid), ex=self.idle_timeout)
+            raw, blob = self._read(sid)
         except REDIS_DOWN as exc:
             log.error("Session store unavailable: %s", type(exc).__name__)
             return ServerSession(sid=self.new_sid(), store_unavailable=True)
         data = self._decode(raw)
         if data is None:  # unknown, expired or unreadable: a new id, never the one offered
             return ServerSession(sid=self.new_sid())
-        session = ServerSession(data, sid=sid, from_store=True)
+        session = ServerSession(data, sid=sid, from_store=True, token_blob=blob)
         if self._short_lived_ttl(session) is not None:
             session.modified = True  # written back with its short TTL, not the idle one
         return session
+
+    def _read(self, sid: str) -> tuple[Any, Any]:
+        """The session (its read renews the idle TTL) and, in the same round trip, its tokens.
+
+        A non-transactional pipeline: the two keys share a hash slot, so a Redis Cluster sends
+        both commands to one node in one write.
+        """
+        key = self.store_key(sid)
+        if self.prefetch is None:
+            return self.client.getex(key, ex=self.idle_timeout), None
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.getex(key, ex=self.idle_timeout)
+        self.prefetch(pipeline, sid)
+        raw, blob = pipeline.execute()
+        return raw, blob
 
     def _decode(self, raw: bytes | None) -> dict[str, Any] | None:
         if raw is None:
@@ -161,4 +185,5 @@ class SparkSessionInterface(SessionInterface):
         self.client.delete(self.store_key(session.sid))
         session.sid = self.new_sid()
         session.from_store = False
+        session.token_blob = None
         session.modified = True

@@ -44,6 +44,12 @@ class SparkState:
             key_prefix=config.session_key_prefix,
             idle_timeout=config.session_idle_timeout,
         )
+        if (
+            isinstance(self.session_interface, SparkSessionInterface)
+            and self.session_interface.client is self.redis
+            and self.session_interface.prefetch is None
+        ):  # the token record comes in the session's round trip (same Redis, same slot)
+            self.session_interface.prefetch = self.tokens.queue_load
         self.registry = SessionRegistry(
             self.redis,
             config.key_prefix,
@@ -156,7 +162,17 @@ class SessionTokenSource:
             and not cached.expires_within(self.state.manager.skew)
         ):
             return cached.access_token
-        return self._guard(lambda: self.state.manager.current(self.sid)).access_token
+        blob = self._prefetched() if cached is None else None
+        return self._guard(lambda: self.state.manager.current(self.sid, blob)).access_token
+
+    def _prefetched(self) -> bytes | None:
+        """The record read with this request's session, taken once (None: read it from Redis)."""
+        if not self.in_request or getattr(session, "sid", None) != self.sid:
+            return None
+        blob: bytes | None = getattr(session, "token_blob", None)
+        if blob is not None:
+            session.token_blob = None  # type: ignore[attr-defined]
+        return blob
 
     def refresh(self, rejected: str) -> str:
         """A new token after the API refused ``rejected`` (1020 or an invalid token)."""
