@@ -67,7 +67,8 @@ class SparkState:
             on_session_end=self._session_ended,
         )
         self.retry = RetryPolicy(config.retry_max, config.retry_backoff, config.retry_max_time)
-        self._http = ProcessLocal(pooled_session)
+        api_hosts = (config.api_base_url, config.reso_base_url)
+        self._http = ProcessLocal(lambda: pooled_session(hosts=api_hosts))
 
     def _connect(self) -> Any:
         cfg = self.config
