@@ -29,7 +29,7 @@ class Recorder(ThreadingHTTPServer):
         self.targets: list[str] = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 server.targets.append(self.path)
                 body = b'{"ok": true}'
                 self.send_response(200)
