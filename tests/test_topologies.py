@@ -357,3 +357,15 @@ def test_ready_client_object_is_used_as_is(
     app.config.update(config)
     SparkAuth(app)
     assert app.extensions["spark.state"].redis is ready
+
+
+def test_a_client_that_decodes_responses_is_refused_with_the_fix(
+    sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> None:
+    config = app_config(sandbox, redis_server, key_prefix)
+    del config["SPARK_REDIS_URL"]
+    config["SPARK_REDIS"] = redis_server.client(decode_responses=True)
+    app = Flask(__name__)
+    app.config.update(config)
+    with pytest.raises(SparkConfigError, match="decode_responses=False"):
+        SparkAuth(app)
