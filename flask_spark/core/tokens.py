@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -68,6 +68,10 @@ def expires_at(response: dict[str, Any], now: float | None = None) -> float:
     return (time.time() if now is None else now) + lifetime
 
 
+_ABSENT = object()
+#: The fields of a TokenSet that have a default, and their default.
+_DEFAULTS = {f.name: f.default for f in fields(TokenSet) if f.default is not MISSING}
+
 #: The first byte of every Fernet token (its version); base64 text starts with ``g``.
 _FERNET_VERSION = b"\x80"
 
@@ -91,7 +95,10 @@ class TokenVault:
 
     def seal(self, tokens: TokenSet) -> bytes:
         """Encrypt a record; the session id inside binds it to its session."""
-        plain = json.dumps(asdict(tokens), separators=(",", ":")).encode()
+        # Fields at their default (version 1, no scope, no unverified id_token) are left out:
+        # every byte counts in Redis, and a record is read back with the same defaults.
+        record = {k: v for k, v in asdict(tokens).items() if _DEFAULTS.get(k, _ABSENT) != v}
+        plain = json.dumps(record, separators=(",", ":")).encode()
         return base64.urlsafe_b64decode(self._fernet.encrypt(plain))
 
     def seal_probe(self) -> bytes:
