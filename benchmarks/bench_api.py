@@ -125,7 +125,6 @@ def bench_server(label: str, sandbox_url: str, redis_url: str, calls: int) -> di
         tokens=pooled.tokens,  # same token source: only the connection handling differs
         http=FreshConnections(),  # type: ignore[arg-type,unused-ignore]
         timeout=pooled.timeout,
-        retry=pooled.retry,
     )
     assert pooled.get("my/account").first()["Id"] == MEMBERS[0].id
     assert fresh.get("my/account").first()["Id"] == MEMBERS[0].id

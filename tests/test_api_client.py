@@ -28,7 +28,6 @@ from flask_spark import (
 )
 from flask_spark.core.api import (
     ResoAPI,
-    RetryPolicy,
     SparkAPI,
     StaticTokens,
     parse_reso,
@@ -534,7 +533,6 @@ def echo_client(url: str, user_agent: str = "my-app/1.0") -> SparkAPI:
         user_agent=user_agent,
         tokens=StaticTokens("tok-123"),
         http=pooled_session(),
-        retry=RetryPolicy(max_retries=0),
     )
 
 

@@ -15,10 +15,10 @@ import pytest
 import redis
 import requests
 from flask import Flask
+from urllib3.response import HTTPResponse
 
-import flask_spark.core.api as api_module
+import flask_spark.core.retry as retry_module
 from flask_spark import RateLimited, token_refreshed
-from flask_spark.core.api import RetryPolicy
 from flask_spark.core.errors import ProviderError, SessionExpired, TokenExpired
 from flask_spark.core.refresh import TokenManager
 from flask_spark.core.tokens import TokenSet
@@ -522,7 +522,7 @@ def test_threads_of_one_process_refresh_once(
 
 
 class VirtualClock:
-    """Replaces the client's ``time`` module: sleeps are recorded and advance a virtual clock."""
+    """Replaces the retry policy's ``time`` module: sleeps are recorded and advance a clock."""
 
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -542,7 +542,7 @@ class VirtualClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     clock = VirtualClock()
-    monkeypatch.setattr(api_module, "time", clock)
+    monkeypatch.setattr(retry_module, "time", clock)
     return clock
 
 
@@ -617,15 +617,32 @@ def test_5xx_get_retried_with_exponential_backoff_and_jitter(
         assert 0 <= slept <= 1.0 * 2**attempt
 
 
-def test_backoff_is_full_jitter_doubling() -> None:
-    policy = RetryPolicy(max_retries=5, backoff=0.5, max_time=60)
-    for attempt in range(4):
-        samples = [policy.delay(attempt, None) for _ in range(2000)]
-        cap = 0.5 * 2**attempt
-        assert all(0 <= s <= cap for s in samples)
-        assert 0.4 * cap < sum(samples) / len(samples) < 0.6 * cap  # spread, not constant
-    assert policy.delay(2, 3.5) == 3.5
-    assert policy.delay(0, -1) == 0.0
+def _waits(retry_after: str | None = None, retries: int = 4) -> list[float]:
+    """The waits urllib3's pool would take before each retry of a GET answered 503."""
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    policy = retry_module.api_retry(max_retries=5, backoff=0.5, max_time=60)
+    waits = []
+    for _ in range(retries):
+        answer = HTTPResponse(body=b"", status=503, headers=headers)
+        policy = policy.increment("GET", "/v1/listings", response=answer)
+        waits.append(policy.next_wait)
+    return waits
+
+
+def test_backoff_doubles_with_jitter() -> None:
+    chains = [_waits() for _ in range(500)]
+    assert all(chain[0] == 0.0 for chain in chains)  # urllib3 retries the first time at once
+    for n in range(1, 4):
+        samples = [chain[n] for chain in chains]
+        base = 0.5 * 2 ** (n - 1)
+        assert all(base <= s <= base + 0.5 <= 0.5 * 2**n for s in samples)
+        assert max(samples) - min(samples) > 0.25  # jittered, not constant
+    assert _waits("3.5") == [3.5] * 4  # Retry-After wins, fractional seconds too
+    assert _waits("-1", retries=1) == [0.0]
+    assert _waits("Wed, 21 Oct 2015 07:28:00 GMT", retries=1) == [0.0]  # a date in the past
+    first, second = _waits("soon", retries=2)  # unreadable: the backoff, not an error
+    assert first == 0.0
+    assert 0.5 <= second <= 1.0
 
 
 def test_writes_are_never_retried(

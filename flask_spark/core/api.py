@@ -1,16 +1,13 @@
 """Clients for the Spark API and the RESO Web API, free of Flask.
 
 They add the bearer token and Spark's headers, parse the ``D`` envelope and OData bodies into
-response objects, map error codes to :mod:`flask_spark.errors`, retry idempotent calls on rate
-limiting and 5xx with backoff, and on 401 + code 1020 refresh the token once and retry once.
+response objects, map error codes to :mod:`flask_spark.core.errors`, and on 401 + code 1020
+refresh the token once and retry once. Transport retries (rate limiting, 5xx) are urllib3's,
+mounted on the HTTP session they are given (see :mod:`flask_spark.core.retry`).
 """
 
 from __future__ import annotations
 
-import email.utils
-import logging
-import random
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,10 +22,7 @@ from .errors import (
     api_error_class,
     numeric_code,
 )
-
-log = logging.getLogger("flask_spark")
-
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+from .retry import retry_after_seconds
 
 
 class TokenSource(Protocol):
@@ -54,21 +48,6 @@ class StaticTokens:
     def refresh(self, rejected: str) -> str | None:
         """No refresh: the API's refusal is final."""
         return None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries of idempotent calls: count, first backoff (doubled, full jitter), total time."""
-
-    max_retries: int = 3
-    backoff: float = 0.5
-    max_time: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        if retry_after is not None:
-            return max(0.0, retry_after)
-        return random.uniform(0, self.backoff * (2**attempt))
 
 
 @dataclass
@@ -106,21 +85,6 @@ class ResoResponse:
 
     def __len__(self) -> int:
         return len(self.value) if isinstance(self.value, list) else 1
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _json(response: requests.Response) -> Any:
@@ -190,12 +154,18 @@ def error_from_response(response: requests.Response, service: str) -> SparkAPIEr
         "body": body,
     }
     if cls is RateLimited:
-        return RateLimited(text, retry_after=_retry_after(response), **kwargs)
+        return RateLimited(
+            text, retry_after=retry_after_seconds(response.headers.get("Retry-After")), **kwargs
+        )
     return cls(text, **kwargs)
 
 
 class BaseClient:
-    """What both APIs share: headers, bearer token, retries, 1020 handling."""
+    """What both APIs share: headers, bearer token, 1020 handling.
+
+    ``http`` is a ``requests.Session``; its adapter's urllib3 ``Retry`` does the transport
+    retries (:func:`flask_spark.core.retry.api_retry` for the extension's clients).
+    """
 
     service = "API"
 
@@ -207,14 +177,12 @@ class BaseClient:
         tokens: TokenSource,
         http: requests.Session,
         timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.user_agent = user_agent
         self.tokens = tokens
         self.http = http
         self.timeout = timeout
-        self.retry = retry or RetryPolicy()
 
     def url(self, path: str) -> str:
         """An absolute URL under the base URL; absolute URLs must stay on the API's origin."""
@@ -243,47 +211,18 @@ class BaseClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> requests.Response:
-        """Send one call (retries, refresh-once-on-1020 included); the raw 2xx response."""
+        """Send one call (refresh-once-on-1020 included); the raw 2xx response."""
         method = method.upper()
         url = self.url(path)
         token = self.tokens.access_token()
-        response = self._with_retries(method, url, token, params, json)
+        response = self._send(method, url, token, params, json)
         if response.status_code == 401 and _token_refused(response):
             fresh = self.tokens.refresh(token)
             if fresh is not None:
-                response = self._with_retries(method, url, fresh, params, json)
+                response = self._send(method, url, fresh, params, json)
         if response.status_code >= 400:
             raise error_from_response(response, self.service)
         return response
-
-    def _with_retries(
-        self,
-        method: str,
-        url: str,
-        token: str,
-        params: Mapping[str, Any] | None,
-        body: Any,
-    ) -> requests.Response:
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            response = self._send(method, url, token, params, body)
-            if method not in _IDEMPOTENT or not self._retryable(response):
-                return response
-            if attempt >= self.retry.max_retries:
-                return response
-            delay = self.retry.delay(attempt, _retry_after(response))
-            if time.monotonic() - started + delay > self.retry.max_time:
-                return response
-            log.info(
-                "%s answered HTTP %s; retry %d in %.2fs",
-                self.service,
-                response.status_code,
-                attempt + 1,
-                delay,
-            )
-            time.sleep(delay)
-            attempt += 1
 
     def _send(
         self,
@@ -322,10 +261,6 @@ class BaseClient:
         import json
 
         return json.dumps(body).encode()
-
-    @staticmethod
-    def _retryable(response: requests.Response) -> bool:
-        return bool(response.status_code == 429 or response.status_code >= 500)
 
 
 def _token_refused(response: requests.Response) -> bool:

@@ -96,7 +96,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "SPARK_LOCK_WAIT": (30.0, "Seconds a request waits for another's refresh to finish."),
     "SPARK_RETRY_MAX": (3, "Retries of an idempotent API call on rate limiting or 5xx."),
-    "SPARK_RETRY_BACKOFF": (0.5, "First backoff in seconds; doubled per retry, with jitter."),
+    "SPARK_RETRY_BACKOFF": (
+        0.5,
+        "Backoff in seconds: retry n waits up to this x 2^(n-1) (urllib3's backoff + jitter).",
+    ),
     "SPARK_RETRY_MAX_TIME": (30.0, "Total seconds of retry waiting at the most."),
     "SPARK_SESSION_IDLE_TIMEOUT": (7200, "Seconds of inactivity after which a session ends."),
     "SPARK_SESSION_LIFETIME": (43200, "Absolute seconds a sign-in lasts, however active."),

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies, select_proxy
+from urllib3.util.retry import Retry
 
 T = TypeVar("T")
 
@@ -31,9 +32,10 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def pooled_adapter(pool_size: int = 32) -> HTTPAdapter:
-    """A keep-alive connection pool; transport retries are the caller's choice (none here)."""
-    return HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+def pooled_adapter(pool_size: int = 32, retries: Retry | int = 0) -> HTTPAdapter:
+    """A keep-alive connection pool; transport ``retries`` are the caller's choice (none by
+    default)."""
+    return HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=retries)
 
 
 def pooled_session(

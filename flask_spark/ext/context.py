@@ -7,7 +7,7 @@ import secrets
 import time
 from typing import Any
 
-from flask import current_app, g, session, url_for
+from flask import Flask, current_app, g, session, url_for
 
 from ..core.api import SparkAPI
 from ..core.errors import LoginRequired, SparkConfigError
@@ -108,6 +108,24 @@ def csrf_valid(given: str | None) -> bool:
         return True
     expected = session.get(CSRF_KEY)
     return isinstance(expected, str) and secrets.compare_digest(expected, given)
+
+
+#: The provider's server-to-server POST: it carries a signed logout_token, never a CSRF token.
+BACKCHANNEL_ENDPOINT = "spark.backchannel_logout"
+
+
+def exempt_backchannel_from_csrf(app: Flask) -> bool:
+    """Exempt the back-channel logout view from Flask-WTF's ``CSRFProtect`` if the app has it.
+
+    Through its public ``exempt()``; False when the app has no ``CSRFProtect`` yet (one set up
+    after ``SparkAuth(app)`` must exempt the view itself; ``flask spark doctor`` says how).
+    """
+    csrf = app.extensions.get("csrf")
+    view = app.view_functions.get(BACKCHANNEL_ENDPOINT)
+    if csrf is None or view is None or not hasattr(csrf, "exempt"):
+        return False
+    csrf.exempt(view)
+    return True
 
 
 def login_url(next: str | None = None) -> str:

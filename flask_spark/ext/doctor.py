@@ -142,6 +142,14 @@ def _check_config(app: Flask) -> str:
             f"unknown keys {', '.join(unknown)} are ignored",
             "Check their spelling against the configuration reference.",
         )
+    state = app.extensions["spark.state"]
+    if "csrf" in app.extensions and not state.backchannel_csrf_exempt:
+        raise Warn(
+            "Flask-WTF's CSRFProtect was set up after SparkAuth(app): unless exempted, it "
+            "refuses the provider's back-channel logout (a server-to-server POST)",
+            "Set up CSRFProtect(app) before SparkAuth(app), or call "
+            "csrf.exempt('flask_spark.ext.views.backchannel_logout').",
+        )
     given = sum(1 for k in DEFAULTS if app.config.get(k) is not None)
     return f"valid ({given} SPARK_* keys set, {_mode(app)} mode); issuer {cfg.issuer}"
 

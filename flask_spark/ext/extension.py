@@ -16,7 +16,7 @@ from ..core.errors import SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
 from . import signals
 from .cli import spark_cli
-from .context import current_state, login_url
+from .context import current_state, exempt_backchannel_from_csrf, login_url
 from .responses import handle_spark_error, has_handler, wants_json
 from .session_interface import BINDING_KEY, SparkSessionInterface
 from .signout import end_user_sessions
@@ -57,6 +57,7 @@ class SparkAuth:
         app.extensions["spark"] = self
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
+        state.backchannel_csrf_exempt = exempt_backchannel_from_csrf(app)
         register_template_helpers(app)
         if "spark" not in app.cli.commands:
             app.cli.add_command(spark_cli)

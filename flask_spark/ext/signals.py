@@ -6,7 +6,7 @@ from blinker import Namespace
 
 _signals = Namespace()
 
-#: A user signed in: ``user`` (a :class:`~flask_spark.user.SparkUser`).
+#: A user signed in: ``user`` (a :class:`~flask_spark.SparkUser`).
 logged_in = _signals.signal("spark-logged-in")
 #: A sign-in was rejected: ``reason`` (short code) and ``message``.
 login_failed = _signals.signal("spark-login-failed")

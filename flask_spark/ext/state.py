@@ -10,14 +10,15 @@ from urllib.parse import quote
 
 from flask import Flask, session
 
-from ..core.api import ResoAPI, RetryPolicy, SparkAPI, StaticTokens
+from ..core.api import ResoAPI, SparkAPI, StaticTokens
 from ..core.config import SparkConfig
 from ..core.errors import SessionExpired, SessionStoreUnavailable
-from ..core.http import ProcessLocal, pooled_session
+from ..core.http import ProcessLocal, pooled_adapter, pooled_session
 from ..core.oidc import OIDCClient
 from ..core.redis_client import REDIS_DOWN, embedded_redis, redis_from_url
 from ..core.refresh import TokenManager
 from ..core.registry import SessionRegistry
+from ..core.retry import api_retry
 from ..core.tokens import TokenSet, TokenStore, TokenVault
 from ..core.transactions import TransactionStore
 from . import signals
@@ -34,6 +35,9 @@ class SparkState:
         self.config = config
         #: the session-cookie settings flask-spark chose because the app had not (for doctor)
         self.cookie_defaults: dict[str, Any] = {}
+        #: Flask-WTF's CSRFProtect was there at init_app and now lets the provider's
+        #: back-channel logout POST through (for doctor)
+        self.backchannel_csrf_exempt = False
         self.redis = self._connect()
         self.vault = TokenVault(config.token_keys)
         self.tokens = TokenStore(self.redis, self.vault, config.key_prefix)
@@ -66,9 +70,7 @@ class SparkState:
             on_refresh=self._refreshed,
             on_session_end=self._session_ended,
         )
-        self.retry = RetryPolicy(config.retry_max, config.retry_backoff, config.retry_max_time)
-        api_hosts = (config.api_base_url, config.reso_base_url)
-        self._http = ProcessLocal(lambda: pooled_session(hosts=api_hosts))
+        self._http = ProcessLocal(self._api_session)
 
     def _connect(self) -> Any:
         cfg = self.config
@@ -83,6 +85,13 @@ class SparkState:
             self.app.instance_path,
         )
         return client
+
+    def _api_session(self) -> Any:
+        """A pooled session whose adapter retries idempotent calls (urllib3's ``Retry``)."""
+        cfg = self.config
+        retries = api_retry(cfg.retry_max, cfg.retry_backoff, cfg.retry_max_time)
+        hosts = (cfg.api_base_url, cfg.reso_base_url)  # their proxies resolved once
+        return pooled_session(pooled_adapter(retries=retries), hosts=hosts)
 
     @property
     def http(self) -> Any:
@@ -99,7 +108,6 @@ class SparkState:
             "tokens": source,
             "http": self.http,
             "timeout": self.config.http_timeout,
-            "retry": self.retry,
         }
         reso = ResoAPI(base_url=self.config.reso_base_url, **common)
         return SparkAPI(base_url=self.config.api_base_url, reso=reso, **common)
@@ -112,8 +120,7 @@ class SparkState:
             tokens=StaticTokens(tokens.access_token),
             http=self.http,
             timeout=self.config.http_timeout,
-            retry=RetryPolicy(max_retries=0),
-        )
+        )  # a DELETE: never retried by the pool
         client.delete(f"oauth2/token/{quote(tokens.access_token, safe='')}")
 
     # -- hooks -----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Template helpers, available in every template once ``SparkAuth`` is initialised:
 
-- ``spark_user``: the signed-in :class:`~flask_spark.user.SparkUser`, or an anonymous user;
+- ``spark_user``: the signed-in :class:`~flask_spark.SparkUser`, or an anonymous user;
 - ``spark_logged_in``: True when someone is signed in;
 - ``spark_login_url(next=None)``: the sign-in URL (``next``: where to land afterwards);
 - ``spark_logout_url()``: where the sign-out form posts;
