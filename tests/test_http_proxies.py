@@ -46,21 +46,21 @@ class Recorder(ThreadingHTTPServer):
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
 
 @pytest.fixture
 def api() -> Iterator[Recorder]:
-    server = Recorder()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with Recorder() as server:
+        yield server
 
 
 @pytest.fixture
 def proxy() -> Iterator[Recorder]:
-    server = Recorder()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with Recorder() as server:
+        yield server
 
 
 @pytest.fixture

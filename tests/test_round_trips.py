@@ -99,3 +99,28 @@ def test_a_visitor_without_a_cookie_costs_no_round_trip(
     app: Flask = make_app(config)
     browser = app.test_client()
     assert round_trips(proxy, lambda: browser.get("/")) == 0
+
+
+def test_the_record_read_with_the_session_never_enters_the_session_data(
+    config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    app: Flask = make_app(config)
+    seen: list[dict[str, Any]] = []
+
+    @app.get("/peek")
+    def peek() -> str:
+        seen.append(dict(session))
+        session["touched"] = True  # written back: what is written is the session data only
+        return "ok"
+
+    flow = FlowClient(app, sandbox)
+    flow.login()
+    sid = flow.cookie()
+    assert flow.get("/peek").status_code == 200
+    blob = redis_client.hget(f"{key_prefix}tok:{{{sid}}}", "d")
+    stored = redis_client.get(f"{key_prefix}session:{{{sid}}}")
+    assert blob
+    assert stored
+    assert b'"touched":true' in stored
+    assert blob not in stored
+    assert all(not isinstance(value, bytes) for value in seen[0].values())

@@ -22,7 +22,7 @@ from ..core.retry import api_retry
 from ..core.tokens import TokenSet, TokenStore, TokenVault
 from ..core.transactions import TransactionStore
 from . import signals
-from .session_interface import SparkSessionInterface
+from .session_interface import SESSION_KEY, SparkSessionInterface
 
 log = logging.getLogger("flask_spark")
 
@@ -174,8 +174,16 @@ class SessionTokenSource:
         return self._guard(lambda: self.state.manager.current(self.sid, blob)).access_token
 
     def _prefetched(self) -> bytes | None:
-        """The record read with this request's session, taken once (None: read it from Redis)."""
-        if not self.in_request or getattr(session, "sid", None) != self.sid:
+        """The record read with this request's session, taken once (None: read it from Redis).
+
+        Only while the session is still the one it was read with, and still signed in (a
+        sign-out earlier in the request leaves the record to Redis, where it is gone).
+        """
+        if (
+            not self.in_request
+            or getattr(session, "sid", None) != self.sid
+            or SESSION_KEY not in session
+        ):
             return None
         blob: bytes | None = getattr(session, "token_blob", None)
         if blob is not None:
