@@ -48,6 +48,26 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
     return sandbox_server
 
 
+@pytest.fixture(scope="session")
+def generic_sandbox_server() -> Iterator[SandboxServer]:
+    """The sandbox as a generic OpenID provider (logout channels, sid, iss, required PKCE)."""
+    server = SandboxServer(generic=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def generic_sandbox(generic_sandbox_server: SandboxServer) -> SandboxServer:
+    """The generic-provider sandbox, reset for this test.
+
+    A module testing what Spark does not advertise switches to it by overriding ``sandbox``
+    with ``def sandbox(generic_sandbox): return generic_sandbox``.
+    """
+    generic_sandbox_server.reset()
+    return generic_sandbox_server
+
+
 @pytest.fixture
 def key_prefix() -> str:
     """A Redis key prefix of this test's own, so tests never see each other's keys."""
@@ -120,3 +140,11 @@ def app(config: dict[str, Any]) -> Flask:
 def flow(app: Flask, sandbox: SandboxServer) -> FlowClient:
     """A browser stand-in: the Flask test client plus real HTTP to the sandbox's login form."""
     return FlowClient(app, sandbox)
+
+
+@pytest.fixture
+def signed_in(flow: FlowClient) -> FlowClient:
+    """``flow``, signed in (through the sandbox) and checked on a protected view."""
+    assert flow.login("/called").status_code == 302
+    assert flow.get("/called").status_code == 200
+    return flow

@@ -366,6 +366,22 @@ def test_paginate_with_skiptoken(user: FlowClient, sandbox: SandboxServer) -> No
     assert api_calls(sandbox) - before == 3  # 20 + 20 + 10, then SkipToken is null
 
 
+def test_paginate_with_skip_walks_offsets(user: FlowClient, sandbox: SandboxServer) -> None:
+    """``_skip`` pages answer ``CurrentOffset`` (no ``CurrentPage``): paginate walks offsets."""
+    before = api_calls(sandbox)
+    response = user.post(
+        "/paginate",
+        json={
+            "path": "listings",
+            "params": {"_filter": f"City Eq '{CITY}'", "_skip": 5},
+            "page_size": 20,
+        },
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json["ids"] == [r["Id"] for r in CITY_ROWS[5:]]
+    assert api_calls(sandbox) - before == 3  # offsets 5, 25, 45
+
+
 # -- RESO Web API ------------------------------------------------------------------------------
 
 
@@ -382,7 +398,7 @@ def test_reso_collection_with_top_and_count(user: FlowClient, sandbox: SandboxSe
     assert out["count"] == len(data.properties())
     assert out["raw"]["@odata.context"].endswith("$metadata#Property")
     assert out["next_link"].startswith(sandbox.url + "/Reso/OData/Property?")
-    assert "$skip=5" in out["next_link"]
+    assert "$skiptoken=" in out["next_link"]
     assert sandbox.counters()["reso_calls"] == 1
 
 
@@ -409,6 +425,29 @@ def test_reso_paginate_follows_next_link(user: FlowClient, sandbox: SandboxServe
     )
     assert bounded.json["keys"] == [r["Id"] for r in CITY_ROWS[:20]]
     assert sandbox.counters()["reso_calls"] - before == 1
+
+
+def test_reso_paginate_walks_skiptoken_links_with_expand(
+    user: FlowClient, sandbox: SandboxServer
+) -> None:
+    """Production-style nextLinks (opaque ``$skiptoken``, ``$expand`` kept) are walked to the end;
+    the sandbox refuses a link that was rebuilt, so every page arriving proves they were not."""
+    params = {"$filter": f"City eq '{CITY}'", "$top": 25, "$expand": "Media"}
+    before = sandbox.counters()["reso_calls"]
+    response = user.post("/reso/paginate", json={"path": "Property", "params": params})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json["keys"] == [r["Id"] for r in CITY_ROWS]
+    assert sandbox.counters()["reso_calls"] - before == 2
+
+
+def fake_reso(http: FakeHTTP) -> ResoAPI:
+    """A RESO client on ``https://api.example`` that talks to ``http`` only."""
+    return ResoAPI(
+        base_url="https://api.example/Reso/OData/",
+        user_agent="tests",
+        tokens=StaticTokens("secret-token"),
+        http=http,  # type: ignore[arg-type]
+    )
 
 
 class FakeHTTP:
@@ -440,12 +479,7 @@ def test_reso_paginate_refuses_a_next_link_to_another_origin(evil: str) -> None:
             )
         ]
     )
-    client = ResoAPI(
-        base_url="https://api.example/Reso/OData/",
-        user_agent="tests",
-        tokens=StaticTokens("secret-token"),
-        http=http,  # type: ignore[arg-type]
-    )
+    client = fake_reso(http)
     pages = client.paginate("Property", params={"$top": 2})
     assert [next(pages)["ListingKey"], next(pages)["ListingKey"]] == ["a", "b"]
     with pytest.raises(SparkAPIError) as caught:
@@ -472,14 +506,25 @@ def test_reso_paginate_resolves_a_relative_next_link_against_the_base(
             fake_response({"value": [{"ListingKey": "b"}]}),
         ]
     )
-    client = ResoAPI(
-        base_url="https://api.example/Reso/OData/",
-        user_agent="tests",
-        tokens=StaticTokens("secret-token"),
-        http=http,  # type: ignore[arg-type]
-    )
+    client = fake_reso(http)
     assert [r["ListingKey"] for r in client.paginate("Property")] == ["a", "b"]
     assert http.calls[1][1] == expected
+
+
+def test_reso_paginate_sends_the_next_link_exactly_as_given() -> None:
+    link = "https://api.example/Reso/OData/Property?$top=2&$skiptoken=st1%2Bab%2Fc%3D%3D"
+    http = FakeHTTP(
+        [
+            fake_response({"value": [{"ListingKey": "a"}], "@odata.nextLink": link}),
+            fake_response({"value": [{"ListingKey": "b"}]}),
+        ]
+    )
+    client = fake_reso(http)
+    assert [r["ListingKey"] for r in client.paginate("Property", params={"$top": 2})] == [
+        "a",
+        "b",
+    ]
+    assert http.calls[1][1] == link  # not decoded, re-encoded or rebuilt from parameters
 
 
 # -- headers -----------------------------------------------------------------------------------

@@ -287,7 +287,7 @@ def test_reso_forced_odata_errors(
     assert exc.body == {"error": {"code": str(code), "message": "Forced error"}}
 
 
-def test_reso_token_errors_come_in_the_d_envelope(app: Flask, sandbox: SandboxServer) -> None:
+def test_reso_token_errors_come_in_odata_form(app: Flask, sandbox: SandboxServer) -> None:
     client = SparkAPI(
         base_url=app.config["SPARK_API_BASE_URL"],
         user_agent="tests",
@@ -303,7 +303,7 @@ def test_reso_token_errors_come_in_the_d_envelope(app: Flask, sandbox: SandboxSe
         http=client.http,
     )
     exc = expect(AuthenticationError, lambda: reso.get("Property"), status=401, code=1000)
-    assert exc.body["D"]["Code"] == 1000
+    assert exc.body == {"error": {"code": "1000", "message": "Invalid session token"}}
 
 
 # -- an unhandled API error inside a view -------------------------------------------------------

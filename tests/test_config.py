@@ -143,6 +143,38 @@ def test_defaults_are_spark_production() -> None:
     assert cfg.scope == "openid"
     assert cfg.token_endpoint_auth_method == "client_secret_post"
     assert cfg.token_request_format == "form"
+    assert cfg.use_pkce is True
+    assert cfg.required_claims == ("sub",)
+    assert cfg.store_logout_origins == ("https://sparkplatform.com",)
+    assert cfg.store_logout_verify is True
+    assert cfg.store_logout_confirm is True
+    assert cfg.post_logout_redirect_uri is None  # the redirect URI, as Spark requires
+
+
+def test_settings_for_unpublished_facts_from_environment_strings() -> None:
+    cfg = production(
+        SPARK_USE_PKCE="false",
+        SPARK_REQUIRED_CLAIMS="sub, MemberMlsId",
+        SPARK_STORE_LOGOUT_ORIGINS="https://SparkPlatform.com:443/openid, https://x.example:8443",
+    )
+    assert cfg.use_pkce is False
+    assert cfg.required_claims == ("sub", "MemberMlsId")
+    assert cfg.store_logout_origins == ("https://sparkplatform.com", "https://x.example:8443")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SPARK_REQUIRED_CLAIMS", [""]),
+        ("SPARK_REQUIRED_CLAIMS", {"sub": True}),
+        ("SPARK_STORE_LOGOUT_ORIGINS", ["sparkplatform.com"]),
+        ("SPARK_STORE_LOGOUT_ORIGINS", "ftp://sparkplatform.com"),
+        ("SPARK_STORE_LOGOUT_ORIGINS", 5),
+    ],
+)
+def test_bad_unpublished_fact_settings_name_the_key(key: str, value: Any) -> None:
+    with pytest.raises(SparkConfigError, match=key):
+        production(**{key: value})
 
 
 def test_every_key_has_a_default_and_a_doc() -> None:

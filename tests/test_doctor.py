@@ -25,6 +25,7 @@ CHECKS = (
     "redis",
     "token keys",
     "discovery",
+    "provider features",
     "redirect uri",
     "user agent",
     "session cookie",
@@ -65,10 +66,11 @@ def rows(result: Result) -> dict[str, str]:
 
 
 def test_all_ok_against_the_sandbox_and_redis(config: dict[str, Any]) -> None:
+    # PKCE stays on (the default): not advertised by Spark, it is noted, never a warning.
     result = doctor(make(config))
     assert result.exit_code == 0, result.output
     assert rows(result) == dict.fromkeys(CHECKS, "OK")
-    assert "All 7 checks passed." in flat(result)
+    assert "All 8 checks passed." in flat(result)
     assert "issuer " + config["SPARK_ISSUER"] + " matches" in flat(result)
     assert "X-SparkApi-User-Agent: flask-spark-tests" in flat(result)
 
@@ -76,7 +78,12 @@ def test_all_ok_against_the_sandbox_and_redis(config: dict[str, Any]) -> None:
 def test_all_ok_in_production_mode_with_a_pinned_https_redirect_uri(
     config: dict[str, Any],
 ) -> None:
-    app = make(production(config, SPARK_REDIRECT_URI="https://app.example.com/spark/callback"))
+    app = make(
+        production(
+            config,
+            SPARK_REDIRECT_URI="https://app.example.com/spark/callback",
+        )
+    )
     result = doctor(app, "--strict")
     assert result.exit_code == 0, result.output
     assert "https://app.example.com/spark/callback (from SPARK_REDIRECT_URI" in flat(result)
@@ -90,7 +97,7 @@ def test_redis_unreachable_fails(config: dict[str, Any]) -> None:
     assert rows(result)["redis"] == "FAIL"
     assert f"cannot reach {closed}" in flat(result)
     assert "fix: Start Redis, or point SPARK_REDIS_URL" in flat(result)
-    assert "1 of 7 checks failed." in flat(result)
+    assert "1 of 8 checks failed." in flat(result)
     # The other checks still ran.
     assert rows(result)["discovery"] == "OK"
 
@@ -261,3 +268,74 @@ def test_the_real_flask_command_reports_a_broken_app(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "FAIL  configuration" in done.stdout
     assert "SPARK_TOKEN_KEYS is not set" in done.stdout
+
+
+# -- the provider's advertised features against the configuration ------------------------------
+
+
+def provider_row(result: Result) -> str:
+    """The status of the "provider features" row."""
+    for line in result.output.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[1].startswith("provider features "):
+            return parts[0]
+    raise AssertionError(result.output)
+
+
+def test_production_faithful_sandbox_warns_about_what_spark_does_not_advertise(
+    config: dict[str, Any],
+) -> None:
+    app = make(
+        config,
+        SPARK_SINGLE_LOGOUT=True,
+        SPARK_SCOPE="openid profile RESO bogus",
+        SPARK_REQUIRED_CLAIMS=["sub", "MemberMlsId", "MemberNickname"],
+    )
+    result = doctor(app)
+    assert result.exit_code == 0, result.output  # a WARN is not a failure
+    assert provider_row(result) == "WARN"
+    text = flat(result)
+    assert "PKCE is sent but not advertised" in text
+    assert "single logout is on (SPARK_SINGLE_LOGOUT) but the provider advertises no" in text
+    assert "requested scopes bogus are not in scopes_supported" in text
+    assert "required claims MemberNickname are not in claims_supported" in text
+    assert "MemberMlsId" not in text.split("required claims")[1].split(";")[0]
+    assert "only through the Spark Store Single Logout URI" in text
+    assert "set SPARK_USE_PKCE = False" in text
+
+
+def test_production_faithful_sandbox_with_matching_settings_is_ok(config: dict[str, Any]) -> None:
+    app = make(config, SPARK_SCOPE="openid profile email RESO FBS")
+    result = doctor(app)
+    assert provider_row(result) == "OK", result.output
+    assert "the provider advertises what this configuration uses" in flat(result)
+    assert "PKCE is sent but not advertised" in flat(result)  # noted, not a warning
+    quiet = doctor(make(config, SPARK_USE_PKCE=False, SPARK_SCOPE="openid profile"))
+    assert provider_row(quiet) == "OK", quiet.output
+    assert "PKCE" not in flat(quiet)
+
+
+def test_post_logout_uri_other_than_the_redirect_uri_warns(config: dict[str, Any]) -> None:
+    app = make(
+        config,
+        SPARK_USE_PKCE=False,
+        SPARK_SINGLE_LOGOUT=True,
+        SPARK_LOGOUT_ENDPOINT=config["SPARK_ISSUER"] + "/openid/logout",
+        SPARK_POST_LOGOUT_REDIRECT_URI="http://localhost/spark/logged-out",
+    )
+    result = doctor(app)
+    assert provider_row(result) == "WARN"
+    assert "Spark says they must match" in flat(result)
+
+
+def test_generic_provider_advertises_pkce_and_logout(
+    generic_sandbox: SandboxServer, redis_server: Any, key_prefix: str
+) -> None:
+    from .conftest import app_config
+
+    config = app_config(generic_sandbox, redis_server, key_prefix)
+    result = doctor(make(config, SPARK_SINGLE_LOGOUT=False))
+    assert provider_row(result) == "OK", result.output
+    assert "front- or back-channel logout advertised" in flat(result)
+    bad = doctor(make(config, SPARK_TOKEN_ENDPOINT_AUTH_METHOD="client_secret_basic"))
+    assert provider_row(bad) == "OK"

@@ -248,7 +248,8 @@ def test_userinfo_is_merged(make: Any, alt: AltProvider) -> None:
 def test_single_logout_goes_to_the_discovered_end_session_endpoint(
     make: Any, alt: AltProvider
 ) -> None:
-    _app, flow = make(SPARK_SINGLE_LOGOUT=True)
+    # This provider registers post-logout URIs of their own (Spark's is the redirect URI).
+    _app, flow = make(SPARK_SINGLE_LOGOUT=True, SPARK_POST_LOGOUT_REDIRECT_URI=POST_LOGOUT_URI)
     sign_in(flow)
     answer = sign_out(flow)
     assert answer.status_code == 302

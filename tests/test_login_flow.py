@@ -11,7 +11,9 @@ from flask import Flask
 
 from flask_spark import logged_in, login_failed
 from flask_spark.sandbox import SandboxServer
+from flask_spark.testing.redis_server import RedisServer
 
+from .conftest import app_config, make_app
 from .helpers import MEMBER, FlowClient, query
 
 
@@ -166,9 +168,33 @@ def test_bad_state_is_rejected(
     _no_login_happened(flow, redis_client, key_prefix)
 
 
+@pytest.fixture
+def generic_flow(
+    generic_sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> FlowClient:
+    """A browser against the sandbox as a generic provider (it promises RFC 9207's ``iss``)."""
+    return FlowClient(
+        make_app(app_config(generic_sandbox, redis_server, key_prefix)), generic_sandbox
+    )
+
+
+def test_no_iss_from_spark_is_fine(flow: FlowClient) -> None:
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    assert "iss" not in query(callback)  # production advertises no iss parameter
+    assert flow.callback(callback).status_code == 302
+    assert flow.get("/dashboard").status_code == 200
+
+
+def test_iss_from_a_generic_provider_is_checked(generic_flow: FlowClient) -> None:
+    callback = generic_flow.authorize(generic_flow.start_login("/dashboard"))
+    assert query(callback)["iss"] == generic_flow.sandbox.issuer
+    assert generic_flow.callback(callback).status_code == 302
+
+
 def test_missing_iss_is_rejected_when_the_provider_promises_it(
-    flow: FlowClient, redis_client: redis.Redis, key_prefix: str
+    generic_flow: FlowClient, redis_client: redis.Redis, key_prefix: str
 ) -> None:
+    flow = generic_flow
     params = dict(query(flow.authorize(flow.start_login("/dashboard"))))
     del params["iss"]
     response = flow.client.get("/spark/callback", query_string=params)
@@ -211,7 +237,7 @@ def test_provider_error_gives_friendly_page_and_no_session(
     flow: FlowClient, redis_client: redis.Redis, key_prefix: str, error: str
 ) -> None:
     callback = flow.authorize(flow.start_login("/dashboard"))
-    params = {"state": query(callback)["state"], "error": error, "iss": query(callback)["iss"]}
+    params = {"state": query(callback)["state"], "error": error}
     response = flow.client.get("/spark/callback", query_string=params)
     assert response.status_code == 400
     text = response.get_data(as_text=True)
@@ -288,3 +314,61 @@ def test_decorator_works_called(flow: FlowClient) -> None:
     assert flow.get("/called").status_code == 302
     flow.login("/called")
     assert flow.get("/called").data == b"called form works"
+
+
+# -- settings for what Spark does not publish ---------------------------------------------------
+
+
+def test_pkce_is_sent_by_default(flow: FlowClient) -> None:
+    params = query(flow.start_login("/dashboard"))
+    assert params["code_challenge_method"] == "S256"
+    assert len(params["code_challenge"]) == 43
+
+
+def test_pkce_off_signs_in_without_it(
+    config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis
+) -> None:
+    """SPARK_USE_PKCE = False, for a provider that would refuse PKCE's parameters."""
+    flow = FlowClient(make_app({**config, "SPARK_USE_PKCE": False}), sandbox)
+    authorize = flow.start_login("/dashboard")
+    assert "code_challenge" not in query(authorize)
+    assert flow.callback(flow.authorize(authorize)).status_code == 302
+    assert flow.get("/dashboard").status_code == 200
+
+
+def test_pkce_off_against_a_provider_that_requires_it_fails_cleanly(
+    generic_sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> None:
+    config = {**app_config(generic_sandbox, redis_server, key_prefix), "SPARK_USE_PKCE": False}
+    flow = FlowClient(make_app(config), generic_sandbox)
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    assert query(callback)["error"] == "invalid_request"
+    response = flow.callback(callback)
+    assert response.status_code == 400
+    assert "Sign in with Flexmls" in response.get_data(as_text=True)
+
+
+def test_required_spark_claims_present(config: dict[str, Any], sandbox: SandboxServer) -> None:
+    required = ["sub", "MemberMlsId", "OfficeKey", "UserType"]
+    flow = FlowClient(make_app({**config, "SPARK_REQUIRED_CLAIMS": required}), sandbox)
+    assert flow.login("/dashboard").status_code == 302
+    assert flow.get("/dashboard").status_code == 200
+
+
+def test_a_missing_required_claim_refuses_the_sign_in_clearly(
+    config: dict[str, Any],
+    sandbox: SandboxServer,
+    redis_client: redis.Redis,
+    key_prefix: str,
+) -> None:
+    app = make_app({**config, "SPARK_REQUIRED_CLAIMS": ["sub", "MemberNickname"]})
+    flow = FlowClient(app, sandbox)
+    failures: list[str] = []
+    with login_failed.connected_to(lambda s, reason, message: failures.append(reason)):
+        response = flow.login("/dashboard")
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "MemberNickname" in text
+    assert "SPARK_REQUIRED_CLAIMS" in text
+    assert failures == ["claims_missing"]
+    _no_login_happened(flow, redis_client, key_prefix)

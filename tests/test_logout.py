@@ -18,11 +18,11 @@ import requests
 from flask import Flask, render_template_string
 from werkzeug.test import TestResponse
 
-from flask_spark import logged_out, tokens_revoked
+from flask_spark import logged_out, login_failed, tokens_revoked
 from flask_spark.core.tokens import TokenSet
 from flask_spark.sandbox import SandboxServer
 
-from .conftest import make_app
+from .conftest import app_config, make_app
 from .helpers import MEMBER, FlowClient, closed_port, query, refresh_at_sandbox
 
 FORMS = (
@@ -30,7 +30,10 @@ FORMS = (
     "{{ logout_form() }}{{ revoke_form() }}"
 )
 _CSRF_INPUT = re.compile(r'name="spark_csrf_token" value="([^"]+)"')
-RETURN_URI = "http://localhost/spark/logged-out"
+#: Where single logout returns by default: the redirect URI, as Spark requires.
+RETURN_URI = "http://localhost/spark/callback"
+#: The dedicated return view, for providers that register post-logout URIs of their own.
+LOGGED_OUT_URI = "http://localhost/spark/logged-out"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -133,13 +136,6 @@ def app(config: dict[str, Any]) -> Flask:
     return forms_app(config)
 
 
-@pytest.fixture
-def signed_in(flow: FlowClient) -> FlowClient:
-    assert flow.login("/called").status_code == 302
-    assert flow.get("/called").status_code == 200
-    return flow
-
-
 # -- logout ----------------------------------------------------------------------------------
 
 
@@ -157,7 +153,7 @@ def test_logout_destroys_everything_and_revokes(
     assert f"{key_prefix}session:{{{old_cookie}}}" in before
     assert f"{key_prefix}tok:{{{old_cookie}}}" in before
     assert any(k.startswith(f"{key_prefix}user:") for k in before)
-    assert any(k.startswith(f"{key_prefix}psid:") for k in before)
+    assert not any(k.startswith(f"{key_prefix}psid:") for k in before)  # Spark sends no sid
     csrf = page_csrf(flow)
 
     with recorded(logged_out, tokens_revoked) as seen:
@@ -460,16 +456,9 @@ def test_revoke_at_provider_page(
 
 
 @pytest.fixture
-def slo_app(config: dict[str, Any], sandbox: SandboxServer) -> Flask:
-    sandbox.configure(post_logout_redirect_uris=[RETURN_URI])
-    return forms_app(
-        {
-            **config,
-            "SPARK_SINGLE_LOGOUT": True,
-            "SPARK_POST_LOGOUT_REDIRECT_URI": RETURN_URI,
-            "SPARK_LOGOUT_REDIRECT": "/goodbye",
-        }
-    )
+def slo_app(config: dict[str, Any]) -> Flask:
+    """Single logout with the defaults: the provider returns to the callback."""
+    return forms_app({**config, "SPARK_SINGLE_LOGOUT": True, "SPARK_LOGOUT_REDIRECT": "/goodbye"})
 
 
 def start_single_logout(app: Flask, sandbox: SandboxServer) -> tuple[FlowClient, str, str]:
@@ -513,8 +502,55 @@ def test_single_logout_round_trip(
     assert done.headers["Cache-Control"] == "no-store"
     assert keys(redis_client, key_prefix) == set()
     assert flow.get("/called").status_code == 302
-    # The state was single use.
+    # The state was single use: a replay is an unknown sign-in response, and revives nothing.
     assert flow.get(follow(back)).status_code == 400
+    assert flow.get("/called").status_code == 302
+
+
+def test_single_logout_return_without_state_is_the_sign_outs_return(
+    slo_app: Flask, sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """A provider that drops ``state`` still lands on the signed-out page, not a sign-in error."""
+    failures: list[str] = []
+    flow, _old_cookie, _location = start_single_logout(slo_app, sandbox)
+    with login_failed.connected_to(lambda s, reason, message: failures.append(reason)):
+        done = flow.get("/spark/callback")
+    assert done.status_code == 302
+    assert done.headers["Location"] == "/goodbye"
+    assert failures == []
+    assert keys(redis_client, key_prefix) == set()
+    # Without a sign-out in progress, the same bare callback is a sign-in error as before.
+    assert flow.get("/spark/callback").status_code == 400
+
+
+def test_sign_in_after_an_unfinished_single_logout_works(
+    slo_app: Flask, sandbox: SandboxServer
+) -> None:
+    """The provider never came back; the next sign-in's response is not taken for it."""
+    flow, _old_cookie, _location = start_single_logout(slo_app, sandbox)
+    assert flow.login("/called").status_code == 302
+    assert flow.get("/called").status_code == 200
+
+
+def test_dedicated_logged_out_view_with_a_generic_provider(
+    config: dict[str, Any], generic_sandbox: SandboxServer, redis_server: Any, key_prefix: str
+) -> None:
+    """A provider with registered post-logout URIs may return to ``/spark/logged-out``."""
+    generic_sandbox.configure(post_logout_redirect_uris=[LOGGED_OUT_URI])
+    app = forms_app(
+        {
+            **app_config(generic_sandbox, redis_server, key_prefix),
+            "SPARK_SINGLE_LOGOUT": True,
+            "SPARK_POST_LOGOUT_REDIRECT_URI": LOGGED_OUT_URI,
+            "SPARK_LOGOUT_REDIRECT": "/goodbye",
+        }
+    )
+    flow, _old_cookie, location = start_single_logout(app, generic_sandbox)
+    assert query(location)["post_logout_redirect_uri"] == LOGGED_OUT_URI
+    back = requests.get(location, allow_redirects=False, timeout=10)
+    assert back.headers["Location"].startswith(LOGGED_OUT_URI + "?")
+    done = flow.get(follow(back))
+    assert done.headers["Location"] == "/goodbye"
 
 
 def test_single_logout_state_is_fresh(slo_app: Flask, sandbox: SandboxServer) -> None:
@@ -555,10 +591,9 @@ def test_single_logout_return_with_bad_state(
     )
 
 
-def test_unregistered_post_logout_uri_is_refused_by_the_provider(
+def test_post_logout_uri_other_than_the_redirect_uri_is_refused_by_the_provider(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
-    sandbox.configure(post_logout_redirect_uris=[RETURN_URI])
     app = forms_app(
         {
             **config,
@@ -570,7 +605,7 @@ def test_unregistered_post_logout_uri_is_refused_by_the_provider(
     assert query(location)["post_logout_redirect_uri"] == "http://localhost/not-registered"
     refused = requests.get(location, allow_redirects=False, timeout=10)
     assert refused.status_code == 400
-    assert "not registered" in refused.text
+    assert "must match the redirect_uri" in refused.text
     assert not authenticates(app, old_cookie)
 
 

@@ -1,6 +1,8 @@
 """Logout started by the provider: front-channel (an iframe, no cookie) and back-channel
 (a signed ``logout_token``), for a user signed in from two browsers.
 
+Spark advertises neither, so these run against the sandbox as a generic OpenID provider.
+
 Real Redis, the sandbox over real HTTP; the back-channel delivery by the sandbox itself reaches
 the app served by a real werkzeug server in a thread.
 """
@@ -32,6 +34,12 @@ FRONTCHANNEL_URI = "http://localhost/spark/single-logout"
 _IFRAME = re.compile(r'<iframe src="([^"]+)"')
 #: Keys that belong to a session (a used logout token's ``jti`` marker is not one).
 SESSION_KEYS = ("session:", "tok:", "user:", "psid:", "reg:")
+
+
+@pytest.fixture
+def sandbox(generic_sandbox: SandboxServer) -> SandboxServer:
+    """OpenID logout channels exist only when the sandbox plays a generic provider."""
+    return generic_sandbox
 
 
 class Browser:

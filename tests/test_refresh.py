@@ -43,6 +43,13 @@ def app(config: dict[str, Any]) -> Flask:
         page = spark_api.post("contacts", json={"FirstName": "Retry", "LastName": "Never"})
         return {"id": page.first()["Id"]}
 
+    @app.get("/homes")
+    def homes() -> dict[str, Any]:
+        from flask_spark import spark_api
+
+        page = spark_api.reso.get("Property", params={"$top": 3, "$select": "ListingKey"})
+        return {"keys": [p["ListingKey"] for p in page]}
+
     @app.get("/contacts")
     def list_contacts() -> dict[str, Any]:
         from flask_spark import spark_api
@@ -244,6 +251,52 @@ def test_access_token_revoked_at_flexmls_is_cured_by_one_refresh(
     assert delta["refreshes"] == 1
     assert delta["api_calls"] == 2  # refused with 1000, then retried with the new token
     assert tokens_of(app, user).access_token != before.access_token
+
+
+@pytest.mark.parametrize("header", [False, True], ids=["no-www-authenticate", "www-authenticate"])
+@pytest.mark.parametrize("how", ["expired", "revoked"])
+def test_reso_odata_401_refreshes_once_and_retries_once(
+    user: FlowClient,
+    app: Flask,
+    sandbox: SandboxServer,
+    refreshes: Refreshes,
+    how: str,
+    header: bool,
+) -> None:
+    """Production's RESO API refuses a stale token as ``401 {"error": {...}}`` (OData), with or
+    without ``WWW-Authenticate``: exactly one refresh, exactly one retry, as for Spark's 1020."""
+    before = tokens_of(app, user)
+    sandbox.faults(reso_www_authenticate=header)
+    if how == "expired":
+        assert sandbox.expire_tokens(MEMBER.id) >= 1
+    else:
+        assert sandbox.state.revoke_access_token(before.access_token)
+    delta = Delta(sandbox)
+
+    response = user.get("/homes")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert len(response.json["keys"]) == 3
+    assert delta["refreshes"] == 1
+    assert delta["token_calls"] == 1
+    assert delta["reso_calls"] == 2  # refused in OData form, then the one retry
+    assert refreshes.sids == [user.cookie()]
+    assert tokens_of(app, user).access_token != before.access_token
+
+    assert user.get("/homes").status_code == 200
+    assert delta["refreshes"] == 1
+    assert delta["reso_calls"] == 3
+
+
+def test_reso_401_after_the_refresh_is_not_retried_again(
+    user: FlowClient, app: Flask, sandbox: SandboxServer
+) -> None:
+    """A token refused again right after its refresh ends in an error, not a loop."""
+    sandbox.faults(force_error_next=2, force_error={"status": 401, "code": "1000"})
+    delta = Delta(sandbox)
+    response = user.get("/homes", headers=JSON)
+    assert response.status_code == 401
+    assert delta["refreshes"] == 1
+    assert delta["reso_calls"] == 2
 
 
 def test_whole_grant_revoked_at_flexmls_ends_the_session(

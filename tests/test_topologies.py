@@ -249,9 +249,13 @@ def test_cluster_sign_in_api_refresh_and_logout(
 
 
 def test_cluster_every_command_stays_in_one_slot(
-    sandbox: SandboxServer, cluster: RedisClusterServer, key_prefix: str
+    generic_sandbox: SandboxServer, cluster: RedisClusterServer, key_prefix: str
 ) -> None:
-    """Whole life of two sessions through a recording client: no command spans two slots."""
+    """Whole life of two sessions through a recording client: no command spans two slots.
+
+    Against the generic provider, whose ``sid`` brings the provider-session index into play too.
+    """
+    sandbox = generic_sandbox
     recorder = RecordingCluster(startup_nodes=cluster.client().get_nodes(), socket_timeout=5.0)
     config = cluster_config(sandbox, cluster, key_prefix)
     del config["SPARK_REDIS_URL"]

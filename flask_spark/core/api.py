@@ -264,15 +264,20 @@ class BaseClient:
 
 
 def _token_refused(response: requests.Response) -> bool:
-    """A 401 that a refresh may cure: code 1020, or the bearer token refused as invalid.
+    """A 401 that a refresh may cure: code 1020, the bearer token refused as invalid, or a 401 in
+    the RESO API's OData form (how production answers an expired or revoked token there, with or
+    without ``WWW-Authenticate``).
 
     A token revoked at Flexmls answers 1000 with ``error='invalid_token'``: the refresh then
     either gets a working token or is refused itself, which ends the session cleanly.
     """
     body = _json(response)
-    envelope = body.get("D") if isinstance(body, dict) else None
-    if isinstance(envelope, dict) and str(envelope.get("Code")) == "1020":
-        return True
+    if isinstance(body, dict):
+        envelope = body.get("D")
+        if isinstance(envelope, dict) and str(envelope.get("Code")) == "1020":
+            return True
+        if isinstance(body.get("error"), dict):  # OData: {"error": {"code", "message"}}
+            return True
     return "invalid_token" in response.headers.get("WWW-Authenticate", "")
 
 
@@ -344,12 +349,18 @@ class SparkAPI(BaseClient):
         max_records: int | None = None,
         page_size: int = 25,
     ) -> Iterator[Any]:
-        """Every record of a collection, page after page (``_page``, or ``_skiptoken`` if given)."""
+        """Every record of a collection, page after page.
+
+        The style follows ``params``: ``_skiptoken`` (send ``""`` to start) walks the tokens the
+        answers carry; ``_skip`` walks offsets (Spark then answers ``CurrentOffset``); otherwise
+        ``_page`` walks page numbers. ``page_size`` is ``_limit`` (Spark allows 1-25).
+        """
         query = dict(params or {})
         query.setdefault("_limit", page_size)
-        use_skiptoken = "_skiptoken" in query
-        if not use_skiptoken:
+        style = "skiptoken" if "_skiptoken" in query else "skip" if "_skip" in query else "page"
+        if style != "skiptoken":
             query["_pagination"] = 1
+        if style == "page":
             query.setdefault("_page", 1)
         seen = 0
         while True:
@@ -362,16 +373,23 @@ class SparkAPI(BaseClient):
             info = page.pagination or {}
             if not page.results or (max_records is not None and seen >= max_records):
                 return
-            if use_skiptoken:
+            if style == "skiptoken":
                 token = info.get("NextSkipToken") or info.get("SkipToken")
                 if not token or token == query.get("_skiptoken"):
                     return
                 query["_skiptoken"] = token
-                continue
-            current = int(info.get("CurrentPage", query["_page"]))
-            if current >= int(info.get("TotalPages", current)):
-                return
-            query["_page"] = current + 1
+            elif style == "skip":
+                offset = numeric_code(info.get("CurrentOffset"))
+                start = int(query["_skip"]) if offset is None else offset
+                total = numeric_code(info.get("TotalRows"))
+                query["_skip"] = start + len(page.results)
+                if total is not None and query["_skip"] >= total:
+                    return
+            else:
+                current = int(info.get("CurrentPage", query["_page"]))
+                if current >= int(info.get("TotalPages", current)):
+                    return
+                query["_page"] = current + 1
 
 
 def parse_spark(response: requests.Response) -> SparkResponse:
@@ -422,7 +440,8 @@ class ResoAPI(BaseClient):
         *,
         max_records: int | None = None,
     ) -> Iterator[Any]:
-        """Every record of a collection, following ``@odata.nextLink`` (same host only)."""
+        """Every record of a collection, following ``@odata.nextLink`` exactly as given (same host
+        only): production's carry an opaque ``$skiptoken`` that must not be rebuilt."""
         page = self.get(path, params=params)
         seen = 0
         while True:

@@ -40,12 +40,35 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Single-logout URL; default: discovery's end_session_endpoint, "
         "else <issuer>/openid/logout.",
     ),
-    "SPARK_SCOPE": ("openid", "Space-separated scopes to request (openid is always included)."),
+    "SPARK_SCOPE": (
+        "openid",
+        "Space-separated scopes to request (openid is always included). Spark's discovery lists "
+        "openid profile email address phone RESO FBS: profile, email, address and phone release "
+        "those standard claims; RESO and FBS name the APIs the token may call (RESO Web API, "
+        "Spark API); what each unlocks for a given key is set by FBS: confirm it. Default openid: "
+        "FBS's examples request only openid, and Spark's own claims come with it.",
+    ),
     "SPARK_TOKEN_ENDPOINT_AUTH_METHOD": (
         "client_secret_post",
         "Client authentication: client_secret_post or client_secret_basic.",
     ),
-    "SPARK_TOKEN_REQUEST_FORMAT": ("form", "Token request body: form (RFC 6749) or json."),
+    "SPARK_TOKEN_REQUEST_FORMAT": (
+        "form",
+        "Token request body: form (RFC 6749) or json. Default form: FBS's docs show JSON, but "
+        "FBS's own PHP OpenID client sends form-encoded bodies; the sandbox accepts both.",
+    ),
+    "SPARK_USE_PKCE": (
+        True,
+        "Send PKCE (S256) with the sign-in. Default on: it protects the code, and a provider "
+        "that does not support PKCE ignores the extra parameters (RFC 7636 §5); Spark's "
+        "discovery does not advertise PKCE, so turn it off if Spark ever refuses it.",
+    ),
+    "SPARK_REQUIRED_CLAIMS": (
+        ["sub"],
+        "id_token (and userinfo) claims a sign-in must carry, e.g. ['sub', 'MemberMlsId']; one "
+        "missing refuses the sign-in with a clear message. Default ['sub']: which claims Spark "
+        "releases to a key is not published, so require only what your app cannot do without.",
+    ),
     "SPARK_REDIRECT_URI": (
         None,
         "The registered redirect URI; default: the callback's external URL.",
@@ -76,7 +99,25 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "SPARK_POST_LOGOUT_REDIRECT_URI": (
         None,
-        "The registered post-logout redirect URI; default: the logout-return view's external URL.",
+        "Where single logout returns; default: the redirect URI (the callback), because Spark "
+        "says it 'must match the redirect_uri for the client_id'. The callback recognises the "
+        "return by its state.",
+    ),
+    "SPARK_STORE_LOGOUT_ORIGINS": (
+        None,
+        "Origins whose navigations to the Spark Store Single Logout URI (/spark/store-logout) "
+        "sign the browser out, proven by the request's Origin or Referer header; default: the "
+        "issuer's origin. [] when FBS confirms it sends no Referer.",
+    ),
+    "SPARK_STORE_LOGOUT_VERIFY": (
+        True,
+        "When /spark/store-logout cannot prove its caller, ask the Spark API whether the "
+        "session's token still works and sign out only if Spark refused it (and its refresh).",
+    ),
+    "SPARK_STORE_LOGOUT_CONFIRM": (
+        True,
+        "When /spark/store-logout can prove nothing, show a page asking the user to confirm "
+        "the sign-out; False answers that nothing was done.",
     ),
     "SPARK_REVOKE_AT_PROVIDER_PAGE": (
         None,
@@ -114,6 +155,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
 }
 
 _BOOL_KEYS = frozenset({"SPARK_REQUIRE_HTTPS", "SPARK_CONFIGURE_SESSION"})
+_LIST_KEYS = frozenset({"SPARK_ID_TOKEN_ALGORITHMS", "SPARK_REQUIRED_CLAIMS"})
 _AUTH_METHODS = ("client_secret_post", "client_secret_basic")
 _FORMATS = ("form", "json")
 
@@ -135,6 +177,8 @@ class SparkConfig:
     scope: str
     token_endpoint_auth_method: str
     token_request_format: str
+    use_pkce: bool
+    required_claims: tuple[str, ...]
     redirect_uri: str | None
     id_token_algorithms: tuple[str, ...]
     clock_skew: int
@@ -153,6 +197,9 @@ class SparkConfig:
     logout_redirect: str
     single_logout: bool
     post_logout_redirect_uri: str | None
+    store_logout_origins: tuple[str, ...]
+    store_logout_verify: bool
+    store_logout_confirm: bool
     revoke_at_provider_page: str | None
     delete_token_at_api: bool
     http_timeout: float
@@ -216,7 +263,7 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
                 return float(value) if "." in value else int(value)
             except ValueError:
                 return value  # reported below with the key's name
-        if key == "SPARK_ID_TOKEN_ALGORITHMS" and isinstance(value, str):
+        if (key in _LIST_KEYS or key == "SPARK_STORE_LOGOUT_ORIGINS") and isinstance(value, str):
             return [a.strip() for a in value.split(",") if a.strip()]
         return value
 
@@ -266,6 +313,14 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         raise SparkConfigError(
             "SPARK_ID_TOKEN_ALGORITHMS must list asymmetric algorithms (e.g. ['RS256']); "
             f"refused: {bad_algs or 'an empty list'}."
+        )
+
+    required_claims = get("SPARK_REQUIRED_CLAIMS")
+    if not isinstance(required_claims, list | tuple) or not all(
+        isinstance(name, str) and name for name in required_claims
+    ):
+        raise SparkConfigError(
+            f"SPARK_REQUIRED_CLAIMS must be a list of claim names, got {required_claims!r}."
         )
 
     scopes = str(get("SPARK_SCOPE")).split()
@@ -327,6 +382,8 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         scope=" ".join(scopes),
         token_endpoint_auth_method=auth_method,
         token_request_format=body_format,
+        use_pkce=bool(get("SPARK_USE_PKCE")),
+        required_claims=tuple(required_claims),
         redirect_uri=get("SPARK_REDIRECT_URI"),
         id_token_algorithms=algorithms,
         clock_skew=int(numbers["SPARK_CLOCK_SKEW"]),
@@ -345,6 +402,9 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         logout_redirect=str(get("SPARK_LOGOUT_REDIRECT")),
         single_logout=bool(get("SPARK_SINGLE_LOGOUT")),
         post_logout_redirect_uri=get("SPARK_POST_LOGOUT_REDIRECT_URI"),
+        store_logout_origins=_store_logout_origins(get("SPARK_STORE_LOGOUT_ORIGINS"), issuer),
+        store_logout_verify=bool(get("SPARK_STORE_LOGOUT_VERIFY")),
+        store_logout_confirm=bool(get("SPARK_STORE_LOGOUT_CONFIRM")),
         revoke_at_provider_page=get("SPARK_REVOKE_AT_PROVIDER_PAGE"),
         delete_token_at_api=bool(get("SPARK_DELETE_TOKEN_AT_API")),
         http_timeout=float(numbers["SPARK_HTTP_TIMEOUT"]),
@@ -372,6 +432,41 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         if f.name.endswith(("_endpoint", "_uri")) and getattr(cfg, f.name):
             check_transport(getattr(cfg, f.name), "SPARK_" + f.name.upper(), cfg.require_https)
     return cfg
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an absolute http(s) URL, lower-cased; None otherwise."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme}://{host.lower()}{suffix}"
+
+
+def _store_logout_origins(value: Any, issuer: str) -> tuple[str, ...]:
+    """SPARK_STORE_LOGOUT_ORIGINS as normalised origins (default: the issuer's)."""
+    if value is None:
+        value = [issuer]
+    if not isinstance(value, list | tuple):
+        raise SparkConfigError(
+            f"SPARK_STORE_LOGOUT_ORIGINS must be a list of origins, got {value!r}."
+        )
+    origins = []
+    for item in value:
+        origin = origin_of(str(item))
+        if origin is None:
+            raise SparkConfigError(
+                f"SPARK_STORE_LOGOUT_ORIGINS: {item!r} is not an http(s) origin such as "
+                "https://sparkplatform.com."
+            )
+        origins.append(origin)
+    return tuple(origins)
 
 
 _WELL_KNOWN = "/.well-known/openid-configuration"

@@ -26,7 +26,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key, KeySet
 
 from .config import SparkConfig, check_transport
-from .errors import IdTokenError, ProviderError, SparkConfigError
+from .errors import IdTokenError, LoginError, ProviderError, SparkConfigError
 from .http import ProcessLocal, pooled_adapter, pooled_session
 
 log = logging.getLogger("flask_spark")
@@ -252,6 +252,11 @@ class OIDCClient:
             self._metadata, self._metadata_at = data, time.monotonic()
         return data
 
+    def published_metadata(self) -> dict[str, Any]:
+        """The discovery document exactly as the provider publishes it (no overrides, no
+        defaults filled in), for diagnostics such as ``flask spark doctor``."""
+        return self._get_json(self.config.discovery_url, "discovery")
+
     def endpoint(self, name: str) -> str | None:
         """One endpoint URL from the metadata (None when the provider has none)."""
         value = self.metadata().get(name)
@@ -392,6 +397,19 @@ class OIDCClient:
                 raise IdTokenError(f"The refreshed id_token changed its {name}.")
         return claims
 
+    def check_required_claims(self, claims: dict[str, Any]) -> None:
+        """Refuse a sign-in whose claims lack one that SPARK_REQUIRED_CLAIMS names."""
+        missing = [
+            name for name in self.config.required_claims if claims.get(name) in (None, "", [])
+        ]
+        if missing:
+            raise LoginError(
+                f"Flexmls did not share {', '.join(missing)} about you, which this app needs to "
+                "sign you in. Ask the app's owner to check the requested scopes "
+                "(SPARK_SCOPE) and SPARK_REQUIRED_CLAIMS.",
+                reason="claims_missing",
+            )
+
     def validate_logout_token(self, token: str) -> dict[str, Any]:
         """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.6)."""
         _, claims = self._verify_jwt(token, "logout_token")
@@ -419,11 +437,11 @@ class OIDCClient:
     def authorization_url(
         self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
     ) -> str:
-        """The provider's authorize URL, with PKCE S256, state and nonce."""
+        """The provider's authorize URL, with state, nonce and (SPARK_USE_PKCE) PKCE S256."""
         url, _ = self.oauth().create_authorization_url(
             self.metadata()["authorization_endpoint"],
             state=state,
-            code_verifier=code_verifier,
+            code_verifier=code_verifier if self.config.use_pkce else None,
             redirect_uri=redirect_uri,
             scope=self.config.scope,
             nonce=nonce,
@@ -457,15 +475,12 @@ class OIDCClient:
         return dict(token)
 
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
-        """Trade the authorization code for tokens (with the PKCE verifier)."""
+        """Trade the authorization code for tokens (with the PKCE verifier, if PKCE is on)."""
         url = self.metadata()["token_endpoint"]
+        pkce = {"code_verifier": code_verifier} if self.config.use_pkce else {}
         return self._token_call(
             lambda s: s.fetch_token(
-                url,
-                grant_type="authorization_code",
-                code=code,
-                redirect_uri=redirect_uri,
-                code_verifier=code_verifier,
+                url, grant_type="authorization_code", code=code, redirect_uri=redirect_uri, **pkce
             ),
             "code exchange",
         )

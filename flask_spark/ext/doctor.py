@@ -114,6 +114,7 @@ def run_checks(app: Flask) -> list[CheckResult]:
         ("redis", lambda: _check_redis(state)),
         ("token keys", lambda: _check_keys(state)),
         ("discovery", lambda: _check_discovery(state)),
+        ("provider features", lambda: _check_provider_features(app, state)),
         ("redirect uri", lambda: _check_redirect_uri(app, state)),
         ("user agent", lambda: _check_user_agent(state)),
         ("session cookie", lambda: _check_cookie(app, state)),
@@ -240,6 +241,95 @@ def _check_discovery(state: Any) -> str:
         f"issuer {meta['issuer']} matches; token endpoint {meta['token_endpoint']}; "
         f"{count} signing key(s)"
     )
+
+
+def _advertised(meta: dict[str, Any], key: str) -> list[str] | None:
+    """A list-valued discovery entry, or None when the provider does not publish it."""
+    value = meta.get(key)
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def _check_provider_features(app: Flask, state: Any) -> str:
+    """Compare what this app will do with what the provider's discovery document advertises.
+
+    Spark publishes less than a generic provider (no PKCE, no logout channels, no ``sid``): each
+    setting that relies on something unadvertised is a WARN naming the setting to change (PKCE,
+    on by default and harmless where ignored, is only noted).
+    """
+    from ..core.oidc import OIDCClient
+
+    cfg = state.config
+    client = OIDCClient(cfg)
+    try:
+        client.metadata()
+        meta = client.published_metadata()
+    except SparkError:
+        raise Warn(
+            "not checked: the discovery document could not be read (see discovery)"
+        ) from None
+    warnings: list[str] = []
+    fixes: list[str] = []
+    pkce = ""
+    if cfg.use_pkce and "S256" not in (_advertised(meta, "code_challenge_methods_supported") or []):
+        # Not a warning: the default, harmless where ignored (FBS's own PHP client omits it).
+        pkce = (
+            "; PKCE is sent but not advertised (a provider without it ignores it; if sign-in "
+            "fails with invalid_request, set SPARK_USE_PKCE = False)"
+        )
+    if cfg.single_logout and not (cfg.logout_endpoint or meta.get("end_session_endpoint")):
+        warnings.append(
+            "single logout is on (SPARK_SINGLE_LOGOUT) but the provider advertises no "
+            f"end_session_endpoint; it goes to {cfg.issuer.rstrip('/')}/openid/logout, the URL "
+            "FBS's own clients use"
+        )
+        fixes.append("Try a sign-out against the provider, or set SPARK_LOGOUT_ENDPOINT.")
+    if cfg.single_logout and cfg.post_logout_redirect_uri:
+        redirect_uri = cfg.redirect_uri or _callback_url(app)
+        if cfg.post_logout_redirect_uri != redirect_uri:
+            warnings.append(
+                f"SPARK_POST_LOGOUT_REDIRECT_URI ({cfg.post_logout_redirect_uri}) is not the "
+                f"redirect URI ({redirect_uri}); Spark says they must match"
+            )
+            fixes.append("Unset SPARK_POST_LOGOUT_REDIRECT_URI (it defaults to the redirect URI).")
+    if not meta.get("backchannel_logout_supported") and not meta.get(
+        "frontchannel_logout_supported"
+    ):
+        channels = (
+            "no front- or back-channel logout is advertised: /spark/single-logout and "
+            "/spark/backchannel-logout will not be called; sign-outs at the provider reach this "
+            "app only through the Spark Store Single Logout URI (/spark/store-logout)"
+        )
+    else:
+        channels = "front- or back-channel logout advertised"
+    scopes = _advertised(meta, "scopes_supported")
+    unknown = [s for s in cfg.scope.split() if scopes is not None and s not in scopes]
+    if unknown:
+        warnings.append(f"requested scopes {', '.join(unknown)} are not in scopes_supported")
+        fixes.append("Check SPARK_SCOPE against the provider's scopes_supported.")
+    claims = _advertised(meta, "claims_supported")
+    missing = [c for c in cfg.required_claims if claims is not None and c not in claims]
+    if missing:
+        warnings.append(f"required claims {', '.join(missing)} are not in claims_supported")
+        fixes.append("Check SPARK_REQUIRED_CLAIMS: a sign-in without them is refused.")
+    methods = _advertised(meta, "token_endpoint_auth_methods_supported")
+    if methods is not None and cfg.token_endpoint_auth_method not in methods:
+        warnings.append(
+            f"SPARK_TOKEN_ENDPOINT_AUTH_METHOD {cfg.token_endpoint_auth_method} is not among "
+            f"{', '.join(methods)}"
+        )
+        fixes.append("Use one of the provider's token_endpoint_auth_methods_supported.")
+    algs = _advertised(meta, "id_token_signing_alg_values_supported")
+    if algs is not None and not set(cfg.id_token_algorithms) & set(algs):
+        warnings.append(f"SPARK_ID_TOKEN_ALGORITHMS share nothing with {', '.join(algs)}")
+        fixes.append("Allow one of the provider's id_token_signing_alg_values_supported.")
+    if warnings:
+        raise Warn("; ".join(warnings) + f"; {channels}{pkce}", " ".join(fixes))
+    return f"the provider advertises what this configuration uses; {channels}{pkce}"
+
+
+def _callback_url(app: Flask) -> str:
+    with app.test_request_context():
+        return str(url_for("spark.callback", _external=True))
 
 
 def _behind_proxy_fix(app: Flask) -> bool:

@@ -23,6 +23,7 @@ from .session_interface import BINDING_KEY, LOGOUT_STATE_KEY, SESSION_KEY
 from .signin import start_session
 from .signout import revoke_tokens
 from .state import SparkState
+from .store_logout import answer_store_logout
 
 log = logging.getLogger("flask_spark")
 
@@ -65,7 +66,11 @@ def _redirect_uri(state: SparkState) -> str:
 
 
 def _post_logout_uri(state: SparkState) -> str:
-    uri = state.config.post_logout_redirect_uri or url_for("spark.logout_return", _external=True)
+    """Where single logout returns: the redirect URI unless configured (Spark: it "must match
+    the redirect_uri for the client_id"); the callback recognises the return by its state."""
+    uri = state.config.post_logout_redirect_uri
+    if not uri:
+        return _redirect_uri(state)
     check_transport(uri, "SPARK_POST_LOGOUT_REDIRECT_URI", state.config.require_https)
     return uri
 
@@ -139,6 +144,8 @@ def create_blueprint() -> Blueprint:
     @bp.get("/callback")
     def callback() -> Any:
         state = current_state()
+        if _returning_from_logout():
+            return _no_store(redirect(state.config.logout_redirect))
         try:
             return _no_store(_complete_login(state))
         except LoginError as exc:
@@ -175,7 +182,8 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/logged-out")
     def logout_return() -> Any:
-        """The provider's way back after single logout: ``state`` must be the one we sent."""
+        """A way back after single logout (SPARK_POST_LOGOUT_REDIRECT_URI pointed here):
+        ``state`` must be the one we sent."""
         expected = session.pop(LOGOUT_STATE_KEY, None)
         given = request.args.get("state")
         if not (isinstance(expected, str) and given and secrets.compare_digest(expected, given)):
@@ -190,6 +198,15 @@ def create_blueprint() -> Blueprint:
                 )
             )
         return _no_store(redirect(current_state().config.logout_redirect))
+
+    @bp.route("/store-logout", methods=["GET", "POST"])
+    def store_logout() -> Any:
+        """The Spark Store "Single Logout URI": signs out only on a request proven to be
+        Spark's (see :mod:`.store_logout`)."""
+        state = current_state()
+        return _no_store(
+            answer_store_logout(state, lambda: _end_session(state, revoke_access=True))
+        )
 
     @bp.get("/single-logout")
     def single_logout() -> Any:
@@ -238,6 +255,26 @@ def create_blueprint() -> Blueprint:
         return _no_store(Response("", status=200))
 
     return bp
+
+
+def _returning_from_logout() -> bool:
+    """Whether this callback hit is single logout coming back, not a sign-in response.
+
+    A sign-out started here left its ``state`` in the session: the return carries that state,
+    or (a provider that drops it) no state, code or error at all. Either way it is consumed.
+    """
+    expected = session.get(LOGOUT_STATE_KEY)
+    if not isinstance(expected, str):
+        return False
+    given = request.args.get("state")
+    if given:
+        if not secrets.compare_digest(expected.encode(), given.encode()):
+            return False  # another response (a new sign-in's): the usual checks apply
+    elif request.args.get("code") or request.args.get("error"):
+        return False
+    session.pop(LOGOUT_STATE_KEY, None)
+    log.info("Single logout returned%s.", "" if given else " without its state")
+    return True
 
 
 def _complete_login(state: SparkState) -> BaseResponse:
@@ -298,6 +335,7 @@ def _complete_login(state: SparkState) -> BaseResponse:
                 "The userinfo response is about another user.", reason="userinfo_sub_mismatch"
             )
         claims = {**info, **claims}
+    state.oidc.check_required_claims(claims)
 
     # A new session id, the encrypted token record, the indexes, the session data, the signal.
     start_session(state, session, claims, {**response, "id_token": id_token})

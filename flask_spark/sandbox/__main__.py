@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frontchannel-logout-uri", default=None)
     parser.add_argument("--backchannel-logout-uri", default=None)
     parser.add_argument(
+        "--generic",
+        action="store_true",
+        help="act as a generic OpenID provider (PKCE required, iss, sid, front-/back-channel "
+        "logout) instead of mirroring sparkplatform.com",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow binding a non-loopback interface (the sandbox has no real security)",
@@ -72,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         post_logout_redirect_uris=args.post_logout_redirect_uris,
         frontchannel_logout_uri=args.frontchannel_logout_uri,
         backchannel_logout_uri=args.backchannel_logout_uri,
+        generic=args.generic,
     )
     return 0
 

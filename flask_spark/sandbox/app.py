@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import account_views, admin, logout, oidc_views, reso, spark_api
+from . import account_views, admin, logout, media, oidc_views, reso, spark_api
 from .auth import EXTENSION_KEY, ODataError, SparkAPIError
 from .provider import create_authorization_server
 from .state import (
@@ -27,11 +27,14 @@ def create_sandbox_app(
     post_logout_redirect_uris: list[str] | tuple[str, ...] = (),
     frontchannel_logout_uri: str | None = None,
     backchannel_logout_uri: str | None = None,
+    generic: bool = False,
 ) -> Flask:
     """Build the sandbox app for ``issuer`` (its own base URL, e.g. ``http://127.0.0.1:5001``).
 
     The keyword options configure the default client and the access-token lifetime; they are
-    also what ``/_sandbox/reset`` restores.
+    also what ``/_sandbox/reset`` restores. By default the sandbox behaves as sparkplatform.com
+    publishes; ``generic=True`` makes it a generic OpenID provider with what Spark does not
+    advertise: mandatory PKCE, RFC 9207 ``iss``, ``sid``, front- and back-channel logout.
     """
     state = SandboxState(
         issuer,
@@ -44,13 +47,22 @@ def create_sandbox_app(
             frontchannel_logout_uri=frontchannel_logout_uri,
             backchannel_logout_uri=backchannel_logout_uri,
         ),
+        generic=generic,
     )
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = state
     app.extensions[oidc_views.SERVER_KEY] = create_authorization_server(state)
 
-    blueprints = (oidc_views.bp, logout.bp, account_views.bp, admin.bp, spark_api.bp, reso.bp)
+    blueprints = (
+        oidc_views.bp,
+        logout.bp,
+        account_views.bp,
+        admin.bp,
+        spark_api.bp,
+        reso.bp,
+        media.bp,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 

@@ -2,7 +2,8 @@
 
 ``spark_endpoint`` / ``reso_endpoint`` do what sparkapi.com does before a view runs: count the
 call, apply injected faults, require ``X-SparkApi-User-Agent`` (1016) and a live bearer token
-(1000 / 1020), then expose the token as ``flask.g.spark_token``.
+(1000 / 1020; in the D envelope on the Spark API, in OData form on the RESO API), then expose the
+token as ``flask.g.spark_token``.
 """
 
 from __future__ import annotations
@@ -68,16 +69,20 @@ class SparkAPIError(Exception):
 class ODataError(Exception):
     """A RESO Web API failure, rendered as ``{"error": {"code": "...", "message": "..."}}``."""
 
-    def __init__(self, status: int, code: int | str, message: str) -> None:
+    def __init__(
+        self, status: int, code: int | str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
     def to_response(self) -> Response:
         """The OData error response."""
         response = jsonify({"error": {"code": str(self.code), "message": self.message}})
         response.status_code = self.status
+        response.headers.update(self.headers)
         return response
 
 
@@ -110,7 +115,12 @@ def spark_endpoint(view: Callable[P, R]) -> Callable[P, R]:
 
 
 def reso_endpoint(view: Callable[P, R]) -> Callable[P, R]:
-    """Guard a RESO Web API view: the same checks; injected errors come in OData form."""
+    """Guard a RESO Web API view: the same checks, every failure in OData form.
+
+    Production's RESO API answers auth failures as ``401 {"error": {"code", "message"}}``; it is
+    not published whether ``WWW-Authenticate`` comes with them, so by default it does not (the
+    ``reso_www_authenticate`` fault adds it). A forced error may still ask for the D envelope.
+    """
 
     @functools.wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -118,6 +128,14 @@ def reso_endpoint(view: Callable[P, R]) -> Callable[P, R]:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def _as_odata(error: SparkAPIError) -> ODataError:
+    """A token or user-agent failure as the RESO API answers it."""
+    headers = {k: v for k, v in error.headers.items() if k != "WWW-Authenticate"}
+    if current_state().faults.reso_www_authenticate and "WWW-Authenticate" in error.headers:
+        headers["WWW-Authenticate"] = error.headers["WWW-Authenticate"]
+    return ODataError(error.status, error.code, error.message, headers=headers)
 
 
 def _guard(*, reso: bool) -> None:
@@ -130,9 +148,14 @@ def _guard(*, reso: bool) -> None:
     if delay > 0:
         time.sleep(delay)  # injected latency, to exercise client timeouts
     _apply_fault(state, reso=reso)
-    if not request.headers.get(USER_AGENT_HEADER):
-        raise SparkAPIError(400, 1016, f"{USER_AGENT_HEADER} header is required")
-    g.spark_token = authenticate_bearer(state)
+    try:
+        if not request.headers.get(USER_AGENT_HEADER):
+            raise SparkAPIError(400, 1016, f"{USER_AGENT_HEADER} header is required")
+        g.spark_token = authenticate_bearer(state)
+    except SparkAPIError as error:
+        if reso:
+            raise _as_odata(error) from None
+        raise
 
 
 def authenticate_bearer(state: SandboxState) -> TokenInfo:

@@ -68,6 +68,9 @@ class Faults:
     id_token_fault: str | None = None
     userinfo_sub: str | None = None
     discovery_issuer: str | None = None
+    #: RESO auth failures also carry ``WWW-Authenticate`` (whether production sends it is
+    #: unpublished; by default they do not, the harder case for a client).
+    reso_www_authenticate: bool = False
 
     def update(self, spec: dict[str, Any]) -> None:
         """Apply a JSON fault specification; ``null`` resets a field to its default.
@@ -115,6 +118,10 @@ def _coerce(name: str, value: Any) -> Any:
             if not 100 <= status <= 599:
                 raise FaultError("token_endpoint_status must be an HTTP status")
             return status
+        if name == "reso_www_authenticate":
+            if not isinstance(value, bool):
+                raise FaultError("reso_www_authenticate must be true or false")
+            return value
         if name == "force_error":
             return _force_error(value)
         if name == "id_token_fault":

@@ -1,8 +1,9 @@
 """Single logout: ``/openid/logout`` (RP-initiated) and front- / back-channel notifications.
 
 The sandbox plays Spark's fixed logout URL: it checks the ``post_logout_redirect_uri`` against
-the client's registration, ends the provider session, tells the client through its front-channel
-iframe and back-channel ``logout_token`` when registered, then goes back with ``state``.
+the client's redirect URI, ends the provider session and goes back with ``state``. As a generic
+provider only, it also tells the client through its front-channel iframe and back-channel
+``logout_token`` when registered (Spark advertises neither).
 """
 
 from __future__ import annotations
@@ -88,46 +89,54 @@ def _error_page(title: str, description: str) -> Response:
 
 @bp.get("/openid/logout")
 def logout() -> Response:
-    """RP-initiated logout with Spark's parameters (``client_id``, ``post_logout_redirect_uri``,
-    ``state``; ``id_token_hint`` optional)."""
+    """Single logout with Spark's parameters: ``client_id``, ``post_logout_redirect_uri``,
+    ``state`` (``id_token_hint`` is honoured by the generic provider only).
+
+    As FBS documents it, ``client_id`` is required with a ``post_logout_redirect_uri``, which
+    "must match the redirect_uri for the client_id" exactly; ``state`` comes back unchanged.
+    """
     state = current_state()
     args = request.args
     client_id = args.get("client_id")
     post_logout_uri = args.get("post_logout_redirect_uri")
     hint_claims: dict[str, Any] | None = None
-    if args.get("id_token_hint"):
+    if state.generic and args.get("id_token_hint"):
         hint_claims = _decode_hint(state, args["id_token_hint"])
         if hint_claims is None:
-            return _error_page(
-                "Logout failed", "The id_token_hint was not issued by this provider."
-            )
+            return _refuse(state, "The id_token_hint was not issued by this provider.")
         audience = hint_claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
         if client_id and client_id not in audiences:
-            return _error_page("Logout failed", "The id_token_hint is for another client.")
+            return _refuse(state, "The id_token_hint is for another client.")
         client_id = client_id or (str(audiences[0]) if audiences else None)
+    if post_logout_uri and not client_id:
+        return _refuse(state, "client_id is required with post_logout_redirect_uri.")
     client = state.query_client(client_id)
     if client_id and client is None:
-        return _error_page("Logout failed", "Unknown client_id.")
+        return _refuse(state, "Unknown client_id.")
     registered = client is not None and bool(
-        post_logout_uri and client.check_post_logout_redirect_uri(post_logout_uri)
+        post_logout_uri
+        and client.check_post_logout_redirect_uri(post_logout_uri, generic=state.generic)
     )
     if post_logout_uri and not registered:
-        return _error_page(
-            "Logout failed", "post_logout_redirect_uri is not registered for this client."
+        why = (
+            "post_logout_redirect_uri is not registered for this client."
+            if state.generic
+            else "post_logout_redirect_uri must match the redirect_uri for the client_id."
         )
+        return _refuse(state, why)
 
     sid = (hint_claims or {}).get("sid") or request.cookies.get(SESSION_COOKIE)
     session = state.end_session(str(sid)) if sid else None
     state.count("logouts")
-    if session is not None and client is not None:
+    if state.generic and session is not None and client is not None:
         send_backchannel_logout(state, client, sub=session.member_id, sid=session.sid)
 
     target = None
     if post_logout_uri:
         params = {"state": args["state"]} if args.get("state") else {}
         target = add_params_to_uri(post_logout_uri, params) if params else post_logout_uri
-    if client is not None and client.frontchannel_logout_uri:
+    if state.generic and client is not None and client.frontchannel_logout_uri:
         response = _frontchannel_page(state, client, session, target)
     elif target:
         response = Response(status=302, headers={"Location": target})
@@ -137,6 +146,11 @@ def logout() -> Response:
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _refuse(state: SandboxState, description: str) -> Response:
+    state.count("logout_refusals")
+    return _error_page("Logout failed", description)
 
 
 def _frontchannel_page(

@@ -41,31 +41,58 @@ class Member:
     mls_id_system: str = DEMO_MLS_ID
     city: str = "Fargo"
     state: str = "ND"
+    aor_key: str = "20000426143505724028000001"
+    primary_aor_id: str = "DAR"
+    billable: bool = True
 
     def claims(self) -> dict[str, Any]:
-        """Return the OpenID Connect claims Spark releases for this member (standard + Spark's)."""
+        """Return the OpenID Connect claims Spark releases for this member: every claim of
+        production's ``claims_supported`` but ``iss`` (standard profile, email, address and
+        phone claims, then Spark's own), with values shaped like a Flexmls user's."""
+        active = self.status == "Active"
         return {
             "sub": self.id,
             "name": self.name,
             "given_name": self.first_name,
             "family_name": self.last_name,
+            "middle_name": "",
+            "MemberNameSuffix": "",
             "preferred_username": self.username,
+            "website": f"https://www.example.com/agents/{self.username}",
+            "address": {
+                "street_address": "100 Main Street",
+                "locality": self.city,
+                "region": self.state,
+                "postal_code": "58102",
+                "country": "US",
+            },
+            "phone_number": self.phone,
+            "phone_number_verified": False,
+            "picture": "",
             "email": self.email,
             "email_verified": True,
-            "phone_number": self.phone,
+            "zoneinfo": "America/Chicago",
             "MemberMlsId": self.mls_id,
+            "OfficeKey": self.office_key,
+            "Office": self.office_name,
+            "OfficeMlsId": self.office_mls_id,
             "MemberNrdsId": self.nrds_id,
             "MemberStateLicense": self.state_license,
             "MemberAOR": self.aor,
+            "MemberAORkey": self.aor_key,
+            "MemberPrimaryAorId": self.primary_aor_id,
+            "MemberPrimaryAorKey": self.aor_key,
             "MemberType": self.member_type,
             "MemberStatus": self.status,
-            "Office": self.office_name,
-            "OfficeKey": self.office_key,
-            "OfficeMlsId": self.office_mls_id,
             "UserType": self.user_type,
             "UserLevel": self.user_level,
             "FlexmlsMemberType": self.flexmls_member_type,
+            "user_is_visible": active,
+            "user_profile_visible": active,
+            "user_is_enabled": active,
+            "user_is_active": active,
             "mls_system_access": [self.mls_id_system],
+            "user_is_billable": self.billable,
         }
 
     def account(self) -> dict[str, Any]:
@@ -177,6 +204,7 @@ MEMBERS: tuple[Member, ...] = (
         user_type="Member",
         user_level="Assistant",
         flexmls_member_type="Assistant",
+        billable=False,
         city="West Fargo",
     ),
     Member(
@@ -201,6 +229,8 @@ MEMBERS: tuple[Member, ...] = (
         flexmls_member_type="Member",
         city="Moorhead",
         state="MN",
+        aor_key="20030815093012551209000000",
+        primary_aor_id="LAR",
     ),
 )
 

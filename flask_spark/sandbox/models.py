@@ -65,6 +65,9 @@ class SandboxClient(ClientMixin):  # type: ignore[misc,unused-ignore]
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     frontchannel_logout_uri: str | None = None
     backchannel_logout_uri: str | None = None
+    #: Redirect URIs this client has used at ``/openid/authorize`` (when none are registered,
+    #: these stand for "the redirect_uri for the client_id" at single logout).
+    used_redirect_uris: set[str] = field(default_factory=set)
 
     def get_client_id(self) -> str:
         """The client's id (Spark's "OAuth Key")."""
@@ -86,8 +89,15 @@ class SandboxClient(ClientMixin):  # type: ignore[misc,unused-ignore]
             return redirect_uri in self.redirect_uris
         return is_loopback_uri(redirect_uri)
 
-    def check_post_logout_redirect_uri(self, uri: str) -> bool:
-        """Same rule as :meth:`check_redirect_uri`, for RP-initiated logout."""
+    def check_post_logout_redirect_uri(self, uri: str, *, generic: bool = False) -> bool:
+        """Whether single logout may return to ``uri``.
+
+        As Spark documents it, the URI "must match the redirect_uri for the client_id": exactly a
+        registered redirect URI (or, with none registered, one this client signed in with).
+        As a generic provider: a registered post-logout URI, or any loopback one.
+        """
+        if not generic:
+            return uri in (self.redirect_uris or self.used_redirect_uris)
         if self.post_logout_redirect_uris:
             return uri in self.post_logout_redirect_uris
         return is_loopback_uri(uri)

@@ -15,46 +15,14 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from .auth import current_state
 from .faults import Faults
 from .members import MEMBERS, Member, get_member
-from .models import CLIENT_AUTH_METHODS, GRANT_TYPES, SUPPORTED_SCOPES
 from .provider import SandboxAuthorizationServer, json_body_as_form
+from .spark_platform import GENERIC_CLAIMS, GENERIC_EXTRAS, PRODUCTION_DISCOVERY, with_host
 
 bp = Blueprint("sandbox_oidc", __name__)
 
 SERVER_KEY = "spark_sandbox_server"
 #: The provider's login-session cookie (lets ``/openid/logout`` find the session to end).
 SESSION_COOKIE = "spark_sandbox_sid"
-
-CLAIMS_SUPPORTED = (
-    "sub",
-    "iss",
-    "aud",
-    "exp",
-    "iat",
-    "auth_time",
-    "nonce",
-    "sid",
-    "at_hash",
-    "name",
-    "given_name",
-    "family_name",
-    "preferred_username",
-    "email",
-    "email_verified",
-    "phone_number",
-    "MemberMlsId",
-    "MemberNrdsId",
-    "MemberStateLicense",
-    "MemberAOR",
-    "MemberType",
-    "MemberStatus",
-    "Office",
-    "OfficeKey",
-    "OfficeMlsId",
-    "UserType",
-    "UserLevel",
-    "FlexmlsMemberType",
-    "mls_system_access",
-)
 
 
 def current_server() -> SandboxAuthorizationServer:
@@ -71,32 +39,19 @@ def _faults() -> Faults:
 
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
-    """The provider metadata, shaped like sparkplatform.com's (no ``end_session_endpoint``)."""
+    """sparkplatform.com's discovery document with only the host changed; as a generic provider,
+    with the extras Spark does not advertise (PKCE, ``iss``, logout channels, ``sid``)."""
     state = current_state()
-    base = state.issuer
-    document: dict[str, Any] = {
-        "issuer": _faults().discovery_issuer or base,
-        "authorization_endpoint": f"{base}/openid/authorize",
-        "token_endpoint": f"{base}/openid/token",
-        "userinfo_endpoint": f"{base}/openid/userinfo",
-        "revocation_endpoint": f"{base}/openid/revoke",
-        "jwks_uri": f"{base}/openid/jwks.json",
-        "scopes_supported": list(SUPPORTED_SCOPES),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": list(GRANT_TYPES),
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
-        "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
-        "code_challenge_methods_supported": ["S256"],
-        "claims_supported": list(CLAIMS_SUPPORTED),
-        "authorization_response_iss_parameter_supported": True,
-        "frontchannel_logout_supported": True,
-        "frontchannel_logout_session_supported": True,
-        "backchannel_logout_supported": True,
-        "backchannel_logout_session_supported": True,
-    }
+    document: dict[str, Any] = with_host(PRODUCTION_DISCOVERY, state.issuer)
+    if state.generic:
+        document = {
+            **document,
+            **GENERIC_EXTRAS,
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "claims_supported": [*document["claims_supported"], *GENERIC_CLAIMS],
+        }
+    document["issuer"] = _faults().discovery_issuer or document["issuer"]
     return jsonify(document)
 
 
@@ -151,10 +106,11 @@ def authorize() -> Response | tuple[str, int]:
 
 
 def _authorize_error(server: SandboxAuthorizationServer, error: Any) -> Response:
-    """Redirect a validated client's error back to it (with ``iss``); otherwise show a page."""
+    """Redirect a validated client's error back to it (with ``iss`` as a generic provider);
+    otherwise show a page."""
     if error.redirect_uri:
         response: Response = server.handle_error_response(None, error)
-        if response.location:
+        if response.location and current_state().generic:
             issuer = current_state().issuer
             response.location = add_params_to_uri(response.location, {"iss": issuer})
         return response

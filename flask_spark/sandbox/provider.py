@@ -2,8 +2,9 @@
 
 Authlib does the protocol (request validation, client authentication, PKCE, token responses,
 revocation, userinfo); this module supplies the sandbox's storage and the Spark specifics:
-S256-only mandatory PKCE, rotating single-use refresh tokens with reuse detection, JSON token
-bodies, and id_tokens minted by :mod:`.tokens` (so faults can forge them).
+S256-only PKCE (mandatory for the generic provider only), rotating single-use refresh tokens with
+reuse detection, JSON token bodies, and id_tokens minted by :mod:`.tokens` (so faults can forge
+them).
 """
 
 from __future__ import annotations
@@ -146,7 +147,11 @@ class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc,unus
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc,unused-ignore]
-    """PKCE is mandatory for every client and only ``S256`` is accepted (never ``plain``)."""
+    """PKCE with ``S256`` only (never ``plain``); mandatory when ``required``.
+
+    Spark does not advertise PKCE, and whether it honours it is unpublished: by default the
+    sandbox checks a challenge that is sent but requires none. The generic provider requires it.
+    """
 
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
@@ -154,6 +159,8 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc,unused-ignore]
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
         if not data.get("code_challenge"):
+            if not self.required:
+                return
             raise InvalidRequestError("PKCE is required: missing 'code_challenge'.")
         if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("PKCE 'code_challenge_method' must be 'S256'.")
@@ -186,11 +193,14 @@ class SandboxAuthorizationCodeGrant(AuthorizationCodeGrant):  # type: ignore[mis
         session = self.state.start_session(member.id, client.client_id)
         g.sandbox_sid = session.sid
         data = request.payload.data
+        redirect_uri = str(request.payload.redirect_uri or client.get_default_redirect_uri())
+        with self.state.lock:
+            client.used_redirect_uris.add(redirect_uri)
         self.state.save_code(
             AuthCode(
                 code=code,
                 client_id=client.client_id,
-                redirect_uri=str(request.payload.redirect_uri or client.get_default_redirect_uri()),
+                redirect_uri=redirect_uri,
                 scope=request.scope,
                 member_id=member.id,
                 sid=session.sid,
@@ -239,7 +249,7 @@ def _encode_id_token(state: SandboxState, token: dict[str, Any], request: Any) -
     details = IdTokenRequest(
         client_id=request.client.client_id,
         member=request.user,
-        sid=origin.sid,
+        sid=origin.sid if state.generic else None,
         auth_time=code.auth_time if code else origin.auth_time,
         nonce=code.nonce if code else None,
         access_token=token.get("access_token"),
@@ -344,7 +354,8 @@ class SandboxIssuerParameter(IssuerParameter):  # type: ignore[misc,unused-ignor
 
 
 def create_authorization_server(state: SandboxState) -> SandboxAuthorizationServer:
-    """Assemble the Authlib server: grants, PKCE, OIDC, revocation, userinfo, RFC 9207."""
+    """Assemble the Authlib server: grants, PKCE, OIDC, revocation, userinfo (and, as a generic
+    provider only, RFC 9207's ``iss`` authorization-response parameter)."""
     server = SandboxAuthorizationServer(state)
     server.scopes_supported = None  # unknown scopes are dropped by the client, not refused
     server.register_token_generator(
@@ -357,12 +368,13 @@ def create_authorization_server(state: SandboxState) -> SandboxAuthorizationServ
     )
     server.register_grant(
         SandboxAuthorizationCodeGrant,
-        [S256CodeChallenge(required=True), SandboxOpenIDCode(state)],
+        [S256CodeChallenge(required=state.generic), SandboxOpenIDCode(state)],
     )
     server.register_grant(SandboxRefreshTokenGrant, [SandboxOpenIDRefresh(state)])
     server.register_endpoint(SandboxRevocationEndpoint)
     protector = ResourceProtector()
     protector.register_token_validator(SandboxBearerValidator(state))
     server.register_endpoint(SandboxUserInfoEndpoint(state, protector))
-    server.register_extension(SandboxIssuerParameter(state))
+    if state.generic:  # sparkplatform.com does not advertise authorization_response_iss_...
+        server.register_extension(SandboxIssuerParameter(state))
     return server

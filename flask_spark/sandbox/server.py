@@ -191,6 +191,8 @@ def serve(host: str = "127.0.0.1", port: int = 5001, **options: Any) -> None:
     options.setdefault("quiet", False)
     server = SandboxServer(host, port, **options)
     print(f"Spark Platform sandbox running at {server.url}")
+    mode = "generic OpenID provider" if server.state.generic else "as sparkplatform.com publishes"
+    print(f"  mode:                         {mode}")
     print(f"  issuer (SPARK_ISSUER):        {server.issuer}")
     print(f"  discovery:                    {server.url}/.well-known/openid-configuration")
     print(f"  client id (SPARK_CLIENT_ID):  {server.client_id}")

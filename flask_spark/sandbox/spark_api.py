@@ -1,8 +1,9 @@
 """The sandbox's Spark API subset: listings, my listings, contacts and saved searches under ``/v1``.
 
 Every answer uses Spark's ``D`` envelope. Collections honour ``_filter`` (SparkQL, see
-:mod:`.sparkql`), ``_select``, ``_orderby``, ``_limit`` (1-25, default 10), ``_page`` (1-based),
-``_skip``, ``_skiptoken`` and ``_pagination`` (``0`` none, ``1`` a ``Pagination`` object,
+:mod:`.sparkql`), ``_select``, ``_orderby``, ``_limit`` (0-25, default 10), ``_page`` (1-based),
+``_skip`` (then ``Pagination`` has ``CurrentOffset`` instead of ``CurrentPage``, as FBS's paging
+page says), ``_skiptoken`` and ``_pagination`` (``0`` none, ``1`` a ``Pagination`` object,
 ``count`` the ``Pagination`` object with empty ``Results``).
 
 ``_skiptoken``: send it empty for the first page; the answer's ``Pagination.SkipToken`` is the
@@ -144,7 +145,7 @@ def _collection(records: list[Record], resource: _Resource) -> Response:
         predicate = sparkql.parse_filter(args.get("_filter"), resource.schema)
         select = sparkql.parse_select(args.get("_select"), resource.selectable)
         order = sparkql.parse_orderby(args.get("_orderby"), resource.schema)
-        limit = data.parse_bounded_int(args.get("_limit"), "_limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        limit = data.parse_bounded_int(args.get("_limit"), "_limit", DEFAULT_LIMIT, 0, MAX_LIMIT)
         page_number = data.parse_bounded_int(args.get("_page"), "_page", 1, 1)
         skip = data.parse_bounded_int(args.get("_skip"), "_skip", (page_number - 1) * limit, 0)
     except QueryError as error:
@@ -160,19 +161,24 @@ def _collection(records: list[Record], resource: _Resource) -> Response:
     results = [resource.project(record, select) for record in page.records]
     pagination: dict[str, Any] | None = None
     if mode != "0" or skiptoken is not None:
-        pagination = _pagination(page)
+        pagination = _pagination(page, by_offset="_skip" in args and skiptoken is None)
         if skiptoken is not None:
             pagination["SkipToken"] = str(page.records[-1]["Id"]) if page.has_more else None
     return _ok([] if mode == "count" else results, pagination)
 
 
-def _pagination(page: Page[Record]) -> dict[str, Any]:
-    return {
+def _pagination(page: Page[Record], *, by_offset: bool) -> dict[str, Any]:
+    """Spark's ``Pagination``: with ``_skip``, ``CurrentOffset`` replaces ``CurrentPage``."""
+    pagination: dict[str, Any] = {
         "TotalRows": page.total,
         "PageSize": page.limit,
         "TotalPages": data.ceil_div(page.total, page.limit),
-        "CurrentPage": page.offset // page.limit + 1,
     }
+    if by_offset:
+        pagination["CurrentOffset"] = page.offset
+    else:
+        pagination["CurrentPage"] = page.offset // page.limit + 1 if page.limit else 1
+    return pagination
 
 
 def _single(record: Record | None, resource: _Resource, what: str) -> Response:

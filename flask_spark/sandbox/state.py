@@ -42,6 +42,7 @@ COUNTER_NAMES = (
     "rate_limited",
     "forced_errors",
     "logouts",
+    "logout_refusals",
     "frontchannel_logouts",
     "backchannel_logouts",
     "backchannel_failures",
@@ -94,9 +95,13 @@ class SandboxState:
         *,
         access_token_lifetime: int = DEFAULT_ACCESS_TOKEN_LIFETIME,
         client: ClientDefaults | None = None,
+        generic: bool = False,
     ) -> None:
         self.lock = threading.RLock()
         self.issuer = issuer.rstrip("/")
+        #: False: behave as sparkplatform.com publishes (the default). True: a generic OpenID
+        #: provider with the extras Spark does not advertise (logout channels, ``sid``, ``iss``).
+        self.generic = generic
         self.keys = KeyRing(self.lock)
         self._defaults = client or ClientDefaults()
         self._default_lifetime = access_token_lifetime
@@ -326,6 +331,7 @@ class SandboxState:
             client = self.default_client
             return {
                 "issuer": self.issuer,
+                "generic": self.generic,
                 "access_token_lifetime": self.access_token_lifetime,
                 "client_id": client.client_id,
                 "redirect_uris": list(client.redirect_uris),

@@ -40,7 +40,7 @@ class IdTokenRequest:
 
     client_id: str
     member: Member
-    sid: str
+    sid: str | None
     auth_time: int
     nonce: str | None
     access_token: str | None
@@ -130,9 +130,10 @@ def mint_id_token(
             "exp": now + ID_TOKEN_LIFETIME,
             "iat": now,
             "auth_time": request.auth_time,
-            "sid": request.sid,
         }
     )
+    if request.sid:  # generic provider only: Spark's claims_supported has no sid
+        claims["sid"] = request.sid
     if request.nonce and not request.refresh:
         claims["nonce"] = request.nonce
     if request.access_token:

@@ -543,6 +543,28 @@ def test_listings_pagination_count_and_skip(jane: Call) -> None:
     assert [r["Id"] for r in skipped["Results"]] == [r["Id"] for r in data.listings()[3:5]]
 
 
+def test_skip_answers_current_offset_instead_of_current_page(jane: Call) -> None:
+    params = {"_skip": "7", "_limit": "5", "_pagination": "1"}
+    body = _d(jane("GET", "/v1/listings", params=params))
+    assert body["Pagination"] == {
+        "TotalRows": len(data.listings()),
+        "PageSize": 5,
+        "TotalPages": -(-len(data.listings()) // 5),
+        "CurrentOffset": 7,
+    }
+    paged = _d(jane("GET", "/v1/listings", params={"_page": "2", "_pagination": "1"}))
+    assert paged["Pagination"]["CurrentPage"] == 2
+    assert "CurrentOffset" not in paged["Pagination"]
+
+
+def test_limit_zero_to_twentyfive_default_ten(jane: Call) -> None:
+    assert len(_d(jane("GET", "/v1/listings"))["Results"]) == 10
+    assert len(_d(jane("GET", "/v1/listings", params={"_limit": "25"}))["Results"]) == 25
+    none = _d(jane("GET", "/v1/listings", params={"_limit": "0", "_pagination": "1"}))
+    assert none["Results"] == []
+    assert none["Pagination"]["TotalRows"] == len(data.listings())
+
+
 def test_listings_skiptoken_walks_everything(jane: Call) -> None:
     seen: list[str] = []
     token: str | None = ""
@@ -572,7 +594,7 @@ def test_skiptoken_with_orderby_and_bad_token(jane: Call) -> None:
         ({"_filter": "ListPrice Eq 'x'"}, 2001),
         ({"_filter": "ListPrice Bt 1.0"}, 2002),
         ({"_limit": "26"}, 1053),
-        ({"_limit": "0"}, 1053),
+        ({"_limit": "-1"}, 1053),
         ({"_page": "0"}, 1053),
         ({"_select": "Nope"}, 1053),
         ({"_orderby": "-Nope"}, 1053),
@@ -717,7 +739,96 @@ def test_reso_property_collection(jane: Call, sandbox: SandboxServer) -> None:
     assert f"{link.scheme}://{link.netloc}" == sandbox.url
     assert link.path == "/Reso/OData/Property"
     query = {k: v[0] for k, v in parse_qs(link.query).items()}
-    assert query == {**params, "$skip": "4"}
+    token = query.pop("$skiptoken")
+    assert query == params  # every parameter kept; the position is in the opaque token
+    assert "+" in token  # read back as a space if a client rebuilds the link carelessly
+    second = jane("GET", body["@odata.nextLink"]).json()
+    assert [p["ListingKey"] for p in second["value"]] == [p["ListingKey"] for p in expected[4:8]]
+
+
+def test_reso_skiptoken_must_be_followed_as_given(jane: Call) -> None:
+    first = jane("GET", "/Reso/OData/Member", params={"$top": "3"}).json()
+    link = urlsplit(first["@odata.nextLink"])
+    query = {k: v[0] for k, v in parse_qs(link.query).items()}
+    rebuilt = "&".join(f"{k}={v}" for k, v in query.items())  # decoded, not re-encoded
+    answer = jane("GET", f"{link.scheme}://{link.netloc}{link.path}?{rebuilt}")
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "1053"
+    other_query = jane(
+        "GET", "/Reso/OData/Member", params={"$top": "4", "$skiptoken": query["$skiptoken"]}
+    )
+    assert other_query.status_code == 400  # a token belongs to its query
+    assert jane("GET", first["@odata.nextLink"]).status_code == 200
+
+
+def test_reso_top_bounds(jane: Call) -> None:
+    assert len(jane("GET", "/Reso/OData/Property").json()["value"]) == 10
+    assert len(jane("GET", "/Reso/OData/Property", params={"$top": "25"}).json()["value"]) == 25
+    assert len(jane("GET", "/Reso/OData/Property", params={"$top": "1"}).json()["value"]) == 1
+    for top in ("0", "26", "1000"):
+        answer = jane("GET", "/Reso/OData/Property", params={"$top": top})
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "1053"
+
+
+def test_reso_expand_media_and_open_house(jane: Call, sandbox: SandboxServer) -> None:
+    params = {"$expand": "Media,OpenHouse", "$top": "25", "$select": "ListingKey"}
+    body = jane("GET", "/Reso/OData/Property", params=params).json()
+    listings = body["value"]
+    assert all(set(p) == {"ListingKey", "Media", "OpenHouse"} for p in listings)
+    assert all(len(p["Media"]) >= 2 for p in listings)
+    assert any(p["OpenHouse"] for p in listings)
+    photo = listings[0]["Media"][0]
+    assert photo["ResourceRecordKey"] == listings[0]["ListingKey"]
+    assert photo["MediaCategory"] == "Photo"
+    assert photo["Order"] == 1
+    assert photo["MediaURL"] == f"{sandbox.url}/photos/{listings[0]['ListingKey']}/1.svg"
+    image = requests.get(photo["MediaURL"], timeout=10)  # no token: a browser can load it
+    assert image.status_code == 200
+    assert image.headers["Content-Type"].startswith("image/svg+xml")
+    root = ET.fromstring(image.content)  # noqa: S314 - our own loopback server's answer
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert requests.get(photo["MediaURL"], timeout=10).content == image.content  # deterministic
+    house = next(p for p in listings if p["OpenHouse"])["OpenHouse"][0]
+    assert house["OpenHouseStartTime"] < house["OpenHouseEndTime"]
+    key = listings[0]["ListingKey"]
+    one = jane("GET", f"/Reso/OData/Property('{key}')", params={"$expand": "Media"}).json()
+    assert one["Media"] == listings[0]["Media"]
+    bad = jane("GET", "/Reso/OData/Member", params={"$expand": "Media"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "1053"
+
+
+def test_reso_property_media_navigation(jane: Call, sandbox: SandboxServer) -> None:
+    key = data.properties()[3]["ListingKey"]
+    body = jane("GET", f"/Reso/OData/Property('{key}')/Media").json()
+    assert body["@odata.context"].endswith(f"#Property('{key}')/Media")
+    orders = [m["Order"] for m in body["value"]]
+    assert orders == list(range(1, len(orders) + 1))
+    assert all(m["ResourceRecordKey"] == key for m in body["value"])
+    assert all(m["MediaURL"].startswith(sandbox.url + "/photos/") for m in body["value"])
+    assert jane("GET", "/Reso/OData/Property('nope')/Media").status_code == 404
+    media = jane("GET", "/Reso/OData/Media", params={"$filter": f"ResourceRecordKey eq '{key}'"})
+    assert media.json()["value"] == body["value"]
+    assert requests.get(f"{sandbox.url}/photos/{key}/99.svg", timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize("header", [False, True], ids=["bare", "www-authenticate"])
+def test_reso_token_failures_come_in_odata_form(
+    jane: Call, sandbox: SandboxServer, header: bool
+) -> None:
+    sandbox.faults(reso_www_authenticate=header)
+    try:
+        answer = requests.get(
+            f"{sandbox.url}/Reso/OData/Property",
+            headers={"X-SparkApi-User-Agent": "t", "Authorization": "Bearer not-a-token"},
+            timeout=10,
+        )
+    finally:
+        sandbox.faults(reso_www_authenticate=None)
+    assert answer.status_code == 401
+    assert answer.json() == {"error": {"code": "1000", "message": "Invalid session token"}}
+    assert ("WWW-Authenticate" in answer.headers) is header
 
 
 def test_reso_next_links_walk_everything(jane: Call) -> None:
@@ -787,7 +898,7 @@ def test_reso_metadata_is_csdl(jane: Call) -> None:
     root = ET.fromstring(answer.content)  # noqa: S314 - our own loopback server's answer
     edm = "{http://docs.oasis-open.org/odata/ns/edm}"
     types = {t.get("Name"): t for t in root.iter(f"{edm}EntityType")}
-    assert set(types) == {"Property", "Member", "Office"}
+    assert set(types) == {"Property", "Member", "Office", "OpenHouse", "Media"}
     key = types["Property"].find(f"{edm}Key/{edm}PropertyRef")
     assert key is not None
     assert key.get("Name") == "ListingKey"
@@ -795,4 +906,4 @@ def test_reso_metadata_is_csdl(jane: Call) -> None:
     assert fields["ListPrice"] == "Edm.Decimal"
     assert fields["ModificationTimestamp"] == "Edm.DateTimeOffset"
     sets = {s.get("Name") for s in root.iter(f"{edm}EntitySet")}
-    assert sets == {"Property", "Member", "Office"}
+    assert sets == {"Property", "Member", "Office", "OpenHouse", "Media"}

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,12 +26,15 @@ from werkzeug.wrappers import Request, Response
 
 from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.sandbox.__main__ import main as sandbox_main
+from flask_spark.sandbox.spark_platform import PRODUCTION_DISCOVERY, SPARK_CLAIMS
 
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
 REDIRECT_URI = "http://127.0.0.1:8765/spark/callback"
 UA = {"X-SparkApi-User-Agent": "flask-spark-tests"}
 JANE, BOB = MEMBERS[0], MEMBERS[1]
+#: Verbatim copies of sparkplatform.com's discovery document and JWKS.
+SPARK_PLATFORM = Path(__file__).parent.parent / "data" / "spark-platform"
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,19 @@ def server() -> Iterator[SandboxServer]:
 @pytest.fixture(autouse=True)
 def _clean(server: SandboxServer) -> None:
     server.reset()
+
+
+@pytest.fixture(scope="module")
+def generic_running() -> Iterator[SandboxServer]:
+    with SandboxServer(generic=True) as running:
+        yield running
+
+
+@pytest.fixture
+def generic(generic_running: SandboxServer) -> SandboxServer:
+    """The sandbox as a generic OpenID provider (what Spark does not advertise), reset."""
+    generic_running.reset()
+    return generic_running
 
 
 @dataclass
@@ -151,25 +168,42 @@ def header_of(token: str) -> dict[str, Any]:
 # -- discovery and keys -----------------------------------------------------------------------
 
 
-def test_discovery_document(server: SandboxServer) -> None:
+def test_discovery_document_is_productions_with_the_host_swapped(server: SandboxServer) -> None:
     doc = requests.get(f"{server.url}/.well-known/openid-configuration").json()
+    published = json.loads((SPARK_PLATFORM / "openid-configuration.json").read_text())
+    swapped = json.loads(json.dumps(published).replace("https://sparkplatform.com", server.url))
+    assert doc == swapped
     assert doc["issuer"] == server.issuer == server.url
     assert doc["authorization_endpoint"] == f"{server.url}/openid/authorize"
-    assert doc["token_endpoint"] == f"{server.url}/openid/token"
-    assert doc["userinfo_endpoint"] == f"{server.url}/openid/userinfo"
-    assert doc["revocation_endpoint"] == f"{server.url}/openid/revoke"
-    assert doc["jwks_uri"] == f"{server.url}/openid/jwks.json"
+    for extra in (
+        "end_session_endpoint",
+        "frontchannel_logout_supported",
+        "backchannel_logout_supported",
+        "check_session_iframe",
+        "code_challenge_methods_supported",
+        "authorization_response_iss_parameter_supported",
+    ):
+        assert extra not in doc
+    assert "sid" not in doc["claims_supported"]
+
+
+def test_module_copy_of_the_production_document_is_verbatim() -> None:
+    published = json.loads((SPARK_PLATFORM / "openid-configuration.json").read_text())
+    assert published == PRODUCTION_DISCOVERY
+
+
+def test_generic_discovery_document(generic: SandboxServer) -> None:
+    doc = requests.get(f"{generic.url}/.well-known/openid-configuration").json()
+    assert doc["issuer"] == generic.issuer
+    assert doc["token_endpoint"] == f"{generic.url}/openid/token"
+    assert doc["revocation_endpoint"] == f"{generic.url}/openid/revoke"
+    assert doc["jwks_uri"] == f"{generic.url}/openid/jwks.json"
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
-    assert set(doc["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_post",
-        "client_secret_basic",
-    }
-    assert {"openid", "profile", "email", "address", "phone", "RESO", "FBS"} <= set(
-        doc["scopes_supported"]
-    )
+    assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["backchannel_logout_supported"] is True
     assert doc["frontchannel_logout_supported"] is True
+    assert "sid" in doc["claims_supported"]
     assert "end_session_endpoint" not in doc
 
 
@@ -220,7 +254,7 @@ def test_login_and_consent_pages(server: SandboxServer) -> None:
 def test_code_flow_with_pkce_and_id_token(server: SandboxServer) -> None:
     result = login(server)
     assert result.redirect["state"] == [result.params["state"]]
-    assert result.redirect["iss"] == [server.issuer]
+    assert "iss" not in result.redirect  # production does not advertise RFC 9207
     answer = exchange(server, result)
     assert answer.status_code == 200
     assert answer.headers["Cache-Control"] == "no-store"
@@ -237,12 +271,64 @@ def test_code_flow_with_pkce_and_id_token(server: SandboxServer) -> None:
     assert claims["name"] == JANE.name
     assert claims["email"] == JANE.email
     assert claims["MemberMlsId"] == JANE.mls_id
-    assert claims["sid"]
+    assert "sid" not in claims  # not among production's claims_supported
     assert claims["auth_time"] <= claims["iat"] < claims["exp"]
     assert header_of(tokens["id_token"])["kid"] == "default"
     counters = server.counters()
     assert counters["token_calls"] == 1
     assert counters["authorization_code_grants"] == 1
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.username)
+def test_every_member_has_sparks_claim_set(server: SandboxServer, member: Any) -> None:
+    claims = verify(server, tokens_for(server, member.id)["id_token"])
+    supported = set(PRODUCTION_DISCOVERY["claims_supported"])
+    assert set(SPARK_CLAIMS) <= set(claims)
+    assert supported <= set(claims)  # every advertised claim is released
+    assert claims["MemberMlsId"] == member.mls_id
+    assert claims["OfficeKey"] == member.office_key
+    assert isinstance(claims["user_is_active"], bool)
+    assert "sid" not in claims
+
+
+def test_generic_provider_sends_iss_and_sid(generic: SandboxServer) -> None:
+    result = login(generic)
+    assert result.redirect["iss"] == [generic.issuer]
+    claims = verify(generic, exchange(generic, result).json()["id_token"])
+    assert claims["sid"]
+
+
+def test_pkce_is_optional_but_checked_when_sent(server: SandboxServer) -> None:
+    params, _ = authorize_params()
+    del params["code_challenge"], params["code_challenge_method"]
+    answer = server_login(server, params)
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    without = Login(params, "", query)
+    body = {
+        "grant_type": "authorization_code",
+        "code": without.code,
+        "redirect_uri": REDIRECT_URI,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
+    assert requests.post(f"{server.url}/openid/token", data=body).status_code == 200
+
+    result = login(server)
+    result.verifier = secrets.token_urlsafe(48)
+    answer = exchange(server, result)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+def server_login(server: SandboxServer, params: dict[str, str]) -> requests.Response:
+    answer = requests.post(
+        f"{server.url}/openid/authorize",
+        params=params,
+        data={"member": JANE.id, "consent": "allow"},
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text
+    return answer
 
 
 def test_json_token_body_and_client_secret_basic(server: SandboxServer) -> None:
@@ -269,7 +355,8 @@ def test_json_token_body_and_client_secret_basic(server: SandboxServer) -> None:
     assert wrong.json()["error"] == "invalid_client"
 
 
-def test_pkce_is_required_and_checked(server: SandboxServer) -> None:
+def test_generic_provider_requires_and_checks_pkce(generic: SandboxServer) -> None:
+    server = generic
     params, _ = authorize_params()
     del params["code_challenge"], params["code_challenge_method"]
     answer = requests.get(f"{server.url}/openid/authorize", params=params, allow_redirects=False)
@@ -345,16 +432,21 @@ def test_code_reuse_is_refused_and_revokes_tokens(server: SandboxServer) -> None
 # -- refresh and revocation -------------------------------------------------------------------
 
 
-def test_refresh_rotates_and_reuse_revokes_the_family(server: SandboxServer) -> None:
+@pytest.mark.parametrize("mode", ["production", "generic"])
+def test_refresh_rotates_and_reuse_revokes_the_family(
+    server: SandboxServer, generic: SandboxServer, mode: str
+) -> None:
+    server = generic if mode == "generic" else server
     first = tokens_for(server)
-    sid = verify(server, first["id_token"])["sid"]
+    sid = verify(server, first["id_token"]).get("sid")
     answer = refresh(server, first["refresh_token"])
     assert answer.status_code == 200
     second = answer.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
     claims = verify(server, second["id_token"])
-    assert claims["sid"] == sid
+    assert claims.get("sid") == sid
+    assert (sid is None) == (mode == "production")
     assert claims["sub"] == JANE.id
     assert "nonce" not in claims
     assert api(server, "my/account", second["access_token"]).status_code == 200
@@ -557,19 +649,52 @@ def test_discovery_issuer_fault(server: SandboxServer) -> None:
 def test_logout_redirects_with_state(server: SandboxServer) -> None:
     browser = requests.Session()
     login(server, http=browser)
-    target = "http://127.0.0.1:8765/spark/logged-out"
     answer = browser.get(
         f"{server.url}/openid/logout",
-        params={"client_id": CLIENT_ID, "post_logout_redirect_uri": target, "state": "s1"},
+        params={"client_id": CLIENT_ID, "post_logout_redirect_uri": REDIRECT_URI, "state": "s1"},
         allow_redirects=False,
     )
     assert answer.status_code == 302
-    assert answer.headers["Location"] == f"{target}?state=s1"
+    assert answer.headers["Location"] == f"{REDIRECT_URI}?state=s1"
     assert server.counters()["logouts"] == 1
     assert not [s for s in server.state.sessions.values() if not s.ended]
 
 
-def test_logout_rejects_unregistered_post_logout_uri(server: SandboxServer) -> None:
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"client_id": CLIENT_ID, "post_logout_redirect_uri": "http://127.0.0.1:8765/logged-out"},
+        {"client_id": CLIENT_ID, "post_logout_redirect_uri": REDIRECT_URI + "/"},
+        {"client_id": CLIENT_ID, "post_logout_redirect_uri": "https://evil.example.com/"},
+        {"post_logout_redirect_uri": REDIRECT_URI},
+    ],
+    ids=["other-loopback", "trailing-slash", "elsewhere", "no-client-id"],
+)
+def test_logout_insists_on_the_clients_redirect_uri(
+    server: SandboxServer, params: dict[str, str]
+) -> None:
+    login(server)  # the client has used REDIRECT_URI
+    answer = requests.get(f"{server.url}/openid/logout", params=params, allow_redirects=False)
+    assert answer.status_code == 400
+    assert "Location" not in answer.headers
+    assert server.counters()["logout_refusals"] == 1
+
+
+def test_logout_accepts_a_registered_redirect_uri(server: SandboxServer) -> None:
+    server.configure(redirect_uris=["https://app.example.com/spark/callback"])
+    answer = requests.get(
+        f"{server.url}/openid/logout",
+        params={
+            "client_id": CLIENT_ID,
+            "post_logout_redirect_uri": "https://app.example.com/spark/callback",
+        },
+        allow_redirects=False,
+    )
+    assert answer.headers["Location"] == "https://app.example.com/spark/callback"
+
+
+def test_generic_logout_rejects_unregistered_post_logout_uri(generic: SandboxServer) -> None:
+    server = generic
     server.configure(post_logout_redirect_uris=["http://127.0.0.1:8765/bye"])
     for target in ("http://127.0.0.1:8765/elsewhere", "https://evil.example.com/"):
         answer = requests.get(
@@ -581,7 +706,8 @@ def test_logout_rejects_unregistered_post_logout_uri(server: SandboxServer) -> N
         assert "Location" not in answer.headers
 
 
-def test_frontchannel_logout_page(server: SandboxServer) -> None:
+def test_frontchannel_logout_page(generic: SandboxServer) -> None:
+    server = generic
     server.configure(frontchannel_logout_uri="http://127.0.0.1:8765/spark/single-logout")
     tokens = tokens_for(server)
     sid = verify(server, tokens["id_token"])["sid"]
@@ -626,7 +752,8 @@ class Receiver:
         self.server.server_close()
 
 
-def test_backchannel_logout(server: SandboxServer) -> None:
+def test_backchannel_logout(generic: SandboxServer) -> None:
+    server = generic
     with Receiver() as receiver:
         server.configure(backchannel_logout_uri=receiver.url)
         tokens = tokens_for(server)
@@ -645,7 +772,8 @@ def test_backchannel_logout(server: SandboxServer) -> None:
     assert server.counters()["backchannel_logouts"] == 1
 
 
-def test_backchannel_failures_are_counted(server: SandboxServer) -> None:
+def test_backchannel_failures_are_counted(generic: SandboxServer) -> None:
+    server = generic
     with Receiver(status=400) as receiver:
         server.configure(backchannel_logout_uri=receiver.url)
         assert server.backchannel_logout(JANE.id) == [400]
