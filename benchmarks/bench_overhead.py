@@ -409,9 +409,10 @@ def cost_breakdown(call: Callable[[], Any], calls: int) -> tuple[float, dict[str
     """ms per request without the profiler, and each part's share of it from a profile.
 
     The parts, by inclusive time in ``cProfile`` (wall clock): Redis (redis-py entered from
-    elsewhere), decryption (``TokenVault.open``), HTTP (``requests.Session.request``, the API's
-    time included), the client (``SparkAPI.get`` without those) and Flask (the rest: WSGI,
-    routing, the session interface's own code, the decorator, the view).
+    elsewhere), decryption (``TokenVault.open``), HTTP (``requests``: preparing and sending the
+    request, urllib3 and the API's time included), the client (``SparkAPI.get`` without those)
+    and Flask (the rest: WSGI, routing, the session interface's own code, the decorator, the
+    view).
     """
     for _ in range(20):
         call()
@@ -444,7 +445,16 @@ def cost_breakdown(call: Callable[[], Any], calls: int) -> tuple[float, dict[str
 
     redis_s = inclusive(in_redis)
     decrypt_s = inclusive(named(os.path.join("core", "tokens.py"), "open"))
-    http_s = inclusive(named(os.path.join("requests", "sessions.py"), "request"))
+    sessions_py, models_py = (
+        os.path.join("requests", "sessions.py"),
+        os.path.join("requests", "models.py"),
+    )
+    http_s = inclusive(
+        lambda path, name: (
+            (path.endswith(sessions_py) and name in ("request", "send"))
+            or (path.endswith(models_py) and name == "prepare")
+        )
+    )
     client_s = inclusive(named(os.path.join("core", "api.py"), "get")) - http_s - decrypt_s
     parts = {
         "Redis (session + token record)": redis_s,

@@ -457,8 +457,8 @@ class FakeHTTP:
         self.answers = answers
         self.calls: list[tuple[str, str, dict[str, str]]] = []
 
-    def request(self, method: str, url: str, **kw: Any) -> Any:
-        self.calls.append((method, url, kw["headers"]))
+    def send(self, request: requests.PreparedRequest, **kw: Any) -> Any:
+        self.calls.append((str(request.method), str(request.url), dict(request.headers)))
         return self.answers.pop(0)
 
 
@@ -591,6 +591,7 @@ def test_headers_sent_on_every_call(echo_server: str) -> None:
     assert seen["headers"]["Accept"] == "application/json"
     assert seen["headers"]["X-SparkApi-User-Agent"] == "my-app/1.0"
     assert "Cookie" not in seen["headers"]
+    assert "gzip" in seen["headers"]["Accept-Encoding"]  # the session's own headers too
 
     for method in ("post", "put"):
         sent = getattr(client, method)("contacts", json={"FirstName": "Ada"}).first()
