@@ -474,7 +474,7 @@ def add_sessions(app: Flask, template_sid: str, count: int) -> list[str]:
     """
     state = app.extensions["spark.state"]
     iface = state.session_interface
-    data = iface.serializer.loads(state.redis.get(iface.store_key(template_sid)).decode())
+    data = iface.decode(state.redis.get(iface.store_key(template_sid)))
     tokens = state.tokens.load(template_sid)
     lifetime = state.config.session_lifetime
     sids = []
@@ -485,7 +485,7 @@ def add_sessions(app: Flask, template_sid: str, count: int) -> list[str]:
         state.tokens.create(replace(tokens, sid=sid, subject=sub), ttl=lifetime)
         state.registry.register(sid, sub, psid, ttl=lifetime)
         copy = {**data, "_spark": {**data["_spark"], "sub": sub, "psid": psid}}
-        state.redis.set(iface.store_key(sid), iface.serializer.dumps(copy), ex=lifetime)
+        state.redis.set(iface.store_key(sid), iface.encode(copy), ex=lifetime)
         sids.append(sid)
     return sids
 
@@ -569,7 +569,7 @@ def run(args: argparse.Namespace) -> list[str]:
         # 1. the decorator vs plain Flask-Session (same session contents under another prefix)
         plain_prefix = "plain:"
         iface = state.session_interface
-        stored = iface.serializer.loads(client.get(iface.store_key(sid)).decode())
+        stored = iface.decode(client.get(iface.store_key(sid)))
         plain = plain_app(client, plain_prefix)
         reader = plain_app(client, plain_prefix, read_only=True)
         client.set(plain_prefix + sid, plain.session_interface.serializer.encode(stored), ex=3600)

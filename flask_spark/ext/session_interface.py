@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,10 @@ BINDING_KEY = "_spark_bind"
 LOGOUT_STATE_KEY = "_spark_logout_state"
 
 _SID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+#: Session data from this many bytes on is stored zlib-compressed when that is smaller, as
+#: itsdangerous does for cookies: a signed-in user's claims shrink to about half.
+COMPRESS_FROM = 256
 
 
 class ServerSession(SecureCookieSession):
@@ -83,6 +88,9 @@ class SparkSessionInterface(SessionInterface):
         # Reads the serializer's tagged JSON, untagging as it decodes: half the time of its
         # ``loads``, which walks the decoded data again in Python (a read on every request).
         self._decoder = json.JSONDecoder(object_hook=self.serializer.untag)
+        encoder = getattr(client, "get_encoder", None)
+        #: the client returns bytes (a client that decodes responses gets plain JSON only)
+        self.binary = not (encoder is not None and getattr(encoder(), "decode_responses", False))
 
     def store_key(self, sid: str) -> str:
         """The Redis key of session ``sid``; the hash tag keeps it in the slot of its tokens."""
@@ -102,7 +110,7 @@ class SparkSessionInterface(SessionInterface):
         except REDIS_DOWN as exc:
             log.error("Session store unavailable: %s", type(exc).__name__)
             return ServerSession(sid=self.new_sid(), store_unavailable=True)
-        data = self._decode(raw)
+        data = self.decode(raw)
         if data is None:  # unknown, expired or unreadable: a new id, never the one offered
             return ServerSession(sid=self.new_sid())
         session = ServerSession(data, sid=sid, from_store=True, token_blob=blob)
@@ -125,12 +133,25 @@ class SparkSessionInterface(SessionInterface):
         raw, blob = pipeline.execute()
         return raw, blob
 
-    def _decode(self, raw: bytes | None) -> dict[str, Any] | None:
+    def encode(self, data: dict[str, Any]) -> bytes:
+        """The stored form of session data: tagged JSON, zlib-compressed when large."""
+        text = self.serializer.dumps(data).encode()
+        if self.binary and len(text) >= COMPRESS_FROM:
+            packed = zlib.compress(text)
+            if len(packed) < len(text):
+                return packed
+        return text
+
+    def decode(self, raw: bytes | str | None) -> dict[str, Any] | None:
+        """Session data from its stored form (None when absent or unreadable)."""
         if raw is None:
             return None
         try:
-            data = self._decoder.decode(raw.decode() if isinstance(raw, bytes) else raw)
-        except (ValueError, TypeError, UnicodeDecodeError):
+            if isinstance(raw, bytes):
+                # JSON of a dict starts with "{"; anything else is the compressed form.
+                raw = (raw if raw[:1] == b"{" else zlib.decompress(raw)).decode()
+            data = self._decoder.decode(raw)
+        except (ValueError, TypeError, UnicodeDecodeError, zlib.error):
             return None
         return data if isinstance(data, dict) else None
 
@@ -157,7 +178,7 @@ class SparkSessionInterface(SessionInterface):
         try:
             written = self.client.set(
                 self.store_key(session.sid),
-                self.serializer.dumps(dict(session)),
+                self.encode(dict(session)),
                 ex=ttl,
                 xx=session.from_store,
             )
