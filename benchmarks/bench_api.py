@@ -59,9 +59,11 @@ from flask_spark.testing.redis_server import RedisServer
 class FreshConnections:
     """Instead of the pooled session: a new ``requests.Session`` (a new connection) per call."""
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    headers = requests.utils.default_headers()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         with pooled_session() as session:
-            return session.request(method, url, **kwargs)
+            return session.send(request, **kwargs)
 
 
 def make_app(sandbox_url: str, redis_url: str) -> Flask:

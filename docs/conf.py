@@ -33,7 +33,7 @@ templates_path: list[str] = []
 root_doc = "index"
 default_role = "literal"  # `text` in prose is code, never an accidental cross-reference
 nitpicky = False
-pygments_style = "sphinx"
+pygments_style = "friendly"
 pygments_dark_style = "monokai"
 
 # -- autodoc -------------------------------------------------------------------------------------

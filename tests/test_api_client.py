@@ -457,8 +457,8 @@ class FakeHTTP:
         self.answers = answers
         self.calls: list[tuple[str, str, dict[str, str]]] = []
 
-    def request(self, method: str, url: str, **kw: Any) -> Any:
-        self.calls.append((method, url, kw["headers"]))
+    def send(self, request: requests.PreparedRequest, **kw: Any) -> Any:
+        self.calls.append((str(request.method), str(request.url), dict(request.headers)))
         return self.answers.pop(0)
 
 
@@ -591,6 +591,7 @@ def test_headers_sent_on_every_call(echo_server: str) -> None:
     assert seen["headers"]["Accept"] == "application/json"
     assert seen["headers"]["X-SparkApi-User-Agent"] == "my-app/1.0"
     assert "Cookie" not in seen["headers"]
+    assert "gzip" in seen["headers"]["Accept-Encoding"]  # the session's own headers too
 
     for method in ("post", "put"):
         sent = getattr(client, method)("contacts", json={"FirstName": "Ada"}).first()
@@ -730,20 +731,26 @@ def test_not_found_propagates_as_typed_error_outside_a_request(
 
 
 def test_one_token_read_per_request_however_many_calls(user: FlowClient, app: Flask) -> None:
-    """A view making two calls decrypts the token record once (a per-request cache)."""
+    """A view making two calls decrypts the token record once, read with the session."""
     state = app.extensions["spark.state"]
     reads: list[str] = []
-    original = state.tokens.load
+    decrypted: list[str] = []
+    load, open_ = state.tokens.load, state.vault.open
 
     def counting_load(sid: str) -> Any:
         reads.append(sid)
-        return original(sid)
+        return load(sid)
 
-    state.tokens.load = counting_load
+    def counting_open(blob: bytes, sid: str) -> Any:
+        decrypted.append(sid)
+        return open_(blob, sid)
+
+    state.tokens.load, state.vault.open = counting_load, counting_open
     try:
         response = user.get("/two-calls")
     finally:
-        del state.tokens.load
+        del state.tokens.load, state.vault.open
     assert response.status_code == 200
     assert response.json == {"account": MEMBER.name, "listings": 2}
-    assert reads == [user.cookie()]
+    assert decrypted == [user.cookie()]
+    assert reads == [], "the record came with the session: no separate read"

@@ -1,4 +1,5 @@
-"""A real browser through the example app: Playwright drives headless Chromium (Debian's package).
+"""A real browser through the example app: Playwright drives headless Chromium (Debian's package,
+another system Chromium or Chrome, or Playwright's own download: see ``tests/chromium.py``).
 
 Home → "Sign in with Flexmls" → the sandbox's own login and consent pages → dashboard → listing
 search with pagination → a property → sign out. On every page, page scripts must not be able to
@@ -9,11 +10,9 @@ read a token or the session cookie. Screenshots land in a temporary folder, or w
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.testing import sandbox_config
 from flask_spark.testing.redis_server import RedisServer
 
+from .chromium import INSTALL_HINT, find_chromium
 from .conftest import FERNET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,12 +46,11 @@ pytestmark = pytest.mark.browser
 
 
 def chromium_path() -> str:
-    """Debian's chromium on PATH; a missing browser is a failure, not a skip."""
-    found = shutil.which("chromium")
+    """A system Chromium/Chrome or Playwright's; a missing browser is a failure, not a skip."""
+    found = find_chromium()
     if not found:
         pytest.fail(
-            "chromium is not on PATH: the browser test needs Debian's chromium package. "
-            "Run ./scripts/test, which installs it (apt-get install chromium), then rerun pytest.",
+            f"No Chromium for the browser test: {INSTALL_HINT} (./scripts/test does this).",
             pytrace=False,
         )
     return found
@@ -113,6 +112,38 @@ def issued_tokens(sandbox: SandboxServer, app: Flask) -> set[str]:
     return found
 
 
+#: The phone sizes every page must fit (narrow Android, iPhone 12-15, Pro Max) and a desktop.
+PHONE = {"width": 390, "height": 844}
+PHONE_WIDTHS = (360, 390, 430)
+DESKTOP = {"width": 1200, "height": 860}
+
+
+def assert_fits(page: Any) -> None:
+    """No sideways scrolling, and nothing spills out of a card (e.g. a long e-mail address)."""
+    found = page.evaluate(
+        """() => ({
+            width: document.documentElement.scrollWidth,
+            inner: innerWidth,
+            spills: [...document.querySelectorAll('.card, main, dd')]
+                .filter(el => el.scrollWidth > el.clientWidth + 1)
+                .map(el => el.className || el.tagName),
+        })"""
+    )
+    where = f"{page.url} at {found['inner']} px"
+    assert found["width"] <= found["inner"], f"{where} scrolls sideways ({found['width']} px)"
+    assert not found["spills"], f"{where}: content spills out of {found['spills']}"
+
+
+def shoot(page: Any, name: str) -> None:
+    """A screenshot cropped to the page's content: no blank area below a short page."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": 200})
+    try:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+
+
 class Guard:
     """Checks, page by page, that scripts see no token and no session cookie."""
 
@@ -124,6 +155,7 @@ class Guard:
 
     def check(self) -> None:
         page = self.page
+        assert_fits(page)
         html = page.content()
         self.pages.append((page.url, html))
         cookies = {c["name"]: c for c in page.context.cookies(self.app_url)}
@@ -161,7 +193,6 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
     executable = chromium_path()
     app, url = live_app
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     app_bodies: list[tuple[str, str]] = []
     missed: list[str] = []
 
@@ -171,7 +202,7 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             executable_path=executable,
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1200, "height": 860},
+            viewport=DESKTOP,
             device_scale_factor=1,
         )
         try:
@@ -193,19 +224,19 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             page.goto(url + "/")
             expect(page.get_by_role("heading", level=1)).to_contain_text("Flexmls")
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "home.png"))
+            shoot(page, "home")
 
             # "Sign in with Flexmls" → the sandbox's own login page; a first try is cancelled.
             page.locator("main").get_by_role("link", name="Sign in with Flexmls").click()
             page.wait_for_url(lambda u: u.startswith(sandbox.url))
             expect(page.get_by_role("heading", level=1)).to_have_text("Sign in with Flexmls")
-            page.screenshot(path=str(SCREENSHOTS / "signin.png"))
+            shoot(page, "signin")
             page.get_by_role("button", name="Sign in").click()
             page.get_by_role("button", name="Deny").click()
             page.wait_for_url(lambda u: u.startswith(url + "/spark/callback"))
             expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in cancelled")
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "cancelled.png"))
+            shoot(page, "cancelled")
 
             # Again, as another member, and allowed this time.
             page.get_by_role("link", name="Try signing in again").click()
@@ -225,7 +256,7 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             expect(account).to_contain_text(MEMBER.office_name)
             expect(account).to_contain_text(MEMBER.email)
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+            shoot(page, "dashboard")
             signed_in_sid = {c["name"]: c["value"] for c in context.cookies(url)}["session"]
 
             # Listing search through _filter, with pagination.
@@ -242,7 +273,7 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             for text in cards.all_inner_texts():
                 assert "Fargo" in text
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "listings.png"), full_page=True)
+            shoot(page, "listings")
             page.get_by_role("link", name="Next").click()
             expect(count).to_contain_text("page 2 of")
             expect(page.get_by_label("City")).to_have_value("Fargo")
@@ -254,7 +285,7 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
             expect(page.get_by_role("heading", level=1)).to_be_visible()
             expect(page.locator(".price").first).to_contain_text("$")
             guard.check()
-            page.screenshot(path=str(SCREENSHOTS / "property.png"), full_page=True)
+            shoot(page, "property")
 
             # Sign out: the form POST; back on the signed-out home page.
             page.get_by_role("button", name="Sign out").click()
@@ -284,7 +315,100 @@ def test_sign_in_search_and_sign_out_in_a_real_browser(
     assert (counters["authorize_requests"], counters["consents_denied"]) == (2, 1)
     assert counters["logins"] == 1
     assert counters["revocations"] == 1
-    elapsed = time.monotonic() - started
-    assert elapsed < 20, f"the browser test took {elapsed:.1f}s"
     for name in ("home", "signin", "cancelled", "dashboard", "listings", "property"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000
+
+
+def fits_every_phone(page: Any) -> None:
+    """The current page fits each phone width (then the viewport is the phone's again)."""
+    for width in PHONE_WIDTHS:
+        page.set_viewport_size({"width": width, "height": PHONE["height"]})
+        assert_fits(page)
+    page.set_viewport_size(PHONE)
+
+
+def sign_in_in_browser(page: Any, url: str, sandbox: SandboxServer) -> None:
+    """The browser flow on a phone: the signed-out pages and the sandbox's own pages fit."""
+    page.goto(url + "/")
+    fits_every_phone(page)
+    page.goto(url + "/dashboard")  # "Please sign in"
+    fits_every_phone(page)
+    page.locator("main").get_by_role("link", name="Sign in with Flexmls").click()
+    page.wait_for_url(lambda u: u.startswith(sandbox.url))
+    fits_every_phone(page)
+    page.get_by_label(MEMBER.name).check()
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Allow").wait_for()
+    fits_every_phone(page)
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(url + "/dashboard")
+
+
+def test_every_page_fits_a_phone_and_a_desktop(
+    live_app: tuple[Flask, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Every page of My Flexmls and of the sandbox, at 360, 390 and 430 px and on a desktop:
+    no sideways scrolling, the header collapses, cards wrap, nothing spills out of a card."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = chromium_path()
+    _, url = live_app
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context(
+                viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+            )
+            page = context.new_page()
+            page.set_default_timeout(10_000)
+            sign_in_in_browser(page, url, sandbox)
+
+            page.goto(url + "/listings?city=Fargo")
+            listing = page.locator("a.listing").first.get_attribute("href")
+            page.goto(url + "/saved-searches")
+            saved = page.get_by_role("link", name="Show listings").first.get_attribute("href")
+            assert listing
+            assert saved
+            pages = {
+                "home": url + "/",
+                "dashboard": url + "/dashboard",
+                "listings": url + "/listings?city=Fargo",
+                "any-status": url + "/listings?status=Any&page=2",
+                "property": url + listing,
+                "saved-searches": url + "/saved-searches",
+                "saved-search": url + saved,
+                "disconnect": url + "/disconnect",
+                "no-results": url + "/listings?city=Atlantis",
+                "not-found": url + "/nope",
+                "bad-status": url + "/listings?status=Bogus",
+                "logout-get": url + "/spark/logout",
+                "sandbox-home": sandbox.url + "/",
+                "sandbox-error": sandbox.url + "/openid/authorize?client_id=nope",
+            }
+            for name, address in pages.items():
+                page.set_viewport_size(PHONE)
+                page.goto(address)
+                fits_every_phone(page)
+                if name in ("dashboard", "listings", "property"):
+                    page.screenshot(path=str(SCREENSHOTS / f"phone-{name}.png"))
+                page.set_viewport_size(DESKTOP)
+                assert_fits(page)
+
+            # The header collapses: the navigation is a row of its own under the brand.
+            page.set_viewport_size(PHONE)
+            page.goto(url + "/dashboard")
+            brand = page.locator(".brand").bounding_box()
+            nav = page.get_by_role("navigation", name="Main").bounding_box()
+            assert brand
+            assert nav
+            assert nav["y"] >= brand["y"] + brand["height"]
+            assert nav["x"] + nav["width"] <= PHONE["width"]
+            expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+            context.close()
+        finally:
+            browser.close()
+    for name in ("dashboard", "listings", "property"):
+        assert (SCREENSHOTS / f"phone-{name}.png").stat().st_size > 5000

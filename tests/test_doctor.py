@@ -237,6 +237,20 @@ def test_app_without_sparkauth(config: dict[str, Any]) -> None:
     assert "flask-spark is not initialised" in flat(result)
 
 
+def real_flask(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``flask <args>`` in ``folder``, with no SPARK_* or FLASK_* variables but ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "FLASK_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "flask", *args],
+        cwd=folder,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_the_real_flask_command_reports_a_broken_app(tmp_path: Path) -> None:
     """``flask --app`` with a factory that raises SparkConfigError: a table, not a traceback."""
@@ -254,20 +268,58 @@ def test_the_real_flask_command_reports_a_broken_app(tmp_path: Path) -> None:
             """
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "FLASK_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "brokenapp:create_app", "spark", "doctor"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = real_flask(tmp_path, "--app", "brokenapp:create_app", "spark", "doctor")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "FAIL  configuration" in done.stdout
     assert "SPARK_TOKEN_KEYS is not set" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_real_flask_command_finds_app_py_and_says_each_warning_once(
+    tmp_path: Path, sandbox: SandboxServer, redis_server: Any
+) -> None:
+    """``flask spark doctor`` with neither --app nor FLASK_APP finds ``app.py`` as ``flask`` does;
+    the debug-only key is reported once (its row, not also a log line), and the fix hint is a
+    shell ``export`` because this app reads its SPARK_* keys from the environment."""
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            from flask import Flask
+            from flask_spark import SparkAuth
+
+            app = Flask(__name__)
+            app.config.update({k: v for k, v in os.environ.items() if k.startswith("SPARK_")})
+            SparkAuth(app)
+            """
+        )
+    )
+    done = real_flask(
+        tmp_path,
+        "spark",
+        "doctor",
+        SPARK_CLIENT_ID=sandbox.client_id,
+        SPARK_CLIENT_SECRET=sandbox.client_secret,
+        SPARK_ISSUER=sandbox.issuer,
+        SPARK_USER_AGENT="DoctorTest",
+        SPARK_REDIS_URL=redis_server.url,
+        FLASK_DEBUG="1",  # as `flask --debug run` serves it
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "WARN  token keys" in done.stdout
+    assert output.count("SPARK_TOKEN_KEYS is not set") == 1, output
+    assert (tmp_path / "instance" / "spark-dev-key").exists()
+    flat_out = " ".join(done.stdout.split())
+    assert "`export SPARK_TOKEN_KEYS=<key>` in the shell." in flat_out
+    assert "app.config[" not in flat_out
+
+
+def test_fix_hint_for_an_app_configured_in_python(config: dict[str, Any]) -> None:
+    result = doctor(make(config, SPARK_TOKEN_KEYS=None))
+    assert "`app.config['SPARK_TOKEN_KEYS'] = ['<key>']` in Python" in flat(result)
+    assert "export SPARK_TOKEN_KEYS" not in flat(result)
 
 
 # -- the provider's advertised features against the configuration ------------------------------

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask
+from flask import Flask, abort
 
 from flask_spark.sandbox import MEMBERS, SandboxServer
 from flask_spark.testing.redis_server import free_port
 
-from .helpers import FlowClient, query
+from .helpers import FlowClient, closed_port, query
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBER = MEMBERS[0]
@@ -106,17 +106,88 @@ def test_cancelled_sign_in_has_a_friendly_page(browser: FlowClient) -> None:
     assert "Traceback" not in page
 
 
-def test_failed_sign_in_has_a_friendly_page(browser: FlowClient) -> None:
-    callback = browser.authorize(browser.start_login())
-    assert browser.callback(callback).status_code == 302
-    replay = browser.callback(callback)  # the same response again: refused
+def test_failed_sign_in_has_a_friendly_page(example: Flask, sandbox: SandboxServer) -> None:
+    """A used sign-in response in a browser that is not signed in: refused, in plain words."""
+    first, other = FlowClient(example, sandbox), FlowClient(example, sandbox)
+    callback = first.authorize(first.start_login())
+    assert first.callback(callback).status_code == 302
+    replay = other.callback(callback)  # the same response again, elsewhere: refused
     assert replay.status_code == 400
     page = text(replay)
     assert "<h1>Sign-in failed</h1>" in page
     assert "please sign in again" in page
-    assert "state_mismatch" in page
+    assert "(400 · state_mismatch)" in page
+    assert 'href="/"' in page  # a way back
 
 
+def test_reloading_the_callback_while_signed_in_goes_to_the_dashboard(
+    signed_in: FlowClient, sandbox: SandboxServer
+) -> None:
+    callback = signed_in.authorize(signed_in.start_login("/listings"))
+    assert signed_in.callback(callback).status_code == 302
+    sid = signed_in.cookie()
+    replay = signed_in.callback(callback)
+    assert replay.status_code == 302
+    assert replay.headers["Location"] == "/dashboard"  # SPARK_LOGIN_DEFAULT_NEXT
+    assert signed_in.cookie() == sid
+    assert "Sign-in failed" not in text(signed_in.get("/dashboard"))
+
+
+# -- errors in the app's layout --------------------------------------------------------------
+
+
+def in_layout(response: Any, status: int, heading: str) -> str:
+    """The page is the app's own (header, footer, a way back), not a bare Werkzeug page."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    page = text(response)
+    assert f"<h1>{heading}</h1>" in page
+    assert '<header class="top">' in page
+    assert "<footer>" in page
+    assert 'href="/">Home</a>' in page
+    assert f"({status}" in page
+    return page
+
+
+def test_error_pages_in_the_app_layout(config: dict[str, Any], sandbox: SandboxServer) -> None:
+    example = load_example(config)
+
+    @example.get("/boom/<int:status>")
+    def boom(status: int) -> None:
+        abort(status)
+
+    signed_in = FlowClient(example, sandbox)
+    signed_in.login()
+
+    for path in ("/nope", "/property/NOPE123", "/listings?saved=bogus", "/listings?saved=x'y"):
+        page = in_layout(signed_in.get(path), 404, "Page not found")
+        assert "Back to your dashboard" in page
+    assert "cannot be opened directly" in in_layout(
+        signed_in.get("/spark/logout"), 405, "Not available like this"
+    )
+    in_layout(signed_in.get("/boom/500"), 500, "Something went wrong")
+    in_layout(signed_in.get("/boom/503"), 503, "Back soon")
+    assert signed_in.get("/nope", headers={"Accept": "application/json"}).json == {
+        "error": "not_found",
+        "message": HTTP_ERROR_404,
+    }
+
+
+HTTP_ERROR_404 = (
+    "There is nothing here. The listing may have been removed, or the link is mistyped."
+)
+
+
+def test_api_errors_in_plain_words(config: dict[str, Any], sandbox: SandboxServer) -> None:
+    flow = FlowClient(load_example({**config, "SPARK_RETRY_MAX": 0}), sandbox)
+    flow.login()
+    sandbox.faults(rate_limit_next=1)
+    page = in_layout(flow.get("/saved-searches"), 429, "Flexmls is busy")
+    assert "Flexmls is busy right now; please try again in a minute." in page
+    assert "(429 · 1550)" in page
+    assert "<summary>Technical details</summary>" in page
+
+
+# -- signed in -------------------------------------------------------------------------------
 # -- signed in -------------------------------------------------------------------------------
 
 
@@ -130,8 +201,45 @@ def test_dashboard(signed_in: FlowClient) -> None:
         assert value in account
     assert len(re.findall(r'href="/property/\w+"', page)) == 5
     assert 'action="/spark/logout"' in page
-    assert 'action="/spark/revoke"' in page
+    assert 'action="/spark/revoke"' not in page  # "Disconnect" asks first, on its own page
+    assert 'href="/disconnect">Disconnect Flexmls' in page
     assert 'class="active" aria-current="page">Dashboard' in page
+
+
+def test_dashboard_market_picture_is_server_side_svg(signed_in: FlowClient) -> None:
+    """The member's own listings by status and by price, drawn as SVG with the figures in
+    the markup (for screen readers), from the sandbox's ``my/listings``."""
+    from flask_spark.sandbox.listings_data import listings
+
+    mine = [
+        r["StandardFields"] for r in listings() if r["StandardFields"]["ListAgentId"] == MEMBER.id
+    ]
+    assert mine
+    page = text(signed_in.get("/dashboard"))
+    market = page.split('id="market"', 1)[1].split("</section>", 1)[0]
+    assert f"All {len(mine)} of your listings" in market
+    assert market.count("<svg") == 2
+    assert "<script" not in page
+    for status in ("Active", "Pending", "Closed"):
+        count = sum(f["MlsStatus"] == status for f in mine)
+        assert f"{status} {count}" in market  # the aria-label carries every figure
+    drawn = [int(n) for n in re.findall(r'class="count">(\d+)<', market)]
+    assert sum(drawn) == 2 * len(mine)  # every listing once by status, once by price
+
+
+def test_dashboard_without_listings_of_ones_own(browser: FlowClient) -> None:
+    browser.login("/dashboard", MEMBERS[2].id)  # Alex Kim lists nothing
+    page = text(browser.get("/dashboard"))
+    assert "You have no listings of your own yet" in page
+    assert "<svg viewBox" not in page
+
+
+def test_disconnect_asks_first_and_works_without_javascript(signed_in: FlowClient) -> None:
+    page = text(signed_in.get("/disconnect"))
+    assert "<h1>Disconnect Flexmls?</h1>" in page
+    assert 'action="/spark/revoke"' in page
+    assert 'href="/dashboard">Cancel</a>' in page
+    assert "<script" not in page
 
 
 def test_listing_search_with_filters_and_pagination(signed_in: FlowClient) -> None:
@@ -158,6 +266,30 @@ def test_listing_search_by_status(signed_in: FlowClient) -> None:
     assert cards(page)
     assert all("Closed" in card for card in cards(page))
     assert "<option selected>Closed</option>" in page
+    every = text(signed_in.get("/listings?status=Any"))
+    assert '<option value="Any" selected>Any status</option>' in every
+    assert {"Active", "Closed"} <= set(re.findall(r'class="badge (\w+)"', every))
+
+
+def test_unknown_status_is_refused_in_words(signed_in: FlowClient) -> None:
+    page = in_layout(signed_in.get("/listings?status=Bogus"), 400, "That request did not work")
+    assert "There is no listing status called 'Bogus'" in page
+    assert "Active, Pending, Closed or Any" in page
+
+
+def test_page_numbers_are_clamped(signed_in: FlowClient) -> None:
+    first = text(signed_in.get("/listings?city=Fargo"))
+    pages = int(re.search(r"page 1 of (\d+)", first).group(1))  # type: ignore[union-attr]
+    for asked in ("999", "99999999999999999999"):
+        response = signed_in.get(f"/listings?city=Fargo&page={asked}")
+        assert response.status_code == 302
+        assert response.headers["Location"] == f"/listings?city=Fargo&page={pages}"
+    last = text(signed_in.get(f"/listings?city=Fargo&page={pages}"))
+    assert f"page {pages} of {pages}" in last
+    for below in ("0", "-3", "two"):
+        assert "page 1 of" in text(signed_in.get(f"/listings?city=Fargo&page={below}"))
+    nothing = signed_in.get("/listings?city=Atlantis&page=5")
+    assert nothing.headers["Location"] == "/listings?city=Atlantis&page=1"
 
 
 def test_listing_search_input_cannot_inject_filter_syntax(signed_in: FlowClient) -> None:
@@ -171,7 +303,7 @@ def test_listing_search_input_cannot_inject_filter_syntax(signed_in: FlowClient)
 def test_listing_search_without_results(signed_in: FlowClient) -> None:
     page = text(signed_in.get("/listings?city=Atlantis"))
     assert "0 listings" in page
-    assert "No listings match this search" in page
+    assert '<p class="muted empty">No listings match this search' in page  # spans the grid
     assert 'class="pager"' not in page
 
 
@@ -191,6 +323,55 @@ def test_property_detail_and_back_link(signed_in: FlowClient) -> None:
     assert back.group(1) in ("/listings?city=Bismarck&page=2", "/listings?page=2&city=Bismarck")
 
 
+def test_listing_photos_from_reso_media(signed_in: FlowClient, sandbox: SandboxServer) -> None:
+    """Cards show each listing's first RESO ``Media`` photo (one RESO call per page), and the
+    property page all of its photos, in order, with their descriptions."""
+    calls = sandbox.counters()["reso_calls"]
+    page = text(signed_in.get("/listings?city=Fargo"))
+    found = cards(page)
+    assert sandbox.counters()["reso_calls"] == calls + 1
+    photos = [re.search(r'<img src="([^"]+)"', card) for card in found]
+    assert all(photos)
+    for match in photos:
+        assert match is not None
+        assert match.group(1).startswith(sandbox.url + "/photos/")
+        assert match.group(1).endswith("/1.svg")  # the first in Order
+    assert requests.get(photos[0].group(1), timeout=10).status_code == 200  # type: ignore[union-attr]
+    href = re.search(r'class="card listing" href="/property/(\w+)', page)
+    assert href is not None
+    detail = text(signed_in.get(f"/property/{href.group(1)}"))
+    gallery = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', detail)
+    assert len(gallery) >= 2
+    assert [url.rsplit("/", 1)[1] for url, _ in gallery] == [
+        f"{n}.svg" for n in range(1, len(gallery) + 1)
+    ]
+    assert gallery[0][1] == "Front of the home"
+    assert f"{len(gallery)} photos" in detail
+
+
+def test_listings_without_photos_still_work(config: dict[str, Any], sandbox: SandboxServer) -> None:
+    """The RESO Web API is unreachable: the cards show a drawn house, not an empty block."""
+    flow = FlowClient(
+        load_example(
+            {
+                **config,
+                "SPARK_RESO_BASE_URL": f"http://127.0.0.1:{closed_port()}/Reso/OData/",
+                "SPARK_RETRY_MAX": 0,
+            }
+        ),
+        sandbox,
+    )
+    flow.login()
+    response = flow.get("/listings?city=Fargo")
+    assert response.status_code == 200
+    found = cards(text(response))
+    assert len(found) == 12
+    for card in found:
+        assert "<img" not in card
+        assert 'class="photo none"' in card
+        assert '<svg class="house"' in card
+
+
 def test_property_not_found(signed_in: FlowClient) -> None:
     assert signed_in.get("/property/nope").status_code == 404
     assert signed_in.get("/property/x'y").status_code == 404
@@ -206,8 +387,51 @@ def test_saved_searches_and_running_one(signed_in: FlowClient) -> None:
     assert results.status_code == 200
     shown = text(results)
     assert f"Saved search <strong>{names[0]}</strong>" in shown
+    assert "<summary>Show the filter</summary>" in shown
     assert "That search did not work" not in shown
     assert signed_in.get("/listings?saved=unknown0").status_code == 404
+
+
+def test_saved_searches_are_described_in_words(signed_in: FlowClient) -> None:
+    page = text(signed_in.get("/saved-searches"))
+    words = re.findall(r'<span class="words">([^<]+)</span>', page)
+    filters = re.findall(r"<code>([^<]+)</code>", page)
+    assert words
+    assert len(filters) >= len(words)
+    assert page.count("<summary>Show the filter</summary>") == len(filters)
+
+
+@pytest.mark.parametrize(
+    ("sparkql", "words"),
+    [
+        ("City Eq 'Fargo' And ListPrice Ge 200000.0", "in Fargo, from $200,000"),
+        (
+            "PropertyType Eq 'A' And City Eq 'Fargo' And MlsStatus Eq 'Active' "
+            "And ListPrice Le 300000.0",
+            "active residential, in Fargo, up to $300,000",
+        ),
+        ("NewConstructionYN Eq true And BedsTotal Ge 4", "new construction, 4+ bedrooms"),
+        (
+            "StateOrProvince Eq 'ND','SD' And ListPrice Bt 200000.0,400000.0",
+            "in ND or SD, $200,000\N{EN DASH}$400,000",
+        ),
+        (
+            "ModificationTimestamp Gt 2024-09-01T00:00:00Z Not MlsStatus Eq 'Closed'",
+            "not closed, changed since 2024-09-01",
+        ),
+        ("City Eq 'Fargo' Or City Eq 'Minot'", None),  # Or: not described, never guessed
+        ("(City Eq 'Fargo')", None),
+        ("YearBuilt Ge 2000", None),
+        ("", None),
+    ],
+)
+def test_sparkql_in_words(sparkql: str, words: str | None) -> None:
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from myflexmls.searches import describe
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    assert describe(sparkql) == words
 
 
 def test_expired_session_page(signed_in: FlowClient, sandbox: SandboxServer) -> None:
@@ -253,12 +477,14 @@ def test_sign_out(signed_in: FlowClient, sandbox: SandboxServer) -> None:
     home = text(signed_in.get("/"))
     assert "Sign in with Flexmls" in home
     assert MEMBER.name not in home
+    assert '<p class="flash" role="status">You are signed out.' in home
+    assert "You are signed out" not in text(signed_in.get("/"))  # said once
     assert signed_in.get("/dashboard").status_code == 401
     assert sandbox.counters()["revocations"] == 1
 
 
 def test_disconnect(signed_in: FlowClient, sandbox: SandboxServer) -> None:
-    page = text(signed_in.get("/dashboard"))
+    page = text(signed_in.get("/disconnect"))
     token = re.search(
         r'action="/spark/revoke">\s*<input type="hidden" name="spark_csrf_token" value="([^"]+)"',
         page,
@@ -269,6 +495,7 @@ def test_disconnect(signed_in: FlowClient, sandbox: SandboxServer) -> None:
         == 302
     )
     assert sandbox.counters()["revocations"] == 2
+    assert "My Flexmls is disconnected from your Flexmls account" in text(signed_in.get("/"))
     assert signed_in.get("/dashboard").status_code == 401
 
 
@@ -327,3 +554,9 @@ def test_the_demo_command_serves_the_app() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    printed = process.stdout.read().decode()  # type: ignore[union-attr]
+    # The truth about debug mode (the app runs in debug, and Flask's banner agrees) and ports.
+    assert "Debug mode is on" in printed
+    assert "Debug mode: on" in printed
+    assert "Debug mode: off" not in printed
+    assert f"Ports: PORT={port} SANDBOX_PORT={sandbox_port}" in printed

@@ -7,6 +7,7 @@ then drop the old key. Real Redis and the sandbox over real HTTP.
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Callable
@@ -55,7 +56,7 @@ def records(client: redis.Redis, prefix: str) -> dict[str, bytes]:
 
 def readable_by(key: str, blob: bytes) -> bool:
     try:
-        Fernet(key).decrypt(blob)
+        Fernet(key).decrypt(base64.urlsafe_b64encode(blob))  # stored as the token's bytes
     except InvalidToken:
         return False
     return True
@@ -327,3 +328,22 @@ def test_commands_report_a_broken_configuration_in_one_line(command: str) -> Non
     assert "SPARK_CLIENT_SECRET is not set" in result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_record_stored_as_base64_text_by_an_earlier_version_still_opens() -> None:
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    vault = TokenVault([old_key])
+    tokens = TokenSet(
+        access_token="access",
+        refresh_token="refresh",
+        subject="sub",
+        expires_at=1.0,
+        sid="sid",
+    )
+    sealed = vault.seal(tokens)
+    text = base64.urlsafe_b64encode(sealed)  # the form earlier versions stored
+    assert len(sealed) < len(text)
+    assert vault.open(text, "sid") == vault.open(sealed, "sid") == tokens
+    assert vault.encrypted_with_primary(text)
+    rotated = TokenVault([new_key, old_key]).rotate(text)
+    assert TokenVault([new_key]).open(rotated, "sid") == tokens

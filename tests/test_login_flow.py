@@ -216,11 +216,35 @@ def test_wrong_iss_is_rejected(
     _no_login_happened(flow, redis_client, key_prefix)
 
 
-def test_reused_state_is_rejected(flow: FlowClient) -> None:
+def test_reused_state_is_rejected(flow: FlowClient, app: Flask, sandbox: SandboxServer) -> None:
     callback = flow.authorize(flow.start_login("/dashboard"))
     assert flow.callback(callback).status_code == 302
-    replay = flow.callback(callback)
+    # Another browser (not signed in) presenting the used response: refused.
+    other = FlowClient(app, sandbox)
+    replay = other.callback(callback)
     assert replay.status_code == 400
+    assert b"already used" in replay.data
+    assert other.get("/dashboard").status_code == 302  # still signed out
+
+
+def test_reloading_a_used_callback_while_signed_in_goes_to_the_landing_page(
+    flow: FlowClient, sandbox: SandboxServer
+) -> None:
+    """Reload or Back onto the callback: no "Sign-in failed" under a signed-in header, and the
+    session is neither replaced nor re-created (no second code exchange either)."""
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    assert flow.callback(callback).status_code == 302
+    sid, me = flow.cookie(), flow.get("/dashboard").json
+    grants = sandbox.counters()["authorization_code_grants"]
+    for url in (callback, callback.replace("state=", "state=unknown")):
+        replay = flow.callback(url)
+        assert replay.status_code == 302
+        assert replay.headers["Location"] == "/"  # SPARK_LOGIN_DEFAULT_NEXT
+        assert replay.headers["Cache-Control"] == "no-store"
+        assert "Set-Cookie" not in replay.headers
+    assert flow.cookie() == sid
+    assert flow.get("/dashboard").json == me
+    assert sandbox.counters()["authorization_code_grants"] == grants
 
 
 def test_state_from_another_browser_session_is_rejected(

@@ -172,3 +172,33 @@ def test_a_session_ended_by_a_refused_refresh_leaves_no_index_behind(
     sandbox.expire_tokens(MEMBER.id)
     assert flow.get("/dashboard").status_code == 302  # the refresh is refused: signed out
     assert list(redis_client.scan_iter(match=key_prefix + "*")) == [], "index keys left behind"
+
+
+def test_a_large_session_is_stored_compressed_and_a_small_one_as_json(
+    config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    app = make_app(config)
+    flow = FlowClient(app, sandbox)
+    flow.login()  # a signed-in session holds the user's claims: large
+    iface = app.session_interface
+    stored = redis_client.get(f"{key_prefix}session:{{{flow.cookie()}}}")
+    assert stored is not None
+    assert not stored.startswith(b"{")
+    data = iface.decode(stored)
+    assert data is not None
+    plain = iface.serializer.dumps(data).encode()
+    assert len(stored) < len(plain) * 0.75
+    assert flow.get("/dashboard").status_code == 200  # and it reads back
+
+    assert iface.encode({"n": 1}) == b'{"n":1}'  # small: plain JSON
+    assert iface.decode(iface.encode(data)) == data
+    assert iface.decode(b"\x78not zlib") is None  # unreadable: a fresh session, no error
+
+
+def test_a_client_that_decodes_responses_gets_plain_json(redis_server: Any) -> None:
+    from flask_spark.ext.session_interface import SparkSessionInterface
+
+    iface = SparkSessionInterface(redis_server.client(decode_responses=True))
+    big = {"claims": {f"claim{i}": "value" * 5 for i in range(40)}}
+    assert iface.encode(big).startswith(b"{")
+    assert iface.decode(iface.encode(big).decode()) == big

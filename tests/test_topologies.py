@@ -154,6 +154,30 @@ class RecordingCluster(RedisCluster):
             self.sent.append((name, [k.decode() if isinstance(k, bytes) else str(k) for k in keys]))
         return super().execute_command(*args, **kwargs)
 
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        # A pipeline's commands are recorded one by one, and as one "PIPELINE" entry with all
+        # their keys: one slot means one node, so one round trip (the session + token read).
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        def recorded(raise_on_error: bool = True) -> Any:
+            queued = [c.args for c in pipe._execution_strategy.command_queue]
+            everything: list[str] = []
+            for args in queued:
+                keys = [
+                    k.decode() if isinstance(k, bytes) else str(k)
+                    for k in self._get_command_keys(*args) or []
+                ]
+                everything += keys
+                with self._sent_lock:
+                    self.sent.append((str(args[0]).upper(), keys))
+            with self._sent_lock:
+                self.sent.append(("PIPELINE", everything))
+            return execute(raise_on_error)
+
+        pipe.execute = recorded
+        return pipe
+
     def _split_command_across_slots(self, command: str, *keys: Any) -> int:
         # DEL, UNLINK, EXISTS, TOUCH of several keys: redis-py splits them by slot (losing
         # atomicity), so record them as the one command the caller made.
@@ -252,6 +276,8 @@ def test_cluster_every_command_stays_in_one_slot(
     names = {name for name, _ in recorder.sent}
     # The steps that matter were all exercised: transaction LREM, lock SET NX, CAS script.
     assert {"LREM", "SET", "GETEX", "EVALSHA", "DEL", "HSET", "HDEL", "HGETALL"} <= names, names
+    # The session and its token record, read in one pipeline (both keys: one slot below).
+    assert any(name == "PIPELINE" and len(keys) == 2 for name, keys in recorder.sent)
     for name, keys in recorder.sent:
         assert len({recorder.keyslot(k) for k in keys}) <= 1, (name, keys)
     recorder.close()
@@ -335,3 +361,15 @@ def test_ready_client_object_is_used_as_is(
     app.config.update(config)
     SparkAuth(app)
     assert app.extensions["spark.state"].redis is ready
+
+
+def test_a_client_that_decodes_responses_is_refused_with_the_fix(
+    sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> None:
+    config = app_config(sandbox, redis_server, key_prefix)
+    del config["SPARK_REDIS_URL"]
+    config["SPARK_REDIS"] = redis_server.client(decode_responses=True)
+    app = Flask(__name__)
+    app.config.update(config)
+    with pytest.raises(SparkConfigError, match="decode_responses=False"):
+        SparkAuth(app)

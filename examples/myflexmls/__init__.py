@@ -11,21 +11,47 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Flask, abort, render_template, request, url_for
+from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flask_spark import ResourceNotFound, SparkAuth, spark_api, spark_login_required, spark_user
+from flask_spark import (
+    ResourceNotFound,
+    SparkAPIError,
+    SparkAuth,
+    SparkUser,
+    logged_out,
+    spark_api,
+    spark_login_required,
+    spark_user,
+)
 from flask_spark.core.config import is_loopback_host
 from flask_spark.core.errors import AuthenticationError, FilterError, SessionExpired
 
+from .market import picture
+from .searches import STATUSES, build_filter, describe
+
 PAGE_SIZE = 12
-STATUSES = ("Active", "Pending", "Closed")
+#: Pages past this are never asked for (the API would refuse them anyway).
+MAX_PAGE = 1000
 SEARCH_ARGS = ("city", "status", "min_price", "max_price", "saved", "page")
 LISTING_FIELDS = (
     "ListingKey,ListingId,ListPrice,City,StateOrProvince,PostalCode,StreetNumber,StreetName,"
     "UnparsedAddress,BedsTotal,BathsTotal,BuildingAreaTotal,PropertySubType,MlsStatus"
 )
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Plain words for the HTTP errors the app itself answers (flask-spark's come with their own).
+HTTP_ERRORS = {
+    400: ("That request did not work", "Something in the address is not right."),
+    404: (
+        "Page not found",
+        "There is nothing here. The listing may have been removed, or the link is mistyped.",
+    ),
+    405: ("Not available like this", "This address cannot be opened directly."),
+    500: ("Something went wrong", "Something went wrong on our side; please try again."),
+    503: ("Back soon", "My Flexmls is unavailable right now; please try again in a minute."),
+}
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -34,6 +60,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update({k: v for k, v in os.environ.items() if k.startswith("SPARK_")})
     app.config.setdefault("SECRET_KEY", os.environ.get("FLASK_SECRET_KEY", "dev-only-secret"))
     app.config.setdefault("SPARK_USER_AGENT", "MyFlexmlsExample")
+    app.config.setdefault("SPARK_LOGIN_DEFAULT_NEXT", "/dashboard")  # the landing page
     app.config.update(config or {})
     if os.environ.get("BEHIND_PROXY"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
@@ -64,6 +91,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         next_url = request.full_path.rstrip("?") if request.method == "GET" else None
         return render_template("signin.html", next=next_url, expired=True), 401
 
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        """404, 405, 400... in the app's own layout (the same template as flask-spark's errors)."""
+        return problem(exc.code or 500, exc.description if exc.code == 400 else None)
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc: InternalServerError) -> Any:
+        """An unhandled exception (outside debug, where the debugger shows it instead)."""
+        return problem(500)
+
+    @logged_out.connect_via(app)
+    def confirm_sign_out(sender: Flask, user: SparkUser, reason: str, **extra: Any) -> None:
+        """Say what happened on the next page: flask-spark redirects to SPARK_LOGOUT_REDIRECT."""
+        if request and request.endpoint == "spark.revoke":
+            flash("My Flexmls is disconnected from your Flexmls account, and you are signed out.")
+        elif request and request.endpoint == "spark.logout":
+            flash("You are signed out. See you soon!")
+
     @app.get("/")
     def index() -> str:
         return render_template("index.html")
@@ -81,18 +126,36 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 "$select": "ListingKey,UnparsedAddress,City,StateOrProvince,ListPrice",
             },
         )
-        return render_template("dashboard.html", account=account, homes=homes.value)
+        mine = spark_api.get(
+            "my/listings",
+            params={"_limit": 25, "_pagination": 1, "_select": "ListPrice,MlsStatus"},
+        )
+        total = (mine.pagination or {}).get("TotalRows")
+        market = picture([r.get("StandardFields", {}) for r in mine.results], total)
+        return render_template("dashboard.html", account=account, homes=homes.value, market=market)
+
+    @app.get("/disconnect")
+    @spark_login_required
+    def disconnect() -> str:
+        """Ask first: the form on this page posts to flask-spark's revoke view (no JavaScript)."""
+        return render_template("disconnect.html")
 
     @app.get("/listings")
     @spark_login_required
-    def listings() -> str:
+    def listings() -> Any:
         form = {
             "city": request.args.get("city", "").strip()[:60],
             "status": request.args.get("status", "Active"),
             "min_price": request.args.get("min_price", "").strip()[:15],
             "max_price": request.args.get("max_price", "").strip()[:15],
         }
-        page = max(1, request.args.get("page", 1, type=int) or 1)
+        if form["status"] not in (*STATUSES, "Any"):
+            abort(
+                400,
+                f"There is no listing status called {form['status'][:30]!r}: choose "
+                f"{', '.join(STATUSES)} or Any.",
+            )
+        page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
         params: dict[str, Any] = {
             "_limit": PAGE_SIZE,
             "_page": page,
@@ -102,10 +165,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         }
         saved = None
         saved_id = request.args.get("saved", "")
-        if _KEY.match(saved_id):
+        if saved_id:
+            if not _KEY.match(saved_id):
+                abort(404)
             try:
                 saved = spark_api.get(f"savedsearches/{saved_id}").first()
             except ResourceNotFound:
+                abort(404)
+            if saved is None:
                 abort(404)
         spark_filter = saved.get("Filter") if saved else build_filter(form)
         if spark_filter:
@@ -123,6 +190,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         def page_url(number: int) -> str:
             return url_for("listings", **{**query, "page": number})
 
+        last = int(pagination.get("TotalPages") or 1)
+        if page > last:  # "page 999 of 16": show the last page, at its own address
+            return redirect(page_url(last))
         return render_template(
             "listings.html",
             form=form,
@@ -132,6 +202,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             page=page,
             page_url=page_url,
             saved=saved,
+            described=describe(saved.get("Filter")) if saved else None,
+            photos=card_photos(results),
             back=urlencode(query),
             error=error,
         )
@@ -145,13 +217,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             home = spark_api.reso.get(f"Property('{key}')").value
         except ResourceNotFound:
             abort(404)
-        return render_template("property.html", home=home, back_url=back_to_listings())
+        try:
+            media = spark_api.reso.get(f"Property('{key}')/Media").value
+        except ResourceNotFound:
+            media = []
+        except SparkAPIError as exc:  # photos are a nicety: the page works without them
+            if isinstance(exc, AuthenticationError):
+                raise
+            app.logger.info("No photos for %s: %s", key, exc.message)
+            media = []
+        return render_template(
+            "property.html", home=home, photos=photo_urls(media), back_url=back_to_listings()
+        )
 
     @app.get("/saved-searches")
     @spark_login_required
     def saved_searches() -> str:
         searches = spark_api.get("savedsearches").results
-        return render_template("saved_searches.html", searches=searches)
+        return render_template("saved_searches.html", searches=searches, describe=describe)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -160,19 +243,65 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def build_filter(form: dict[str, str]) -> str:
-    """A SparkQL ``_filter`` from the search form (values validated, strings quoted)."""
-    clauses: list[str] = []
-    if form["status"] in STATUSES:
-        clauses.append(f"MlsStatus Eq '{form['status']}'")
-    city = re.sub(r"[^A-Za-z .-]", "", form["city"]).strip()
-    if city:
-        clauses.append(f"City Eq '{city}'")
-    for field, op in (("min_price", "Ge"), ("max_price", "Le")):
-        value = form[field].replace(",", "").replace("$", "")
-        if value.isdigit():
-            clauses.append(f"ListPrice {op} {int(value)}.0")
-    return " And ".join(clauses)
+def card_photos(results: list[Any]) -> dict[str, str]:
+    """Each listing's first photo (RESO ``Media``), by ListingKey: one RESO call per page.
+
+    Photos are a nicety: when the call fails (or a listing has none) the card shows a drawn
+    house instead, and the page still works.
+    """
+    keys = [str(r.get("StandardFields", {}).get("ListingKey") or "") for r in results]
+    keys = [k for k in keys if _KEY.match(k)]
+    if not keys:
+        return {}
+    try:
+        found = spark_api.reso.get(
+            "Property",
+            params={
+                "$filter": " or ".join(f"ListingKey eq '{k}'" for k in keys),
+                "$select": "ListingKey",
+                "$expand": "Media",
+                "$top": len(keys),
+            },
+        )
+    except SparkAPIError as exc:
+        if isinstance(exc, AuthenticationError):
+            raise
+        current_app.logger.info("No listing photos: %s", exc.message)
+        return {}
+    photos = {}
+    for record in found.value or []:
+        urls = photo_urls(record.get("Media"))
+        if urls and isinstance(record.get("ListingKey"), str):
+            photos[record["ListingKey"]] = urls[0][0]
+    return photos
+
+
+def photo_urls(media: Any) -> list[tuple[str, str]]:
+    """``(url, description)`` of a listing's RESO ``Media`` photos, in their ``Order``
+    (http(s) URLs only)."""
+    records = media if isinstance(media, list) else []
+    photos = [
+        m
+        for m in records
+        if isinstance(m, dict)
+        and m.get("MediaCategory", "Photo") == "Photo"
+        and isinstance(m.get("MediaURL"), str)
+        and m["MediaURL"].startswith(("https://", "http://"))
+    ]
+    photos.sort(key=lambda m: m.get("Order") if isinstance(m.get("Order"), int) else 0)
+    return [(m["MediaURL"], str(m.get("ShortDescription") or "")) for m in photos]
+
+
+def problem(status: int, detail: str | None = None) -> Any:
+    """An error page in the app's layout (``spark/error.html``), or JSON for API clients."""
+    title, message = HTTP_ERRORS.get(status, HTTP_ERRORS[500 if status >= 500 else 400])
+    if request.accept_mimetypes.best == "application/json":
+        code = HTTP_STATUS_CODES.get(status, "error").lower().replace(" ", "_")
+        return {"error": code, "message": detail or message}, status
+    page = render_template(
+        "spark/error.html", status=status, title=title, message=detail or message, code=""
+    )
+    return page, status
 
 
 def back_to_listings() -> str:

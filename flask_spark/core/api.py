@@ -184,6 +184,12 @@ class BaseClient:
         self.tokens = tokens
         self.http = http
         self.timeout = timeout
+        # The session's own headers (User-Agent, Accept-Encoding...) merged once, not per call.
+        self._headers = {
+            **getattr(http, "headers", {}),
+            "Accept": "application/json",
+            "X-SparkApi-User-Agent": user_agent,
+        }
 
     def url(self, path: str) -> str:
         """The URL of ``path`` under the base URL (see :meth:`APIBase.resolve`).
@@ -195,11 +201,7 @@ class BaseClient:
 
     def headers(self, token: str) -> dict[str, str]:
         """The headers every call carries."""
-        return {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            "X-SparkApi-User-Agent": self.user_agent,
-        }
+        return {**self._headers, "Authorization": f"Bearer {token}"}
 
     def request(
         self,
@@ -235,16 +237,12 @@ class BaseClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = self.encode_body(body)
+        # A prepared request sent on the pooled session: the session's settings (headers above,
+        # proxies, CA bundle) apply as they would through ``Session.request``, without merging
+        # them again on every call.
+        prepared = requests.Request(method, url, headers, data=data, params=params).prepare()
         try:
-            return self.http.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
+            return self.http.send(prepared, timeout=self.timeout, allow_redirects=False)
         except requests.Timeout:
             raise SparkAPIError(
                 f"The {self.service} did not answer within {self.timeout:g}s.", status=504

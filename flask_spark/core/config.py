@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -20,6 +21,8 @@ from .http import is_loopback_host
 log = logging.getLogger("flask_spark")
 
 SPARK_ISSUER = "https://sparkplatform.com"
+#: The development key's file name in the app's instance folder (debug without keys).
+DEV_KEY_FILE = "spark-dev-key"
 
 #: Key -> (default, one-line documentation). The docs' configuration page is generated from this.
 DEFAULTS: dict[str, tuple[Any, str]] = {
@@ -221,6 +224,8 @@ class SparkConfig:
     require_https: bool
     configure_session: bool | None
     debug: bool = field(default=False)
+    #: the development key's file (debug without SPARK_TOKEN_KEYS), else None
+    dev_key_file: str | None = field(default=None)
 
 
 def check_transport(url: str, what: str, require_https: bool) -> None:
@@ -245,8 +250,14 @@ def _with_slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> SparkConfig:
-    """Validate the ``SPARK_*`` keys of ``config``, filling in defaults."""
+def load_config(
+    config: Mapping[str, Any], *, debug: bool, testing: bool, instance_path: str | None = None
+) -> SparkConfig:
+    """Validate the ``SPARK_*`` keys of ``config``, filling in defaults.
+
+    In debug (not testing) without ``SPARK_TOKEN_KEYS``, the key is kept in
+    ``instance_path/spark-dev-key``, so that a reloader's restart keeps everyone signed in.
+    """
     unknown = [k for k in config if k.startswith("SPARK_") and k not in DEFAULTS]
     if unknown:
         log.warning(
@@ -282,7 +293,12 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
                 "for local credentials)."
             )
 
-    token_keys, ephemeral = _token_keys(get("SPARK_TOKEN_KEYS"), relaxed)
+    dev_key_file = (
+        os.path.join(instance_path, DEV_KEY_FILE)
+        if debug and not testing and instance_path and not get("SPARK_TOKEN_KEYS")
+        else None
+    )
+    token_keys, ephemeral = _token_keys(get("SPARK_TOKEN_KEYS"), relaxed, dev_key_file)
 
     redis_url = get("SPARK_REDIS_URL")
     redis_client = get("SPARK_REDIS")
@@ -396,6 +412,7 @@ def load_config(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Spa
         fetch_userinfo=bool(get("SPARK_FETCH_USERINFO")),
         token_keys=token_keys,
         ephemeral_key=ephemeral,
+        dev_key_file=dev_key_file,
         redis_url=redis_url,
         redis=redis_client,
         key_prefix=str(get("SPARK_KEY_PREFIX")),
@@ -495,14 +512,26 @@ def _issuer_and_discovery(issuer: Any, discovery_url: Any) -> tuple[str, str]:
     return SPARK_ISSUER, SPARK_ISSUER + _WELL_KNOWN
 
 
-def _token_keys(value: Any, relaxed: bool) -> tuple[tuple[str, ...], bool]:
-    """Validate SPARK_TOKEN_KEYS; in debug/testing without keys, make an ephemeral one."""
+def _token_keys(
+    value: Any, relaxed: bool, dev_key_file: str | None = None
+) -> tuple[tuple[str, ...], bool]:
+    """Validate SPARK_TOKEN_KEYS; without keys, the development key in debug (kept in
+    ``dev_key_file``) or an ephemeral one in testing. Returns the keys and "ephemeral"."""
     if not value:
         if not relaxed:
             raise SparkConfigError(
                 "SPARK_TOKEN_KEYS is not set: flask-spark will not store tokens without an "
-                "encryption key. Run `flask spark keygen` and set SPARK_TOKEN_KEYS=['<key>']."
+                "encryption key. Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key "
+                "(shell: export SPARK_TOKEN_KEYS=<key>; Python: "
+                "app.config['SPARK_TOKEN_KEYS'] = ['<key>'])."
             )
+        if dev_key_file:
+            log.warning(
+                "SPARK_TOKEN_KEYS is not set: using the development key kept in %s (debug "
+                "only). Set SPARK_TOKEN_KEYS before deploying.",
+                dev_key_file,
+            )
+            return (development_key(dev_key_file),), False
         log.warning(
             "SPARK_TOKEN_KEYS is not set: using an ephemeral key (debug/testing only); "
             "sessions will not survive a restart. Run `flask spark keygen` to make one."
@@ -524,3 +553,35 @@ def _token_keys(value: Any, relaxed: bool) -> tuple[tuple[str, ...], bool]:
             ) from None
         keys.append(text)
     return tuple(keys), False
+
+
+def development_key(path: str) -> str:
+    """The Fernet key kept at ``path``, made on first use (readable by this user only).
+
+    A debug reloader starts a new process at every code save; reading the same key there keeps
+    the stored tokens readable, so a save does not sign anyone out. The file is created with
+    its content in one step (a hard link of a finished file), so a process starting at the same
+    moment reads either no file or the whole key.
+    """
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if not os.path.exists(path):
+        draft = f"{path}.{os.getpid()}.tmp"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(Fernet.generate_key().decode() + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(draft)
+    with open(path, encoding="ascii") as file:
+        key = file.read().strip()
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        raise SparkConfigError(
+            f"{path} does not hold a Fernet key: delete the file and a new one is made (this "
+            "signs everyone out of the development app), or set SPARK_TOKEN_KEYS."
+        ) from None
+    return key

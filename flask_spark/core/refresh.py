@@ -46,9 +46,13 @@ class TokenManager:
         self.on_refresh = on_refresh
         self.on_session_end = on_session_end
 
-    def current(self, sid: str) -> TokenSet:
-        """The session's tokens, refreshed first if the access token is about to expire."""
-        tokens = self.store.load(sid)
+    def current(self, sid: str, blob: bytes | None = None) -> TokenSet:
+        """The session's tokens, refreshed first if the access token is about to expire.
+
+        ``blob`` is the sealed record when it was already read (with the session, in the same
+        Redis round trip); without it the record is read here.
+        """
+        tokens = self.store.open(sid, blob) if blob is not None else self.store.load(sid)
         if tokens is None:
             raise SessionExpired("Your session has ended; please sign in again.")
         if tokens.unverified_id_token:

@@ -8,17 +8,18 @@ The ``{<sid>}`` hash tag keeps every key of one session in one Redis Cluster slo
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis.lock import Lock
 
-from .errors import SparkError
+from .errors import SparkConfigError, SparkError
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,26 @@ def expires_at(response: dict[str, Any], now: float | None = None) -> float:
     return (time.time() if now is None else now) + lifetime
 
 
+_ABSENT = object()
+#: The fields of a TokenSet that have a default, and their default.
+_DEFAULTS = {f.name: f.default for f in fields(TokenSet) if f.default is not MISSING}
+
+#: The first byte of every Fernet token (its version); base64 text starts with ``g``.
+_FERNET_VERSION = b"\x80"
+
+
+def _fernet_token(blob: bytes) -> bytes:
+    """The Fernet token of a stored record: its bytes are kept (a quarter smaller than the
+    token's base64 text, which records written by earlier versions hold and which still open)."""
+    return base64.urlsafe_b64encode(blob) if blob[:1] == _FERNET_VERSION else blob
+
+
 class TokenVault:
-    """Fernet encryption of token records; the first key encrypts, every key decrypts."""
+    """Fernet encryption of token records; the first key encrypts, every key decrypts.
+
+    A sealed record is the Fernet token's bytes (base64-decoded): Redis is binary-safe, and a
+    token record then fits a smaller allocation.
+    """
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = tuple(keys)
@@ -76,7 +95,11 @@ class TokenVault:
 
     def seal(self, tokens: TokenSet) -> bytes:
         """Encrypt a record; the session id inside binds it to its session."""
-        return self._fernet.encrypt(json.dumps(asdict(tokens), separators=(",", ":")).encode())
+        # Fields at their default (version 1, no scope, no unverified id_token) are left out:
+        # every byte counts in Redis, and a record is read back with the same defaults.
+        record = {k: v for k, v in asdict(tokens).items() if _DEFAULTS.get(k, _ABSENT) != v}
+        plain = json.dumps(record, separators=(",", ":")).encode()
+        return base64.urlsafe_b64decode(self._fernet.encrypt(plain))
 
     def seal_probe(self) -> bytes:
         """Encrypt and decrypt a throwaway record: proves the first key works."""
@@ -95,7 +118,7 @@ class TokenVault:
     def open(self, blob: bytes, sid: str) -> TokenSet | None:
         """Decrypt a record for ``sid``; tampered, foreign or undecryptable records give None."""
         try:
-            data = json.loads(self._fernet.decrypt(blob))
+            data = json.loads(self._fernet.decrypt(_fernet_token(blob)))
             tokens = TokenSet(**data)
         except (InvalidToken, ValueError, TypeError):
             return None
@@ -103,12 +126,12 @@ class TokenVault:
 
     def rotate(self, blob: bytes) -> bytes:
         """Re-encrypt ``blob`` with the first key (raises ``InvalidToken`` if no key opens it)."""
-        return self._fernet.rotate(blob)
+        return base64.urlsafe_b64decode(self._fernet.rotate(_fernet_token(blob)))
 
     def encrypted_with_primary(self, blob: bytes) -> bool:
         """True when the first key already decrypts ``blob``."""
         try:
-            Fernet(self.keys[0]).decrypt(blob)
+            Fernet(self.keys[0]).decrypt(_fernet_token(blob))
         except InvalidToken:
             return False
         return True
@@ -132,6 +155,12 @@ class TokenStore:
     """Token records in Redis, with a per-session refresh lock and versioned writes."""
 
     def __init__(self, redis: Any, vault: TokenVault, prefix: str = "spark:") -> None:
+        encoder = getattr(redis, "get_encoder", None)
+        if encoder is not None and getattr(encoder(), "decode_responses", False):
+            raise SparkConfigError(
+                "The Redis client decodes responses (decode_responses=True): flask-spark "
+                "stores binary records. Give it a client made with decode_responses=False."
+            )
         self.redis = redis
         self.vault = vault
         self.prefix = prefix
@@ -147,7 +176,18 @@ class TokenStore:
 
     def load(self, sid: str) -> TokenSet | None:
         """Read and decrypt the record of ``sid`` (None if absent, tampered or foreign)."""
-        blob = self.redis.hget(self.key(sid), "d")
+        return self.open(sid, self.redis.hget(self.key(sid), "d"))
+
+    def queue_load(self, pipeline: Any, sid: str) -> None:
+        """Queue the read of ``sid``'s sealed record on ``pipeline`` (its answer: the blob).
+
+        The session interface reads the record in the same round trip as the session; the
+        record's key shares the session's hash slot, so this holds on Redis Cluster too.
+        """
+        pipeline.hget(self.key(sid), "d")
+
+    def open(self, sid: str, blob: bytes | None) -> TokenSet | None:
+        """Decrypt a sealed record of ``sid`` read elsewhere (None if absent or not sid's)."""
         if not blob:
             return None
         return self.vault.open(blob, sid)

@@ -7,8 +7,11 @@ configuration at init) into a precise FAIL row instead of a traceback.
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -88,13 +91,33 @@ def config_error(exc: SparkConfigError) -> CheckResult:
 
 
 def diagnose(load_app: Callable[[], Flask]) -> tuple[Flask | None, list[CheckResult]]:
-    """Load the app and check it; a configuration error while loading is one FAIL row."""
+    """Load the app and check it; a configuration error while loading is one FAIL row.
+
+    flask-spark's own warnings while loading and checking (the debug-only key and Redis,
+    unknown keys...) are held back: each has its row in the table, and is said once there.
+    """
+    with _rows_only():
+        try:
+            app = load_app()
+        except SparkConfigError as exc:
+            return None, [config_error(exc)]
+        with app.app_context():
+            return app, run_checks(app)
+
+
+@contextmanager
+def _rows_only() -> Iterator[None]:
+    """Drop flask-spark's log warnings (not its errors) for the duration."""
+    logger = logging.getLogger("flask_spark")
+
+    def below_error(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    logger.addFilter(below_error)
     try:
-        app = load_app()
-    except SparkConfigError as exc:
-        return None, [config_error(exc)]
-    with app.app_context():
-        return app, run_checks(app)
+        yield
+    finally:
+        logger.removeFilter(below_error)
 
 
 def run_checks(app: Flask) -> list[CheckResult]:
@@ -134,7 +157,9 @@ def _mode(app: Flask) -> str:
 def _check_config(app: Flask) -> str:
     """Validate the SPARK_* keys again (they may have changed since init) and spot typos."""
     try:
-        cfg = load_config(app.config, debug=app.debug, testing=app.testing)
+        cfg = load_config(
+            app.config, debug=app.debug, testing=app.testing, instance_path=app.instance_path
+        )
     except SparkConfigError as exc:
         raise Fail(exc.message, "Fix the SPARK_* key named above.") from None
     unknown = sorted(k for k in app.config if k.startswith("SPARK_") and k not in DEFAULTS)
@@ -199,11 +224,21 @@ def _check_redis(state: Any) -> str:
 
 def _check_keys(state: Any) -> str:
     cfg = state.config
+    fix = (
+        "Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: "
+        f"{_setting_hint(state.app, 'SPARK_TOKEN_KEYS', '<key>', ['<key>'])}."
+    )
+    if cfg.dev_key_file:
+        raise Warn(
+            f"SPARK_TOKEN_KEYS is not set: the development key kept in {cfg.dev_key_file} is in "
+            "use (debug only); sign-ins survive restarts of this app",
+            fix,
+        )
     if cfg.ephemeral_key:
         raise Warn(
             "SPARK_TOKEN_KEYS is not set: an ephemeral key is in use (debug/testing only); "
             "sessions end at every restart and are not shared between worker processes",
-            "Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key.",
+            fix,
         )
     state.vault.seal_probe()
     count = len(cfg.token_keys)
@@ -213,6 +248,22 @@ def _check_keys(state: Any) -> str:
         f"{count} Fernet keys: the first encrypts, all decrypt "
         "(run `flask spark rotate-keys`, then drop the old keys)"
     )
+
+
+def _setting_hint(app: Flask, key: str, shell_value: str, python_value: Any) -> str:
+    """How to set ``key`` where this app's settings live: the shell when its ``SPARK_*`` keys
+    come from the environment, Python when they are set in code, else both ways."""
+    shell = f"`export {key}={shell_value}` in the shell"
+    python = f"`app.config[{key!r}] = {python_value!r}` in Python"
+    given = {k: v for k, v in app.config.items() if k.startswith("SPARK_") and v is not None}
+    if key in given:
+        return shell if os.environ.get(key) == given[key] else python
+    from_env = [k for k, v in given.items() if os.environ.get(k) == v]
+    if from_env and len(from_env) == len(given):
+        return shell
+    if given and not from_env:
+        return python
+    return f"{shell}, or {python}"
 
 
 def _check_discovery(state: Any) -> str:

@@ -47,7 +47,9 @@ class SparkAuth:
 
     def init_app(self, app: Flask) -> None:
         """Validate the configuration and register the session, blueprint, helpers and CLI."""
-        config = load_config(app.config, debug=app.debug, testing=app.testing)
+        config = load_config(
+            app.config, debug=app.debug, testing=app.testing, instance_path=app.instance_path
+        )
         install_log_redaction()
         cookie_defaults = apply_cookie_defaults(app, config)
         state = SparkState(app, config, _adopted_session_interface(app, config))

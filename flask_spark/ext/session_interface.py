@@ -9,9 +9,12 @@ no Redis key, and a dead Redis gives an unsaved, empty session instead of a trac
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Request, request
@@ -30,6 +33,10 @@ LOGOUT_STATE_KEY = "_spark_logout_state"
 
 _SID = re.compile(r"[A-Za-z0-9_-]{43}")
 
+#: Session data from this many bytes on is stored zlib-compressed when that is smaller, as
+#: itsdangerous does for cookies: a signed-in user's claims shrink to about half.
+COMPRESS_FROM = 256
+
 
 class ServerSession(SecureCookieSession):
     """A session whose data lives in Redis under :attr:`sid`; the cookie holds only the id."""
@@ -41,9 +48,13 @@ class ServerSession(SecureCookieSession):
         sid: str,
         from_store: bool = False,
         store_unavailable: bool = False,
+        token_blob: bytes | None = None,
     ) -> None:
         super().__init__(initial)
         self.sid = sid
+        #: the sealed token record, read in the same Redis round trip as the session; never
+        #: part of the session data, taken (once) by this request's API client
+        self.token_blob = token_blob
         #: loaded from Redis: a write-back must not recreate a key deleted meanwhile
         self.from_store = from_store
         #: Redis was down when the request came in: the session is empty and never saved
@@ -62,6 +73,7 @@ class SparkSessionInterface(SessionInterface):
         key_prefix: str = "session:",
         idle_timeout: int = 7200,
         short_lived: tuple[frozenset[str], int] | None = None,
+        prefetch: Callable[[Any, str], None] | None = None,
     ) -> None:
         self.client = client
         self.key_prefix = key_prefix
@@ -69,6 +81,15 @@ class SparkSessionInterface(SessionInterface):
         #: (keys, ttl): a session holding nothing but these keys lives only ``ttl`` seconds
         #: (a sign-in that was started and not finished must not hold Redis memory for long).
         self.short_lived = short_lived
+        #: queues the read of the session's token record on the pipeline that reads the
+        #: session (``TokenStore.queue_load``): one round trip for both
+        self.prefetch = prefetch
+        # Reads the serializer's tagged JSON, untagging as it decodes: half the time of its
+        # ``loads``, which walks the decoded data again in Python (a read on every request).
+        self._decoder = json.JSONDecoder(object_hook=self.serializer.untag)
+        encoder = getattr(client, "get_encoder", None)
+        #: the client returns bytes (a client that decodes responses gets plain JSON only)
+        self.binary = not (encoder is not None and getattr(encoder(), "decode_responses", False))
 
     def store_key(self, sid: str) -> str:
         """The Redis key of session ``sid``; the hash tag keeps it in the slot of its tokens."""
@@ -84,24 +105,52 @@ class SparkSessionInterface(SessionInterface):
         if not sid or not _SID.fullmatch(sid):
             return ServerSession(sid=self.new_sid())
         try:
-            raw = self.client.getex(self.store_key(sid), ex=self.idle_timeout)
+            raw, blob = self._read(sid)
         except REDIS_DOWN as exc:
             log.error("Session store unavailable: %s", type(exc).__name__)
             return ServerSession(sid=self.new_sid(), store_unavailable=True)
-        data = self._decode(raw)
+        data = self.decode(raw)
         if data is None:  # unknown, expired or unreadable: a new id, never the one offered
             return ServerSession(sid=self.new_sid())
-        session = ServerSession(data, sid=sid, from_store=True)
+        session = ServerSession(data, sid=sid, from_store=True, token_blob=blob)
         if self._short_lived_ttl(session) is not None:
             session.modified = True  # written back with its short TTL, not the idle one
         return session
 
-    def _decode(self, raw: bytes | None) -> dict[str, Any] | None:
+    def _read(self, sid: str) -> tuple[Any, Any]:
+        """The session (its read renews the idle TTL) and, in the same round trip, its tokens.
+
+        A non-transactional pipeline: the two keys share a hash slot, so a Redis Cluster sends
+        both commands to one node in one write.
+        """
+        key = self.store_key(sid)
+        if self.prefetch is None:
+            return self.client.getex(key, ex=self.idle_timeout), None
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.getex(key, ex=self.idle_timeout)
+        self.prefetch(pipeline, sid)
+        raw, blob = pipeline.execute()
+        return raw, blob
+
+    def encode(self, data: dict[str, Any]) -> bytes:
+        """The stored form of session data: tagged JSON, zlib-compressed when large."""
+        text = self.serializer.dumps(data).encode()
+        if self.binary and len(text) >= COMPRESS_FROM:
+            packed = zlib.compress(text)
+            if len(packed) < len(text):
+                return packed
+        return text
+
+    def decode(self, raw: bytes | str | None) -> dict[str, Any] | None:
+        """Session data from its stored form (None when absent or unreadable)."""
         if raw is None:
             return None
         try:
-            data = self.serializer.loads(raw.decode() if isinstance(raw, bytes) else raw)
-        except (ValueError, TypeError, UnicodeDecodeError):
+            if isinstance(raw, bytes):
+                # JSON of a dict starts with "{"; anything else is the compressed form.
+                raw = (raw if raw[:1] == b"{" else zlib.decompress(raw)).decode()
+            data = self._decoder.decode(raw)
+        except (ValueError, TypeError, UnicodeDecodeError, zlib.error):
             return None
         return data if isinstance(data, dict) else None
 
@@ -128,7 +177,7 @@ class SparkSessionInterface(SessionInterface):
         try:
             written = self.client.set(
                 self.store_key(session.sid),
-                self.serializer.dumps(dict(session)),
+                self.encode(dict(session)),
                 ex=ttl,
                 xx=session.from_store,
             )
@@ -160,4 +209,5 @@ class SparkSessionInterface(SessionInterface):
         self.client.delete(self.store_key(session.sid))
         session.sid = self.new_sid()
         session.from_store = False
+        session.token_blob = None
         session.modified = True

@@ -22,7 +22,7 @@ from ..core.retry import api_retry
 from ..core.tokens import TokenSet, TokenStore, TokenVault
 from ..core.transactions import TransactionStore
 from . import signals
-from .session_interface import SparkSessionInterface
+from .session_interface import SESSION_KEY, SparkSessionInterface
 
 log = logging.getLogger("flask_spark")
 
@@ -48,6 +48,12 @@ class SparkState:
             key_prefix=config.session_key_prefix,
             idle_timeout=config.session_idle_timeout,
         )
+        if (
+            isinstance(self.session_interface, SparkSessionInterface)
+            and self.session_interface.client is self.redis
+            and self.session_interface.prefetch is None
+        ):  # the token record comes in the session's round trip (same Redis, same slot)
+            self.session_interface.prefetch = self.tokens.queue_load
         self.registry = SessionRegistry(
             self.redis,
             config.key_prefix,
@@ -84,7 +90,8 @@ class SparkState:
         """A pooled session whose adapter retries idempotent calls (urllib3's ``Retry``)."""
         cfg = self.config
         retries = api_retry(cfg.retry_max, cfg.retry_backoff, cfg.retry_max_time)
-        return pooled_session(pooled_adapter(retries=retries))
+        hosts = (cfg.api_base_url, cfg.reso_base_url)  # their proxies resolved once
+        return pooled_session(pooled_adapter(retries=retries), hosts=hosts)
 
     @property
     def http(self) -> Any:
@@ -166,7 +173,25 @@ class SessionTokenSource:
             and not cached.expires_within(self.state.manager.skew)
         ):
             return cached.access_token
-        return self._guard(lambda: self.state.manager.current(self.sid)).access_token
+        blob = self._prefetched() if cached is None else None
+        return self._guard(lambda: self.state.manager.current(self.sid, blob)).access_token
+
+    def _prefetched(self) -> bytes | None:
+        """The record read with this request's session, taken once (None: read it from Redis).
+
+        Only while the session is still the one it was read with, and still signed in (a
+        sign-out earlier in the request leaves the record to Redis, where it is gone).
+        """
+        if (
+            not self.in_request
+            or getattr(session, "sid", None) != self.sid
+            or SESSION_KEY not in session
+        ):
+            return None
+        blob: bytes | None = getattr(session, "token_blob", None)
+        if blob is not None:
+            session.token_blob = None  # type: ignore[attr-defined]
+        return blob
 
     def refresh(self, rejected: str) -> str:
         """A new token after the API refused ``rejected`` (1020 or an invalid token)."""

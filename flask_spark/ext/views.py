@@ -19,7 +19,7 @@ from ..core.redis_client import REDIS_DOWN
 from ..core.transactions import LoginTransaction
 from ..core.user import AnonymousUser, SparkUser
 from . import signals
-from .context import csrf_field_name, csrf_valid, current_state
+from .context import csrf_field_name, csrf_valid, current_state, is_logged_in
 from .responses import error_response, handle_store_down, store_unavailable
 from .session_interface import LOGOUT_STATE_KEY, SESSION_KEY
 from .signin import start_session
@@ -306,17 +306,17 @@ def _complete_login(state: SparkState) -> BaseResponse:
             reason="state_missing",
         )
     binding = _binding()
-    if binding is None:
-        raise LoginError(
-            "This browser did not send back the cookie of its sign-in (cookies blocked, or a "
-            "Secure cookie over plain HTTP?); please sign in again.",
-            reason="state_mismatch",
-        )
-    txn = state.transactions.pop(binding, txn_state)
+    txn = state.transactions.pop(binding, txn_state) if binding else None
+    if txn is None and is_logged_in():
+        # A reload of (or Back onto) a used callback: already signed in, so go to the landing
+        # page; nothing about the session changes.
+        log.info("Unknown or used sign-in response while signed in: to the landing page.")
+        return redirect(state.config.login_default_next)
     if txn is None:
         raise LoginError(
             "This sign-in response is unknown, expired, already used or was started in another "
-            "browser; please sign in again.",
+            "browser (or this browser did not send its sign-in cookie back: cookies blocked, or "
+            "a Secure cookie over plain HTTP?); please sign in again.",
             reason="state_mismatch",
         )
     iss = _param("iss")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import account_views, admin, logout, media, oidc_views, reso, spark_api
+from . import account_views, admin, home, logout, media, oidc_views, reso, spark_api
 from .auth import EXTENSION_KEY, ODataError, SparkAPIError
 from .provider import create_authorization_server
 from .state import (
@@ -55,6 +55,7 @@ def create_sandbox_app(
     app.extensions[oidc_views.SERVER_KEY] = create_authorization_server(state)
 
     blueprints = (
+        home.bp,
         oidc_views.bp,
         logout.bp,
         account_views.bp,

@@ -858,7 +858,9 @@ def test_admin_endpoints_refuse_simple_cross_site_posts(
 
 
 def test_cli_refuses_remote_hosts(capsys: pytest.CaptureFixture[str]) -> None:
-    assert sandbox_main(["--host", "0.0.0.0"]) == 2  # noqa: S104
+    with pytest.raises(SystemExit) as stopped:
+        sandbox_main(["--host", "0.0.0.0"])  # noqa: S104
+    assert stopped.value.code == 2
     assert "--allow-remote" in capsys.readouterr().err
     with pytest.raises(ValueError, match="non-loopback"):
         SandboxServer(host="0.0.0.0")  # noqa: S104
