@@ -72,15 +72,11 @@ class SparkSessionInterface(SessionInterface):
         *,
         key_prefix: str = "session:",
         idle_timeout: int = 7200,
-        short_lived: tuple[frozenset[str], int] | None = None,
         prefetch: Callable[[Any, str], None] | None = None,
     ) -> None:
         self.client = client
         self.key_prefix = key_prefix
         self.idle_timeout = idle_timeout
-        #: (keys, ttl): a session holding nothing but these keys lives only ``ttl`` seconds
-        #: (a sign-in that was started and not finished must not hold Redis memory for long).
-        self.short_lived = short_lived
         #: queues the read of the session's token record on the pipeline that reads the
         #: session (``TokenStore.queue_load``): one round trip for both
         self.prefetch = prefetch
@@ -112,10 +108,7 @@ class SparkSessionInterface(SessionInterface):
         data = self.decode(raw)
         if data is None:  # unknown, expired or unreadable: a new id, never the one offered
             return ServerSession(sid=self.new_sid())
-        session = ServerSession(data, sid=sid, from_store=True, token_blob=blob)
-        if self._short_lived_ttl(session) is not None:
-            session.modified = True  # written back with its short TTL, not the idle one
-        return session
+        return ServerSession(data, sid=sid, from_store=True, token_blob=blob)
 
     def _read(self, sid: str) -> tuple[Any, Any]:
         """The session (its read renews the idle TTL) and, in the same round trip, its tokens.
@@ -154,11 +147,6 @@ class SparkSessionInterface(SessionInterface):
             return None
         return data if isinstance(data, dict) else None
 
-    def _short_lived_ttl(self, session: ServerSession) -> int | None:
-        if self.short_lived is not None and set(session.keys()) <= self.short_lived[0]:
-            return min(self.idle_timeout, self.short_lived[1])
-        return None
-
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         if not isinstance(session, ServerSession) or session.store_unavailable:
             return
@@ -173,12 +161,11 @@ class SparkSessionInterface(SessionInterface):
             return
         if not session.modified:
             return  # unchanged: the read already renewed the idle timeout
-        ttl = self._short_lived_ttl(session) or self.idle_timeout
         try:
             written = self.client.set(
                 self.store_key(session.sid),
                 self.encode(dict(session)),
-                ex=ttl,
+                ex=self.idle_timeout,
                 xx=session.from_store,
             )
         except REDIS_DOWN as exc:
