@@ -8,6 +8,7 @@ mounted on the HTTP session they are given (see :mod:`flask_spark.core.retry`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -254,8 +255,6 @@ class BaseClient:
 
     def encode_body(self, body: Any) -> bytes:
         """The request body for a write."""
-        import json
-
         return json.dumps(body).encode()
 
 

@@ -1,4 +1,4 @@
-"""``flask spark ...``: keygen, rotate-keys, sandbox and doctor."""
+"""``flask spark ...``: keygen, rotate-keys, retry-revocations, sandbox and doctor."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ import click
 from cryptography.fernet import Fernet
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
+
+from ..core.errors import SparkConfigError, SparkError
+from ..core.revocations import RevocationQueue
+from .context import current_state
+from .doctor import diagnose
 
 if TYPE_CHECKING:
     from flask.ctx import AppContext
@@ -30,8 +35,6 @@ def keygen() -> None:
 
 def _app_context(ctx: click.Context) -> AppContext:
     """The app's context; a configuration error is one clear line, not a traceback."""
-    from ..core.errors import SparkConfigError
-
     if current_app:
         return current_app.app_context()
     try:
@@ -47,8 +50,6 @@ def _app_context(ctx: click.Context) -> AppContext:
 @click.pass_context
 def rotate_keys(ctx: click.Context) -> None:
     """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
-    from .context import current_state
-
     with _app_context(ctx):
         _rotate_keys(current_state().tokens)
 
@@ -75,17 +76,12 @@ def _rotate_keys(store: TokenStore) -> None:
 @click.pass_context
 def retry_revocations(ctx: click.Context, max_age: int) -> None:
     """Retry the token revocations that failed at sign-out (run it from cron)."""
-    from .context import current_state
-
     with _app_context(ctx):
         _retry_revocations(current_state(), max_age)
 
 
 def _retry_revocations(state: SparkState, max_age: int) -> None:
     """Retry the queue, then print what happened."""
-    from ..core.errors import SparkError
-    from ..core.revocations import RevocationQueue
-
     queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
 
     def revoke(token: str, hint: str) -> bool:
@@ -126,8 +122,6 @@ def doctor(ctx: click.Context, strict: bool) -> None:
     Prints one row per check (OK, WARN or FAIL, with what to fix) and exits with status 1 when
     a check fails. Run it where the app runs, with the same environment.
     """
-    from .doctor import diagnose
-
     if current_app:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         _, results = diagnose(lambda: app)

@@ -22,6 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ..core.config import DEFAULTS, load_config
 from ..core.errors import SparkConfigError, SparkError
 from ..core.http import is_loopback_host
+from ..core.oidc import OIDCClient
 from ..core.redis_client import REDIS_DOWN
 
 Status = Literal["OK", "WARN", "FAIL"]
@@ -267,8 +268,6 @@ def _setting_hint(app: Flask, key: str, shell_value: str, python_value: Any) -> 
 
 
 def _check_discovery(state: Any) -> str:
-    from ..core.oidc import OIDCClient
-
     cfg = state.config
     client = OIDCClient(cfg)  # a fresh client: never an answer cached by the app
     try:
@@ -307,8 +306,6 @@ def _check_provider_features(app: Flask, state: Any) -> str:
     setting that relies on something unadvertised is a WARN naming the setting to change (PKCE,
     on by default and harmless where ignored, is only noted).
     """
-    from ..core.oidc import OIDCClient
-
     cfg = state.config
     client = OIDCClient(cfg)
     try:

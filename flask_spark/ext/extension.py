@@ -14,6 +14,7 @@ from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
 from ..core.errors import SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
+from ..core.user import SparkUser
 from . import signals
 from .cli import spark_cli
 from .context import current_state, exempt_backchannel_from_csrf, login_url
@@ -114,8 +115,6 @@ class SparkAuth:
         state = self.state(app)
         ended = end_user_sessions(state, sub)
         if ended:
-            from ..core.user import SparkUser
-
             signals.logged_out.send(
                 state.app, user=SparkUser({"sub": sub}), reason="everywhere", sessions=ended
             )
