@@ -164,7 +164,7 @@ def _adopted_session_interface(app: Flask, config: SparkConfig) -> Any:
     An app that set up Flask-Session's Redis sessions gets flask-spark's interface on the same
     client and key prefix (stock Flask-Session would write a session back after a sign-out
     elsewhere deleted it). Any other interface is an error, unless SPARK_CONFIGURE_SESSION is
-    False: then it must be a server-side session with ``regenerate()``.
+    False: then it must be a server-side session with ``regenerate()`` and ``store_key()``.
     """
     current: Any = app.session_interface
     install = config.configure_session
