@@ -269,6 +269,19 @@ def test_csrf_token_of_another_session_is_refused(
     assert signed_in.get("/called").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "send", [{"data": {"spark_csrf_token": "é"}}, {"headers": {"X-CSRFToken": "Ã©"}}]
+)
+def test_non_ascii_csrf_token_is_a_400_not_a_500(
+    signed_in: FlowClient, send: dict[str, Any]
+) -> None:
+    page_csrf(signed_in)
+    answer = signed_in.post("/spark/logout", **send)
+    assert answer.status_code == 400
+    assert "csrf" in answer.get_data(as_text=True).lower()
+    assert signed_in.get("/called").status_code == 200
+
+
 # -- provider or API down ----------------------------------------------------------------------
 
 
@@ -521,6 +534,15 @@ def test_single_logout_return_without_state_is_the_sign_outs_return(
     assert keys(redis_client, key_prefix) == set()
     # Without a sign-out in progress, the same bare callback is a sign-in error as before.
     assert flow.get("/spark/callback").status_code == 400
+
+
+def test_logged_out_return_with_a_non_ascii_state_is_a_400_not_a_500(
+    slo_app: Flask, sandbox: SandboxServer
+) -> None:
+    flow, _old_cookie, _location = start_single_logout(slo_app, sandbox)
+    answer = flow.get("/spark/logged-out?state=%C3%A9")
+    assert answer.status_code == 400
+    assert "Unexpected sign-out response" in answer.get_data(as_text=True)
 
 
 def test_sign_in_after_an_unfinished_single_logout_works(

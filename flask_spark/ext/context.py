@@ -107,7 +107,8 @@ def csrf_valid(given: str | None) -> bool:
             return False
         return True
     expected = session.get(CSRF_KEY)
-    return isinstance(expected, str) and secrets.compare_digest(expected, given)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    return isinstance(expected, str) and secrets.compare_digest(expected.encode(), given.encode())
 
 
 #: The provider's server-to-server POST: it carries a signed logout_token, never a CSRF token.

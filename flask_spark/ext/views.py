@@ -203,7 +203,11 @@ def create_blueprint() -> Blueprint:
         ``state`` must be the one we sent."""
         expected = session.pop(LOGOUT_STATE_KEY, None)
         given = request.args.get("state")
-        if not (isinstance(expected, str) and given and secrets.compare_digest(expected, given)):
+        if not (
+            isinstance(expected, str)
+            and given
+            and secrets.compare_digest(expected.encode(), given.encode())  # any characters
+        ):
             log.info("Single-logout return refused: state missing or not ours.")
             return _no_store(
                 error_response(
