@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from ..core.errors import ResourceNotFound, SparkConfigError, SparkError
+from ..core.errors import ResourceNotFound, SparkError
 from ..core.redis_client import REDIS_DOWN
 from ..core.revocations import RevocationQueue
 from ..core.tokens import TokenSet
@@ -61,7 +61,7 @@ def _revoke_at_provider(state: SparkState, token: str, hint: str) -> bool:
             return True  # nothing can be done, so nothing to warn the user about
         if state.oidc.revoke(token, hint):
             return True
-    except (SparkError, SparkConfigError) as exc:
+    except SparkError as exc:  # SparkConfigError included (no endpoint known)
         log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
     log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
     try:
