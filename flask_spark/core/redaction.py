@@ -41,8 +41,8 @@ def _redacted(value: Any) -> Any:
 class RedactSecrets(logging.Filter):
     """A logging filter that masks tokens in URL paths and the callback's ``code``/``state``.
 
-    flask-spark installs it on werkzeug's, gunicorn's access and urllib3's loggers. For a
-    handler of your own (or a logging config), add it yourself::
+    flask-spark installs it on the ``LOGGERS`` (werkzeug's, gunicorn's access log, urllib3's
+    and its own). For a handler of your own (or a logging config), add it yourself::
 
         from flask_spark.core.redaction import RedactSecrets
         logging.getLogger("gunicorn.access").addFilter(RedactSecrets())
