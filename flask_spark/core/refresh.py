@@ -52,13 +52,19 @@ class TokenManager:
         ``blob`` is the sealed record when it was already read (with the session, in the same
         Redis round trip); without it the record is read here.
         """
-        tokens = self.store.open(sid, blob) if blob is not None else self.store.load(sid)
-        if tokens is None:
-            raise SessionExpired("Your session has ended; please sign in again.")
+        tokens = self._stored(sid, blob)
         if tokens.unverified_id_token:
             tokens = self._verify_pending(sid, tokens)
         if tokens.expires_within(self.skew):
             tokens = self.refresh(sid, stale=tokens)
+        return tokens
+
+    def _stored(self, sid: str, blob: bytes | None = None) -> TokenSet:
+        """The session's record (opened from ``blob`` when it was read already, else read now);
+        SessionExpired when it is gone. After a lost compare-and-set, the winner's record."""
+        tokens = self.store.open(sid, blob) if blob is not None else self.store.load(sid)
+        if tokens is None:
+            raise SessionExpired("Your session has ended; please sign in again.")
         return tokens
 
     def _verify_pending(self, sid: str, tokens: TokenSet) -> TokenSet:
@@ -67,10 +73,7 @@ class TokenManager:
         checked = replace(tokens, unverified_id_token=None)
         # Same version: a refresh racing with us bumps it, and then its record wins.
         if not self.store.replace(checked, tokens.version):
-            latest = self.store.load(sid)
-            if latest is None:
-                raise SessionExpired("Your session has ended; please sign in again.")
-            return latest
+            return self._stored(sid)
         return checked
 
     def refresh(self, sid: str, *, stale: TokenSet) -> TokenSet:
@@ -130,10 +133,7 @@ class TokenManager:
                 log.warning("Refreshed id_token not checked yet: %s", exc.message)
                 fresh = replace(fresh, unverified_id_token=id_token)
         if not self.store.replace(fresh, current.version):
-            latest = self.store.load(sid)
-            if latest is None:
-                raise SessionExpired("Your session has ended; please sign in again.")
-            return latest
+            return self._stored(sid)
         if self.on_refresh is not None:
             self.on_refresh(sid, fresh)
         if fresh.unverified_id_token:
