@@ -1,4 +1,4 @@
-"""The Spark Store "Single Logout URI" receiver (``GET /spark/store-logout``).
+"""The Spark Store "Single Logout URI" receiver (``/spark/store-logout``, GET or POST).
 
 Spark "destroys custom sessions for other applications … so long as those applications have
 specified a Single Logout URI in the Spark Store"; how it calls that URI is not published. The
