@@ -93,6 +93,11 @@ def _fail(
     return _no_store(error_response(status, title, message, code=reason))
 
 
+def _well_formed(value: str) -> bool:
+    """A query value fit to compare and log: printable ASCII of a sane length."""
+    return len(value) <= _MAX_PARAM and value.isascii() and value.isprintable()
+
+
 def _param(name: str) -> str | None:
     """A callback query parameter; None if absent; LoginError if malformed."""
     values = request.args.getlist(name)
@@ -103,7 +108,7 @@ def _param(name: str) -> str | None:
             f"The callback carried '{name}' more than once.", reason="malformed_callback"
         )
     value = values[0]
-    if len(value) > _MAX_PARAM or not value.isascii() or not value.isprintable():
+    if not _well_formed(value):
         raise LoginError(
             f"The callback's '{name}' parameter is malformed (too long or not printable ASCII).",
             reason="malformed_callback",
@@ -458,9 +463,7 @@ def _single_param(name: str) -> str | None:
     if len(values) != 1:
         return None
     value = values[0]
-    if not value or len(value) > _MAX_PARAM or not value.isascii() or not value.isprintable():
-        return None
-    return value
+    return value if value and _well_formed(value) else None
 
 
 def _logout_token_claims(state: SparkState) -> dict[str, Any]:
