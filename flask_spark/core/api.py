@@ -342,7 +342,8 @@ class SparkAPI(BaseClient):
 
         The style follows ``params``: ``_skiptoken`` (send ``""`` to start) walks the tokens the
         answers carry; ``_skip`` walks offsets (Spark then answers ``CurrentOffset``); otherwise
-        ``_page`` walks page numbers. ``page_size`` is ``_limit`` (Spark allows 1-25).
+        ``_page`` walks page numbers. ``page_size`` is ``_limit`` (Spark accepts 0-25; a walk
+        needs at least 1).
         """
         query = dict(params or {})
         query.setdefault("_limit", page_size)
