@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -535,26 +535,36 @@ def test_the_demo_command_serves_the_app() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    lines: list[str] = []
+    serving = threading.Event()
+
+    def read_output() -> None:
+        # Werkzeug prints "Running on <url>" once its socket is bound: the event to wait for.
+        for raw in process.stdout:  # type: ignore[union-attr]
+            lines.append(raw.decode())
+            if f"Running on http://127.0.0.1:{port}" in lines[-1]:
+                serving.set()
+        serving.set()  # the demo exited: stop waiting, the assertion below says why
+
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                home = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "the demo did not start in 20 s"
-                time.sleep(0.1)
+        assert serving.wait(300), "the demo printed nothing for 5 minutes"
+        assert process.poll() is None, "".join(lines)
+        home = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
         assert home.status_code == 200
         assert "Sign in with Flexmls" in home.text
         login = requests.get(
-            f"http://127.0.0.1:{port}/spark/login?next=/dashboard", allow_redirects=False, timeout=5
+            f"http://127.0.0.1:{port}/spark/login?next=/dashboard",
+            allow_redirects=False,
+            timeout=30,
         )
         assert login.headers["Location"].startswith(f"http://127.0.0.1:{sandbox_port}/")
     finally:
         process.terminate()
-        process.wait(timeout=10)
-    printed = process.stdout.read().decode()  # type: ignore[union-attr]
+        process.wait(timeout=30)
+        reader.join(timeout=30)
+    printed = "".join(lines)
     # The truth about debug mode (the app runs in debug, and Flask's banner agrees) and ports.
     assert "Debug mode is on" in printed
     assert "Debug mode: on" in printed
