@@ -158,7 +158,14 @@ def test_error_pages_in_the_app_layout(config: dict[str, Any], sandbox: SandboxS
     signed_in = FlowClient(example, sandbox)
     signed_in.login()
 
-    for path in ("/nope", "/property/NOPE123", "/listings?saved=bogus", "/listings?saved=x'y"):
+    for path in (
+        "/nope",
+        "/property/NOPE123",
+        "/listings?saved=bogus",
+        "/listings?saved=x'y",
+        "/listings?saved=bogus%0A",  # a trailing newline is no key either
+        "/property/NOPE123%0A",
+    ):
         page = in_layout(signed_in.get(path), 404, "Page not found")
         assert "Back to your dashboard" in page
     assert "cannot be opened directly" in in_layout(

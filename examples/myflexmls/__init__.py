@@ -40,7 +40,7 @@ LISTING_FIELDS = (
     "ListingKey,ListingId,ListPrice,City,StateOrProvince,PostalCode,StreetNumber,StreetName,"
     "UnparsedAddress,BedsTotal,BathsTotal,BuildingAreaTotal,PropertySubType,MlsStatus"
 )
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" would let a trailing newline in
 #: Plain words for the HTTP errors the app itself answers (flask-spark's come with their own).
 HTTP_ERRORS = {
     400: ("That request did not work", "Something in the address is not right."),
@@ -166,7 +166,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         saved = None
         saved_id = request.args.get("saved", "")
         if saved_id:
-            if not _KEY.match(saved_id):
+            if not _KEY.fullmatch(saved_id):
                 abort(404)
             try:
                 saved = spark_api.get(f"savedsearches/{saved_id}").first()
@@ -211,7 +211,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/property/<key>")
     @spark_login_required
     def property_detail(key: str) -> str:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             abort(404)
         try:
             home = spark_api.reso.get(f"Property('{key}')").value
@@ -250,7 +250,7 @@ def card_photos(results: list[Any]) -> dict[str, str]:
     house instead, and the page still works.
     """
     keys = [str(r.get("StandardFields", {}).get("ListingKey") or "") for r in results]
-    keys = [k for k in keys if _KEY.match(k)]
+    keys = [k for k in keys if _KEY.fullmatch(k)]
     if not keys:
         return {}
     try:
