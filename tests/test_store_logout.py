@@ -115,6 +115,18 @@ def test_forged_navigation_with_the_cookie_does_not_sign_out(
     assert signed_in.get("/called").status_code == 302
 
 
+def test_the_confirmation_page_links_stay_under_the_apps_mount_point(
+    signed_in: FlowClient,
+) -> None:
+    """An app mounted under a prefix (``SCRIPT_NAME``): the form and "Stay signed in" keep it."""
+    mounted = {"SCRIPT_NAME": "/mounted"}
+    answer = signed_in.get(PATH, environ_overrides=mounted)
+    page = answer.get_data(as_text=True)
+    assert "Sign out of this app too?" in page
+    assert _FORM.findall(page)[0][0] == "/mounted/spark/logout"
+    assert '<a href="/mounted/">Stay signed in</a>' in page
+
+
 def test_forged_post_of_the_confirmation_form_is_refused(app: Flask, signed_in: FlowClient) -> None:
     answer = signed_in.post("/spark/logout", data={"spark_csrf_token": "forged"})
     assert answer.status_code == 400
