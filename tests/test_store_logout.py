@@ -115,16 +115,20 @@ def test_forged_navigation_with_the_cookie_does_not_sign_out(
     assert signed_in.get("/called").status_code == 302
 
 
-def test_the_confirmation_page_links_stay_under_the_apps_mount_point(
+def test_store_logout_pages_link_under_the_apps_mount_point(
     signed_in: FlowClient,
 ) -> None:
-    """An app mounted under a prefix (``SCRIPT_NAME``): the form and "Stay signed in" keep it."""
+    """An app mounted under a prefix (``SCRIPT_NAME``): its form and links keep the prefix."""
     mounted = {"SCRIPT_NAME": "/mounted"}
     answer = signed_in.get(PATH, environ_overrides=mounted)
     page = answer.get_data(as_text=True)
     assert "Sign out of this app too?" in page
     assert _FORM.findall(page)[0][0] == "/mounted/spark/logout"
     assert '<a href="/mounted/">Stay signed in</a>' in page
+    signed_in.client.delete_cookie("session")  # not signed in: flask-spark's own error page
+    nothing = signed_in.get(PATH, environ_overrides=mounted).get_data(as_text=True)
+    assert '<a href="/mounted/">Home</a>' in nothing
+    assert 'href="/mounted/spark/login"' in nothing
 
 
 def test_forged_post_of_the_confirmation_form_is_refused(app: Flask, signed_in: FlowClient) -> None:
