@@ -62,7 +62,7 @@ class TokenManager:
     def _stored(self, sid: str, blob: bytes | None = None) -> TokenSet:
         """The session's record (opened from ``blob`` when it was read already, else read now);
         SessionExpired when it is gone. After a lost compare-and-set, the winner's record."""
-        tokens = self.store.open(sid, blob) if blob is not None else self.store.load(sid)
+        tokens = self.store.open(blob, sid) if blob is not None else self.store.load(sid)
         if tokens is None:
             raise SessionExpired("Your session has ended; please sign in again.")
         return tokens

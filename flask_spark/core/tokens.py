@@ -176,7 +176,7 @@ class TokenStore:
 
     def load(self, sid: str) -> TokenSet | None:
         """Read and decrypt the record of ``sid`` (None if absent, tampered or foreign)."""
-        return self.open(sid, self.redis.hget(self.key(sid), "d"))
+        return self.open(self.redis.hget(self.key(sid), "d"), sid)
 
     def queue_load(self, pipeline: Any, sid: str) -> None:
         """Queue the read of ``sid``'s sealed record on ``pipeline`` (its answer: the blob).
@@ -186,8 +186,11 @@ class TokenStore:
         """
         pipeline.hget(self.key(sid), "d")
 
-    def open(self, sid: str, blob: bytes | None) -> TokenSet | None:
-        """Decrypt a sealed record of ``sid`` read elsewhere (None if absent or not sid's)."""
+    def open(self, blob: bytes | None, sid: str) -> TokenSet | None:
+        """Decrypt a sealed record of ``sid`` read elsewhere (None if absent or not sid's).
+
+        The arguments come in the order of :meth:`TokenVault.open`.
+        """
         if not blob:
             return None
         return self.vault.open(blob, sid)
