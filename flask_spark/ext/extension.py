@@ -110,7 +110,8 @@ class SparkAuth:
         """End every session of user ``sub`` (all browsers and devices) and revoke their grants.
 
         For an admin action or a security response ("sign this user out everywhere"). Returns
-        how many sessions were ended; each ends with ``logged_out`` (reason ``"everywhere"``).
+        how many sessions were ended; when any were, ``logged_out`` is sent once (reason
+        ``"everywhere"``, ``sessions`` the count).
         """
         state = self.state(app)
         ended = end_user_sessions(state, sub)
