@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..core.compare import same_secret
 from ..core.config import check_transport
 from ..core.errors import IdTokenError, LoginError, ProviderError, SparkConfigError
 from ..core.redis_client import REDIS_DOWN
@@ -117,6 +118,11 @@ def create_blueprint() -> Blueprint:
     for exc in REDIS_DOWN:  # only this blueprint's views: the app's own Redis errors stay its own
         bp.register_error_handler(exc, handle_store_down)
 
+    # Every answer of this blueprint, including those of error handlers (the app's 500 page,
+    # the store-down 503 below), is uncacheable and sends no Referer: the callback's URL holds
+    # the authorization code and state, and a page shown at that URL must not pass them on.
+    bp.after_request(_no_store)
+
     @bp.before_request
     def refuse_when_store_down() -> Response | None:
         return store_unavailable() if getattr(session, "store_unavailable", False) else None
@@ -203,7 +209,7 @@ def create_blueprint() -> Blueprint:
         ``state`` must be the one we sent."""
         expected = session.pop(LOGOUT_STATE_KEY, None)
         given = request.args.get("state")
-        if not (isinstance(expected, str) and given and secrets.compare_digest(expected, given)):
+        if not same_secret(expected, given):
             log.info("Single-logout return refused: state missing or not ours.")
             return _no_store(
                 error_response(
@@ -237,7 +243,7 @@ def create_blueprint() -> Blueprint:
         state = current_state()
         iss = _single_param("iss")
         provider_sid = _single_param("sid")
-        if not iss or not provider_sid or not secrets.compare_digest(iss, state.config.issuer):
+        if not provider_sid or not same_secret(state.config.issuer, iss):
             log.info("Front-channel logout refused: iss missing or unknown, or sid missing.")
             return _no_store(
                 error_response(
@@ -287,7 +293,7 @@ def _returning_from_logout() -> bool:
         return False
     given = request.args.get("state")
     if given:
-        if not secrets.compare_digest(expected.encode(), given.encode()):
+        if not same_secret(expected, given):
             return False  # another response (a new sign-in's): the usual checks apply
     elif request.args.get("code") or request.args.get("error"):
         return False

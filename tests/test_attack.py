@@ -1,0 +1,150 @@
+"""Findings of the independent attack on the running app (issue 12, point 9), one test each.
+
+Real Redis, the sandbox over real HTTP; Hypothesis generates the hostile inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from flask_spark import logged_in
+from flask_spark.sandbox import SandboxServer
+
+from .conftest import make_app
+from .helpers import FlowClient, closed_port
+
+JSON = {"Accept": "application/json"}
+#: Fixtures are built once per test function and shared by its examples, on purpose.
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+#: What a cross-site form or a script can put in a token field: any text, non-ASCII included.
+OFFERED = st.one_of(
+    st.text(min_size=1, max_size=60),
+    st.text(st.characters(min_codepoint=0x80), min_size=1, max_size=60),
+)
+
+
+def is_signed_in(flow: FlowClient) -> bool:
+    return flow.get("/dashboard", headers=JSON).status_code == 200
+
+
+# -- 1. a non-ASCII token offered to a constant-time comparison was a 500 ----------------------
+
+
+@FUZZ
+@given(token=OFFERED, route=st.sampled_from(["/spark/logout", "/spark/revoke"]))
+@example(token="é", route="/spark/logout")
+@example(token="é" * 43, route="/spark/revoke")
+def test_any_csrf_token_offered_to_sign_out_is_a_clean_400(
+    signed_in: FlowClient, token: str, route: str
+) -> None:
+    """A cross-site form posting a non-ASCII "token" made ``secrets.compare_digest`` raise
+    (a 500 with a traceback, the debugger in debug mode). It must be refused like any wrong
+    token, in the form and in the header, and leave the user signed in."""
+    expected = signed_in.csrf()  # the session holds a token: the comparison really runs
+    assert token != expected
+    sends: list[dict[str, Any]] = [{"data": {"spark_csrf_token": token}}]
+    if all(0x20 <= ord(c) <= 0xFF and c != "\x7f" for c in token):  # what a header can hold
+        sends.append({"headers": {"X-CSRFToken": token}})
+    for sent in sends:
+        answer = signed_in.post(route, **sent)
+        assert answer.status_code == 400, answer.get_data(as_text=True)[:300]
+        assert "csrf" in answer.get_data(as_text=True).lower()
+    assert is_signed_in(signed_in)
+
+
+@pytest.fixture
+def single_logout_app(generic_sandbox: SandboxServer, redis_server: Any, key_prefix: str) -> Flask:
+    from .conftest import app_config
+
+    return make_app(
+        {**app_config(generic_sandbox, redis_server, key_prefix), "SPARK_SINGLE_LOGOUT": True}
+    )
+
+
+@FUZZ
+@given(state=OFFERED)
+@example(state="é")
+def test_any_state_on_the_single_logout_return_is_a_clean_answer(
+    single_logout_app: Flask, generic_sandbox: SandboxServer, state: str
+) -> None:
+    """After a real sign-out to the provider, the session holds the logout ``state``; a return
+    to ``/spark/logged-out`` (or the callback) with a non-ASCII state was a 500."""
+    flow = FlowClient(single_logout_app, generic_sandbox)
+    assert flow.login("/dashboard").status_code == 302
+    out = flow.post("/spark/logout", data={"spark_csrf_token": flow.csrf()})
+    assert out.status_code == 302
+    assert out.headers["Location"].startswith(generic_sandbox.url)
+    back = flow.get("/spark/logged-out", query_string={"state": state})
+    assert back.status_code == 400, back.get_data(as_text=True)[:300]
+    assert "logout_state_mismatch" in flow.get(
+        "/spark/logged-out", query_string={"state": state}, headers=JSON
+    ).get_data(as_text=True)
+    flow2 = FlowClient(single_logout_app, generic_sandbox)
+    assert flow2.login("/dashboard").status_code == 302
+    flow2.post("/spark/logout", data={"spark_csrf_token": flow2.csrf()})
+    callback = flow2.get("/spark/callback", query_string={"state": state})
+    assert 400 <= callback.status_code < 500, callback.get_data(as_text=True)[:300]
+    assert not is_signed_in(flow2)
+
+
+# -- 2. callback answers not made by the view lacked Referrer-Policy and no-store ----------------
+
+
+def assert_callback_headers(response: Any) -> None:
+    assert response.headers.get("Referrer-Policy") == "no-referrer", dict(response.headers)
+    assert response.headers.get("Cache-Control") == "no-store", dict(response.headers)
+
+
+def test_callback_while_redis_is_down_sends_no_referrer(
+    config: dict[str, Any], sandbox: SandboxServer, redis_server: Any
+) -> None:
+    """Redis down when the provider sends the browser back: the 503 page is shown at the
+    callback URL, which holds the code and state. Its links and resources must not carry
+    that URL in a Referer, and it must not be cached."""
+    flow = FlowClient(make_app(config), sandbox)
+    callback = flow.authorize(flow.start_login("/dashboard"))
+    assert flow.get("/dashboard", headers=JSON).status_code == 401  # anonymous: a session key
+    down = make_app({**config, "SPARK_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"})
+    client = down.test_client()
+    client.set_cookie("session", "s" * 43)
+    client.set_cookie("spark_signin", flow.binding() or "", path="/spark")
+    path = callback.split("127.0.0.1", 1)[-1].split("/", 1)[-1]
+    answer = client.get("/" + path)
+    assert answer.status_code == 503, answer.get_data(as_text=True)[:300]
+    assert_callback_headers(answer)
+
+
+def test_callback_failing_unexpectedly_sends_no_referrer_and_keeps_no_session(
+    config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """A bug after the code exchange (here: the app's ``logged_in`` receiver raises) gives
+    the app's 500 page at the callback URL: no Referer, no caching, and no half sign-in: the
+    grant is given back and neither a session nor a token record is left behind."""
+    app = make_app({**config, "TESTING": False, "PROPAGATE_EXCEPTIONS": False})
+
+    def broken(sender: Flask, **extra: Any) -> None:
+        raise RuntimeError("a receiver's bug")
+
+    flow = FlowClient(app, sandbox)
+    with logged_in.connected_to(broken, app):
+        answer = flow.login("/dashboard")
+    assert answer.status_code == 500
+    assert_callback_headers(answer)
+    assert "code=" not in answer.get_data(as_text=True)
+    assert "Set-Cookie" not in answer.headers or "session=;" in answer.headers["Set-Cookie"]
+    # Looked at before any other request (which would end a session with revoked tokens):
+    assert not list(redis_client.scan_iter(match=key_prefix + "tok:*"))
+    assert not list(redis_client.scan_iter(match=key_prefix + "user:*"))
+    assert not list(redis_client.scan_iter(match=key_prefix + "session:*"))
+    assert sandbox.counters()["revocations"] >= 1
+    assert not is_signed_in(flow)
