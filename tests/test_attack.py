@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from flask_spark import logged_in
+from flask_spark.core.errors import SessionExpired
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
-from .helpers import FlowClient, closed_port
+from .helpers import FlowClient, closed_port, job_handle
 
 JSON = {"Accept": "application/json"}
 #: Fixtures are built once per test function and shared by its examples, on purpose.
@@ -148,3 +149,28 @@ def test_callback_failing_unexpectedly_sends_no_referrer_and_keeps_no_session(
     assert not list(redis_client.scan_iter(match=key_prefix + "session:*"))
     assert sandbox.counters()["revocations"] >= 1
     assert not is_signed_in(flow)
+
+
+# -- 3. a job handle outlived the session's idle timeout --------------------------------------
+
+
+def test_a_job_handle_ends_when_the_session_idles_out(
+    signed_in: FlowClient, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """The idle timeout is the session key's Redis TTL; when it fires the browser is signed
+    out, but the token record lives to the absolute lifetime, and a job handle kept calling
+    the API for up to 12 hours for a session the user could no longer see nor sign out of."""
+    app = signed_in.app
+    spark = app.extensions["spark"]
+    sid = signed_in.cookie()
+    assert sid is not None
+    handle = job_handle(app, sid)
+    job = spark.api_for_job(handle, app)
+    assert job.get("my/account").first()
+    assert redis_client.delete(f"{key_prefix}session:{{{sid}}}") == 1  # what the TTL does
+    assert not is_signed_in(signed_in)
+    with pytest.raises(SessionExpired):
+        job.get("my/account")
+    with pytest.raises(SessionExpired):
+        spark.api_for_job(handle, app).get("my/account")
+    assert not list(redis_client.scan_iter(match=key_prefix + "job*"))
