@@ -174,3 +174,42 @@ def test_a_job_handle_ends_when_the_session_idles_out(
     with pytest.raises(SessionExpired):
         spark.api_for_job(handle, app).get("my/account")
     assert not list(redis_client.scan_iter(match=key_prefix + "job*"))
+
+
+# -- 4. a provider-signed sub wrote forged lines into the app's log -----------------------------
+
+#: Subjects outside Core §2 (at most 255 ASCII characters) that a log or a key would misread.
+HOSTILE_SUBS = st.one_of(
+    st.builds(
+        lambda a, c, b: a + c + b,
+        st.text("0123456789", min_size=1, max_size=8),
+        st.sampled_from(["\n", "\r", "\x1b[2J", "\x00", "\t", "\u2028", "\x85", "é", "\ufeff"]),
+        st.text(max_size=20),
+    ),
+    st.text(min_size=1, max_size=40).filter(lambda s: not (s.isascii() and s.isprintable())),
+)
+
+
+@FUZZ
+@given(sub=HOSTILE_SUBS)
+@example(sub="20190716183201873925000000\n2026-12-02 INFO flask_spark: Signed out admin")
+def test_a_sub_with_control_or_non_ascii_characters_is_refused(
+    app: Flask,
+    sandbox: SandboxServer,
+    redis_client: redis.Redis,
+    key_prefix: str,
+    sub: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``log.info("Signed in %s", sub)``: a provider (or anyone holding its key) signing a
+    ``sub`` with a newline forged whole log lines, and an escape sequence rewrote a terminal.
+    Core §2 allows at most 255 ASCII characters: anything else is refused, nothing stored."""
+    sandbox.faults(id_token_claims={"sub": sub})
+    with caplog.at_level("INFO", logger="flask_spark"):
+        answer = FlowClient(app, sandbox).login("/called")
+    assert answer.status_code == 400, answer.get_data(as_text=True)[:300]
+    assert not list(redis_client.scan_iter(match=key_prefix + "tok:*"))
+    assert not list(redis_client.scan_iter(match=key_prefix + "session:*"))
+    for record in caplog.records:
+        assert sub not in record.getMessage()
+    caplog.clear()
