@@ -213,3 +213,36 @@ def test_a_sub_with_control_or_non_ascii_characters_is_refused(
     for record in caplog.records:
         assert sub not in record.getMessage()
     caplog.clear()
+
+
+# -- 5. request headers wrote control characters into the app's log -----------------------------
+
+CONTROLS = st.text(
+    st.characters(
+        codec="latin-1", categories=["Cc"], exclude_characters="\r\n\t"
+    ),  # what a header value can carry to the app (a raw client sends them; werkzeug accepts)
+    min_size=1,
+    max_size=6,
+)
+
+
+@FUZZ
+@given(controls=CONTROLS, header=st.sampled_from(["Origin", "Referer"]))
+@example(controls="\x1b[2J\x1b[31m", header="Origin")
+def test_no_log_line_carries_control_characters_from_a_request(
+    signed_in: FlowClient, controls: str, header: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outsider signed in as themselves sends ``/spark/store-logout`` an ``Origin`` (or
+    ``Referer``) with an ANSI escape in its host: it was logged as the caller's origin, as
+    is, and rewrote the terminal of whoever tails the log. Whatever a request or a provider
+    puts in a flask-spark log line, the line holds no control character."""
+    with caplog.at_level("INFO", logger="flask_spark"):
+        answer = signed_in.get(
+            "/spark/store-logout", headers={header: f"https://x{controls}y.example/"}
+        )
+    assert answer.status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("flask_spark")]
+    assert lines, "the store logout says what it did"
+    for line in lines:
+        assert line.isprintable(), repr(line)
+    caplog.clear()
