@@ -33,6 +33,9 @@ log = logging.getLogger("flask_spark")
 _MAX_PARAM = 2048
 #: The cookie that binds a browser to the sign-ins it started (a random value, not a session).
 BINDING_COOKIE = "spark_signin"
+#: Over HTTPS the cookie is ``__Host-`` prefixed (Secure, Path=/, no Domain): a sibling
+#: subdomain cannot plant a value of its own in it to bind a victim to the attacker's sign-in.
+HOST_BINDING_COOKIE = "__Host-" + BINDING_COOKIE
 _BINDING = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_LOGOUT_TOKEN = 16384
 
@@ -63,9 +66,18 @@ def _no_store(response: BaseResponse) -> BaseResponse:
     return response
 
 
+def _binding_cookie() -> tuple[str, str, bool]:
+    """The binding cookie's name, path and Secure flag for this app."""
+    secure = bool(current_app.session_interface.get_cookie_secure(current_app))
+    if secure:
+        return HOST_BINDING_COOKIE, "/", True
+    # Plain HTTP (debug on loopback): sent back to our routes only, mounted under a prefix too.
+    return BINDING_COOKIE, request.script_root + current_state().config.url_prefix, False
+
+
 def _binding() -> str | None:
     """This browser's sign-in binding, from its cookie (None when absent or malformed)."""
-    value = request.cookies.get(BINDING_COOKIE)
+    value = request.cookies.get(_binding_cookie()[0])
     return value if value and _BINDING.fullmatch(value) else None
 
 
@@ -153,12 +165,13 @@ def create_blueprint() -> Blueprint:
         response = _no_store(redirect(url))
         # No server-side session for a visitor who is only signing in: the browser is bound to
         # its pending sign-ins by this short-lived cookie, sent back to our routes only.
+        name, path, secure = _binding_cookie()
         response.set_cookie(
-            BINDING_COOKIE,
+            name,
             binding,
             max_age=state.config.transaction_ttl,
-            path=request.script_root + state.config.url_prefix,  # mounted under a prefix too
-            secure=current_app.session_interface.get_cookie_secure(current_app),
+            path=path,
+            secure=secure,
             httponly=True,
             samesite="Lax",
         )
