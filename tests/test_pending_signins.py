@@ -9,6 +9,7 @@ in ``docs/security.rst`` rate-limits ``/spark/login`` with Flask-Limiter.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from flask import Flask
@@ -96,3 +97,43 @@ def test_the_flask_limiter_recipe_rate_limits_sign_in_starts(config: dict[str, A
     assert answers == [302] * 5 + [429] * 3
     # Other routes are not limited by it.
     assert all(client.get("/").status_code == 200 for _ in range(10))
+
+
+def test_over_https_the_binding_cookie_is_host_prefixed_and_a_planted_one_is_ignored(
+    config: dict[str, Any], sandbox: SandboxServer
+) -> None:
+    """``__Host-``: Secure, Path=/, no Domain, so a sibling subdomain cannot plant a binding of
+    its own (cookie tossing) to tie a victim's browser to the attacker's sign-in."""
+    # The sandbox registers loopback http redirect URIs; the browser itself talks HTTPS.
+    app = make_app(
+        {
+            **config,
+            "SESSION_COOKIE_SECURE": True,
+            "SPARK_REDIRECT_URI": "http://localhost/spark/callback",
+        }
+    )
+    client = app.test_client()
+    https = {"base_url": "https://localhost"}
+    answer = client.get("/spark/login", **https)
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-spark_signin=")
+    assert "; Secure" in cookie
+    assert "; Path=/;" in cookie or cookie.endswith("; Path=/")
+    assert "Domain" not in cookie
+    ours = client.get_cookie("__Host-spark_signin", domain="localhost")
+    assert ours is not None
+
+    # A value planted under the unprefixed name (as a subdomain could) binds nothing.
+    victim = app.test_client()
+    victim.set_cookie("spark_signin", ours.value, domain="localhost", path="/spark")
+    planted = victim.get("/spark/login", **https)
+    assert planted.headers["Set-Cookie"].split(";")[0] != f"__Host-spark_signin={ours.value}"
+
+    # And the whole sign-in works with the prefixed cookie.
+    flow = FlowClient(app, sandbox)
+    authorize = flow.client.get("/spark/login?next=/called", **https).headers["Location"]
+    callback = urlsplit(flow.authorize(authorize))
+    done = flow.client.get(f"{callback.path}?{callback.query}", **https)
+    assert done.status_code == 302, done.get_data(as_text=True)
+    assert done.headers["Location"] == "/called"
+    assert flow.client.get("/called", **https).status_code == 200

@@ -120,8 +120,11 @@ def _finite(value: Any) -> TypeGuard[int | float]:
 
 
 def _short_text(value: Any) -> bool:
-    """True for a non-empty string of at most 255 characters (Core §2 bounds ``sub`` so)."""
-    return isinstance(value, str) and 0 < len(value) <= 255
+    """True for 1 to 255 printable ASCII characters (Core §2 bounds ``sub`` so): an
+    identifier with a newline or an escape sequence would forge lines in the app's logs."""
+    return (
+        isinstance(value, str) and 0 < len(value) <= 255 and value.isascii() and value.isprintable()
+    )
 
 
 def _error_code(response: requests.Response) -> str | None:
@@ -404,7 +407,9 @@ class OIDCClient:
         _, claims = self._verify_jwt(id_token, "id_token", from_provider=True)
         self._check_claims(claims, "id_token", id_token=True)
         if not _short_text(claims["sub"]):
-            raise IdTokenError("The id_token's sub is not a string of 1 to 255 characters.")
+            raise IdTokenError(
+                "The id_token's sub is not 1 to 255 printable ASCII characters (Core §2)."
+            )
         if nonce is not None and claims.get("nonce") != nonce:
             raise IdTokenError("The id_token's nonce does not match this sign-in.", reason="nonce")
         for name, value in (previous or {}).items():  # iss and aud are checked above

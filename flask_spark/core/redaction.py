@@ -60,12 +60,42 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+#: Control characters (C0, DEL, C1) and the Unicode line and paragraph separators.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\x1b``): printable, one line."""
+    return _CONTROLS.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+
+
+class OneLine(logging.Filter):
+    """A logging filter that escapes control characters in a record's arguments.
+
+    flask-spark's own log lines carry values from requests (an ``Origin``) and from the
+    provider (error codes, messages); a newline there would forge a line, an ANSI escape
+    rewrite the terminal of whoever reads the log (OWASP ASVS 16.4.1). The format strings are
+    flask-spark's and stay as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args: Any = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(one_line(a) if isinstance(a, str) else a for a in args)
+        return True
+
+
 _FILTER = RedactSecrets()
+_ONE_LINE = OneLine()
 
 
 def install_log_redaction() -> None:
-    """Attach the filter to the loggers that print request URLs (idempotent)."""
+    """Attach the filters to the loggers that print request URLs (idempotent), and keep
+    flask-spark's own records to one printable line each."""
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    own = logging.getLogger("flask_spark")
+    if _ONE_LINE not in own.filters:
+        own.addFilter(_ONE_LINE)

@@ -10,12 +10,13 @@ with ``LREM`` makes a replayed callback find nothing.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from authlib.common.security import generate_token
+
+from .compare import same_secret
 
 #: Sign-ins one browser may have pending at once.
 MAX_PENDING = 5
@@ -81,7 +82,7 @@ class TransactionStore:
                 txn = LoginTransaction(**json.loads(raw))
             except (ValueError, TypeError):
                 continue
-            if not secrets.compare_digest(txn.state, state):
+            if not same_secret(txn.state, state):
                 continue
             if not self.redis.lrem(key, 1, raw):
                 return None  # a concurrent callback took it first

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, current_app, g, session, url_for
 
 from ..core.api import SparkAPI
+from ..core.compare import same_secret
 from ..core.errors import LoginRequired, SparkConfigError
 from ..core.user import AnonymousUser, SparkUser
 from .session_interface import CSRF_KEY, SESSION_KEY
@@ -107,8 +108,7 @@ def csrf_valid(given: str | None) -> bool:
             return False
         return True
     expected = session.get(CSRF_KEY)
-    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
-    return isinstance(expected, str) and secrets.compare_digest(expected.encode(), given.encode())
+    return same_secret(expected, given)
 
 
 #: The provider's server-to-server POST: it carries a signed logout_token, never a CSRF token.

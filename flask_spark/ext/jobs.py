@@ -29,8 +29,8 @@ def job_handle() -> str:
 class JobTokenSource:
     """The tokens of the session a job handle names, looked up on every call.
 
-    A revoked handle, or a session that ended, stops the job at its next call with
-    :class:`~flask_spark.core.errors.SessionExpired`.
+    A revoked handle, or a session that ended (idle timeout included), stops the job at its
+    next call with :class:`~flask_spark.core.errors.SessionExpired`.
     """
 
     def __init__(self, state: SparkState, handle: str) -> None:
@@ -41,7 +41,14 @@ class JobTokenSource:
         return "JobTokenSource(handle=…)"
 
     def _session(self) -> SessionTokenSource:
-        sid = self.state.registry.jobs.session_of(self.handle)
+        registry = self.state.registry
+        sid = registry.jobs.session_of(self.handle)
+        # The idle timeout ends a session by expiring its key, not through a sign-out: the
+        # token record outlives it (to the absolute lifetime), so the session itself is asked
+        # (EXISTS does not renew its idle TTL).
+        if sid is not None and not registry.session_redis.exists(registry.session_key(sid)):
+            registry.jobs.revoke_all(sid)
+            sid = None
         if sid is None:
             raise SessionExpired("This job's handle was revoked, or the user's sign-in ended.")
         return SessionTokenSource(self.state, sid, in_request=False)

@@ -75,21 +75,23 @@ def start_session(
         sid=sid,
         scope=token_response.get("scope"),
     )
+    user = SparkUser(kept)
     try:
         state.tokens.create(tokens, ttl=lifetime)
         state.registry.register(sid, sub, provider_sid, ttl=lifetime, login_at=now)
+        session[SESSION_KEY] = {
+            "sub": claims["sub"],
+            "claims": kept,
+            "login_at": int(now),
+            "expires": int(now + lifetime),
+            "psid": provider_sid,
+        }
+        # A receiver that raises fails the sign-in: Flask saves the session even on a 500.
+        signals.logged_in.send(state.app, user=user)
     except BaseException:
+        session.clear()
         _roll_back(state, sid, sub, provider_sid)
         raise
-    session[SESSION_KEY] = {
-        "sub": claims["sub"],
-        "claims": kept,
-        "login_at": int(now),
-        "expires": int(now + lifetime),
-        "psid": provider_sid,
-    }
-    user = SparkUser(kept)
-    signals.logged_in.send(state.app, user=user)
     log.info("Signed in %s", sub)
     return user
 

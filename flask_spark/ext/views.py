@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..core.compare import same_secret
 from ..core.config import check_transport
 from ..core.errors import IdTokenError, LoginError, ProviderError, SparkConfigError
 from ..core.redis_client import REDIS_DOWN
@@ -32,6 +33,9 @@ log = logging.getLogger("flask_spark")
 _MAX_PARAM = 2048
 #: The cookie that binds a browser to the sign-ins it started (a random value, not a session).
 BINDING_COOKIE = "spark_signin"
+#: Over HTTPS the cookie is ``__Host-`` prefixed (Secure, Path=/, no Domain): a sibling
+#: subdomain cannot plant a value of its own in it to bind a victim to the attacker's sign-in.
+HOST_BINDING_COOKIE = "__Host-" + BINDING_COOKIE
 _BINDING = re.compile(r"[A-Za-z0-9_-]{43}")
 _MAX_LOGOUT_TOKEN = 16384
 
@@ -62,9 +66,18 @@ def _no_store(response: BaseResponse) -> BaseResponse:
     return response
 
 
+def _binding_cookie() -> tuple[str, str, bool]:
+    """The binding cookie's name, path and Secure flag for this app."""
+    secure = bool(current_app.session_interface.get_cookie_secure(current_app))
+    if secure:
+        return HOST_BINDING_COOKIE, "/", True
+    # Plain HTTP (debug on loopback): sent back to our routes only, mounted under a prefix too.
+    return BINDING_COOKIE, request.script_root + current_state().config.url_prefix, False
+
+
 def _binding() -> str | None:
     """This browser's sign-in binding, from its cookie (None when absent or malformed)."""
-    value = request.cookies.get(BINDING_COOKIE)
+    value = request.cookies.get(_binding_cookie()[0])
     return value if value and _BINDING.fullmatch(value) else None
 
 
@@ -122,6 +135,11 @@ def create_blueprint() -> Blueprint:
     for exc in REDIS_DOWN:  # only this blueprint's views: the app's own Redis errors stay its own
         bp.register_error_handler(exc, handle_store_down)
 
+    # Every answer of this blueprint, including those of error handlers (the app's 500 page,
+    # the store-down 503 below), is uncacheable and sends no Referer: the callback's URL holds
+    # the authorization code and state, and a page shown at that URL must not pass them on.
+    bp.after_request(_no_store)
+
     @bp.before_request
     def refuse_when_store_down() -> Response | None:
         return store_unavailable() if getattr(session, "store_unavailable", False) else None
@@ -152,12 +170,13 @@ def create_blueprint() -> Blueprint:
         response = _no_store(redirect(url))
         # No server-side session for a visitor who is only signing in: the browser is bound to
         # its pending sign-ins by this short-lived cookie, sent back to our routes only.
+        name, path, secure = _binding_cookie()
         response.set_cookie(
-            BINDING_COOKIE,
+            name,
             binding,
             max_age=state.config.transaction_ttl,
-            path=request.script_root + state.config.url_prefix,  # mounted under a prefix too
-            secure=current_app.session_interface.get_cookie_secure(current_app),
+            path=path,
+            secure=secure,
             httponly=True,
             samesite="Lax",
         )
@@ -208,11 +227,7 @@ def create_blueprint() -> Blueprint:
         ``state`` must be the one we sent."""
         expected = session.pop(LOGOUT_STATE_KEY, None)
         given = request.args.get("state")
-        if not (
-            isinstance(expected, str)
-            and given
-            and secrets.compare_digest(expected.encode(), given.encode())  # any characters
-        ):
+        if not same_secret(expected, given):
             log.info("Single-logout return refused: state missing or not ours.")
             return _no_store(
                 error_response(
@@ -246,7 +261,7 @@ def create_blueprint() -> Blueprint:
         state = current_state()
         iss = _single_param("iss")
         provider_sid = _single_param("sid")
-        if not iss or not provider_sid or not secrets.compare_digest(iss, state.config.issuer):
+        if not provider_sid or not same_secret(state.config.issuer, iss):
             log.info("Front-channel logout refused: iss missing or unknown, or sid missing.")
             return _no_store(
                 error_response(
@@ -296,7 +311,7 @@ def _returning_from_logout() -> bool:
         return False
     given = request.args.get("state")
     if given:
-        if not secrets.compare_digest(expected.encode(), given.encode()):
+        if not same_secret(expected, given):
             return False  # another response (a new sign-in's): the usual checks apply
     elif request.args.get("code") or request.args.get("error"):
         return False

@@ -1,4 +1,5 @@
-"""Test and admin endpoints under ``/_sandbox/`` (JSON, loopback callers only).
+"""Test and admin endpoints under ``/_sandbox/`` (JSON, loopback callers only, by a
+loopback name: ``Host`` must be ``localhost``, ``127.0.0.0/8`` or ``[::1]``).
 
 A state-changing call must be a JSON request (``Content-Type: application/json``, an empty
 body is fine): a web page can make a browser send a "simple" cross-site POST (a form, or
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, jsonify, request
 
+from ..core.http import is_loopback_host
 from .auth import current_state
 from .faults import LOGOUT_TOKEN_FAULTS, FaultError
 from .logout import notify_backchannel_logout
@@ -32,7 +35,9 @@ def _loopback_only() -> None:
         loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    # A page whose own name was rebound to 127.0.0.1 (DNS rebinding) is same-origin with the
+    # sandbox, preflight or not: its requests give themselves away by their Host header.
+    if not loopback or not is_loopback_host(_host_name(request.host)):
         abort(403)
     if request.method not in ("GET", "HEAD", "OPTIONS") and not request.is_json:
         abort(
@@ -41,6 +46,14 @@ def _loopback_only() -> None:
                 "which a cross-site page cannot send without a CORS preflight"
             )
         )
+
+
+def _host_name(host: str) -> str | None:
+    """The name of a ``Host`` header (``[::1]:5001`` → ``::1``); None when unparsable."""
+    try:
+        return urlsplit("//" + host).hostname
+    except ValueError:
+        return None
 
 
 def _json_object() -> dict[str, Any]:

@@ -857,6 +857,38 @@ def test_admin_endpoints_refuse_simple_cross_site_posts(
     server.faults(api_delay=None)
 
 
+#: Names a page can make its browser send in ``Host`` to a loopback port (DNS rebinding).
+REBOUND_HOSTS = st.one_of(
+    st.sampled_from(["evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "0"]),
+    st.from_regex(r"[a-z][a-z0-9-]{0,20}\.(example|com|net|test)", fullmatch=True),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(endpoint=st.sampled_from(ADMIN_POSTS), host=REBOUND_HOSTS)
+def test_admin_endpoints_refuse_a_rebound_host_name(
+    server: SandboxServer, endpoint: str, host: str
+) -> None:
+    """Attack finding: a page whose name was rebound to 127.0.0.1 is same-origin with the
+    sandbox, so its JSON requests need no preflight: it could mint signed logout tokens,
+    rotate keys, arm faults and read the answers. Admin calls must name a loopback host."""
+    server.faults(api_delay=0.01)
+    kid = server.state.keys.current.kid
+    port = urlsplit(server.url).port
+    headers = {"Host": f"{host}:{port}", "Content-Type": "application/json"}
+    answer = requests.post(f"{server.url}/_sandbox/{endpoint}", data=b"{}", headers=headers)
+    assert answer.status_code == 403, answer.text
+    assert "logout_token" not in answer.text
+    read = requests.get(f"{server.url}/_sandbox/faults", headers={"Host": f"{host}:{port}"})
+    assert read.status_code == 403
+    assert server.state.faults.api_delay == 0.01  # nothing was reset
+    assert server.state.keys.current.kid == kid  # nor rotated
+    for loopback in ("127.0.0.1", "localhost", "[::1]"):  # the names a developer uses still work
+        ok = requests.get(f"{server.url}/_sandbox/faults", headers={"Host": f"{loopback}:{port}"})
+        assert ok.status_code == 200, ok.text
+    server.faults(api_delay=None)
+
+
 def test_cli_refuses_remote_hosts(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         sandbox_main(["--host", "0.0.0.0"])  # noqa: S104
