@@ -193,6 +193,7 @@ HOSTILE_SUBS = st.one_of(
 @FUZZ
 @given(sub=HOSTILE_SUBS)
 @example(sub="20190716183201873925000000\n2026-12-02 INFO flask_spark: Signed out admin")
+@example(sub="§")  # also a character of the refusal's message ("Core §2")
 def test_a_sub_with_control_or_non_ascii_characters_is_refused(
     app: Flask,
     sandbox: SandboxServer,
@@ -204,6 +205,8 @@ def test_a_sub_with_control_or_non_ascii_characters_is_refused(
     """``log.info("Signed in %s", sub)``: a provider (or anyone holding its key) signing a
     ``sub`` with a newline forged whole log lines, and an escape sequence rewrote a terminal.
     Core §2 allows at most 255 ASCII characters: anything else is refused, nothing stored."""
+    # A marker in front: a drawn sub like "§" must not be found in the refusal's own words.
+    sub = "Zq9" + sub
     sandbox.faults(id_token_claims={"sub": sub})
     with caplog.at_level("INFO", logger="flask_spark"):
         answer = FlowClient(app, sandbox).login("/called")
