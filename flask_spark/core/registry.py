@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from .jobs import JobHandles
+from .job_handles import JobHandles
 from .tokens import TokenStore
 
 

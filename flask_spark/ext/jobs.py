@@ -1,4 +1,6 @@
-"""Background jobs: an opaque handle instead of the session id (see :mod:`flask_spark.core.jobs`).
+"""Background jobs: an opaque handle instead of the session id.
+
+The handles themselves are kept by :mod:`flask_spark.core.job_handles`.
 
 In a request, :func:`job_handle` issues a handle for the signed-in session; a worker turns it
 into an API client with :func:`api_for_job`. The session id never leaves the web process.
