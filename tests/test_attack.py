@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from flask_spark import logged_in
 from flask_spark.core.errors import SessionExpired
+from flask_spark.core.job_handles import MAX_HANDLES
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
@@ -249,3 +250,22 @@ def test_no_log_line_carries_control_characters_from_a_request(
     for line in lines:
         assert line.isprintable(), repr(line)
     caplog.clear()
+
+
+def test_a_session_keeps_a_bounded_number_of_job_handles(
+    signed_in: FlowClient, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """A view that issues a handle per request must not grow Redis without bound: past
+    MAX_HANDLES the oldest handles end (and stop working), the newest keep working."""
+    app = signed_in.app
+    spark = app.extensions["spark"]
+    sid = signed_in.cookie()
+    assert sid is not None
+    handles = [job_handle(app, sid) for _ in range(MAX_HANDLES + 10)]
+    assert len(list(redis_client.scan_iter(match=key_prefix + "job:*"))) == MAX_HANDLES
+    assert redis_client.zcard(f"{key_prefix}jobs:{{{sid}}}") == MAX_HANDLES
+    for ended in handles[:10]:
+        with pytest.raises(SessionExpired):
+            spark.api_for_job(ended, app).get("my/account")
+    assert spark.api_for_job(handles[10], app).get("my/account").first()
+    assert spark.api_for_job(handles[-1], app).get("my/account").first()

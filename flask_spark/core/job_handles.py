@@ -7,7 +7,8 @@ in Redis, to the session it was issued for. It gives API calls for that session 
 else; it ends with the session and can be revoked on its own.
 
 Keys: ``<prefix>job:<digest(handle)>`` (the session id, with the session's remaining lifetime
-as TTL) and ``<prefix>jobs:{<sid>}``, the set of a session's handle digests, hash-tagged into
+as TTL) and ``<prefix>jobs:{<sid>}``, the sorted set of a session's handle digests (at most
+:data:`MAX_HANDLES`, the oldest ended first), hash-tagged into
 the session's cluster slot so that ending the session finds them. Every command touches one key.
 """
 
@@ -16,8 +17,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from typing import Any
 
+#: Live handles one session may have; issuing another ends the oldest. A view that issues a
+#: handle per request cannot grow Redis without bound.
+MAX_HANDLES = 32
 #: What every handle starts with: never a valid session id, recognisable in a job's arguments.
 HANDLE_PREFIX = "spark-job."
 _HANDLE = re.compile(re.escape(HANDLE_PREFIX) + r"[A-Za-z0-9_-]{43}")
@@ -43,7 +48,7 @@ class JobHandles:
         return f"{self.prefix}job:{digest}"
 
     def index_key(self, sid: str) -> str:
-        """The set of a session's handles, in the session's cluster slot."""
+        """The session's handles by issue time (a sorted set), in the session's cluster slot."""
         return f"{self.prefix}jobs:{{{sid}}}"
 
     def issue(self, sid: str, ttl: int) -> str:
@@ -52,10 +57,15 @@ class JobHandles:
         handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
         digest = _digest(handle)
         ttl = max(int(ttl), 1)
+        index = self.index_key(sid)
         self.redis.set(self.key(digest), sid, ex=ttl)
-        self.redis.sadd(self.index_key(sid), digest)
+        self.redis.zadd(index, {digest: time.time()})
         # Handles live until the session's absolute end, so the set's TTL only ever shrinks.
-        self.redis.expire(self.index_key(sid), ttl)
+        self.redis.expire(index, ttl)
+        excess = self.redis.zcard(index) - MAX_HANDLES
+        if excess > 0:
+            for oldest, _ in self.redis.zpopmin(index, excess):
+                self.redis.delete(self.key(_text(oldest)))
         return handle
 
     def session_of(self, handle: str) -> str | None:
@@ -72,11 +82,11 @@ class JobHandles:
             return False
         digest = _digest(handle)
         self.redis.delete(self.key(digest))
-        self.redis.srem(self.index_key(sid), digest)
+        self.redis.zrem(self.index_key(sid), digest)
         return True
 
     def revoke_all(self, sid: str) -> None:
         """End every handle of session ``sid`` (the session is ending)."""
-        for digest in self.redis.smembers(self.index_key(sid)):
+        for digest in self.redis.zrange(self.index_key(sid), 0, -1):
             self.redis.delete(self.key(_text(digest)))
         self.redis.delete(self.index_key(sid))
