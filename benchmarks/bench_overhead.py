@@ -483,7 +483,7 @@ def add_sessions(app: Flask, template_sid: str, count: int) -> list[str]:
         sub = f"{MEMBER.id[:-6]}{index:06d}"
         psid = uuid.uuid4().hex
         state.tokens.create(replace(tokens, sid=sid, subject=sub), ttl=lifetime)
-        state.registry.register(sid, sub, psid, ttl=lifetime)
+        state.registry.register(sid, sub, psid, ttl=lifetime, login_at=time.time())
         copy = {**data, "_spark": {**data["_spark"], "sub": sub, "psid": psid}}
         state.redis.set(iface.store_key(sid), iface.encode(copy), ex=lifetime)
         sids.append(sid)
