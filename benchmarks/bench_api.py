@@ -62,7 +62,9 @@ class FreshConnections:
     headers = requests.utils.default_headers()
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        with pooled_session() as session:
+        # Built like the app's pool (the environment's proxy and CA bundle for the host), so
+        # that only the connection handling differs.
+        with pooled_session(hosts=[str(request.url)]) as session:
             return session.send(request, **kwargs)
 
 
