@@ -391,3 +391,48 @@ def test_generic_provider_advertises_pkce_and_logout(
     assert "front- or back-channel logout advertised" in flat(result)
     bad = doctor(make(config, SPARK_TOKEN_ENDPOINT_AUTH_METHOD="client_secret_basic"))
     assert provider_row(bad) == "OK"
+
+
+@pytest.mark.slow
+def test_an_apps_own_spark_command_is_not_hidden_by_the_plugin(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """Flask looks up plugin commands first: flask-spark's group offers an app's own ``spark``
+    commands beside its own instead of hiding them (and is there for an app without any)."""
+    (tmp_path / "ownapp.py").write_text(
+        textwrap.dedent(
+            f"""
+            import click
+            from flask import Flask
+            from flask_spark import SparkAuth
+
+            app = Flask(__name__)
+            app.config.update({config!r})
+
+            @app.cli.group("spark")
+            def spark():
+                "The app's own spark commands."
+
+            @spark.command("hello")
+            def hello():
+                click.echo("the app's own spark command")
+
+            SparkAuth(app)
+            """
+        )
+    )
+    own = real_flask(tmp_path, "--app", "ownapp", "spark", "hello")
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert own.stdout.strip() == "the app's own spark command"
+    listed = real_flask(tmp_path, "--app", "ownapp", "spark", "--help")
+    assert "hello" in listed.stdout
+    assert "doctor" in listed.stdout
+
+    (tmp_path / "plainapp.py").write_text(
+        f"from flask import Flask\nfrom flask_spark import SparkAuth\n"
+        f"app = Flask(__name__)\napp.config.update({config!r})\nSparkAuth(app)\n"
+    )
+    ours = real_flask(tmp_path, "--app", "plainapp", "spark", "--help")
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    assert "doctor" in ours.stdout
+    assert "hello" not in ours.stdout

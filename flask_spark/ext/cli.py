@@ -24,7 +24,42 @@ if TYPE_CHECKING:
     from ..core.tokens import TokenStore
     from .state import SparkState
 
-spark_cli = AppGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
+
+class SparkGroup(AppGroup):
+    """The ``spark`` group, merged with the app's own ``spark`` group when it has one.
+
+    The ``flask`` command looks up plugin commands (this group, through the ``flask.commands``
+    entry point) before the app's: without this, installing flask-spark would hide an app's
+    own ``flask spark ...`` commands. Its commands stay reachable beside flask-spark's; a name
+    both use is flask-spark's. flask-spark's own commands never load the app to be found, so
+    ``doctor`` still reports an app that fails to load.
+    """
+
+    def _apps_own(self, ctx: click.Context) -> click.Group | None:
+        info = ctx.find_object(ScriptInfo)
+        if info is None:
+            return None
+        try:
+            app = info.load_app()
+        except Exception:  # an app that cannot be loaded has no commands to offer
+            return None
+        own = app.cli.commands.get(self.name or "spark")
+        return own if isinstance(own, click.Group) and own is not self else None
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        own = self._apps_own(ctx)
+        return own.get_command(ctx, cmd_name) if own is not None else None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        own = self._apps_own(ctx)
+        theirs = own.list_commands(ctx) if own is not None else []
+        return sorted(set(super().list_commands(ctx)) | set(theirs))
+
+
+spark_cli = SparkGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
 
 
 @spark_cli.command("keygen", with_appcontext=False)
