@@ -14,11 +14,12 @@ the session's cluster slot so that ending the session finds them. Every command 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
 from typing import Any
+
+from .redis_client import as_text, key_digest
 
 #: Live handles one session may have; issuing another ends the oldest. A view that issues a
 #: handle per request cannot grow Redis without bound.
@@ -26,14 +27,6 @@ MAX_HANDLES = 32
 #: What every handle starts with: never a valid session id, recognisable in a job's arguments.
 HANDLE_PREFIX = "spark-job."
 _HANDLE = re.compile(re.escape(HANDLE_PREFIX) + r"[A-Za-z0-9_-]{43}")
-
-
-def _digest(handle: str) -> str:
-    return hashlib.sha256(handle.encode()).hexdigest()[:32]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class JobHandles:
@@ -55,7 +48,7 @@ class JobHandles:
         """A new handle for session ``sid``, valid ``ttl`` seconds (the session's remaining
         absolute lifetime) at most, or until revoked or the session ends."""
         handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
-        digest = _digest(handle)
+        digest = key_digest(handle)
         ttl = max(int(ttl), 1)
         index = self.index_key(sid)
         self.redis.set(self.key(digest), sid, ex=ttl)
@@ -65,22 +58,22 @@ class JobHandles:
         excess = self.redis.zcard(index) - MAX_HANDLES
         if excess > 0:
             for oldest, _ in self.redis.zpopmin(index, excess):
-                self.redis.delete(self.key(_text(oldest)))
+                self.redis.delete(self.key(as_text(oldest)))
         return handle
 
     def session_of(self, handle: str) -> str | None:
         """The session id ``handle`` acts for; None when unknown, revoked or ended."""
         if not isinstance(handle, str) or not _HANDLE.fullmatch(handle):
             return None
-        sid = self.redis.get(self.key(_digest(handle)))
-        return _text(sid) if sid else None
+        sid = self.redis.get(self.key(key_digest(handle)))
+        return as_text(sid) if sid else None
 
     def revoke(self, handle: str) -> bool:
         """End one handle; True when it was still valid."""
         sid = self.session_of(handle)
         if sid is None:
             return False
-        digest = _digest(handle)
+        digest = key_digest(handle)
         self.redis.delete(self.key(digest))
         self.redis.zrem(self.index_key(sid), digest)
         return True
@@ -88,5 +81,5 @@ class JobHandles:
     def revoke_all(self, sid: str) -> None:
         """End every handle of session ``sid`` (the session is ending)."""
         for digest in self.redis.zrange(self.index_key(sid), 0, -1):
-            self.redis.delete(self.key(_text(digest)))
+            self.redis.delete(self.key(as_text(digest)))
         self.redis.delete(self.index_key(sid))

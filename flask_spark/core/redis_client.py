@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Any
@@ -23,6 +24,16 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
     redis.exceptions.ClusterDownError,
     redis.sentinel.MasterNotFoundError,
 )
+
+
+def key_digest(value: str) -> str:
+    """A key-name part for ``value`` that does not give it away (an identity, a credential)."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def as_text(value: Any) -> str:
+    """A Redis reply as text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def embedded_redis(folder: str) -> Any:

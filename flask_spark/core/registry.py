@@ -13,25 +13,17 @@ the user's index. Every command touches one key, so all of it works on Redis Clu
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from .job_handles import JobHandles
+from .redis_client import as_text, key_digest
 from .tokens import TokenStore
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:32]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _entry(value: Any) -> tuple[int, str]:
     """(sign-in time, provider sid) of a user-index value."""
-    when, _, provider_sid = _text(value).partition(":")
+    when, _, provider_sid = as_text(value).partition(":")
     return (int(when) if when.isdigit() and len(when) < 16 else 0), provider_sid
 
 
@@ -57,15 +49,15 @@ class SessionRegistry:
 
     def user_key(self, sub: str) -> str:
         """The hash of user ``sub``'s sessions (our sid → provider sid)."""
-        return f"{self.prefix}user:{_digest(sub)}"
+        return f"{self.prefix}user:{key_digest(sub)}"
 
     def provider_key(self, provider_sid: str) -> str:
         """The user (``sub``) of one provider-side session."""
-        return f"{self.prefix}psid:{_digest(provider_sid)}"
+        return f"{self.prefix}psid:{key_digest(provider_sid)}"
 
     def logout_token_key(self, jti: str) -> str:
         """The marker of a back-channel logout token already used."""
-        return f"{self.prefix}jti:{_digest(jti)}"
+        return f"{self.prefix}jti:{key_digest(jti)}"
 
     def register(
         self, sid: str, sub: str, provider_sid: str | None, ttl: int, *, login_at: float
@@ -81,7 +73,7 @@ class SessionRegistry:
     def user_of(self, provider_sid: str) -> str | None:
         """The ``sub`` a provider session belongs to (None when unknown or expired)."""
         value = self.redis.get(self.provider_key(provider_sid))
-        return _text(value) if value else None
+        return as_text(value) if value else None
 
     def _entries(
         self, sub: str | None, provider_sid: str | None, issued_at: float | None = None
@@ -102,7 +94,7 @@ class SessionRegistry:
         for sid, value in self.redis.hgetall(self.user_key(owner)).items():
             login_at, psid = _entry(value)
             if issued_at is None or login_at <= issued_at:
-                entries[_text(sid)] = psid
+                entries[as_text(sid)] = psid
         if provider_sid:
             entries = {s: p for s, p in entries.items() if p == provider_sid}
         return owner, entries

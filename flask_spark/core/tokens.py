@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis.lock import Lock
 
 from .errors import SparkConfigError, SparkError
+from .redis_client import as_text
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ class TokenStore:
         """Every token record key, found with SCAN (never KEYS)."""
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "tok:*"
         for key in self.redis.scan_iter(match=pattern, count=500):
-            yield key.decode() if isinstance(key, bytes) else key
+            yield as_text(key)
 
     def rotate_key(self, key: str) -> str:
         """Re-encrypt one record with the primary key: 'rotated', 'skipped' or 'unreadable'."""
