@@ -77,7 +77,7 @@ def redis_from_url(url: str, **options: Any) -> Any:
             )
         options.pop("health_check_interval", None)
         return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in nodes],  # type: ignore[no-untyped-call]
+            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
             ssl=scheme.startswith("rediss"),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
@@ -98,14 +98,14 @@ def redis_from_url(url: str, **options: Any) -> Any:
             raise SparkConfigError(
                 f"The database in a redis+sentinel:// URL must be a number, got {path[1]!r}."
             ) from None
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             [_node(h, 26379) for h in hosts],
             sentinel_kwargs={"socket_timeout": options["socket_timeout"]},
             password=unquote(parts.password) if parts.password else None,
             db=db,
             **options,
         )
-        return sentinel.master_for(path[0])  # type: ignore[no-untyped-call]
+        return sentinel.master_for(path[0])
     raise SparkConfigError(
         f"SPARK_REDIS_URL has an unknown scheme {scheme!r}: use redis://, rediss://, unix://, "
         "redis+cluster:// or redis+sentinel://."
