@@ -4,13 +4,25 @@ They add the bearer token and Spark's headers, parse the ``D`` envelope and ODat
 response objects, map error codes to :mod:`flask_spark.core.errors`, and on 401 + code 1020
 refresh the token once and retry once. Transport retries (rate limiting, 5xx) are urllib3's,
 mounted on the HTTP session they are given (see :mod:`flask_spark.core.retry`).
+
+Several calls run at once on worker threads over that same pooled session, each with a copy of
+the caller's context (so Flask's request context comes along): :meth:`BaseClient.gather`, the
+``a*`` coroutines and :meth:`SparkAPI.paginate`'s fetch-ahead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator, Mapping
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain, islice
+from math import ceil
 from typing import Any, Protocol
 
 import requests
@@ -25,9 +37,15 @@ from .errors import (
 from .retry import retry_after_seconds
 from .urls import APIBase
 
+#: API calls one client (one request) has in flight at most; the pool (32 per host) serves
+#: several requests' worth.
+CONCURRENCY = 4
+
 
 class TokenSource(Protocol):
-    """Where a client gets its bearer token; implemented per session by the extension."""
+    """Where a client gets its bearer token; implemented per session by the extension.
+
+    The client calls it under its own lock: it need not be thread-safe."""
 
     def access_token(self) -> str:
         """A token believed valid (refreshed proactively when close to expiry)."""
@@ -185,6 +203,9 @@ class BaseClient:
         self.tokens = tokens
         self.http = http
         self.timeout = timeout
+        # Shared with the RESO client of the same SparkAPI: one token, one refresh, one limit.
+        self._token_lock = threading.RLock()
+        self._slots = threading.BoundedSemaphore(CONCURRENCY)
         # The session's own headers (User-Agent, Accept-Encoding...) merged once, not per call.
         self._headers = {
             **getattr(http, "headers", {}),
@@ -215,10 +236,12 @@ class BaseClient:
         """Send one call (refresh-once-on-1020 included); the raw 2xx response."""
         method = method.upper()
         url = self.url(path)
-        token = self.tokens.access_token()
+        with self._token_lock:
+            token = self.tokens.access_token()
         response = self._send(method, url, token, params, json)
         if response.status_code == 401 and _token_refused(response):
-            fresh = self.tokens.refresh(token)
+            with self._token_lock:  # concurrent calls that met the same expiry wait for one
+                fresh = self.tokens.refresh(token)
             if fresh is not None:
                 response = self._send(method, url, fresh, params, json)
         if response.status_code >= 400:
@@ -243,7 +266,8 @@ class BaseClient:
         # them again on every call.
         prepared = requests.Request(method, url, headers, data=data, params=params).prepare()
         try:
-            return self.http.send(prepared, timeout=self.timeout, allow_redirects=False)
+            with self._slots:
+                return self.http.send(prepared, timeout=self.timeout, allow_redirects=False)
         except requests.Timeout:
             raise SparkAPIError(
                 f"The {self.service} did not answer within {self.timeout:g}s.", status=504
@@ -256,6 +280,25 @@ class BaseClient:
     def encode_body(self, body: Any) -> bytes:
         """The request body for a write."""
         return json.dumps(body).encode()
+
+    def gather(self, *calls: Callable[[], Any]) -> list[Any]:
+        """Run ``calls`` (e.g. ``lambda: spark_api.get("my/account")``) at once; their results
+        in order. Once all have ended, the first error in that order is raised."""
+        with ThreadPoolExecutor(max(1, min(CONCURRENCY, len(calls)))) as pool:
+            futures = [pool.submit(copy_context().run, call) for call in calls]
+        return [future.result() for future in futures]
+
+
+def _ahead(calls: Iterable[Callable[[], Any]]) -> Iterator[Any]:
+    """The results of ``calls`` in order, at most :data:`CONCURRENCY` of them in flight."""
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        pending: deque[Future[Any]] = deque()
+        for call in calls:
+            pending.append(pool.submit(copy_context().run, call))
+            if len(pending) == CONCURRENCY:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _token_refused(response: requests.Response) -> bool:
@@ -284,6 +327,8 @@ class SparkAPI(BaseClient):
     def __init__(self, *, reso: ResoAPI | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._reso = reso
+        if reso is not None:
+            reso._token_lock, reso._slots = self._token_lock, self._slots
 
     @property
     def reso(self) -> ResoAPI:
@@ -330,6 +375,26 @@ class SparkAPI(BaseClient):
         """DELETE ``path``; never retried automatically."""
         return self.call("DELETE", path, params=params)
 
+    async def aget(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+        """:meth:`get` to await, on a worker thread: several run at once under ``gather``."""
+        return await asyncio.to_thread(self.call, "GET", path, params=params)
+
+    async def apost(
+        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> SparkResponse:
+        """:meth:`post` to await."""
+        return await asyncio.to_thread(self.call, "POST", path, params=params, json=json)
+
+    async def aput(
+        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> SparkResponse:
+        """:meth:`put` to await."""
+        return await asyncio.to_thread(self.call, "PUT", path, params=params, json=json)
+
+    async def adelete(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+        """:meth:`delete` to await."""
+        return await asyncio.to_thread(self.call, "DELETE", path, params=params)
+
     def paginate(
         self,
         path: str,
@@ -338,12 +403,13 @@ class SparkAPI(BaseClient):
         max_records: int | None = None,
         page_size: int = 25,
     ) -> Iterator[Any]:
-        """Every record of a collection, page after page.
+        """Every record of a collection, in order.
 
         The style follows ``params``: ``_skiptoken`` (send ``""`` to start) walks the tokens the
         answers carry; ``_skip`` walks offsets (Spark then answers ``CurrentOffset``); otherwise
-        ``_page`` walks page numbers. ``page_size`` is ``_limit`` (Spark accepts 0-25; a walk
-        needs at least 1).
+        ``_page`` walks page numbers, and once the first page gives ``TotalPages`` the others are
+        fetched :data:`CONCURRENCY` at a time. ``page_size`` is ``_limit`` (Spark accepts 0-25;
+        a walk needs at least 1).
         """
         query = dict(params or {})
         query.setdefault("_limit", page_size)
@@ -352,14 +418,20 @@ class SparkAPI(BaseClient):
             query["_pagination"] = 1
         if style == "page":
             query.setdefault("_page", 1)
+        pages = self._pages(path, query, style, max_records)
+        try:
+            yield from islice(chain.from_iterable(page.results for page in pages), max_records)
+        finally:
+            pages.close()  # stops the pages being fetched ahead
+
+    def _pages(
+        self, path: str, query: dict[str, Any], style: str, max_records: int | None
+    ) -> Generator[SparkResponse, None, None]:
         seen = 0
         while True:
             page = self.get(path, params=query)
-            for record in page.results:
-                if max_records is not None and seen >= max_records:
-                    return
-                yield record
-                seen += 1
+            yield page
+            seen += len(page.results)
             info = page.pagination or {}
             if not page.results or (max_records is not None and seen >= max_records):
                 return
@@ -368,18 +440,33 @@ class SparkAPI(BaseClient):
                 if not token or token == query.get("_skiptoken"):
                     return
                 query["_skiptoken"] = token
-            elif style == "skip":
-                offset = numeric_code(info.get("CurrentOffset"))
-                start = int(query["_skip"]) if offset is None else offset
+                continue
+            if style == "skip":
+                start = _number(info, "CurrentOffset", query["_skip"])
                 total = numeric_code(info.get("TotalRows"))
                 query["_skip"] = start + len(page.results)
                 if total is not None and query["_skip"] >= total:
                     return
-            else:
-                current = int(info.get("CurrentPage", query["_page"]))
-                if current >= int(info.get("TotalPages", current)):
-                    return
-                query["_page"] = current + 1
+                continue
+            current = _number(info, "CurrentPage", query["_page"])
+            last = _number(info, "TotalPages", current)
+            if max_records is not None:  # no page past the last one needed
+                last = min(last, current + ceil((max_records - seen) / len(page.results)))
+            numbers = range(current + 1, last + 1)
+            yield from _ahead(partial(self.get, path, {**query, "_page": n}) for n in numbers)
+            return
+
+
+def _number(info: Mapping[str, Any], name: str, default: Any) -> int:
+    """A pagination value from the answer (``default`` when absent); a value that is not a
+    number is the API's fault, not a crash."""
+    value = numeric_code(info.get(name, default))
+    if value is None:
+        raise UnexpectedResponse(
+            f"The Spark API answered an unreadable {name} ({str(info.get(name))[:20]!r}).",
+            body=dict(info),
+        )
+    return value
 
 
 def parse_spark(response: requests.Response) -> SparkResponse:
@@ -422,6 +509,10 @@ class ResoAPI(BaseClient):
         """GET a resource (``"Property"``, ``"Property('key')"``, ``"Member"``...)."""
         response = self.request("GET", path, params=params)
         return parse_reso(response)
+
+    async def aget(self, path: str, params: Mapping[str, Any] | None = None) -> ResoResponse:
+        """:meth:`get` to await, on a worker thread: several run at once under ``gather``."""
+        return await asyncio.to_thread(self.get, path, params)
 
     def paginate(
         self,
