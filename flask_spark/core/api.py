@@ -284,14 +284,15 @@ class BaseClient:
     def gather(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run ``calls`` (e.g. ``lambda: spark_api.get("my/account")``) at once; their results
         in order. Once all have ended, the first error in that order is raised."""
-        with ThreadPoolExecutor(max(1, min(CONCURRENCY, len(calls)))) as pool:
+        workers = max(1, min(CONCURRENCY, len(calls)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="flask-spark-api") as pool:
             futures = [pool.submit(copy_context().run, call) for call in calls]
         return [future.result() for future in futures]
 
 
 def _ahead(calls: Iterable[Callable[[], Any]]) -> Iterator[Any]:
     """The results of ``calls`` in order, at most :data:`CONCURRENCY` of them in flight."""
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
+    with ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="flask-spark-api") as pool:
         pending: deque[Future[Any]] = deque()
         for call in calls:
             pending.append(pool.submit(copy_context().run, call))
@@ -460,10 +461,11 @@ class SparkAPI(BaseClient):
 def _number(info: Mapping[str, Any], name: str, default: Any) -> int:
     """A pagination value from the answer (``default`` when absent); a value that is not a
     number is the API's fault, not a crash."""
-    value = numeric_code(info.get(name, default))
+    given = info.get(name)
+    value = numeric_code(default if given is None else given)
     if value is None:
         raise UnexpectedResponse(
-            f"The Spark API answered an unreadable {name} ({str(info.get(name))[:20]!r}).",
+            f"The Spark API answered an unreadable {name} ({str(given)[:20]!r}).",
             body=dict(info),
         )
     return value
