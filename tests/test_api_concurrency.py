@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask
+from flask import Flask, request
 from werkzeug.test import TestResponse
 
 from flask_spark import ResourceNotFound, spark_api, spark_login_required
@@ -100,7 +100,9 @@ def add_views(app: Flask) -> Flask:
     @spark_login_required
     def paginate() -> dict[str, Any]:
         params = {"_filter": f"City Eq '{CITY}'"}
-        return {"ids": [r["Id"] for r in spark_api.paginate("listings", params, page_size=7)]}
+        most = request.args.get("max", type=int)
+        records = spark_api.paginate("listings", params, max_records=most, page_size=7)
+        return {"ids": [r["Id"] for r in records]}
 
     return app
 
@@ -217,6 +219,19 @@ def test_paginate_fetches_known_pages_ahead_in_order(
         state.unhold("api")
     assert response.json["ids"] == CITY_IDS
     assert workers() == []
+
+
+def test_paginate_asks_for_the_pages_max_records_needs_at_once(
+    user: FlowClient, sandbox: SandboxServer
+) -> None:
+    before = sandbox.counters()["api_calls"]
+    with sandbox.hold("api") as gate:
+        answer = in_background(lambda: user.get("/paginate?max=20"))
+        assert gate.wait_arrivals(3, timeout=30)  # 20 records at 7 a page: pages 1-3 at once
+        gate.release()
+        response = answer.result(timeout=30)
+    assert response.json["ids"] == CITY_IDS[:20]
+    assert sandbox.counters()["api_calls"] - before == 3
 
 
 # -- at the client's edge ---------------------------------------------------------------------

@@ -290,7 +290,7 @@ class BaseClient:
         return [future.result() for future in futures]
 
 
-def _ahead(calls: Iterable[Callable[[], Any]]) -> Iterator[Any]:
+def _ahead(calls: Iterable[Callable[[], Any]]) -> Generator[Any, None, None]:
     """The results of ``calls`` in order, at most :data:`CONCURRENCY` of them in flight."""
     with ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="flask-spark-api") as pool:
         pending: deque[Future[Any]] = deque()
@@ -408,9 +408,9 @@ class SparkAPI(BaseClient):
 
         The style follows ``params``: ``_skiptoken`` (send ``""`` to start) walks the tokens the
         answers carry; ``_skip`` walks offsets (Spark then answers ``CurrentOffset``); otherwise
-        ``_page`` walks page numbers, and once the first page gives ``TotalPages`` the others are
-        fetched :data:`CONCURRENCY` at a time. ``page_size`` is ``_limit`` (Spark accepts 0-25;
-        a walk needs at least 1).
+        ``_page`` walks page numbers, :data:`CONCURRENCY` at a time: the pages ``max_records``
+        needs from the start, the rest once the first answer gives ``TotalPages``.
+        ``page_size`` is ``_limit`` (Spark accepts 0-25; a walk needs at least 1).
         """
         query = dict(params or {})
         query.setdefault("_limit", page_size)
@@ -419,7 +419,10 @@ class SparkAPI(BaseClient):
             query["_pagination"] = 1
         if style == "page":
             query.setdefault("_page", 1)
-        pages = self._pages(path, query, style, max_records)
+        if style == "page":
+            pages = self._numbered(path, query, max_records)
+        else:
+            pages = self._pages(path, query, style, max_records)
         try:
             yield from islice(chain.from_iterable(page.results for page in pages), max_records)
         finally:
@@ -442,20 +445,39 @@ class SparkAPI(BaseClient):
                     return
                 query["_skiptoken"] = token
                 continue
-            if style == "skip":
-                start = _number(info, "CurrentOffset", query["_skip"])
-                total = numeric_code(info.get("TotalRows"))
-                query["_skip"] = start + len(page.results)
-                if total is not None and query["_skip"] >= total:
-                    return
-                continue
-            current = _number(info, "CurrentPage", query["_page"])
-            last = _number(info, "TotalPages", current)
+            start = _number(info, "CurrentOffset", query["_skip"])
+            total = numeric_code(info.get("TotalRows"))
+            query["_skip"] = start + len(page.results)
+            if total is not None and query["_skip"] >= total:
+                return
+
+    def _numbered(
+        self, path: str, query: dict[str, Any], max_records: int | None
+    ) -> Generator[SparkResponse, None, None]:
+        """Pages by number, :data:`CONCURRENCY` at a time once they are known to be needed:
+        from the start the ones ``max_records`` needs, after the first answer the rest."""
+        asked = numeric_code(query["_page"]) or 1
+        limit = numeric_code(query["_limit"])
+        numbers = range(asked, asked + (ceil(max_records / limit) if max_records and limit else 1))
+        seen = 0
+        while numbers:
+            pages = _ahead(partial(self.get, path, {**query, "_page": n}) for n in numbers)
+            try:
+                for number, page in zip(numbers, pages, strict=True):
+                    yield page
+                    seen += len(page.results)
+                    info = page.pagination or {}
+                    current = _number(info, "CurrentPage", number)
+                    last = _number(info, "TotalPages", current)
+                    if not page.results or current >= last:
+                        return
+                    if max_records is not None and seen >= max_records:
+                        return
+            finally:
+                pages.close()
             if max_records is not None:  # no page past the last one needed
                 last = min(last, current + ceil((max_records - seen) / len(page.results)))
             numbers = range(current + 1, last + 1)
-            yield from _ahead(partial(self.get, path, {**query, "_page": n}) for n in numbers)
-            return
 
 
 def _number(info: Mapping[str, Any], name: str, default: Any) -> int:
