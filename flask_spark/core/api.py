@@ -61,11 +61,9 @@ class StaticTokens:
         self._token = token
 
     def access_token(self) -> str:
-        """The fixed token."""
         return self._token
 
     def refresh(self, rejected: str) -> str | None:
-        """No refresh: the API's refusal is final."""
         return None
 
 
@@ -129,54 +127,30 @@ def error_from_response(response: requests.Response, service: str) -> SparkAPIEr
     """The typed error for a non-2xx answer, from the D envelope, an OData error or the status."""
     body = _json(response)
     status = response.status_code
-    code: int | str | None = None
-    message = ""
-    errors: list[Any] | None = None
-    sparkql: list[Any] | None = None
+    errors = sparkql = None
     if isinstance(body, dict) and isinstance(body.get("D"), dict):
         envelope = body["D"]
-        code = envelope.get("Code")
-        message = str(envelope.get("Message") or "")
-        errors = envelope.get("Errors") if isinstance(envelope.get("Errors"), list) else None
-        sparkql = (
-            envelope.get("SparkQLErrors")
-            if isinstance(envelope.get("SparkQLErrors"), list)
-            else None
-        )
+        code, message = envelope.get("Code"), envelope.get("Message")
+        errors, sparkql = _list(envelope.get("Errors")), _list(envelope.get("SparkQLErrors"))
     elif isinstance(body, dict) and isinstance(body.get("error"), dict):
         odata = body["error"]
-        code = odata.get("code")
-        message = str(odata.get("message") or "")
-        details = odata.get("details")
-        errors = details if isinstance(details, list) else None
+        code, message, errors = odata.get("code"), odata.get("message"), _list(odata.get("details"))
     elif isinstance(body, dict) and isinstance(body.get("error"), str):
-        code = body["error"]
-        message = str(body.get("error_description") or body["error"])
+        code, message = body["error"], body.get("error_description") or body["error"]
     else:
-        text = response.text[:200] if response.text else ""
         return UnexpectedResponse(
             f"The {service} answered HTTP {status} with a body that is not in its documented "
             "format.",
             status=status if status >= 400 else 502,
-            body=text,
+            body=response.text[:200],
         )
     code = _code(code)
-    cls = api_error_class(status, code)
-    if code == 1550 or status == 429:
-        cls = RateLimited
-    text = message or f"The {service} answered HTTP {status}."
-    kwargs: dict[str, Any] = {
-        "status": status,
-        "code": code,
-        "errors": errors,
-        "sparkql_errors": sparkql,
-        "body": body,
-    }
-    if cls is RateLimited:
-        return RateLimited(
-            text, retry_after=retry_after_seconds(response.headers.get("Retry-After")), **kwargs
-        )
-    return cls(text, **kwargs)
+    text = str(message or "") or f"The {service} answered HTTP {status}."
+    cls = RateLimited if code == 1550 or status == 429 else api_error_class(status, code)
+    error = cls(text, status=status, code=code, errors=errors, sparkql_errors=sparkql, body=body)
+    if isinstance(error, RateLimited):
+        error.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    return error
 
 
 class BaseClient:
@@ -214,16 +188,9 @@ class BaseClient:
         }
 
     def url(self, path: str) -> str:
-        """The URL of ``path`` under the base URL (see :meth:`APIBase.resolve`).
-
-        Raises :class:`~flask_spark.core.errors.UnsafeURL`, before any request, for anything
-        that could take the token to another host or out of the base path.
-        """
+        """The URL of ``path`` under the base URL; :class:`~flask_spark.core.errors.UnsafeURL`,
+        before any request, for anything that could take the token elsewhere."""
         return self.base.resolve(path)
-
-    def headers(self, token: str) -> dict[str, str]:
-        """The headers every call carries."""
-        return {**self._headers, "Authorization": f"Bearer {token}"}
 
     def request(
         self,
@@ -256,7 +223,7 @@ class BaseClient:
         params: Mapping[str, Any] | None,
         body: Any,
     ) -> requests.Response:
-        headers = self.headers(token)
+        headers = {**self._headers, "Authorization": f"Bearer {token}"}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -303,13 +270,9 @@ def _ahead(calls: Iterable[Callable[[], Any]]) -> Generator[Any, None, None]:
 
 
 def _token_refused(response: requests.Response) -> bool:
-    """A 401 that a refresh may cure: code 1020, the bearer token refused as invalid, or a 401 in
-    the RESO API's OData form (how production answers an expired or revoked token there, with or
-    without ``WWW-Authenticate``).
-
-    A token revoked at Flexmls answers 1000 with ``error='invalid_token'``: the refresh then
-    either gets a working token or is refused itself, which ends the session cleanly.
-    """
+    """A 401 that a refresh may cure: code 1020, ``error='invalid_token'`` (also how a token
+    revoked at Flexmls answers: its refresh then fails and ends the session cleanly), or the
+    RESO API's OData form, with or without ``WWW-Authenticate``."""
     body = _json(response)
     if isinstance(body, dict):
         envelope = body.get("D")
@@ -513,14 +476,12 @@ def parse_spark(response: requests.Response) -> SparkResponse:
             sparkql_errors=_list(envelope.get("SparkQLErrors")),
             body=body,
         )
-    results = envelope.get("Results")
+    pagination = envelope.get("Pagination")
     return SparkResponse(
         raw=body,
         status=response.status_code,
-        results=results if isinstance(results, list) else [],
-        pagination=envelope.get("Pagination")
-        if isinstance(envelope.get("Pagination"), dict)
-        else None,
+        results=_list(envelope.get("Results")) or [],
+        pagination=pagination if isinstance(pagination, dict) else None,
     )
 
 
@@ -547,17 +508,14 @@ class ResoAPI(BaseClient):
     ) -> Iterator[Any]:
         """Every record of a collection, following ``@odata.nextLink`` exactly as given (same host
         only): production's carry an opaque ``$skiptoken`` that must not be rebuilt."""
+        return islice(chain.from_iterable(self._pages(path, params)), max_records)
+
+    def _pages(self, path: str, params: Mapping[str, Any] | None) -> Iterator[ResoResponse]:
         page = self.get(path, params=params)
-        seen = 0
-        while True:
-            for record in page:
-                if max_records is not None and seen >= max_records:
-                    return
-                yield record
-                seen += 1
-            if not page.next_link or (max_records is not None and seen >= max_records):
-                return
+        yield page
+        while page.next_link:
             page = self.get(self.base.resolve(page.next_link, link=True))
+            yield page
 
 
 def parse_reso(response: requests.Response) -> ResoResponse:
@@ -569,14 +527,11 @@ def parse_reso(response: requests.Response) -> ResoResponse:
             status=502,
             body=response.text[:200],
         )
-    value = body.get("value", body)
-    count = body.get("@odata.count")
+    link = body.get("@odata.nextLink")
     return ResoResponse(
         raw=body,
         status=response.status_code,
-        value=value,
-        count=numeric_code(count),
-        next_link=body.get("@odata.nextLink")
-        if isinstance(body.get("@odata.nextLink"), str)
-        else None,
+        value=body.get("value", body),
+        count=numeric_code(body.get("@odata.count")),
+        next_link=link if isinstance(link, str) else None,
     )
