@@ -14,7 +14,7 @@ after another, the same four with ``spark_api.gather`` and in an ``async def`` v
 once (after). Rounds are interleaved (every view once per round, in turn) and the median of the
 rounds is reported, with its ratio to one call (or one page).
 
-A last section runs without the delay: what the worker threads cost.
+A last section runs the four calls without the delay: what the worker threads cost.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per view")
     parser.add_argument("--delay", type=float, default=0.1, help="seconds per API answer")
-    parser.add_argument("--calls", type=int, default=200, help="requests per case, no delay")
+    parser.add_argument("--calls", type=int, default=300, help="rounds without the delay")
     args = parser.parse_args()
 
     redis_server = RedisServer().start()
@@ -201,13 +201,9 @@ def main() -> None:
             args.rounds,
         )
         sandbox.faults(api_delay=None)
-        bare = measure(
-            {
-                "one-by-one": lambda: [get(client, "/one-by-one")() for _ in range(args.calls)],
-                "gather": lambda: [get(client, "/gather")() for _ in range(args.calls)],
-                "async": lambda: [get(client, "/async")() for _ in range(args.calls)],
-            },
-            3,
+        per = measure(
+            {name: get(client, "/" + name) for name in ("one-by-one", "gather", "async")},
+            args.calls,
         )
     finally:
         sandbox.stop()
@@ -253,9 +249,8 @@ def main() -> None:
             ("calls at once, spark_api.gather (after)", after, after / before, "of before"),
         ],
     )
-    per = {name: seconds / args.calls for name, seconds in bare.items()}
     report(
-        f"No delay: what the worker threads cost (median of 3 x {args.calls} requests)",
+        f"No delay: what the worker threads cost (median of {args.calls} interleaved rounds)",
         [
             ("four, one after another", per["one-by-one"], 1.0, ""),
             ("four with spark_api.gather", per["gather"], per["gather"] / per["one-by-one"], ""),
