@@ -39,3 +39,9 @@ def test_the_api_benchmark_runs_every_server() -> None:
     for server in ("werkzeug dev server", "keep-alive HTTP/1.1", "keep-alive HTTPS"):
         assert server in out, out
     assert "Token record, per call" in out, out
+
+
+def test_the_concurrency_benchmark_runs_every_section() -> None:
+    out = run("benchmarks/bench_concurrency.py", "--rounds", "1", "--calls", "2", "--delay", "0.01")
+    for heading in ("Four independent calls", "60 records", "dashboard", "No delay"):
+        assert heading in out, out

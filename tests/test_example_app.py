@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,17 @@ def test_dashboard(signed_in: FlowClient) -> None:
     assert 'action="/spark/revoke"' not in page  # "Disconnect" asks first, on its own page
     assert 'href="/disconnect">Disconnect Flexmls' in page
     assert 'class="active" aria-current="page">Dashboard' in page
+
+
+def test_dashboard_calls_run_at_once(signed_in: FlowClient, sandbox: SandboxServer) -> None:
+    """The account, the top homes and the member's listings are asked for together."""
+    with sandbox.hold("api") as gate:
+        pool = ThreadPoolExecutor(1)
+        page = pool.submit(signed_in.get, "/dashboard")
+        pool.shutdown(wait=False)
+        assert gate.wait_arrivals(3, timeout=30), gate.arrivals  # one by one: never past 1
+        gate.release()
+        assert page.result(timeout=30).status_code == 200
 
 
 def test_dashboard_market_picture_is_server_side_svg(signed_in: FlowClient) -> None:

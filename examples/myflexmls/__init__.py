@@ -116,22 +116,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/dashboard")
     @spark_login_required
     def dashboard() -> str:
-        account = spark_api.get("my/account").first() or {}
-        homes = spark_api.reso.get(
-            "Property",
-            params={
-                "$top": 5,
-                "$orderby": "ListPrice desc",
-                "$filter": "StandardStatus eq 'Active'",
-                "$select": "ListingKey,UnparsedAddress,City,StateOrProvince,ListPrice",
-            },
-        )
-        mine = spark_api.get(
-            "my/listings",
-            params={"_limit": 25, "_pagination": 1, "_select": "ListPrice,MlsStatus"},
+        top_homes = {
+            "$top": 5,
+            "$orderby": "ListPrice desc",
+            "$filter": "StandardStatus eq 'Active'",
+            "$select": "ListingKey,UnparsedAddress,City,StateOrProvince,ListPrice",
+        }
+        my_listings = {"_limit": 25, "_pagination": 1, "_select": "ListPrice,MlsStatus"}
+        account, homes, mine = spark_api.gather(  # the three calls at once
+            lambda: spark_api.get("my/account"),
+            lambda: spark_api.reso.get("Property", params=top_homes),
+            lambda: spark_api.get("my/listings", params=my_listings),
         )
         total = (mine.pagination or {}).get("TotalRows")
         market = picture([r.get("StandardFields", {}) for r in mine.results], total)
+        account = account.first() or {}
         return render_template("dashboard.html", account=account, homes=homes.value, market=market)
 
     @app.get("/disconnect")

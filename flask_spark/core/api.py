@@ -4,13 +4,25 @@ They add the bearer token and Spark's headers, parse the ``D`` envelope and ODat
 response objects, map error codes to :mod:`flask_spark.core.errors`, and on 401 + code 1020
 refresh the token once and retry once. Transport retries (rate limiting, 5xx) are urllib3's,
 mounted on the HTTP session they are given (see :mod:`flask_spark.core.retry`).
+
+Several calls run at once on worker threads over that same pooled session, each with a copy of
+the caller's context (so Flask's request context comes along): :meth:`BaseClient.gather`, the
+``a*`` coroutines and :meth:`SparkAPI.paginate`'s fetch-ahead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator, Mapping
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain, islice
+from math import ceil
 from typing import Any, Protocol
 
 import requests
@@ -25,9 +37,15 @@ from .errors import (
 from .retry import retry_after_seconds
 from .urls import APIBase
 
+#: API calls one client (one request) has in flight at most; the pool (32 per host) serves
+#: several requests' worth.
+CONCURRENCY = 4
+
 
 class TokenSource(Protocol):
-    """Where a client gets its bearer token; implemented per session by the extension."""
+    """Where a client gets its bearer token; implemented per session by the extension.
+
+    The client calls it under its own lock: it need not be thread-safe."""
 
     def access_token(self) -> str:
         """A token believed valid (refreshed proactively when close to expiry)."""
@@ -43,11 +61,9 @@ class StaticTokens:
         self._token = token
 
     def access_token(self) -> str:
-        """The fixed token."""
         return self._token
 
     def refresh(self, rejected: str) -> str | None:
-        """No refresh: the API's refusal is final."""
         return None
 
 
@@ -111,54 +127,30 @@ def error_from_response(response: requests.Response, service: str) -> SparkAPIEr
     """The typed error for a non-2xx answer, from the D envelope, an OData error or the status."""
     body = _json(response)
     status = response.status_code
-    code: int | str | None = None
-    message = ""
-    errors: list[Any] | None = None
-    sparkql: list[Any] | None = None
+    errors = sparkql = None
     if isinstance(body, dict) and isinstance(body.get("D"), dict):
         envelope = body["D"]
-        code = envelope.get("Code")
-        message = str(envelope.get("Message") or "")
-        errors = envelope.get("Errors") if isinstance(envelope.get("Errors"), list) else None
-        sparkql = (
-            envelope.get("SparkQLErrors")
-            if isinstance(envelope.get("SparkQLErrors"), list)
-            else None
-        )
+        code, message = envelope.get("Code"), envelope.get("Message")
+        errors, sparkql = _list(envelope.get("Errors")), _list(envelope.get("SparkQLErrors"))
     elif isinstance(body, dict) and isinstance(body.get("error"), dict):
         odata = body["error"]
-        code = odata.get("code")
-        message = str(odata.get("message") or "")
-        details = odata.get("details")
-        errors = details if isinstance(details, list) else None
+        code, message, errors = odata.get("code"), odata.get("message"), _list(odata.get("details"))
     elif isinstance(body, dict) and isinstance(body.get("error"), str):
-        code = body["error"]
-        message = str(body.get("error_description") or body["error"])
+        code, message = body["error"], body.get("error_description") or body["error"]
     else:
-        text = response.text[:200] if response.text else ""
         return UnexpectedResponse(
             f"The {service} answered HTTP {status} with a body that is not in its documented "
             "format.",
             status=status if status >= 400 else 502,
-            body=text,
+            body=response.text[:200],
         )
     code = _code(code)
-    cls = api_error_class(status, code)
-    if code == 1550 or status == 429:
-        cls = RateLimited
-    text = message or f"The {service} answered HTTP {status}."
-    kwargs: dict[str, Any] = {
-        "status": status,
-        "code": code,
-        "errors": errors,
-        "sparkql_errors": sparkql,
-        "body": body,
-    }
-    if cls is RateLimited:
-        return RateLimited(
-            text, retry_after=retry_after_seconds(response.headers.get("Retry-After")), **kwargs
-        )
-    return cls(text, **kwargs)
+    text = str(message or "") or f"The {service} answered HTTP {status}."
+    cls = RateLimited if code == 1550 or status == 429 else api_error_class(status, code)
+    error = cls(text, status=status, code=code, errors=errors, sparkql_errors=sparkql, body=body)
+    if isinstance(error, RateLimited):
+        error.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    return error
 
 
 class BaseClient:
@@ -185,6 +177,9 @@ class BaseClient:
         self.tokens = tokens
         self.http = http
         self.timeout = timeout
+        # Shared with the RESO client of the same SparkAPI: one token, one refresh, one limit.
+        self._token_lock = threading.RLock()
+        self._slots = threading.BoundedSemaphore(CONCURRENCY)
         # The session's own headers (User-Agent, Accept-Encoding...) merged once, not per call.
         self._headers = {
             **getattr(http, "headers", {}),
@@ -193,16 +188,9 @@ class BaseClient:
         }
 
     def url(self, path: str) -> str:
-        """The URL of ``path`` under the base URL (see :meth:`APIBase.resolve`).
-
-        Raises :class:`~flask_spark.core.errors.UnsafeURL`, before any request, for anything
-        that could take the token to another host or out of the base path.
-        """
+        """The URL of ``path`` under the base URL; :class:`~flask_spark.core.errors.UnsafeURL`,
+        before any request, for anything that could take the token elsewhere."""
         return self.base.resolve(path)
-
-    def headers(self, token: str) -> dict[str, str]:
-        """The headers every call carries."""
-        return {**self._headers, "Authorization": f"Bearer {token}"}
 
     def request(
         self,
@@ -215,10 +203,12 @@ class BaseClient:
         """Send one call (refresh-once-on-1020 included); the raw 2xx response."""
         method = method.upper()
         url = self.url(path)
-        token = self.tokens.access_token()
+        with self._token_lock:
+            token = self.tokens.access_token()
         response = self._send(method, url, token, params, json)
         if response.status_code == 401 and _token_refused(response):
-            fresh = self.tokens.refresh(token)
+            with self._token_lock:  # concurrent calls that met the same expiry wait for one
+                fresh = self.tokens.refresh(token)
             if fresh is not None:
                 response = self._send(method, url, fresh, params, json)
         if response.status_code >= 400:
@@ -233,7 +223,7 @@ class BaseClient:
         params: Mapping[str, Any] | None,
         body: Any,
     ) -> requests.Response:
-        headers = self.headers(token)
+        headers = {**self._headers, "Authorization": f"Bearer {token}"}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -243,7 +233,8 @@ class BaseClient:
         # them again on every call.
         prepared = requests.Request(method, url, headers, data=data, params=params).prepare()
         try:
-            return self.http.send(prepared, timeout=self.timeout, allow_redirects=False)
+            with self._slots:
+                return self.http.send(prepared, timeout=self.timeout, allow_redirects=False)
         except requests.Timeout:
             raise SparkAPIError(
                 f"The {self.service} did not answer within {self.timeout:g}s.", status=504
@@ -257,15 +248,31 @@ class BaseClient:
         """The request body for a write."""
         return json.dumps(body).encode()
 
+    def gather(self, *calls: Callable[[], Any]) -> list[Any]:
+        """Run ``calls`` (e.g. ``lambda: spark_api.get("my/account")``) at once; their results
+        in order. Once all have ended, the first error in that order is raised."""
+        workers = max(1, min(CONCURRENCY, len(calls)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="flask-spark-api") as pool:
+            futures = [pool.submit(copy_context().run, call) for call in calls]
+        return [future.result() for future in futures]
+
+
+def _ahead(calls: Iterable[Callable[[], Any]]) -> Generator[Any, None, None]:
+    """The results of ``calls`` in order, at most :data:`CONCURRENCY` of them in flight."""
+    with ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="flask-spark-api") as pool:
+        pending: deque[Future[Any]] = deque()
+        for call in calls:
+            pending.append(pool.submit(copy_context().run, call))
+            if len(pending) == CONCURRENCY:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
 
 def _token_refused(response: requests.Response) -> bool:
-    """A 401 that a refresh may cure: code 1020, the bearer token refused as invalid, or a 401 in
-    the RESO API's OData form (how production answers an expired or revoked token there, with or
-    without ``WWW-Authenticate``).
-
-    A token revoked at Flexmls answers 1000 with ``error='invalid_token'``: the refresh then
-    either gets a working token or is refused itself, which ends the session cleanly.
-    """
+    """A 401 that a refresh may cure: code 1020, ``error='invalid_token'`` (also how a token
+    revoked at Flexmls answers: its refresh then fails and ends the session cleanly), or the
+    RESO API's OData form, with or without ``WWW-Authenticate``."""
     body = _json(response)
     if isinstance(body, dict):
         envelope = body.get("D")
@@ -284,6 +291,8 @@ class SparkAPI(BaseClient):
     def __init__(self, *, reso: ResoAPI | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._reso = reso
+        if reso is not None:
+            reso._token_lock, reso._slots = self._token_lock, self._slots
 
     @property
     def reso(self) -> ResoAPI:
@@ -330,6 +339,26 @@ class SparkAPI(BaseClient):
         """DELETE ``path``; never retried automatically."""
         return self.call("DELETE", path, params=params)
 
+    async def aget(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+        """:meth:`get` to await, on a worker thread: several run at once under ``gather``."""
+        return await asyncio.to_thread(self.call, "GET", path, params=params)
+
+    async def apost(
+        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> SparkResponse:
+        """:meth:`post` to await."""
+        return await asyncio.to_thread(self.call, "POST", path, params=params, json=json)
+
+    async def aput(
+        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> SparkResponse:
+        """:meth:`put` to await."""
+        return await asyncio.to_thread(self.call, "PUT", path, params=params, json=json)
+
+    async def adelete(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+        """:meth:`delete` to await."""
+        return await asyncio.to_thread(self.call, "DELETE", path, params=params)
+
     def paginate(
         self,
         path: str,
@@ -338,12 +367,13 @@ class SparkAPI(BaseClient):
         max_records: int | None = None,
         page_size: int = 25,
     ) -> Iterator[Any]:
-        """Every record of a collection, page after page.
+        """Every record of a collection, in order.
 
         The style follows ``params``: ``_skiptoken`` (send ``""`` to start) walks the tokens the
         answers carry; ``_skip`` walks offsets (Spark then answers ``CurrentOffset``); otherwise
-        ``_page`` walks page numbers. ``page_size`` is ``_limit`` (Spark accepts 0-25; a walk
-        needs at least 1).
+        ``_page`` walks page numbers, :data:`CONCURRENCY` at a time: the pages ``max_records``
+        needs from the start, the rest once the first answer gives ``TotalPages``.
+        ``page_size`` is ``_limit`` (Spark accepts 0-25; a walk needs at least 1).
         """
         query = dict(params or {})
         query.setdefault("_limit", page_size)
@@ -352,14 +382,23 @@ class SparkAPI(BaseClient):
             query["_pagination"] = 1
         if style == "page":
             query.setdefault("_page", 1)
+        if style == "page":
+            pages = self._numbered(path, query, max_records)
+        else:
+            pages = self._pages(path, query, style, max_records)
+        try:
+            yield from islice(chain.from_iterable(page.results for page in pages), max_records)
+        finally:
+            pages.close()  # stops the pages being fetched ahead
+
+    def _pages(
+        self, path: str, query: dict[str, Any], style: str, max_records: int | None
+    ) -> Generator[SparkResponse, None, None]:
         seen = 0
         while True:
             page = self.get(path, params=query)
-            for record in page.results:
-                if max_records is not None and seen >= max_records:
-                    return
-                yield record
-                seen += 1
+            yield page
+            seen += len(page.results)
             info = page.pagination or {}
             if not page.results or (max_records is not None and seen >= max_records):
                 return
@@ -368,18 +407,53 @@ class SparkAPI(BaseClient):
                 if not token or token == query.get("_skiptoken"):
                     return
                 query["_skiptoken"] = token
-            elif style == "skip":
-                offset = numeric_code(info.get("CurrentOffset"))
-                start = int(query["_skip"]) if offset is None else offset
-                total = numeric_code(info.get("TotalRows"))
-                query["_skip"] = start + len(page.results)
-                if total is not None and query["_skip"] >= total:
-                    return
-            else:
-                current = int(info.get("CurrentPage", query["_page"]))
-                if current >= int(info.get("TotalPages", current)):
-                    return
-                query["_page"] = current + 1
+                continue
+            start = _number(info, "CurrentOffset", query["_skip"])
+            total = numeric_code(info.get("TotalRows"))
+            query["_skip"] = start + len(page.results)
+            if total is not None and query["_skip"] >= total:
+                return
+
+    def _numbered(
+        self, path: str, query: dict[str, Any], max_records: int | None
+    ) -> Generator[SparkResponse, None, None]:
+        """Pages by number, :data:`CONCURRENCY` at a time once they are known to be needed:
+        from the start the ones ``max_records`` needs, after the first answer the rest."""
+        asked = numeric_code(query["_page"]) or 1
+        limit = numeric_code(query["_limit"])
+        numbers = range(asked, asked + (ceil(max_records / limit) if max_records and limit else 1))
+        seen = 0
+        while numbers:
+            pages = _ahead(partial(self.get, path, {**query, "_page": n}) for n in numbers)
+            try:
+                for number, page in zip(numbers, pages, strict=True):
+                    yield page
+                    seen += len(page.results)
+                    info = page.pagination or {}
+                    current = _number(info, "CurrentPage", number)
+                    last = _number(info, "TotalPages", current)
+                    if not page.results or current >= last:
+                        return
+                    if max_records is not None and seen >= max_records:
+                        return
+            finally:
+                pages.close()
+            if max_records is not None:  # no page past the last one needed
+                last = min(last, current + ceil((max_records - seen) / len(page.results)))
+            numbers = range(current + 1, last + 1)
+
+
+def _number(info: Mapping[str, Any], name: str, default: Any) -> int:
+    """A pagination value from the answer (``default`` when absent); a value that is not a
+    number is the API's fault, not a crash."""
+    given = info.get(name)
+    value = numeric_code(default if given is None else given)
+    if value is None:
+        raise UnexpectedResponse(
+            f"The Spark API answered an unreadable {name} ({str(given)[:20]!r}).",
+            body=dict(info),
+        )
+    return value
 
 
 def parse_spark(response: requests.Response) -> SparkResponse:
@@ -402,14 +476,12 @@ def parse_spark(response: requests.Response) -> SparkResponse:
             sparkql_errors=_list(envelope.get("SparkQLErrors")),
             body=body,
         )
-    results = envelope.get("Results")
+    pagination = envelope.get("Pagination")
     return SparkResponse(
         raw=body,
         status=response.status_code,
-        results=results if isinstance(results, list) else [],
-        pagination=envelope.get("Pagination")
-        if isinstance(envelope.get("Pagination"), dict)
-        else None,
+        results=_list(envelope.get("Results")) or [],
+        pagination=pagination if isinstance(pagination, dict) else None,
     )
 
 
@@ -423,6 +495,10 @@ class ResoAPI(BaseClient):
         response = self.request("GET", path, params=params)
         return parse_reso(response)
 
+    async def aget(self, path: str, params: Mapping[str, Any] | None = None) -> ResoResponse:
+        """:meth:`get` to await, on a worker thread: several run at once under ``gather``."""
+        return await asyncio.to_thread(self.get, path, params)
+
     def paginate(
         self,
         path: str,
@@ -432,17 +508,14 @@ class ResoAPI(BaseClient):
     ) -> Iterator[Any]:
         """Every record of a collection, following ``@odata.nextLink`` exactly as given (same host
         only): production's carry an opaque ``$skiptoken`` that must not be rebuilt."""
+        return islice(chain.from_iterable(self._pages(path, params)), max_records)
+
+    def _pages(self, path: str, params: Mapping[str, Any] | None) -> Iterator[ResoResponse]:
         page = self.get(path, params=params)
-        seen = 0
-        while True:
-            for record in page:
-                if max_records is not None and seen >= max_records:
-                    return
-                yield record
-                seen += 1
-            if not page.next_link or (max_records is not None and seen >= max_records):
-                return
+        yield page
+        while page.next_link:
             page = self.get(self.base.resolve(page.next_link, link=True))
+            yield page
 
 
 def parse_reso(response: requests.Response) -> ResoResponse:
@@ -454,14 +527,11 @@ def parse_reso(response: requests.Response) -> ResoResponse:
             status=502,
             body=response.text[:200],
         )
-    value = body.get("value", body)
-    count = body.get("@odata.count")
+    link = body.get("@odata.nextLink")
     return ResoResponse(
         raw=body,
         status=response.status_code,
-        value=value,
-        count=numeric_code(count),
-        next_link=body.get("@odata.nextLink")
-        if isinstance(body.get("@odata.nextLink"), str)
-        else None,
+        value=body.get("value", body),
+        count=numeric_code(body.get("@odata.count")),
+        next_link=link if isinstance(link, str) else None,
     )
