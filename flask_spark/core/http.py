@@ -8,8 +8,8 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from http.cookiejar import DefaultCookiePolicy
-from typing import Generic, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Generic, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -39,19 +39,26 @@ def pooled_adapter(pool_size: int = 32, retries: Retry | int = 0) -> HTTPAdapter
 
 
 def pooled_session(
-    adapter: HTTPAdapter | None = None, *, hosts: Iterable[str] = ()
+    adapter: HTTPAdapter | None = None,
+    *,
+    hosts: Iterable[str] = (),
+    session: requests.Session | None = None,
 ) -> requests.Session:
-    """A ``requests.Session`` on ``adapter`` (a new pool by default) that keeps no cookies.
+    """``session`` (a new one by default) on ``adapter`` (a new pool by default), keeping no
+    cookies and following redirects only within one origin.
 
-    One user's cookies must never reach another user's call. Given ``hosts`` (the base URLs it
-    will call), the environment's settings for them are read once, here: the proxy of each
-    (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``...) and the CA bundle (``REQUESTS_CA_BUNDLE``,
-    ``CURL_CA_BUNDLE``); the session then stops scanning the environment on every call (about
-    1 ms each), and ignores ``~/.netrc`` (the calls carry their own bearer token). Any other
-    host is reached directly.
+    One user's cookies must never reach another user's call, and a redirect must not carry a
+    code, a token or the client secret to another host (see :func:`same_origin_redirects`).
+    The session is never closed by its users: closing it would close the shared pool. Given
+    ``hosts`` (the base URLs it will call), the environment's settings for them are read once,
+    here: the proxy of each (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``...) and the CA bundle
+    (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``); the session then stops scanning the
+    environment on every call (about 1 ms each), and ignores ``~/.netrc`` (the calls carry
+    their own bearer token). Any other host is reached directly.
     """
-    session = requests.Session()
+    session = session or requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    session.hooks["response"].append(same_origin_redirects)
     adapter = adapter or pooled_adapter()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -63,6 +70,33 @@ def pooled_session(
         )
         session.trust_env = False
     return session
+
+
+class RedirectRefused(requests.RequestException):
+    """The server redirected to another origin, or from HTTPS to HTTP: not followed."""
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def same_origin_redirects(response: requests.Response, *args: Any, **kwargs: Any) -> Any:
+    """A response hook: a redirect to another origin (scheme, host, port) is refused with
+    :class:`RedirectRefused` before anything is sent there."""
+    if response.is_redirect:
+        target = urljoin(response.url, response.headers["Location"])
+        try:
+            same = _origin(target) == _origin(response.url)
+        except ValueError:  # an unreadable port
+            same = False
+        if not same:
+            response.close()
+            raise RedirectRefused(
+                f"The server at {urlsplit(response.url).netloc} redirected to another origin.",
+                response=response,
+            )
+    return response
 
 
 def environment_proxies(urls: Iterable[str]) -> dict[str, str]:
