@@ -3,21 +3,25 @@
 urllib3 logs request paths at DEBUG, and Spark puts the access token in one
 (``DELETE /v1/oauth2/token/<token>``). Access logs (werkzeug's, gunicorn's) print the request
 line, and the sign-in callback's carries the one-time authorization ``code`` and the ``state``.
-:class:`RedactSecrets` masks both in a record's message and arguments, whether the arguments
-are a tuple (werkzeug, urllib3) or a mapping of atoms (gunicorn's access log).
+:class:`RedactSecrets` masks tokens in any path, and ``code`` and ``state`` in the URLs of
+flask-spark's own routes only: an app's ``/search?state=CA&code=94110`` is logged as it is.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import MutableMapping
+from collections.abc import Collection, Iterable, MutableMapping
 from typing import Any
 
 # Spark puts the access token in a URL path (DELETE /v1/oauth2/token/<token>).
 _TOKEN_IN_PATH = re.compile(r"(oauth2/token/)[^\s\"'?&/]+")
-# The callback's one-time code and state, in a URL or a bare query string (gunicorn's %(q)s).
-_CALLBACK_PARAMS = re.compile(r"((?:^|[?&;])(?:code|state)=)[^&;#\s\"']*")
+# A path and its query string, in a request line or a URL.
+_URL = re.compile(r"(/[^\s\"'?#]*)\?([^\s\"'#]*)")
+# The callback's one-time code and state, in a query string.
+_CALLBACK_PARAMS = re.compile(r"((?:^|[&;])(?:code|state)=)[^&;#\s\"']*")
+#: The paths of flask-spark's routes in every app of this process (``install_log_redaction``).
+ROUTES: set[str] = set()
 #: The loggers that print request URLs; :func:`install_log_redaction` filters them.
 LOGGERS = (
     "urllib3.connectionpool",
@@ -28,14 +32,23 @@ LOGGERS = (
 )
 
 
-def redact(text: str) -> str:
-    """``text`` with token path segments and callback ``code``/``state`` values masked."""
+def _is_route(path: str, routes: Collection[str]) -> bool:
+    """True for one of ``routes``, also under a mount prefix (``SCRIPT_NAME``)."""
+    return any(path.endswith(route) for route in routes)
+
+
+def _mask_query(query: str) -> str:
+    return _CALLBACK_PARAMS.sub(r"\1[redacted]", query)
+
+
+def redact(text: str, routes: Collection[str] = ROUTES) -> str:
+    """``text`` with token path segments masked, and ``code``/``state`` values in the URLs of
+    ``routes``."""
     text = _TOKEN_IN_PATH.sub(r"\1[redacted]", text)
-    return _CALLBACK_PARAMS.sub(r"\1[redacted]", text)
-
-
-def _redacted(value: Any) -> Any:
-    return redact(value) if isinstance(value, str) else value
+    return _URL.sub(
+        lambda url: f"{url[1]}?{_mask_query(url[2])}" if _is_route(url[1], routes) else url[0],
+        text,
+    )
 
 
 class RedactSecrets(logging.Filter):
@@ -48,15 +61,28 @@ class RedactSecrets(logging.Filter):
         logging.getLogger("gunicorn.access").addFilter(RedactSecrets())
     """
 
+    def __init__(self, routes: Collection[str] = ROUTES) -> None:
+        super().__init__()
+        self.routes = routes
+
+    def _redacted(self, value: Any) -> Any:
+        return redact(value, self.routes) if isinstance(value, str) else value
+
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+            record.msg = redact(record.msg, self.routes)
         args: Any = record.args
         if isinstance(args, tuple):
-            record.args = tuple(_redacted(a) for a in args)
+            record.args = tuple(self._redacted(a) for a in args)
         elif isinstance(args, MutableMapping):  # gunicorn's atoms: keep its mapping type
+            path = args.get("U")  # the path of the query string %(q)s
+            ours = isinstance(path, str) and _is_route(path, self.routes)
             for key in list(args):
-                args[key] = _redacted(args[key])
+                value = args[key]
+                if key == "q" and ours and isinstance(value, str):
+                    args[key] = _mask_query(value)
+                else:
+                    args[key] = self._redacted(value)
         return True
 
 
@@ -89,9 +115,11 @@ _FILTER = RedactSecrets()
 _ONE_LINE = OneLine()
 
 
-def install_log_redaction() -> None:
-    """Attach the filters to the loggers that print request URLs (idempotent), and keep
-    flask-spark's own records to one printable line each."""
+def install_log_redaction(routes: Iterable[str]) -> None:
+    """Attach the filters to the loggers that print request URLs (idempotent), masking
+    ``code`` and ``state`` on ``routes`` too, and keep flask-spark's own records to one
+    printable line each."""
+    ROUTES.update(routes)
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

@@ -51,7 +51,6 @@ class SparkAuth:
         config = load_config(
             app.config, debug=app.debug, testing=app.testing, instance_path=app.instance_path
         )
-        install_log_redaction()
         cookie_defaults = apply_cookie_defaults(app, config)
         state = SparkState(app, config, _adopted_session_interface(app, config))
         state.cookie_defaults = cookie_defaults
@@ -60,6 +59,9 @@ class SparkAuth:
         app.extensions["spark"] = self
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
+        install_log_redaction(
+            r.rule for r in app.url_map.iter_rules() if r.endpoint[:6] == "spark."
+        )
         state.backchannel_csrf_exempt = exempt_backchannel_from_csrf(app)
         register_template_helpers(app)
         if "spark" not in app.cli.commands:
