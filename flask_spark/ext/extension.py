@@ -7,23 +7,31 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify, redirect, request
+from flask import Flask, has_request_context, jsonify, redirect, request
 from flask.sessions import SecureCookieSessionInterface
 
 from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
 from ..core.errors import SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
-from ..core.user import SparkUser
+from ..core.user import AnonymousUser, SparkUser
 from . import signals
 from .cli import spark_cli
-from .context import current_state, exempt_backchannel_from_csrf, login_url
+from .context import (
+    csrf_field_name,
+    csrf_token,
+    current_state,
+    exempt_backchannel_from_csrf,
+    is_logged_in,
+    login_url,
+    logout_url,
+    spark_user,
+)
 from .jobs import api_for_job, job_handle
 from .responses import handle_spark_error, has_handler, wants_json
 from .session_interface import SparkSessionInterface
 from .signout import end_user_sessions
 from .state import SparkState
-from .templating import register_template_helpers
 from .views import create_blueprint
 
 log = logging.getLogger("flask_spark")
@@ -200,3 +208,21 @@ def _adopted_session_interface(app: Flask, config: SparkConfig) -> Any:
             "yours, or set SPARK_CONFIGURE_SESSION = False to keep it at your own risk."
         )
     return None
+
+
+def register_template_helpers(app: Flask) -> None:
+    """The template helpers: ``spark_user``, ``spark_logged_in``, ``spark_login_url(next=None)``,
+    ``spark_logout_url()``, ``spark_csrf_token()`` and ``spark_csrf_field()`` (the sign-out and
+    revoke forms' token and its field name); ``spark/macros.html`` holds the macros."""
+
+    @app.context_processor
+    def spark_context() -> dict[str, Any]:
+        if not has_request_context():  # e.g. an e-mail rendered by a background job
+            return {"spark_user": AnonymousUser(), "spark_logged_in": False}
+        # The proxy: a page that never shows the user is not made uncacheable.
+        return {"spark_user": spark_user, "spark_logged_in": is_logged_in()}
+
+    app.add_template_global(login_url, "spark_login_url")
+    app.add_template_global(logout_url, "spark_logout_url")
+    app.add_template_global(csrf_token, "spark_csrf_token")
+    app.add_template_global(csrf_field_name, "spark_csrf_field")

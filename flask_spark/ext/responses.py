@@ -1,5 +1,5 @@
-"""Error pages and JSON errors in one shape, chosen by what the client accepts, and the
-answers to flask-spark's own errors."""
+"""Error pages and JSON errors in one shape, chosen by what the client accepts, the answers to
+flask-spark's own errors, and the headers that keep its pages out of caches and frames."""
 
 from __future__ import annotations
 
@@ -36,6 +36,21 @@ def error_response(status: int, title: str, message: str, *, code: str) -> Respo
         )
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
+    return not_framed(response)
+
+
+def no_store(response: Response) -> Response:
+    """``Cache-Control: no-store``, unless the view chose its own caching."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def not_framed(response: Response) -> Response:
+    """A page no other site may frame (clickjacking) and no browser may sniff as another type
+    (headers the app already set are kept)."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
 
 
