@@ -29,13 +29,9 @@ def spark_login_required(func: F | None = None) -> F | Callable[[F], F]:
     """Require a signed-in Flexmls user; works bare (``@spark_login_required``) or called.
 
     Without a session, HTML requests are redirected to sign-in with ``next``; requests that
-    prefer JSON get ``401 {"error": "login_required", "login_url": ...}``. Replace that answer
-    with :meth:`SparkAuth.unauthorized_handler`. ``OPTIONS`` (CORS preflights) pass, as with
-    Flask-Login; a session store that cannot be reached gives a 503, never a sign-out.
-
-    The view's answer carries ``Cache-Control: no-store`` unless the view set its own
-    ``Cache-Control``: a signed-in page must not come back from a cache, or with the Back
-    button, after sign-out.
+    prefer JSON get ``401 {"error": "login_required", "login_url": ...}`` (see
+    :meth:`SparkAuth.unauthorized_handler`). ``OPTIONS`` (CORS preflights) pass; an unreachable
+    session store gives a 503. The answer is ``no-store`` unless the view set ``Cache-Control``.
     """
 
     def decorate(view: F) -> F:
@@ -52,6 +48,4 @@ def spark_login_required(func: F | None = None) -> F | Callable[[F], F]:
 
         return wrapper  # type: ignore[return-value]
 
-    if func is not None:
-        return decorate(func)
-    return decorate
+    return decorate(func) if func is not None else decorate

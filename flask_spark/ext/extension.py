@@ -4,15 +4,16 @@ and the CLI into an app, changing nothing there that flask-spark does not own.""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, has_request_context, jsonify, redirect, request
+from flask import Flask, has_request_context, jsonify, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
-from ..core.errors import SparkConfigError, SparkError
+from ..core.errors import LoginRequired, SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
 from ..core.user import AnonymousUser, SparkUser
 from . import signals
@@ -23,12 +24,12 @@ from .context import (
     current_state,
     exempt_backchannel_from_csrf,
     is_logged_in,
+    login_data,
     login_url,
     logout_url,
     spark_user,
 )
-from .jobs import api_for_job, job_handle
-from .responses import handle_spark_error, has_handler, wants_json
+from .responses import handle_spark_error, wants_json
 from .session_interface import SparkSessionInterface
 from .signout import end_user_sessions
 from .state import SparkState
@@ -74,7 +75,8 @@ class SparkAuth:
         register_template_helpers(app)
         if "spark" not in app.cli.commands:
             app.cli.add_command(spark_cli)
-        if not has_handler(app, SparkError):  # the app's own handler for our errors wins
+        handlers = app.error_handler_spec.get(None, {}).values()
+        if not any(SparkError in found for found in handlers):  # the app's own handler wins
             app.register_error_handler(SparkError, handle_spark_error)
 
     def unauthorized_handler(self, handler: UnauthorizedHandler) -> UnauthorizedHandler:
@@ -102,7 +104,11 @@ class SparkAuth:
         when the session ends, or with :meth:`revoke_job_handle`. Raises
         :class:`~flask_spark.LoginRequired` when nobody is signed in.
         """
-        return job_handle()
+        data = login_data()
+        if data is None:
+            raise LoginRequired("Sign in with Flexmls before starting a job on your behalf.")
+        sid: str = session.sid  # type: ignore[attr-defined]
+        return current_state().registry.jobs.issue(sid, int(float(data["expires"]) - time.time()))
 
     def api_for_job(self, handle: str, app: Flask | None = None) -> SparkAPI:
         """A Spark API client for the session of a :meth:`job_handle`, outside a request.
@@ -110,7 +116,7 @@ class SparkAuth:
         The handle is checked on every call: once revoked, or once the user signed out, the
         next call raises :class:`~flask_spark.core.errors.SessionExpired`.
         """
-        return api_for_job(self.state(app), handle)
+        return self.state(app).api_for_job(handle)
 
     def revoke_job_handle(self, handle: str, app: Flask | None = None) -> bool:
         """End a job handle now; True when it was still valid."""

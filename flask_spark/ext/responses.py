@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Response, current_app, jsonify, render_template, request
 
 from ..core.errors import LoginRequired, ProviderError, SparkAPIError, SparkError
 
@@ -28,15 +28,12 @@ def error_response(status: int, title: str, message: str, *, code: str) -> Respo
     if wants_json():
         response = jsonify(error=code, message=message)
     else:
-        response = Response(
-            render_template(
-                "spark/error.html", status=status, title=title, message=message, code=code
-            ),
-            mimetype="text/html",
+        page = render_template(
+            "spark/error.html", status=status, title=title, message=message, code=code
         )
+        response = Response(page, mimetype="text/html")
     response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return not_framed(response)
+    return not_framed(no_store(response))
 
 
 def no_store(response: Response) -> Response:
@@ -52,11 +49,6 @@ def not_framed(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
-
-
-def has_handler(app: Flask, exc_class: type[Exception]) -> bool:
-    """True when the app itself already handles ``exc_class`` (its own handler then wins)."""
-    return any(exc_class in handlers for handlers in app.error_handler_spec.get(None, {}).values())
 
 
 def handle_spark_error(exc: SparkError) -> Response:
