@@ -69,7 +69,7 @@ class SparkAuth:
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
         install_log_redaction(
-            r.rule for r in app.url_map.iter_rules() if r.endpoint[:6] == "spark."
+            r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("spark.")
         )
         state.backchannel_csrf_exempt = exempt_backchannel_from_csrf(app)
         register_template_helpers(app)
