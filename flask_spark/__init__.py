@@ -17,9 +17,9 @@ from .core.errors import (
     SparkError,
 )
 from .core.user import SparkUser
+from .ext.context import spark_api, spark_user
 from .ext.decorators import spark_login_required
 from .ext.extension import SparkAuth
-from .ext.proxies import spark_api, spark_user
 from .ext.signals import logged_in, logged_out, login_failed, token_refreshed, tokens_revoked
 
 __version__ = "0.1.0.dev0"

@@ -312,6 +312,7 @@ def test_logout_with_provider_down_still_signs_out(
     assert "signed out" in text.lower()
     assert "could not reach" in text.lower()
     assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["X-Frame-Options"] == "DENY"  # a sign-out page: never framed
     assert not authenticates(app, old_cookie)
     assert flow.get("/called").status_code == 302
     assert keys(redis_client, key_prefix) <= {f"{key_prefix}revoke:pending"}

@@ -1,6 +1,5 @@
 """Protected pages are not cacheable (issue 12, point 5): ``Cache-Control: no-store`` on the
-answers of ``@spark_login_required`` views, unless the view chose its own, or the app turned it
-off with ``SPARK_NO_STORE_PROTECTED``."""
+answers of ``@spark_login_required`` views, unless the view chose its own."""
 
 from __future__ import annotations
 
@@ -38,11 +37,3 @@ def test_protected_answers_carry_no_store(config: dict[str, Any], sandbox: Sandb
         assert answer.status_code == 200, path
         assert answer.headers["Cache-Control"] == "no-store", path
     assert client.get("/cached").headers["Cache-Control"] == "private, max-age=60"
-    assert "Cache-Control" not in client.get("/").headers
-
-
-def test_no_store_can_be_turned_off(config: dict[str, Any], sandbox: SandboxServer) -> None:
-    app = app_with_views({**config, "SPARK_NO_STORE_PROTECTED": False})
-    client = app.test_client()
-    login_test_client(client, sandbox=sandbox)
-    assert "Cache-Control" not in client.get("/called").headers

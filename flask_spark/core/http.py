@@ -8,8 +8,8 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from http.cookiejar import DefaultCookiePolicy
-from typing import Generic, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Generic, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -21,9 +21,7 @@ T = TypeVar("T")
 
 def is_loopback_host(host: str | None) -> bool:
     """True for ``localhost``, ``*.localhost``, ``127.0.0.0/8`` and ``::1`` (RFC 8252 §7.3)."""
-    if not host:
-        return False
-    host = host.strip("[]").lower()
+    host = (host or "").strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -32,32 +30,37 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def pooled_adapter(pool_size: int = 32, retries: Retry | int = 0) -> HTTPAdapter:
-    """A keep-alive connection pool; transport ``retries`` are the caller's choice (none by
-    default)."""
-    return HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=retries)
+def pooled_adapter(retries: Retry | int = 0) -> HTTPAdapter:
+    """A keep-alive pool (32 connections per host); no transport retries unless given."""
+    return HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=retries)
 
 
 def pooled_session(
-    adapter: HTTPAdapter | None = None, *, hosts: Iterable[str] = ()
+    adapter: HTTPAdapter | None = None,
+    *,
+    hosts: Iterable[str] = (),
+    session: requests.Session | None = None,
 ) -> requests.Session:
-    """A ``requests.Session`` on ``adapter`` (a new pool by default) that keeps no cookies.
+    """``session`` (a new one by default) on ``adapter`` (a new pool by default), keeping no
+    cookies (one user's must never reach another's call) and refusing redirects to another
+    origin. Never closed by its users: that would close the shared pool.
 
-    One user's cookies must never reach another user's call. Given ``hosts`` (the base URLs it
-    will call), the environment's settings for them are read once, here: the proxy of each
-    (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``...) and the CA bundle (``REQUESTS_CA_BUNDLE``,
-    ``CURL_CA_BUNDLE``); the session then stops scanning the environment on every call (about
-    1 ms each), and ignores ``~/.netrc`` (the calls carry their own bearer token). Any other
-    host is reached directly.
+    Given ``hosts`` (the base URLs it will call), the environment's proxy for each and its CA
+    bundle are read once, here, not on every call (about 1 ms each); ``~/.netrc`` is ignored.
     """
-    session = requests.Session()
+    session = session or requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    session.hooks["response"].append(same_origin_redirects)
     adapter = adapter or pooled_adapter()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     hosts = tuple(hosts)
     if hosts:
-        session.proxies = environment_proxies(hosts)
+        session.proxies = {}
+        for url in hosts:
+            parts, proxy = urlsplit(url), select_proxy(url, get_environ_proxies(url))
+            if proxy and parts.hostname:  # as requests keys it: "https://sparkapi.com"
+                session.proxies[f"{parts.scheme}://{parts.hostname}"] = proxy
         session.verify = (
             os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         )
@@ -65,19 +68,28 @@ def pooled_session(
     return session
 
 
-def environment_proxies(urls: Iterable[str]) -> dict[str, str]:
-    """The environment's proxy for each URL's host (``NO_PROXY`` honoured), as ``requests``
-    proxy keys (``"https://sparkapi.com": "http://proxy:3128"``); a host reached directly
-    has no key."""
-    proxies: dict[str, str] = {}
-    for url in urls:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            continue
-        proxy = select_proxy(url, get_environ_proxies(url))
-        if proxy:
-            proxies[f"{parts.scheme}://{parts.hostname}"] = proxy
-    return proxies
+class RedirectRefused(requests.RequestException):
+    """A redirect to another origin (or from HTTPS to HTTP), not followed."""
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def same_origin_redirects(response: requests.Response, *args: Any, **kwargs: Any) -> Any:
+    """A response hook: a redirect to another scheme, host or port raises
+    :class:`RedirectRefused` before anything is sent there."""
+    if response.is_redirect:
+        target = urljoin(response.url, response.headers["Location"])
+        try:
+            same = _origin(target) == _origin(response.url)
+        except ValueError:  # an unreadable port
+            same = False
+        if not same:
+            response.close()
+            raise RedirectRefused(f"{urlsplit(response.url).netloc} redirected elsewhere.")
+    return response
 
 
 class ProcessLocal(Generic[T]):
@@ -91,9 +103,7 @@ class ProcessLocal(Generic[T]):
 
     def get(self) -> T:
         """The value for this process, built on first use."""
-        if self._pid != os.getpid() or self._value is None:
-            with self._lock:
-                if self._pid != os.getpid() or self._value is None:
-                    self._value = self._factory()
-                    self._pid = os.getpid()
-        return self._value
+        with self._lock:
+            if self._pid != os.getpid() or self._value is None:
+                self._value, self._pid = self._factory(), os.getpid()
+            return self._value

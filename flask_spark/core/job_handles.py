@@ -1,15 +1,7 @@
-"""Opaque handles that let a background job call the API on a user's behalf.
-
-A job queue must not hold the session id: that is the browser's cookie credential, and whoever
-holds it holds the session. A job handle is a random value of its own format
-(``spark-job.<43 characters>``, which the session interface never accepts as a cookie) that maps,
-in Redis, to the session it was issued for. It gives API calls for that session and nothing
-else; it ends with the session and can be revoked on its own.
-
-Keys: ``<prefix>job:<digest(handle)>`` (the session id, with the session's remaining lifetime
-as TTL) and ``<prefix>jobs:{<sid>}``, the sorted set of a session's handle digests (at most
-:data:`MAX_HANDLES`, the oldest ended first), hash-tagged into
-the session's cluster slot so that ending the session finds them. Every command touches one key.
+"""Opaque handles that let a background job call the API on a user's behalf, instead of the
+session id (the browser's credential). A handle (``spark-job.<43 characters>``, never accepted as
+a cookie) maps to its session in ``<prefix>job:<digest>``, which expires with the session;
+``<prefix>jobs:{<sid>}`` (the session's cluster slot) indexes a session's handles by age.
 """
 
 from __future__ import annotations
@@ -21,10 +13,9 @@ from typing import Any
 
 from .redis_client import as_text, key_digest
 
-#: Live handles one session may have; issuing another ends the oldest. A view that issues a
-#: handle per request cannot grow Redis without bound.
+#: Live handles one session may have; issuing another ends the oldest, so that a view issuing
+#: one per request cannot grow Redis without bound.
 MAX_HANDLES = 32
-#: What every handle starts with: never a valid session id, recognisable in a job's arguments.
 HANDLE_PREFIX = "spark-job."
 _HANDLE = re.compile(re.escape(HANDLE_PREFIX) + r"[A-Za-z0-9_-]{43}")
 
@@ -36,12 +27,10 @@ class JobHandles:
         self.redis = redis
         self.prefix = prefix
 
-    def key(self, digest: str) -> str:
-        """The key of one handle (named by its digest: a key name is no handle)."""
-        return f"{self.prefix}job:{digest}"
+    def _key(self, digest: str) -> str:
+        return f"{self.prefix}job:{digest}"  # named by a digest: a key name is no handle
 
-    def index_key(self, sid: str) -> str:
-        """The session's handles by issue time (a sorted set), in the session's cluster slot."""
+    def _index(self, sid: str) -> str:
         return f"{self.prefix}jobs:{{{sid}}}"
 
     def issue(self, sid: str, ttl: int) -> str:
@@ -50,22 +39,22 @@ class JobHandles:
         handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
         digest = key_digest(handle)
         ttl = max(int(ttl), 1)
-        index = self.index_key(sid)
-        self.redis.set(self.key(digest), sid, ex=ttl)
+        index = self._index(sid)
+        self.redis.set(self._key(digest), sid, ex=ttl)
         self.redis.zadd(index, {digest: time.time()})
         # Handles live until the session's absolute end, so the set's TTL only ever shrinks.
         self.redis.expire(index, ttl)
         excess = self.redis.zcard(index) - MAX_HANDLES
         if excess > 0:
             for oldest, _ in self.redis.zpopmin(index, excess):
-                self.redis.delete(self.key(as_text(oldest)))
+                self.redis.delete(self._key(as_text(oldest)))
         return handle
 
     def session_of(self, handle: str) -> str | None:
         """The session id ``handle`` acts for; None when unknown, revoked or ended."""
         if not isinstance(handle, str) or not _HANDLE.fullmatch(handle):
             return None
-        sid = self.redis.get(self.key(key_digest(handle)))
+        sid = self.redis.get(self._key(key_digest(handle)))
         return as_text(sid) if sid else None
 
     def revoke(self, handle: str) -> bool:
@@ -74,12 +63,12 @@ class JobHandles:
         if sid is None:
             return False
         digest = key_digest(handle)
-        self.redis.delete(self.key(digest))
-        self.redis.zrem(self.index_key(sid), digest)
+        self.redis.delete(self._key(digest))
+        self.redis.zrem(self._index(sid), digest)
         return True
 
     def revoke_all(self, sid: str) -> None:
         """End every handle of session ``sid`` (the session is ending)."""
-        for digest in self.redis.zrange(self.index_key(sid), 0, -1):
-            self.redis.delete(self.key(as_text(digest)))
-        self.redis.delete(self.index_key(sid))
+        for digest in self.redis.zrange(self._index(sid), 0, -1):
+            self.redis.delete(self._key(as_text(digest)))
+        self.redis.delete(self._index(sid))

@@ -152,12 +152,6 @@ class OIDCClient:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _mount(self, session: requests.Session) -> requests.Session:
-        adapter = self._adapter.get()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
-
     def http(self) -> requests.Session:
         """A session on the shared pool, for plain GETs to the provider."""
         return pooled_session(self._adapter.get())
@@ -183,15 +177,14 @@ class OIDCClient:
             )
             session.register_client_auth_method((method + "+json", _json_body(base)))
             session.token_endpoint_auth_method = method + "+json"
-        self._mount(session)
+        pooled_session(self._adapter.get(), session=session)
         return session
 
     def _get_json(self, url: str, what: str) -> dict[str, Any]:
         try:
-            with self.http() as http:
-                response = http.get(
-                    url, timeout=self.config.http_timeout, headers={"Accept": "application/json"}
-                )
+            response = self.http().get(
+                url, timeout=self.config.http_timeout, headers={"Accept": "application/json"}
+            )
         except requests.Timeout:
             raise ProviderError(
                 f"The identity provider did not answer in time ({what}).", status=504
@@ -494,8 +487,7 @@ class OIDCClient:
 
     def _token_call(self, call: Callable[[OAuth2Session], Any], what: str) -> dict[str, Any]:
         try:
-            with self.oauth() as session:
-                token = call(session)
+            token = call(self.oauth())
         except OAuthError as exc:
             raise ProviderError(
                 f"The identity provider refused the {what}: {exc.error}.",
@@ -543,8 +535,7 @@ class OIDCClient:
         if not url:
             return False
         try:
-            with self.oauth() as session:
-                response = session.revoke_token(url, token=token, token_type_hint=token_type_hint)
+            response = self.oauth().revoke_token(url, token=token, token_type_hint=token_type_hint)
         except requests.RequestException as exc:
             log.warning("Token revocation failed: %s", type(exc).__name__)
             return False
@@ -565,15 +556,11 @@ class OIDCClient:
         if not url:
             raise ProviderError("The provider has no userinfo endpoint.")
         try:
-            with self.http() as http:
-                response = http.get(
-                    url,
-                    headers={
-                        "Authorization": f"Bearer {access_token}",
-                        "Accept": "application/json",
-                    },
-                    timeout=self.config.http_timeout,
-                )
+            response = self.http().get(
+                url,
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                timeout=self.config.http_timeout,
+            )
             data = response.json() if response.status_code == 200 else None
         except (requests.RequestException, ValueError):
             data = None

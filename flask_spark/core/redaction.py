@@ -1,23 +1,22 @@
-"""Keep secrets out of log records that libraries and servers write.
-
-urllib3 logs request paths at DEBUG, and Spark puts the access token in one
-(``DELETE /v1/oauth2/token/<token>``). Access logs (werkzeug's, gunicorn's) print the request
-line, and the sign-in callback's carries the one-time authorization ``code`` and the ``state``.
-:class:`RedactSecrets` masks both in a record's message and arguments, whether the arguments
-are a tuple (werkzeug, urllib3) or a mapping of atoms (gunicorn's access log).
+"""Keep secrets out of log records: Spark puts the access token in a URL path
+(``DELETE /v1/oauth2/token/<token>``, logged by urllib3), and access logs print the sign-in
+callback's one-time ``code`` and ``state``. Only flask-spark's own routes get ``code`` and
+``state`` masked: an app's ``/search?state=CA&code=94110`` is logged as it is.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import MutableMapping
+from collections.abc import Collection, Iterable, MutableMapping
 from typing import Any
 
-# Spark puts the access token in a URL path (DELETE /v1/oauth2/token/<token>).
 _TOKEN_IN_PATH = re.compile(r"(oauth2/token/)[^\s\"'?&/]+")
-# The callback's one-time code and state, in a URL or a bare query string (gunicorn's %(q)s).
-_CALLBACK_PARAMS = re.compile(r"((?:^|[?&;])(?:code|state)=)[^&;#\s\"']*")
+# A path and its query string, in a request line or a URL.
+_URL = re.compile(r"(/[^\s\"'?#]*)\?([^\s\"'#]*)")
+_CALLBACK_PARAMS = re.compile(r"((?:^|[&;])(?:code|state)=)[^&;#\s\"']*")
+#: The paths of flask-spark's routes in every app of this process (``install_log_redaction``).
+ROUTES: set[str] = set()
 #: The loggers that print request URLs; :func:`install_log_redaction` filters them.
 LOGGERS = (
     "urllib3.connectionpool",
@@ -28,35 +27,46 @@ LOGGERS = (
 )
 
 
-def redact(text: str) -> str:
-    """``text`` with token path segments and callback ``code``/``state`` values masked."""
+def _is_route(path: str, routes: Collection[str]) -> bool:
+    return any(path.endswith(route) for route in routes)  # also under a mount prefix
+
+
+def _mask_query(query: str) -> str:
+    return _CALLBACK_PARAMS.sub(r"\1[redacted]", query)
+
+
+def redact(text: str, routes: Collection[str] = ROUTES) -> str:
+    """``text`` with token path segments masked, and ``code``/``state`` values in the URLs of
+    ``routes``."""
     text = _TOKEN_IN_PATH.sub(r"\1[redacted]", text)
-    return _CALLBACK_PARAMS.sub(r"\1[redacted]", text)
-
-
-def _redacted(value: Any) -> Any:
-    return redact(value) if isinstance(value, str) else value
+    return _URL.sub(
+        lambda url: f"{url[1]}?{_mask_query(url[2])}" if _is_route(url[1], routes) else url[0],
+        text,
+    )
 
 
 class RedactSecrets(logging.Filter):
-    """A logging filter that masks tokens in URL paths and the callback's ``code``/``state``.
-
-    flask-spark installs it on the ``LOGGERS`` (werkzeug's, gunicorn's access log, urllib3's
-    and its own). For a handler of your own (or a logging config), add it yourself::
+    """A logging filter that masks tokens in URL paths and the callback's ``code``/``state``,
+    installed on the ``LOGGERS``. For a handler or logging config of your own::
 
         from flask_spark.core.redaction import RedactSecrets
         logging.getLogger("gunicorn.access").addFilter(RedactSecrets())
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        def masked(value: Any) -> Any:
+            return redact(value) if isinstance(value, str) else value
+
+        record.msg = masked(record.msg)
         args: Any = record.args
         if isinstance(args, tuple):
-            record.args = tuple(_redacted(a) for a in args)
+            record.args = tuple(masked(a) for a in args)
         elif isinstance(args, MutableMapping):  # gunicorn's atoms: keep its mapping type
+            path = args.get("U")  # the path of the bare query string %(q)s
             for key in list(args):
-                args[key] = _redacted(args[key])
+                args[key] = masked(args[key])
+            if isinstance(path, str) and _is_route(path, ROUTES) and "q" in args:
+                args["q"] = _mask_query(str(args["q"]))
         return True
 
 
@@ -64,24 +74,18 @@ class RedactSecrets(logging.Filter):
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def one_line(text: str) -> str:
-    """``text`` with its control characters escaped (``\\n``, ``\\x1b``): printable, one line."""
-    return _CONTROLS.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
-
-
 class OneLine(logging.Filter):
-    """A logging filter that escapes control characters in a record's arguments.
-
-    flask-spark's own log lines carry values from requests (an ``Origin``) and from the
-    provider (error codes, messages); a newline there would forge a line, an ANSI escape
-    rewrite the terminal of whoever reads the log (OWASP ASVS 16.4.1). The format strings are
-    flask-spark's and stay as they are.
-    """
+    """A logging filter that escapes control characters in a record's arguments: values from
+    requests or the provider must not forge a line or rewrite a terminal (OWASP ASVS 16.4.1)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args: Any = record.args
-        if isinstance(args, tuple):
-            record.args = tuple(one_line(a) if isinstance(a, str) else a for a in args)
+        def escaped(value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
+            return _CONTROLS.sub(lambda c: c.group().encode("unicode_escape").decode(), value)
+
+        if isinstance(record.args, tuple):
+            record.args = tuple(escaped(a) for a in record.args)
         return True
 
 
@@ -89,9 +93,10 @@ _FILTER = RedactSecrets()
 _ONE_LINE = OneLine()
 
 
-def install_log_redaction() -> None:
-    """Attach the filters to the loggers that print request URLs (idempotent), and keep
-    flask-spark's own records to one printable line each."""
+def install_log_redaction(routes: Iterable[str]) -> None:
+    """Filter the ``LOGGERS`` (idempotent), masking ``code`` and ``state`` on ``routes`` too;
+    keep flask-spark's own records to one printable line each."""
+    ROUTES.update(routes)
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

@@ -1,11 +1,11 @@
 """Where an API client may send the user's token: to URLs under the configured API base, only.
 
-A URL is decided once, strictly, and then checked again exactly as the HTTP library will read
-it. The path of a URL is built only from characters that every parser reads the same way; a
-reference that any parser could read differently (control characters, whitespace, backslashes,
-userinfo, another scheme, encoded separators, dot segments, empty segments) is refused with
-:class:`~flask_spark.core.errors.UnsafeURL` before a request is made. Absolute URLs (an
-``@odata.nextLink``, say) must name the base's scheme, host and port, and stay under its path.
+A path is built only from characters that every URL parser reads alike; a reference that a
+parser could read differently (control characters, whitespace, backslashes, userinfo, another
+scheme, encoded separators, dot or empty segments) raises
+:class:`~flask_spark.core.errors.UnsafeURL` before any request. An absolute URL (an
+``@odata.nextLink``) must name the base's scheme, host and port and stay under its path, read
+both ways ``requests`` will read it.
 """
 
 from __future__ import annotations
@@ -117,23 +117,13 @@ class APIBase:
         try:
             prepared.prepare_url(url, None)
             sent = str(prepared.url)
-            by_urllib3 = parse_url(sent)
-            by_stdlib = urlsplit(sent)
-            stdlib_port = by_stdlib.port
+            u3, std = parse_url(sent), urlsplit(sent)
+            readings = (
+                (_origin(u3.scheme or "", u3.host, u3.port), u3.auth, u3.path or ""),
+                (_origin(std.scheme, std.hostname, std.port), std.username, std.path),
+            )
         except (RequestException, LocationParseError, ValueError):
             raise UnsafeURL("it cannot be parsed", status=status) from None
-        readings = (
-            (
-                _origin(by_urllib3.scheme or "", by_urllib3.host, by_urllib3.port),
-                by_urllib3.auth,
-                by_urllib3.path or "",
-            ),
-            (
-                _origin(by_stdlib.scheme, by_stdlib.hostname, stdlib_port),
-                by_stdlib.username,
-                by_stdlib.path,
-            ),
-        )
         for origin, auth, path in readings:
             if origin != self.origin or auth is not None or not path.startswith(self.path):
                 raise UnsafeURL("it is read as another host or path", status=status)

@@ -47,9 +47,6 @@ class SparkUser:
     def __contains__(self, claim: object) -> bool:
         return claim in self.claims
 
-    def __bool__(self) -> bool:
-        return True
-
     def __repr__(self) -> str:
         return f"<SparkUser {self.claims.get('sub')!r}>"
 
@@ -63,7 +60,6 @@ class AnonymousUser:
     claims: dict[str, Any] = {}
 
     def get(self, claim: str, default: Any = None) -> Any:
-        """Always ``default``."""
         return default
 
     def __contains__(self, claim: object) -> bool:

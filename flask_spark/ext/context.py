@@ -1,18 +1,21 @@
-"""What a request knows about its user: the app's runtime, the sign-in, the user, the API
-client, the sign-out form's CSRF token and the sign-in / sign-out URLs."""
+"""What a request knows about its user: the app's runtime, the sign-in, the user and the API
+client (and their proxies ``spark_user``, ``spark_api``), the sign-out form's CSRF token and the
+sign-in / sign-out URLs."""
 
 from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
-from flask import Flask, current_app, g, session, url_for
+from flask import Flask, after_this_request, current_app, g, session, url_for
+from werkzeug.local import LocalProxy
 
 from ..core.api import SparkAPI
 from ..core.compare import same_secret
 from ..core.errors import LoginRequired, SparkConfigError
 from ..core.user import AnonymousUser, SparkUser
+from .responses import no_store
 from .session_interface import CSRF_KEY, SESSION_KEY
 from .state import SparkState
 
@@ -49,26 +52,41 @@ def is_logged_in() -> bool:
 
 
 def current_user() -> SparkUser | AnonymousUser:
-    """The signed-in user of this request (cached on ``g``)."""
+    """The signed-in user of this request (cached on ``g``).
+
+    A response that read a signed-in user is about that user: it gets ``Cache-Control:
+    no-store`` unless the view set its own ``Cache-Control``.
+    """
     cached = g.get("_spark_user")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     data = login_data()
-    user: SparkUser | AnonymousUser = SparkUser(data["claims"]) if data else AnonymousUser()
+    user: SparkUser | AnonymousUser = AnonymousUser()
+    if data:
+        user = SparkUser(data["claims"])
+        after_this_request(no_store)
     g._spark_user = user
     return user
 
 
 def current_api() -> SparkAPI:
-    """The Spark API client of the signed-in user of this request (cached on ``g``)."""
+    """The Spark API client of the signed-in user of this request (cached on ``g``); the
+    response gets ``no-store`` as with :func:`current_user`."""
     cached = g.get("_spark_api")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     if not is_logged_in():
         raise LoginRequired("Sign in with Flexmls to use the Spark API.")
     api = current_state().api_for(session.sid, in_request=True)  # type: ignore[attr-defined]
+    after_this_request(no_store)
     g._spark_api = api
     return api
+
+
+#: The Spark API client of the signed-in user (``spark_api.reso`` for the RESO Web API).
+spark_api: SparkAPI = cast("SparkAPI", LocalProxy(current_api))
+#: The signed-in user's identity (id_token claims), or an anonymous user. Never holds tokens.
+spark_user: SparkUser | AnonymousUser = cast("SparkUser | AnonymousUser", LocalProxy(current_user))
 
 
 def csrf_token() -> str:

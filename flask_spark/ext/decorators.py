@@ -7,10 +7,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from flask import after_this_request, current_app, request, session
-from werkzeug.wrappers import Response
 
-from .context import current_state, is_logged_in
-from .responses import store_unavailable
+from .context import is_logged_in
+from .responses import no_store, store_unavailable
 
 #: Methods that pass without a sign-in, as in Flask-Login: a CORS preflight carries no cookie.
 EXEMPT_METHODS = frozenset({"OPTIONS"})
@@ -30,13 +29,9 @@ def spark_login_required(func: F | None = None) -> F | Callable[[F], F]:
     """Require a signed-in Flexmls user; works bare (``@spark_login_required``) or called.
 
     Without a session, HTML requests are redirected to sign-in with ``next``; requests that
-    prefer JSON get ``401 {"error": "login_required", "login_url": ...}``. Replace that answer
-    with :meth:`SparkAuth.unauthorized_handler`. ``OPTIONS`` (CORS preflights) pass, as with
-    Flask-Login; a session store that cannot be reached gives a 503, never a sign-out.
-
-    The view's answer carries ``Cache-Control: no-store`` (unless the view set its own
-    ``Cache-Control``; :confval:`SPARK_NO_STORE_PROTECTED` turns this off): a signed-in page
-    must not come back from a cache, or with the Back button, after sign-out.
+    prefer JSON get ``401 {"error": "login_required", "login_url": ...}`` (see
+    :meth:`SparkAuth.unauthorized_handler`). ``OPTIONS`` (CORS preflights) pass; an unreachable
+    session store gives a 503. The answer is ``no-store`` unless the view set ``Cache-Control``.
     """
 
     def decorate(view: F) -> F:
@@ -48,19 +43,9 @@ def spark_login_required(func: F | None = None) -> F | Callable[[F], F]:
                 return store_unavailable()
             if not is_logged_in():
                 return current_app.extensions["spark"].unauthorized()
-            if current_state().config.no_store_protected:
-                after_this_request(_no_store)
+            after_this_request(no_store)
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
-    if func is not None:
-        return decorate(func)
-    return decorate
-
-
-def _no_store(response: Response) -> Response:
-    """``Cache-Control: no-store``, unless the view chose its own caching."""
-    if "Cache-Control" not in response.headers:
-        response.headers["Cache-Control"] = "no-store"
-    return response
+    return decorate(func) if func is not None else decorate

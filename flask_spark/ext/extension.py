@@ -4,26 +4,35 @@ and the CLI into an app, changing nothing there that flask-spark does not own.""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify, redirect, request
+from flask import Flask, has_request_context, jsonify, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
-from ..core.errors import SparkConfigError, SparkError
+from ..core.errors import LoginRequired, SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
-from ..core.user import SparkUser
+from ..core.user import AnonymousUser, SparkUser
 from . import signals
 from .cli import spark_cli
-from .context import current_state, exempt_backchannel_from_csrf, login_url
-from .jobs import api_for_job, job_handle
-from .responses import handle_spark_error, has_handler, wants_json
+from .context import (
+    csrf_field_name,
+    csrf_token,
+    current_state,
+    exempt_backchannel_from_csrf,
+    is_logged_in,
+    login_data,
+    login_url,
+    logout_url,
+    spark_user,
+)
+from .responses import handle_spark_error, wants_json
 from .session_interface import SparkSessionInterface
 from .signout import end_user_sessions
 from .state import SparkState
-from .templating import register_template_helpers
 from .views import create_blueprint
 
 log = logging.getLogger("flask_spark")
@@ -51,7 +60,6 @@ class SparkAuth:
         config = load_config(
             app.config, debug=app.debug, testing=app.testing, instance_path=app.instance_path
         )
-        install_log_redaction()
         cookie_defaults = apply_cookie_defaults(app, config)
         state = SparkState(app, config, _adopted_session_interface(app, config))
         state.cookie_defaults = cookie_defaults
@@ -60,11 +68,15 @@ class SparkAuth:
         app.extensions["spark"] = self
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
+        install_log_redaction(
+            r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("spark.")
+        )
         state.backchannel_csrf_exempt = exempt_backchannel_from_csrf(app)
         register_template_helpers(app)
         if "spark" not in app.cli.commands:
             app.cli.add_command(spark_cli)
-        if not has_handler(app, SparkError):  # the app's own handler for our errors wins
+        handlers = app.error_handler_spec.get(None, {}).values()
+        if not any(SparkError in found for found in handlers):  # the app's own handler wins
             app.register_error_handler(SparkError, handle_spark_error)
 
     def unauthorized_handler(self, handler: UnauthorizedHandler) -> UnauthorizedHandler:
@@ -92,7 +104,11 @@ class SparkAuth:
         when the session ends, or with :meth:`revoke_job_handle`. Raises
         :class:`~flask_spark.LoginRequired` when nobody is signed in.
         """
-        return job_handle()
+        data = login_data()
+        if data is None:
+            raise LoginRequired("Sign in with Flexmls before starting a job on your behalf.")
+        sid: str = session.sid  # type: ignore[attr-defined]
+        return current_state().registry.jobs.issue(sid, int(float(data["expires"]) - time.time()))
 
     def api_for_job(self, handle: str, app: Flask | None = None) -> SparkAPI:
         """A Spark API client for the session of a :meth:`job_handle`, outside a request.
@@ -100,7 +116,7 @@ class SparkAuth:
         The handle is checked on every call: once revoked, or once the user signed out, the
         next call raises :class:`~flask_spark.core.errors.SessionExpired`.
         """
-        return api_for_job(self.state(app), handle)
+        return self.state(app).api_for_job(handle)
 
     def revoke_job_handle(self, handle: str, app: Flask | None = None) -> bool:
         """End a job handle now; True when it was still valid."""
@@ -198,3 +214,21 @@ def _adopted_session_interface(app: Flask, config: SparkConfig) -> Any:
             "yours, or set SPARK_CONFIGURE_SESSION = False to keep it at your own risk."
         )
     return None
+
+
+def register_template_helpers(app: Flask) -> None:
+    """The template helpers: ``spark_user``, ``spark_logged_in``, ``spark_login_url(next=None)``,
+    ``spark_logout_url()``, ``spark_csrf_token()`` and ``spark_csrf_field()`` (the sign-out and
+    revoke forms' token and its field name); ``spark/macros.html`` holds the macros."""
+
+    @app.context_processor
+    def spark_context() -> dict[str, Any]:
+        if not has_request_context():  # e.g. an e-mail rendered by a background job
+            return {"spark_user": AnonymousUser(), "spark_logged_in": False}
+        # The proxy: a page that never shows the user is not made uncacheable.
+        return {"spark_user": spark_user, "spark_logged_in": is_logged_in()}
+
+    app.add_template_global(login_url, "spark_login_url")
+    app.add_template_global(logout_url, "spark_logout_url")
+    app.add_template_global(csrf_token, "spark_csrf_token")
+    app.add_template_global(csrf_field_name, "spark_csrf_field")

@@ -1,11 +1,11 @@
-"""Error pages and JSON errors in one shape, chosen by what the client accepts, and the
-answers to flask-spark's own errors."""
+"""Error pages and JSON errors in one shape, chosen by what the client accepts, the answers to
+flask-spark's own errors, and the headers that keep its pages out of caches and frames."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Response, current_app, jsonify, render_template, request
 
 from ..core.errors import LoginRequired, ProviderError, SparkAPIError, SparkError
 
@@ -28,20 +28,27 @@ def error_response(status: int, title: str, message: str, *, code: str) -> Respo
     if wants_json():
         response = jsonify(error=code, message=message)
     else:
-        response = Response(
-            render_template(
-                "spark/error.html", status=status, title=title, message=message, code=code
-            ),
-            mimetype="text/html",
+        page = render_template(
+            "spark/error.html", status=status, title=title, message=message, code=code
         )
+        response = Response(page, mimetype="text/html")
     response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
+    return not_framed(no_store(response))
+
+
+def no_store(response: Response) -> Response:
+    """``Cache-Control: no-store``, unless the view chose its own caching."""
+    response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
-def has_handler(app: Flask, exc_class: type[Exception]) -> bool:
-    """True when the app itself already handles ``exc_class`` (its own handler then wins)."""
-    return any(exc_class in handlers for handlers in app.error_handler_spec.get(None, {}).values())
+def not_framed(response: Response) -> Response:
+    """A page no other site may frame (clickjacking) and no browser may sniff as another type
+    (headers the app already set are kept)."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
 
 
 def handle_spark_error(exc: SparkError) -> Response:

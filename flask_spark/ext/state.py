@@ -1,5 +1,5 @@
 """The runtime of one app (:class:`SparkState`): its Redis, stores, OpenID client, HTTP pool and
-the API clients it hands out."""
+the API clients it hands out, with their token sources (a session's, a background job's)."""
 
 from __future__ import annotations
 
@@ -104,6 +104,10 @@ class SparkState:
         """A Spark API client acting for the session ``sid`` (refresh rules included)."""
         return self.api_with(SessionTokenSource(self, sid, in_request=in_request))
 
+    def api_for_job(self, handle: str) -> SparkAPI:
+        """A Spark API client acting, call by call, for the session of a job ``handle``."""
+        return self.api_with(JobTokenSource(self, handle))
+
     def api_with(self, tokens: TokenSource) -> SparkAPI:
         """A Spark API client (with its RESO client) on this app's pool, using ``tokens``."""
         common: dict[str, Any] = {
@@ -202,3 +206,33 @@ class SessionTokenSource:
                 return stale.access_token
         fresh = self._guard(lambda: self.state.manager.refresh(self.sid, stale=stale))
         return fresh.access_token
+
+
+class JobTokenSource:
+    """The tokens of the session a job handle names, looked up on every call: a revoked handle
+    or an ended session (idle timeout included) stops the job with ``SessionExpired``."""
+
+    def __init__(self, state: SparkState, handle: str) -> None:
+        self.state = state
+        self.handle = handle
+
+    def __repr__(self) -> str:  # the handle is a credential for API calls: not in reprs
+        return "JobTokenSource(handle=…)"
+
+    def _session(self) -> SessionTokenSource:
+        registry = self.state.registry
+        sid = registry.jobs.session_of(self.handle)
+        # The idle timeout ends a session by expiring its key, not through a sign-out: the
+        # token record outlives it, so the session itself is asked (EXISTS renews no TTL).
+        if sid is not None and not registry.session_redis.exists(registry.session_key(sid)):
+            registry.jobs.revoke_all(sid)
+            sid = None
+        if sid is None:
+            raise SessionExpired("This job's handle was revoked, or the user's sign-in ended.")
+        return SessionTokenSource(self.state, sid, in_request=False)
+
+    def access_token(self) -> str:
+        return self._session().access_token()
+
+    def refresh(self, rejected: str) -> str:
+        return self._session().refresh(rejected)

@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..core.config import origin_of
 from ..core.errors import AuthenticationError, LoginRequired, SparkError
 from .context import csrf_field_name, csrf_token
+from .responses import not_framed
 from .session_interface import SESSION_KEY
 from .state import SparkState
 
@@ -86,7 +87,4 @@ def answer_store_logout(state: SparkState, end_session: Callable[[], bool]) -> B
             "This sign-out request could not be verified, so nothing was done.",
         )
     page = render_template("spark/store_logout.html", field=csrf_field_name(), token=csrf_token())
-    response = Response(page, mimetype="text/html")
-    response.headers["X-Frame-Options"] = "DENY"  # a button must not be clickjacked
-    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
-    return response
+    return not_framed(Response(page, mimetype="text/html"))  # a button: no clickjacking
