@@ -2,7 +2,9 @@
 
 The socket is bound before gunicorn starts (``--bind fd://N``), so the port is known and free;
 each worker's app factory calls :func:`mark_worker_ready` once it is built, so that
-:meth:`GunicornServer.start` can wait for every worker (polling with a deadline).
+:meth:`GunicornServer.start` can wait for every worker. The wait ends on those events or on
+gunicorn's exit; its deadline only stops a hung start (a loaded 2-core machine running the
+suite with ``-n 8`` can take a minute to import the workers).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class GunicornServer:
         """The pids of the workers that have built their app."""
         return {int(p.name) for p in self.ready_dir.iterdir()}
 
-    def start(self, health: str, timeout: float = 30.0) -> GunicornServer:
+    def start(self, health: str, timeout: float = 600.0) -> GunicornServer:
         """Start gunicorn and wait until every worker is up and ``health`` answers."""
         fd = self.listener.fileno()
         with self.log.open("wb") as log:
@@ -92,7 +94,9 @@ class GunicornServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log.read_text()}")
+                output = self.log.read_text()
+                self.stop()
+                raise RuntimeError(f"gunicorn exited:\n{output}")
             if len(self.worker_pids) >= self.workers:
                 try:
                     if requests.get(self.url + health, timeout=2).status_code < 500:
@@ -100,8 +104,9 @@ class GunicornServer:
                 except requests.RequestException:
                     pass
             time.sleep(0.05)  # readiness polling of a child process
+        output = self.log.read_text()
         self.stop()
-        raise RuntimeError(f"gunicorn not ready in {timeout:.0f}s:\n{self.log.read_text()}")
+        raise RuntimeError(f"gunicorn not ready in {timeout:.0f}s:\n{output}")
 
     def stop(self) -> None:
         """Stop gunicorn (idempotent) and remove its files."""

@@ -57,7 +57,7 @@ def server(
         ],
     )
     try:
-        yield gunicorn.start("/health", timeout=15)
+        yield gunicorn.start("/health")
     finally:
         gunicorn.stop()
 

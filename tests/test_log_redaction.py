@@ -69,7 +69,7 @@ def gunicorn_log(
         args=["--access-logfile", str(access_log)],
     )
     try:
-        yield server.start("/health", timeout=60), access_log
+        yield server.start("/health"), access_log
     finally:
         server.stop()
 

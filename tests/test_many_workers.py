@@ -68,7 +68,7 @@ def example(
     }
     server = GunicornServer("tests.example_app:create_app()", workers=WORKERS, env=env)
     try:
-        yield server.start("/healthz", timeout=20)
+        yield server.start("/healthz")
     finally:
         server.stop()
 
