@@ -55,7 +55,7 @@ def _bars(pairs: list[tuple[str, int]]) -> list[Bar]:
 
 
 def _histogram(prices: list[float], buckets: int = 5) -> list[tuple[str, int]]:
-    """Counts in ``buckets`` equal price ranges on round numbers (``$100k-$200k``...)."""
+    """Counts in ``buckets`` equal price ranges on round numbers (``$100k–$200k``...)."""
     if not prices:
         return []
     step = _round_step((max(prices) - min(prices)) / buckets or max(prices))
@@ -64,10 +64,14 @@ def _histogram(prices: list[float], buckets: int = 5) -> list[tuple[str, int]]:
     bins = [0] * count
     for price in prices:
         bins[min(int((price - start) // step), count - 1)] += 1
-    return [
-        (f"{_short(start + i * step)}\N{EN DASH}{_short(start + (i + 1) * step)}", n)
-        for i, n in enumerate(bins)
-    ]
+    return [(_range(start + i * step, start + (i + 1) * step), n) for i, n in enumerate(bins)]
+
+
+def _range(low: float, high: float) -> str:
+    """``under $200k`` for the first bucket from zero, else ``$200k–$400k``."""
+    if low <= 0:
+        return f"Under {_short(high)}"
+    return f"{_short(low)}\N{EN DASH}{_short(high)}"
 
 
 def _round_step(raw: float) -> float:
