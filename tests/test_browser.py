@@ -410,21 +410,118 @@ class Audit:
         assert not self.violations, "axe found:\n" + "\n".join(self.violations)
 
 
-def sign_in_in_browser(page: Any, url: str, sandbox: SandboxServer, audit: Audit) -> None:
-    """The browser flow on a phone: the signed-out pages and the sandbox's own pages."""
-    audit.visit(url + "/")
-    audit.visit(url + "/dashboard")  # "Please sign in"
-    audit.visit(url + "/spark/callback?state=unknown&code=x")  # "Sign-in failed"
+def sign_in_in_browser(
+    page: Any, url: str, sandbox: SandboxServer, audit: Audit | None = None
+) -> None:
+    """The browser flow: the signed-out pages and the sandbox's own pages (audited if asked)."""
+    if audit:
+        audit.visit(url + "/")
+        audit.visit(url + "/dashboard")  # "Please sign in"
+        audit.visit(url + "/spark/callback?state=unknown&code=x")  # "Sign-in failed"
     page.goto(url + "/dashboard")
     page.locator("main").get_by_role("link", name="Sign in with Flexmls").click()
     page.wait_for_url(lambda u: u.startswith(sandbox.url))
-    audit.check()
+    if audit:
+        audit.check()
     page.get_by_label(MEMBER.name).check()
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Allow").wait_for()
-    audit.check()
+    if audit:
+        audit.check()
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(url + "/dashboard")
+
+
+FOCUSED = """() => {
+    const el = document.activeElement, box = el.getBoundingClientRect(), style = getComputedStyle(el);
+    return {text: el.getAttribute("aria-label") || el.innerText || el.id, id: el.id,
+            inMain: !!el.closest("main"), x: box.x, y: box.y, width: box.width, height: box.height,
+            outline: style.outlineStyle, outlineWidth: parseFloat(style.outlineWidth)};
+}"""
+
+
+def tab_through_header(page: Any) -> list[dict[str, Any]]:
+    """The Tab stops from the top of the page to the first one in the main content."""
+    page.locator("body").focus()
+    stops: list[dict[str, Any]] = []
+    while not stops or not stops[-1]["inMain"]:
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate(FOCUSED))
+        assert len(stops) < 15, f"no way into the main content: {stops}"
+    return stops
+
+
+def test_keyboard_skip_link_focus_order_and_photo_strip(
+    live_app: tuple[Flask, str], sandbox: SandboxServer
+) -> None:
+    """A skip link first, a visible focus ring, Tab stops in the order they are drawn (on a
+    desktop and a phone), and the property's photo strip operable by keys and by buttons."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = chromium_path()
+    _, url = live_app
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport=DESKTOP)
+            page.set_default_timeout(10_000)
+            sign_in_in_browser(page, url, sandbox)
+            for viewport in (DESKTOP, PHONE):
+                page.set_viewport_size(viewport)
+                page.goto(url + "/dashboard")
+                stops = tab_through_header(page)
+                skip = stops[0]
+                assert skip["text"] == "Skip to the main content"
+                assert skip["y"] >= 0  # shown when focused
+                for stop in stops:  # a ring of 2 px or more on every stop
+                    assert stop["outline"] != "none", stop
+                    assert stop["outlineWidth"] >= 2, stop
+                header = stops[1:-1]
+                assert [s["text"] for s in header][-3:] == [
+                    "Dashboard",
+                    "Listings",
+                    "Saved searches",
+                ]
+                for before, after in zip(header, header[1:]):  # left to right, row by row
+                    same_row = abs(after["y"] - before["y"]) < before["height"] / 2
+                    assert (same_row and after["x"] > before["x"]) or (
+                        after["y"] >= before["y"] + before["height"] / 2
+                    ), (before, after)
+                page.keyboard.press("Shift+Tab")
+                for _ in range(len(stops) - 2):
+                    page.keyboard.press("Shift+Tab")
+                page.keyboard.press("Enter")  # the skip link moves the focus to the content
+                assert page.evaluate(FOCUSED)["id"] == "main"
+
+            page.set_viewport_size(DESKTOP)
+            page.goto(url + "/listings?city=Fargo")
+            page.locator("a.listing").first.click()
+            page.wait_for_url("**/property/*")
+            strip = page.locator("#photos")
+            count = page.locator("#photo-count")
+            total = page.locator("#photos img").count()
+            assert total > 1
+            expect(count).to_have_text(f"Photo 1 of {total}")
+            expect(page.get_by_role("button", name="Previous photo")).to_be_disabled()
+            page.get_by_role("button", name="Next photo").click()
+            expect(count).to_have_text(f"Photo 2 of {total}")
+            page.get_by_role("button", name="Previous photo").click()
+            expect(count).to_have_text(f"Photo 1 of {total}")
+            page.locator("body").focus()
+            for _ in range(30):  # the strip itself is a Tab stop
+                page.keyboard.press("Tab")
+                if page.evaluate(FOCUSED)["id"] == "photos":
+                    break
+            assert page.evaluate(FOCUSED)["id"] == "photos"
+            assert strip.get_attribute("aria-label", timeout=1000)
+            page.keyboard.press("ArrowRight")
+            expect(count).to_have_text(f"Photo 2 of {total}")
+            page.keyboard.press("Tab")  # then its buttons, in the order drawn
+            assert page.evaluate(FOCUSED)["text"] == "Previous photo"
+        finally:
+            browser.close()
 
 
 def test_every_page_fits_and_passes_axe_on_phones_and_a_desktop(
@@ -479,7 +576,9 @@ def test_every_page_fits_and_passes_axe_on_phones_and_a_desktop(
                 "store-logout": url + "/spark/store-logout",
             }
             for name, address in pages.items():
-                audit.visit(address, name if name in ("dashboard", "listings", "property") else None)
+                audit.visit(
+                    address, name if name in ("dashboard", "listings", "property") else None
+                )
             for status, code in ((502, "SparkAPIError"), (403, "1500"), (400, "csrf_failed")):
                 audit.visit(f"{url}/_error/{status}/{code}")  # signed in
             sandbox.faults(rate_limit_next=20)
