@@ -12,6 +12,7 @@ and AA rules with no violation (axe-core is the npm package ``./scripts/test`` i
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import tempfile
@@ -433,7 +434,8 @@ def sign_in_in_browser(
 
 
 FOCUSED = """() => {
-    const el = document.activeElement, box = el.getBoundingClientRect(), style = getComputedStyle(el);
+    const el = document.activeElement, box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
     return {text: el.getAttribute("aria-label") || el.innerText || el.id, id: el.id,
             inMain: !!el.closest("main"), x: box.x, y: box.y, width: box.width, height: box.height,
             outline: style.outlineStyle, outlineWidth: parseFloat(style.outlineWidth)};
@@ -484,7 +486,7 @@ def test_keyboard_skip_link_focus_order_and_photo_strip(
                     "Listings",
                     "Saved searches",
                 ]
-                for before, after in zip(header, header[1:]):  # left to right, row by row
+                for before, after in itertools.pairwise(header):  # left to right, row by row
                     same_row = abs(after["y"] - before["y"]) < before["height"] / 2
                     assert (same_row and after["x"] > before["x"]) or (
                         after["y"] >= before["y"] + before["height"] / 2

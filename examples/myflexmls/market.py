@@ -55,7 +55,7 @@ def _bars(pairs: list[tuple[str, int]]) -> list[Bar]:
 
 
 def _histogram(prices: list[float], buckets: int = 5) -> list[tuple[str, int]]:
-    """Counts in ``buckets`` equal price ranges on round numbers (``$100k–$200k``...)."""
+    """Counts in ``buckets`` equal price ranges on round numbers (``$100k-$200k``...)."""
     if not prices:
         return []
     step = _round_step((max(prices) - min(prices)) / buckets or max(prices))
@@ -68,7 +68,7 @@ def _histogram(prices: list[float], buckets: int = 5) -> list[tuple[str, int]]:
 
 
 def _range(low: float, high: float) -> str:
-    """``under $200k`` for the first bucket from zero, else ``$200k–$400k``."""
+    """``Under $200k`` for the first bucket from zero, else ``$200k-$400k`` (an en dash)."""
     if low <= 0:
         return f"Under {_short(high)}"
     return f"{_short(low)}\N{EN DASH}{_short(high)}"
