@@ -198,7 +198,8 @@ def shoot(page: Any, name: str) -> None:
 
 
 class Guard:
-    """Checks, page by page, that scripts see no token and no session cookie."""
+    """Checks, page by page, that scripts see no token and no session cookie (and that the
+    page fits and passes axe)."""
 
     def __init__(self, page: Any, app_url: str) -> None:
         self.page = page
@@ -209,6 +210,8 @@ class Guard:
     def check(self) -> None:
         page = self.page
         assert_fits(page)
+        found = axe_violations(page)
+        assert not found, "axe found:\n" + "\n".join(found)
         html = page.content()
         self.pages.append((page.url, html))
         cookies = {c["name"]: c for c in page.context.cookies(self.app_url)}
