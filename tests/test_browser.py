@@ -616,3 +616,47 @@ def test_every_page_fits_and_passes_axe_on_phones_and_a_desktop(
     audit.assert_clean()
     for name in ("dashboard", "listings", "property"):
         assert (SCREENSHOTS / f"phone-{name}.png").stat().st_size > 5000
+
+
+def test_flask_sparks_own_pages_pass_axe(
+    sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> None:
+    """An app without templates of its own gets flask-spark's error page: it passes axe too."""
+    from playwright.sync_api import sync_playwright
+
+    app = Flask("bare")
+    app.config.update(
+        sandbox_config(
+            sandbox,
+            SECRET_KEY="bare",
+            SPARK_REDIS_URL=redis_server.url,
+            SPARK_TOKEN_KEYS=[FERNET_KEY],
+            SPARK_USER_AGENT="BareApp",
+            SPARK_KEY_PREFIX=key_prefix,
+            SPARK_SESSION_KEY_PREFIX=key_prefix + "session:",
+        )
+    )
+    from flask_spark import SparkAuth
+
+    SparkAuth(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = browser.new_page(viewport=PHONE)
+                audit = Audit(page)
+                audit.visit(url + "/spark/callback?state=unknown&code=x")  # "Sign-in failed"
+                assert page.get_by_role("heading", level=1).inner_text() == "Sign-in failed"
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+    audit.assert_clean()
