@@ -220,6 +220,20 @@ def test_sign_in_with_flexmls_down_says_you_are_not_signed_in(
     assert "502" not in page
 
 
+def test_signing_in_while_flexmls_is_unreachable_is_one_calm_message(
+    config: dict[str, Any], sandbox: SandboxServer
+) -> None:
+    down = f"http://127.0.0.1:{closed_port()}"
+    app = load_example({**config, "SPARK_ISSUER": down, "SPARK_RETRY_MAX": 0})
+    response = app.test_client().get("/spark/login?next=/dashboard")
+    assert response.status_code in (502, 503, 504)
+    page = visible(text(response))
+    assert "<h1>Flexmls is not answering</h1>" in page
+    assert "so you could not be signed in" in page
+    assert ">Try signing in again</a>" in page
+    assert not re.search(r"\b50\d\b", re.sub(r"<[^>]+>", "", page))  # no status code shown
+
+
 def test_sign_out_with_flexmls_down_is_one_calm_message(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
