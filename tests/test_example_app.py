@@ -73,8 +73,10 @@ def test_home_signed_out(browser: FlowClient) -> None:
     page = text(browser.get("/"))
     assert "Your Flexmls, anywhere" in page
     assert 'href="/spark/login?next=/dashboard">Sign in with Flexmls</a>' in page
-    assert "Sandbox" in page  # the issuer is the loopback sandbox
+    assert ">Demo</span>" in page  # the issuer is the loopback sandbox
     assert "Sign out" not in page
+    for developer_words in ("opaque", "RESO", "Spark API", "my/account", "_filter", "<code>"):
+        assert developer_words not in page
 
 
 def test_protected_pages_ask_to_sign_in(browser: FlowClient) -> None:
@@ -116,8 +118,11 @@ def test_failed_sign_in_has_a_friendly_page(example: Flask, sandbox: SandboxServ
     assert replay.status_code == 400
     page = text(replay)
     assert "<h1>Sign-in failed</h1>" in page
-    assert "please sign in again" in page
-    assert "(400 · state_mismatch)" in page
+    assert "Please sign in again" in page
+    shown, technical = page.split("<summary>Technical details</summary>")
+    assert "(400 · state_mismatch)" in technical  # the code only under "Technical details"
+    assert "state_mismatch" not in shown
+    assert "cookie" not in shown  # flask-spark's developer words stay there too
     assert 'href="/"' in page  # a way back
 
 
@@ -195,7 +200,80 @@ def test_api_errors_in_plain_words(config: dict[str, Any], sandbox: SandboxServe
     assert "<summary>Technical details</summary>" in page
 
 
-# -- signed in -------------------------------------------------------------------------------
+def visible(page: str) -> str:
+    """The page without its "Technical details"."""
+    return re.sub(r'<details class="technical">.*?</details>', "", page, flags=re.S)
+
+
+def test_sign_in_with_flexmls_down_says_you_are_not_signed_in(
+    browser: FlowClient, sandbox: SandboxServer
+) -> None:
+    callback = browser.authorize(browser.start_login("/dashboard"))
+    sandbox.faults(token_endpoint_status=503)
+    response = browser.callback(callback)
+    assert response.status_code == 502
+    page = visible(text(response))
+    assert "<h1>Flexmls is not answering</h1>" in page
+    assert "so you could not be signed in" in page
+    assert "kept" not in page
+    assert "Sign out" not in page
+    assert ">Try signing in again</a>" in page
+    assert "502" not in page
+
+
+def test_signing_in_while_flexmls_is_unreachable_is_one_calm_message(
+    config: dict[str, Any], sandbox: SandboxServer
+) -> None:
+    down = f"http://127.0.0.1:{closed_port()}"
+    app = load_example({**config, "SPARK_ISSUER": down, "SPARK_RETRY_MAX": 0})
+    response = app.test_client().get("/spark/login?next=/dashboard")
+    assert response.status_code in (502, 503, 504)
+    page = visible(text(response))
+    assert "<h1>Flexmls is not answering</h1>" in page
+    assert "so you could not be signed in" in page
+    assert ">Try signing in again</a>" in page
+    assert not re.search(r"\b50\d\b", re.sub(r"<[^>]+>", "", page))  # no status code shown
+
+
+def test_sign_out_with_flexmls_down_is_one_calm_message(
+    config: dict[str, Any], sandbox: SandboxServer
+) -> None:
+    app = load_example(
+        {**config, "SPARK_REVOCATION_ENDPOINT": f"http://127.0.0.1:{closed_port()}/"}
+    )
+    flow = FlowClient(app, sandbox)
+    flow.login()
+    token = re.search(r'name="spark_csrf_token" value="([^"]+)"', text(flow.get("/dashboard")))
+    assert token is not None
+    sandbox.faults(force_error_next=1, force_error={"status": 503, "code": 1510})
+    response = flow.post("/spark/logout", data={"spark_csrf_token": token.group(1)})
+    assert response.status_code == 200
+    page = text(response)
+    assert "<h1>You are signed out</h1>" in page
+    assert 'class="flash"' not in page  # one message, not a flash and a card
+    assert "revocation_pending" not in page
+    assert "200" not in re.sub(r"<[^>]+>", "", page)
+    assert "You are signed out" not in text(flow.get("/"))  # nor a flash on the next page
+
+
+def test_a_failing_dashboard_offers_to_try_again(
+    signed_in: FlowClient, sandbox: SandboxServer
+) -> None:
+    sandbox.faults(force_error_next=10, force_error={"status": 500, "code": 1999})  # past retries
+    page = text(signed_in.get("/dashboard"))
+    assert "Back to your dashboard" not in page  # it is the page that failed
+    assert 'class="button" href="/dashboard">Try again</a>' in page
+
+
+def test_a_refusal_does_not_say_try_again(signed_in: FlowClient, sandbox: SandboxServer) -> None:
+    sandbox.faults(force_error_next=1, force_error={"status": 403, "code": 1500})
+    response = signed_in.get("/saved-searches")
+    assert response.status_code == 403
+    page = visible(text(response))
+    assert "<h1>No access</h1>" in page
+    assert "try again" not in page.lower()
+
+
 # -- signed in -------------------------------------------------------------------------------
 
 
@@ -311,12 +389,42 @@ def test_page_numbers_are_clamped(signed_in: FlowClient) -> None:
     assert nothing.headers["Location"] == "/listings?city=Atlantis&page=1"
 
 
-def test_listing_search_input_cannot_inject_filter_syntax(signed_in: FlowClient) -> None:
+def test_listing_search_input_cannot_inject_filter_syntax(
+    signed_in: FlowClient, sandbox: SandboxServer
+) -> None:
+    calls = sandbox.counters()["api_calls"]
     response = signed_in.get("/listings", query_string={"city": "Fargo' Or City Eq 'Omaha"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     page = text(response)
-    assert "That search did not work" not in page
-    assert "Omaha" not in "".join(cards(page))
+    assert "A city name has letters, spaces, dots and hyphens only." in page
+    assert not cards(page)
+    assert sandbox.counters()["api_calls"] == calls  # nothing was searched
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ({"min_price": "abc"}, "Enter the minimum price as a whole number of dollars"),
+        ({"max_price": "-5"}, "Enter the maximum price as a whole number of dollars"),
+        ({"min_price": "2.5"}, "Enter the minimum price as a whole number of dollars"),
+        ({"min_price": "500000", "max_price": "100000"}, "below the minimum price"),
+    ],
+)
+def test_price_boxes_that_are_not_understood_are_refused_in_words(
+    signed_in: FlowClient, query: dict[str, str], said: str
+) -> None:
+    response = signed_in.get("/listings", query_string={"city": "Fargo", **query})
+    assert response.status_code == 400
+    page = text(response)
+    assert said in page
+    assert 'role="alert">This search could not be run' in page
+    field = next(iter(query)) if "below" not in said else "max_price"
+    assert f'aria-invalid="true" aria-describedby="{field}-problem"' in page
+    assert 'value="Fargo"' in page  # the form keeps what was typed
+    assert not cards(page)
+    understood = signed_in.get("/listings", query_string={"min_price": "$200,000"})
+    assert understood.status_code == 200
+    assert cards(text(understood))
 
 
 def test_listing_search_without_results(signed_in: FlowClient) -> None:
@@ -336,7 +444,7 @@ def test_property_detail_and_back_link(signed_in: FlowClient) -> None:
     assert "Bismarck, ND" in page
     assert re.search(r'class="price big">\$[\d,]+<', page)
     assert "bedrooms" in page
-    assert "From the RESO Web API" in page
+    assert "RESO" not in page
     back = re.search(r'class="back" href="([^"]+)"', page)
     assert back is not None
     assert back.group(1) in ("/listings?city=Bismarck&page=2", "/listings?page=2&city=Bismarck")
@@ -462,25 +570,44 @@ def test_expired_session_page(signed_in: FlowClient, sandbox: SandboxServer) -> 
     response = signed_in.get("/listings?city=Fargo")
     assert response.status_code == 401
     page = text(response)
-    assert "Your session has expired" in page
+    assert "Your sign-in has ended" in page
+    assert "Sign out" not in page  # the header agrees: nobody is signed in
     assert "/spark/login?next=/listings?city%3DFargo" in page
     assert sandbox.counters()["refresh_failures"] + sandbox.counters()["token_errors"] >= 1
     # The session is gone: the next page asks to sign in.
     assert "Please sign in" in text(signed_in.get("/dashboard"))
 
 
-def test_access_revoked_at_flexmls_shows_the_expired_page(
+def test_access_revoked_at_flexmls_ends_the_sign_in(
     signed_in: FlowClient, sandbox: SandboxServer
 ) -> None:
-    """The member disconnected the app in Flexmls: the API refuses the token (code 1000)."""
+    """The member disconnected the app in Flexmls: the API refuses the token and the refresh
+    is refused too, so the sign-in has ended, and the page and its header say so."""
     with sandbox.state.lock:
         for token in list(sandbox.state.refresh_tokens):
             sandbox.state.revoke_refresh_token(token)  # and its access tokens
     response = signed_in.get("/dashboard")
     assert response.status_code == 401
     page = text(response)
-    assert "Your session has expired" in page
-    assert "Sign in with Flexmls" in page
+    assert "Your sign-in has ended" in page
+    assert "Sign out" not in page
+    assert ">Sign in again</a>" in page
+
+
+def test_a_refused_token_while_signed_in_never_says_expired(
+    signed_in: FlowClient, sandbox: SandboxServer
+) -> None:
+    """Code 1000 while the session lives on: the header still shows the user, so the page
+    must not say the session expired; it asks to sign in again."""
+    sandbox.faults(force_error_next=1, force_error={"status": 401, "code": 1000})
+    response = signed_in.get("/saved-searches")
+    assert response.status_code == 401
+    page = text(response)
+    assert "expired" not in page
+    assert "ended" not in page
+    assert "<h1>Flexmls asks you to sign in again</h1>" in page
+    assert "Sign out" in page  # still signed in, and the page agrees
+    assert ">Sign in again</a>" in page
 
 
 def test_sign_out(signed_in: FlowClient, sandbox: SandboxServer) -> None:
@@ -589,3 +716,68 @@ def test_the_demo_command_serves_the_app() -> None:
     assert "Debug mode: on" in printed
     assert "Debug mode: off" not in printed
     assert f"Ports: PORT={port} SANDBOX_PORT={sandbox_port}" in printed
+
+
+# -- one value per fact ----------------------------------------------------------------------
+
+
+def example_module(name: str) -> Any:
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        return __import__(f"myflexmls.{name}", fromlist=["_"])
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+
+
+def test_a_listing_has_the_same_bathrooms_on_its_card_and_its_page(
+    signed_in: FlowClient,
+) -> None:
+    from flask_spark.sandbox.listings_data import listings
+
+    halves = [r["Id"] for r in listings() if r["StandardFields"]["BathsHalf"]]
+    page = text(signed_in.get("/listings?status=Any&city=Fargo"))
+    shown = 0
+    for card in cards(page):
+        key = re.search(r'href="/property/(\w+)', card)
+        baths = re.search(r"· ([\d.]+) ba ·", card)
+        if key is None or baths is None or key.group(1) not in halves:
+            continue
+        detail = text(signed_in.get(f"/property/{key.group(1)}"))
+        assert f"<strong>{baths.group(1)}</strong><span>bathrooms</span>" in detail
+        assert "." in baths.group(1)  # a half bath counts a half on both
+        shown += 1
+    assert shown
+
+
+def test_commercial_listings_are_drawn_as_buildings() -> None:
+    from flask_spark.sandbox.listings_data import properties
+    from flask_spark.sandbox.media import media_of, photo_svg
+
+    for kind, never in (("Commercial Sale", "Living room"), ("Land", "Kitchen")):
+        listing = next(p for p in properties() if p["PropertyType"] == kind)
+        views = [m["ShortDescription"] for m in media_of(listing["ListingKey"])]
+        assert never not in views
+        assert "Bedroom" not in views
+    office = next(p for p in properties() if p["PropertyType"] == "Commercial Sale")
+    assert "polygon" not in photo_svg(office, 1)  # a flat roof, not a house's gable
+
+
+def test_price_buckets_read_plainly() -> None:
+    market = example_module("market")
+    labels = [
+        bar.label for bar in market.picture([{"ListPrice": p} for p in (90e3, 150e3, 390e3)]).prices
+    ]
+    assert labels[0] == "Under $100k"
+    assert labels[1:] == ["$100k\N{EN DASH}$200k", "$200k\N{EN DASH}$300k", "$300k\N{EN DASH}$400k"]
+    assert not any("$0k" in label for label in labels)
+
+
+def test_saved_searches_are_described_by_their_filter_not_their_name(
+    signed_in: FlowClient,
+) -> None:
+    page = text(signed_in.get("/saved-searches"))
+    rows = re.findall(r"<strong>([^<]+)</strong>\s*<span class=\"words\">([^<]+)</span>", page)
+    assert rows
+    for name, words in rows:
+        assert words.strip().lower() != name.lower()
+    assert "Active residential, in Fargo, up to $300,000" in page or "4+ bedrooms" in page

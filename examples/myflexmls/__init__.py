@@ -38,9 +38,11 @@ MAX_PAGE = 1000
 SEARCH_ARGS = ("city", "status", "min_price", "max_price", "saved", "page")
 LISTING_FIELDS = (
     "ListingKey,ListingId,ListPrice,City,StateOrProvince,PostalCode,StreetNumber,StreetName,"
-    "UnparsedAddress,BedsTotal,BathsTotal,BuildingAreaTotal,PropertySubType,MlsStatus"
+    "UnparsedAddress,BedsTotal,BathsFull,BathsHalf,BathsTotal,BuildingAreaTotal,PropertyType,"
+    "PropertySubType,MlsStatus"
 )
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" would let a trailing newline in
+CITY = re.compile(r"[A-Za-z][A-Za-z .-]*")
 #: Plain words for the HTTP errors the app itself answers (flask-spark's come with their own).
 HTTP_ERRORS = {
     400: ("That request did not work", "Something in the address is not right."),
@@ -70,7 +72,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.context_processor
     def helpers() -> dict[str, Any]:
-        return {"sandbox": sandbox, "street": street, "facts": facts}
+        return {"sandbox": sandbox, "street": street, "facts": facts, "baths": baths}
 
     app.add_template_filter(money)
     app.add_template_filter(number)
@@ -154,6 +156,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 f"There is no listing status called {form['status'][:30]!r}: choose "
                 f"{', '.join(STATUSES)} or Any.",
             )
+        problems = form_problems(form)
+        if problems:  # said next to the boxes; nothing is searched for a half-understood form
+            return render_template(
+                "listings.html", form=form, statuses=STATUSES, problems=problems, results=[]
+            ), 400
         page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
         params: dict[str, Any] = {
             "_limit": PAGE_SIZE,
@@ -240,6 +247,27 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return {"status": "ok", "user": spark_user.id or "anonymous"}
 
     return app
+
+
+def form_problems(form: dict[str, str]) -> dict[str, str]:
+    """What the search form cannot take, by field: a price that is not a whole number of
+    dollars, a minimum above the maximum, a city with characters no city name has."""
+    problems = {}
+    if form["city"] and not CITY.fullmatch(form["city"]):
+        problems["city"] = "A city name has letters, spaces, dots and hyphens only."
+    for field, label in (("min_price", "minimum"), ("max_price", "maximum")):
+        if form[field] and price(form[field]) is None:
+            problems[field] = f"Enter the {label} price as a whole number of dollars, like 250000."
+    low, high = price(form["min_price"]), price(form["max_price"])
+    if low is not None and high is not None and low > high:
+        problems["max_price"] = "The maximum price is below the minimum price."
+    return problems
+
+
+def price(text: str) -> int | None:
+    """``250000``, ``$250,000`` → 250000; None for anything else ("abc", "-5", "2.5")."""
+    digits = text.replace(",", "").replace("$", "").strip()
+    return int(digits) if digits.isascii() and digits.isdigit() else None
 
 
 def card_photos(results: list[Any]) -> dict[str, str]:
@@ -331,13 +359,22 @@ def street(fields: dict[str, Any]) -> str:
     return str(fields.get("UnparsedAddress") or "").split(",")[0]
 
 
-def facts(beds: Any, baths: Any, area: Any) -> str:
+def baths(full: Any, half: Any, total: Any = None) -> str:
+    """Bathrooms as one number everywhere (a half bath counts a half): ``2.5``; a dash when
+    unknown. Cards (Spark ``BathsFull``/``BathsHalf``) and the property page (RESO
+    ``BathroomsFull``/``BathroomsHalf``) say the same, whatever an MLS puts in its totals."""
+    if isinstance(full, int | float):
+        return f"{full + (half or 0) / 2:g}"
+    return "\N{EN DASH}" if total is None else f"{float(total):g}"
+
+
+def facts(beds: Any, bathrooms: str, area: Any) -> str:
     """``3 bd · 2.5 ba · 1,800 sq ft``, leaving out what is unknown."""
     parts = []
     if beds is not None:
         parts.append(f"{beds} bd")
-    if baths is not None:
-        parts.append(f"{float(baths):g} ba")
+    if bathrooms != "\N{EN DASH}":
+        parts.append(f"{bathrooms} ba")
     if area:
         parts.append(f"{float(area):,.0f} sq ft")
     return " · ".join(parts) or "Details on request"

@@ -64,10 +64,14 @@ def _histogram(prices: list[float], buckets: int = 5) -> list[tuple[str, int]]:
     bins = [0] * count
     for price in prices:
         bins[min(int((price - start) // step), count - 1)] += 1
-    return [
-        (f"{_short(start + i * step)}\N{EN DASH}{_short(start + (i + 1) * step)}", n)
-        for i, n in enumerate(bins)
-    ]
+    return [(_range(start + i * step, start + (i + 1) * step), n) for i, n in enumerate(bins)]
+
+
+def _range(low: float, high: float) -> str:
+    """``Under $200k`` for the first bucket from zero, else ``$200k-$400k`` (an en dash)."""
+    if low <= 0:
+        return f"Under {_short(high)}"
+    return f"{_short(low)}\N{EN DASH}{_short(high)}"
 
 
 def _round_step(raw: float) -> float:

@@ -42,12 +42,12 @@ def build_filter(form: dict[str, str]) -> str:
     clauses: list[str] = []
     if form["status"] in STATUSES:
         clauses.append(f"MlsStatus Eq '{form['status']}'")
-    city = re.sub(r"[^A-Za-z .-]", "", form["city"]).strip()
+    city = re.sub(r"[^A-Za-z .-]", "", form["city"]).strip()  # checked before; kept safe here
     if city:
         clauses.append(f"City Eq '{city}'")
     for field, op in (("min_price", "Ge"), ("max_price", "Le")):
-        value = form[field].replace(",", "").replace("$", "")
-        if value.isdigit():
+        value = form[field].replace(",", "").replace("$", "").strip()
+        if value.isascii() and value.isdigit():
             clauses.append(f"ListPrice {op} {int(value)}.0")
     return " And ".join(clauses)
 

