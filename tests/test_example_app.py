@@ -781,3 +781,13 @@ def test_saved_searches_are_described_by_their_filter_not_their_name(
     for name, words in rows:
         assert words.strip().lower() != name.lower()
     assert "Active residential, in Fargo, up to $300,000" in page or "4+ bedrooms" in page
+
+
+def test_pages_cannot_be_framed_and_are_not_sniffed(signed_in: FlowClient) -> None:
+    """A same-site page framing the disconnect page could have its click revoke the grant."""
+    for path in ("/", "/dashboard", "/disconnect", "/listings", "/no-such-page"):
+        headers = signed_in.get(path).headers
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
+        assert headers["X-Content-Type-Options"] == "nosniff", path
+        assert "no-store" in headers["Cache-Control"], path  # each shows who is signed in

@@ -11,7 +11,17 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -69,6 +79,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     spark = SparkAuth(app)
     issuer = spark.state(app).config.issuer
     sandbox = is_loopback_host(urlsplit(issuer).hostname)  # the local sandbox, not Flexmls
+
+    api = urlsplit(spark.state(app).config.reso_base_url)
+    photos = "https:" + (f" http://{api.netloc}" if api.scheme == "http" else "")
+    csp = (
+        f"default-src 'self'; img-src 'self' {photos}; object-src 'none'; base-uri 'self'; "
+        "frame-ancestors 'none'"
+    )
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        """The recipe of flask-spark's security page; listing photos come from the API's
+        media hosts (HTTPS in production, the sandbox on loopback)."""
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
 
     @app.context_processor
     def helpers() -> dict[str, Any]:
