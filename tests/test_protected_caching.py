@@ -1,6 +1,6 @@
 """Protected pages are not cacheable (issue 12, point 5): ``Cache-Control: no-store`` on the
 answers of ``@spark_login_required`` views, unless the view chose its own, or the app turned it
-off with ``SPARK_NO_STORE_PROTECTED``."""
+off with ``SparkAuth(app, no_store_protected=False)``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from flask_spark.testing import login_test_client
 from .conftest import make_app
 
 
-def app_with_views(config: dict[str, Any]) -> Flask:
-    app = make_app(config)
+def app_with_views(config: dict[str, Any], **options: Any) -> Flask:
+    app = make_app(config, **options)
 
     @app.get("/cached")
     @spark_login_required
@@ -42,7 +42,7 @@ def test_protected_answers_carry_no_store(config: dict[str, Any], sandbox: Sandb
 
 
 def test_no_store_can_be_turned_off(config: dict[str, Any], sandbox: SandboxServer) -> None:
-    app = app_with_views({**config, "SPARK_NO_STORE_PROTECTED": False})
+    app = app_with_views(config, no_store_protected=False)
     client = app.test_client()
     login_test_client(client, sandbox=sandbox)
     assert "Cache-Control" not in client.get("/called").headers

@@ -481,7 +481,7 @@ class OIDCClient:
     def authorization_url(
         self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
     ) -> str:
-        """The provider's authorize URL, with state, nonce and (SPARK_USE_PKCE) PKCE S256."""
+        """The provider's authorize URL, with state, nonce and (``use_pkce``) PKCE S256."""
         url, _ = self.oauth().create_authorization_url(
             self.metadata()["authorization_endpoint"],
             state=state,

@@ -59,7 +59,28 @@ class SparkGroup(AppGroup):
         return sorted(set(super().list_commands(ctx)) | set(theirs))
 
 
+class SparkCommand(click.Command):
+    """A ``flask spark`` command that says where Flask's own options go (``flask --debug spark
+    doctor``) when one is given after the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            name = exc.option_name
+            if name not in ("--app", "-A", "--debug", "--no-debug", "--env-file", "-e"):
+                raise
+            value = "" if name in ("--debug", "--no-debug") else " ..."
+            raise click.NoSuchOption(
+                name,
+                f"No such option: {name}. It is Flask's: put it before the command, as in "
+                f"`flask {name}{value} spark {self.name}`.",
+                ctx=ctx,
+            ) from None
+
+
 spark_cli = SparkGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
+spark_cli.command_class = SparkCommand
 
 
 @spark_cli.command("keygen", with_appcontext=False)
@@ -159,29 +180,19 @@ def doctor(ctx: click.Context, strict: bool) -> None:
     """
     if current_app:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        _, results = diagnose(lambda: app)
+        results = diagnose(lambda: app)
     else:
-        _, results = diagnose(ctx.ensure_object(ScriptInfo).load_app)
+        results = diagnose(ctx.ensure_object(ScriptInfo).load_app)
     width = max(len(r.name) for r in results)
     indent = " " * (width + 8)
     columns = min(max(shutil.get_terminal_size().columns, 80), 120)
     colors = {"OK": "green", "WARN": "yellow", "FAIL": "red"}
     for r in results:
         mark = click.style(r.status.ljust(4), fg=colors[r.status], bold=r.status != "OK")
-        lines = textwrap.wrap(r.detail, columns - len(indent)) or [""]
+        lines = _wrap(r.detail, columns - len(indent)) or [""]
         click.echo(f"{mark}  {r.name.ljust(width)}  {lines[0]}")
-        for line in lines[1:]:
+        for line in lines[1:] + _wrap(f"fix: {r.fix}" if r.fix else "", columns - len(indent)):
             click.echo(indent + line)
-        if r.fix:
-            click.echo(
-                textwrap.fill(
-                    f"fix: {r.fix}",
-                    columns,
-                    initial_indent=indent,
-                    subsequent_indent=indent + "     ",
-                    break_on_hyphens=False,
-                )
-            )
     failed = [r for r in results if r.status == "FAIL" or (strict and r.status == "WARN")]
     warned = sum(r.status == "WARN" for r in results)
     if failed:
@@ -189,3 +200,8 @@ def doctor(ctx: click.Context, strict: bool) -> None:
         ctx.exit(1)
     summary = f"\nAll {len(results)} checks passed"
     click.echo(summary + (f" ({warned} warning(s): fine for development only)." if warned else "."))
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` where possible: a URL or command is never cut."""
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)

@@ -35,8 +35,8 @@ def spark_login_required(func: F | None = None) -> F | Callable[[F], F]:
     Flask-Login; a session store that cannot be reached gives a 503, never a sign-out.
 
     The view's answer carries ``Cache-Control: no-store`` (unless the view set its own
-    ``Cache-Control``; :confval:`SPARK_NO_STORE_PROTECTED` turns this off): a signed-in page
-    must not come back from a cache, or with the Back button, after sign-out.
+    ``Cache-Control``; ``SparkAuth(app, no_store_protected=False)`` turns this off): a
+    signed-in page must not come back from a cache, or with the Back button, after sign-out.
     """
 
     def decorate(view: F) -> F:
