@@ -290,3 +290,22 @@ def test_an_app_with_some_spark_settings_still_fails_at_init() -> None:
     app.config.update(SPARK_CLIENT_ID="id")
     with pytest.raises(SparkConfigError, match="SPARK_CLIENT_SECRET is not set"):
         SparkAuth(app)
+
+
+def test_the_two_prefixes_cover_every_key_written(
+    config: dict[str, Any], sandbox: Any, redis_client: Any, key_prefix: str
+) -> None:
+    """SPARK_KEY_PREFIX prefixes every key flask-spark writes; SESSION_KEY_PREFIX the sessions."""
+    from .conftest import make_app
+    from .helpers import FlowClient
+
+    ours, sessions = key_prefix + "spark:", key_prefix + "sessions:"
+    app = make_app({**config, "SPARK_KEY_PREFIX": ours, "SESSION_KEY_PREFIX": sessions})
+    flow = FlowClient(app, sandbox)
+    flow.login()
+    assert flow.get("/dashboard").status_code == 200
+    written = [k.decode() for k in redis_client.scan_iter(match=key_prefix + "*")]
+    assert written
+    assert all(k.startswith((ours, sessions)) for k in written), written
+    assert any(k.startswith(sessions) for k in written)
+    assert any(k.startswith(ours) for k in written)

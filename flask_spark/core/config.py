@@ -29,55 +29,26 @@ _WELL_KNOWN = "/.well-known/openid-configuration"
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_CLIENT_ID": (None, "The API key's OAuth Key (the OpenID client id). Required."),
     "SPARK_CLIENT_SECRET": (None, "The API key's secret. Required."),
-    "SPARK_TOKEN_KEYS": (
-        None,
-        "Fernet keys for the token vault; the first encrypts, all decrypt. `flask spark keygen`.",
-    ),
+    "SPARK_TOKEN_KEYS": (None, "Fernet keys (`flask spark keygen`): first encrypts, all decrypt."),
     "SPARK_REDIS_URL": (
         None,
-        "redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL of the store "
-        "(Flask-Session's SESSION_REDIS client wins when the app sets one).",
+        "redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://.",
     ),
     "SPARK_USER_AGENT": (None, "Sent as X-SparkApi-User-Agent; required by the Spark API."),
-    "SPARK_ISSUER": (
-        SPARK_ISSUER,
-        "The OpenID provider's issuer; its endpoints are read from "
-        "<issuer>/.well-known/openid-configuration.",
-    ),
+    "SPARK_ISSUER": (SPARK_ISSUER, "The OpenID provider; its endpoints come from discovery."),
     "SPARK_API_BASE_URL": ("https://sparkapi.com/v1/", "Spark API base URL."),
     "SPARK_RESO_BASE_URL": ("https://sparkapi.com/Reso/OData/", "RESO Web API base URL."),
-    "SPARK_SCOPE": (
-        "openid",
-        "Space-separated scopes to request (openid is always included). Spark's discovery lists "
-        "openid profile email address phone RESO FBS; what each unlocks for a key is set by FBS.",
-    ),
-    "SPARK_REQUIRED_CLAIMS": (
-        ["sub"],
-        "id_token claims a sign-in must carry, e.g. ['sub', 'MemberMlsId']; one missing refuses "
-        "the sign-in. Which claims Spark releases to a key is not published.",
-    ),
-    "SPARK_REDIRECT_URI": (
-        None,
-        "The registered redirect URI; default: the callback's external URL.",
-    ),
+    "SPARK_SCOPE": ("openid", "Space-separated scopes to request (openid is always included)."),
+    "SPARK_REQUIRED_CLAIMS": (["sub"], "id_token claims a sign-in must carry, else it is refused."),
+    "SPARK_REDIRECT_URI": (None, "The registered redirect URI; default: the callback's URL."),
     "SPARK_URL_PREFIX": ("/spark", "Where the sign-in blueprint is mounted."),
     "SPARK_LOGIN_DEFAULT_NEXT": ("/", "Where to go after sign-in when no safe `next` was given."),
     "SPARK_LOGOUT_REDIRECT": ("/", "Where to go after sign-out."),
-    "SPARK_SINGLE_LOGOUT": (
-        False,
-        "After sign-out, also end the provider's session (single logout).",
-    ),
-    "SPARK_KEY_PREFIX": (
-        "spark:",
-        "Prefix of every Redis key flask-spark writes besides the sessions themselves "
-        "(Flask-Session's SESSION_KEY_PREFIX names those).",
-    ),
+    "SPARK_SINGLE_LOGOUT": (False, "At sign-out, also end the provider's session."),
+    "SPARK_KEY_PREFIX": ("spark:", "Prefix of every Redis key flask-spark writes but sessions'."),
     "SPARK_SESSION_LIFETIME": (43200, "Absolute seconds a sign-in lasts, however active."),
     "SPARK_HTTP_TIMEOUT": (10.0, "Seconds before a call to the provider or the API gives up."),
-    "SPARK_REQUIRE_HTTPS": (
-        None,
-        "Require HTTPS for non-loopback URLs; default: on unless the app is in debug or testing.",
-    ),
+    "SPARK_REQUIRE_HTTPS": (None, "HTTPS for non-loopback URLs; default: unless debug/testing."),
 }
 
 #: Settings that are gone -> what replaced them; setting one stops init_app with that line.
