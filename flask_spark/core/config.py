@@ -168,7 +168,7 @@ def origin_of(url: str) -> str | None:
 
 def unknown_keys(config: Mapping[str, Any]) -> list[str]:
     """The ``SPARK_*`` keys of ``config`` that are not settings (typos, or options)."""
-    return sorted(k for k in config if k.startswith("SPARK_") and k not in DEFAULTS)
+    return sorted(k for k in config if k.startswith("SPARK_") and k not in DEFAULTS | REMOVED)
 
 
 def _value(config: Mapping[str, Any], key: str) -> Any:

@@ -19,11 +19,9 @@ DEV_KEY_FILE = "spark-dev-key"
 def token_keys(
     value: Any, *, debug: bool, testing: bool, instance_path: str | None
 ) -> tuple[tuple[str, ...], bool, str | None]:
-    """The validated keys, whether they are ephemeral, and the development key's file.
-
-    Without keys: in debug the development key kept in the instance folder (a reloader's restart
-    keeps everyone signed in), in testing an ephemeral one; otherwise an error saying what to do.
-    """
+    """The validated keys, whether they are ephemeral, and the development key's file (without
+    keys: in debug, the key kept in the instance folder, so a reloader's restart keeps everyone
+    signed in; in testing, an ephemeral key)."""
     if not value:
         if not (debug or testing):
             raise SparkConfigError(
@@ -45,30 +43,27 @@ def token_keys(
             "sessions will not survive a restart. Run `flask spark keygen` to make one."
         )
         return (Fernet.generate_key().decode(),), True, None
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):  # from an environment variable: comma-separated
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    keys: list[str] = []
-    for index, key in enumerate(value):
-        text = key.decode() if isinstance(key, bytes) else str(key)
+    if isinstance(value, str | bytes):  # from an environment variable: comma-separated
+        value = [part.strip() for part in _text(value).split(",") if part.strip()]
+    keys = tuple(_text(key) for key in value)
+    for index, key in enumerate(keys):
         try:
-            Fernet(text)
+            Fernet(key)
         except (ValueError, TypeError):
             raise SparkConfigError(
                 f"SPARK_TOKEN_KEYS[{index}] is not a valid Fernet key (32 url-safe base64 "
                 "bytes). Make one with `flask spark keygen`."
             ) from None
-        keys.append(text)
-    return tuple(keys), False, None
+    return keys, False, None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def development_key(path: str) -> str:
-    """The Fernet key kept at ``path``, made on first use (readable by this user only).
-
-    The file is created with its content in one step (a hard link of a finished file), so a
-    process starting at the same moment reads either no file or the whole key.
-    """
+    """The Fernet key kept at ``path``, made on first use (readable by this user only) in one
+    step (a hard link of a finished file): a process starting meanwhile reads all or nothing."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if not os.path.exists(path):
         draft = f"{path}.{os.getpid()}.tmp"

@@ -21,19 +21,11 @@ from .doctor import diagnose
 if TYPE_CHECKING:
     from flask.ctx import AppContext
 
-    from ..core.tokens import TokenStore
-    from .state import SparkState
-
 
 class SparkGroup(AppGroup):
-    """The ``spark`` group, merged with the app's own ``spark`` group when it has one.
-
-    The ``flask`` command looks up plugin commands (this group, through the ``flask.commands``
-    entry point) before the app's: without this, installing flask-spark would hide an app's
-    own ``flask spark ...`` commands. Its commands stay reachable beside flask-spark's; a name
-    both use is flask-spark's. flask-spark's own commands never load the app to be found, so
-    ``doctor`` still reports an app that fails to load.
-    """
+    """The ``spark`` group, with the commands of the app's own ``spark`` group beside its own
+    (``flask`` finds plugin commands first, which would hide the app's); a name both use is
+    flask-spark's. Its own commands are found without loading the app."""
 
     def _apps_own(self, ctx: click.Context) -> click.Group | None:
         info = ctx.find_object(ScriptInfo)
@@ -106,15 +98,11 @@ def _app_context(ctx: click.Context) -> AppContext:
 @click.pass_context
 def rotate_keys(ctx: click.Context) -> None:
     """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
-    with _app_context(ctx):
-        _rotate_keys(current_state().tokens)
-
-
-def _rotate_keys(store: TokenStore) -> None:
-    """Rotate every record, then print the counts."""
     counts = {"rotated": 0, "skipped": 0, "unreadable": 0}
-    for key in store.scan_keys():
-        counts[store.rotate_key(key)] += 1
+    with _app_context(ctx):
+        store = current_state().tokens
+        for key in store.scan_keys():
+            counts[store.rotate_key(key)] += 1
     click.echo(
         f"rotated {counts['rotated']}, skipped {counts['skipped']} (already on the first key), "
         f"unreadable {counts['unreadable']}"
@@ -133,20 +121,16 @@ def _rotate_keys(store: TokenStore) -> None:
 def retry_revocations(ctx: click.Context, max_age: int) -> None:
     """Retry the token revocations that failed at sign-out (run it from cron)."""
     with _app_context(ctx):
-        _retry_revocations(current_state(), max_age)
+        state = current_state()
+        queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
 
+        def revoke(token: str, hint: str) -> bool:
+            try:
+                return state.oidc.revoke(token, hint)
+            except SparkError:
+                return False
 
-def _retry_revocations(state: SparkState, max_age: int) -> None:
-    """Retry the queue, then print what happened."""
-    queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
-
-    def revoke(token: str, hint: str) -> bool:
-        try:
-            return state.oidc.revoke(token, hint)
-        except SparkError:
-            return False
-
-    report = queue.retry(revoke, max_age=max_age)
+        report = queue.retry(revoke, max_age=max_age)
     click.echo(
         f"revoked {report.revoked}, pending {queue.size()}, dropped {report.dropped} "
         f"(too old), unreadable {report.unreadable}"
@@ -161,11 +145,7 @@ def _retry_revocations(state: SparkState, max_age: int) -> None:
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def sandbox(args: tuple[str, ...]) -> None:
-    """Run the local Spark Platform sandbox (`python -m flask_spark.sandbox`; --help for options).
-
-    The sandbox is development tooling that the extension never imports: this command hands
-    over to it in a process of its own.
-    """
+    """Run the local Spark Platform sandbox (`python -m flask_spark.sandbox`; see --help)."""
     os.execv(sys.executable, [sys.executable, "-m", "flask_spark.sandbox", *args])  # noqa: S606
 
 
