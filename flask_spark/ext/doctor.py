@@ -95,27 +95,20 @@ def diagnose(load_app: Callable[[], Flask]) -> list[CheckResult]:
 def run_checks(app: Flask) -> list[CheckResult]:
     """Every check against ``app`` (call inside its app context)."""
     state = app.extensions.get("spark.state")
-    if state is None:
-        unconfigured = app.extensions.get("spark.unconfigured")
-        if unconfigured is not None:
-            return config_errors(unconfigured)
-        return [
-            CheckResult(
-                "configuration",
-                "FAIL",
-                "flask-spark is not initialised on this app.",
-                "Call SparkAuth(app), or spark.init_app(app) in your app factory.",
-            )
-        ]
     try:
-        load_config(
+        if state is None:
+            raise app.extensions.get("spark.unconfigured") or SparkConfigError(
+                "flask-spark is not initialised on this app: call SparkAuth(app), or "
+                "spark.init_app(app) in your app factory."
+            )
+        load_config(  # again: the settings may have changed since init_app
             app.config,
             debug=app.debug,
             testing=app.testing,
             instance_path=app.instance_path,
             options=app.extensions["spark"].options,
         )
-    except SparkConfigError as exc:  # changed since init_app
+    except SparkConfigError as exc:
         return config_errors(exc)
     checks: list[tuple[str, Callable[[], str]]] = [
         ("configuration", lambda: _check_config(app, state)),
@@ -360,8 +353,6 @@ def _check_redirect_uri(app: Flask, state: Any) -> str:
         return f"derived from each request's host and scheme ({example})"
     parts = urlsplit(uri)
     plain_http = parts.scheme != "https" and not is_loopback_host(parts.hostname)
-    if parts.fragment:
-        raise Fail(f"{uri} (from {source}) has a #fragment, which OAuth forbids", "Remove it.")
     if plain_http and cfg.require_https:
         raise Fail(
             f"{uri} (from {source}) is not HTTPS; outside debug the sign-in refuses it and the "
