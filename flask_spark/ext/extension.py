@@ -98,7 +98,7 @@ class SparkAuth:
         try:
             state: SparkState = app.extensions["spark.state"]
         except KeyError:
-            raise SparkConfigError(
+            raise app.extensions.get("spark.unconfigured") or SparkConfigError(
                 "flask-spark is not initialised on this app: call SparkAuth(app) or init_app(app)."
             ) from None
         return state
