@@ -309,3 +309,12 @@ def test_the_two_prefixes_cover_every_key_written(
     assert all(k.startswith((ours, sessions)) for k in written), written
     assert any(k.startswith(sessions) for k in written)
     assert any(k.startswith(ours) for k in written)
+
+
+def test_a_spark_command_on_an_app_without_its_settings_says_what_to_set() -> None:
+    app = Flask(__name__)
+    SparkAuth(app)
+    result = app.test_cli_runner().invoke(args=["spark", "rotate-keys"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.startswith("Error: SPARK_CLIENT_ID is not set.")

@@ -83,14 +83,12 @@ def keygen() -> None:
 
 def _app_context(ctx: click.Context) -> AppContext:
     """The app's context; a configuration error is one clear line, not a traceback."""
-    if current_app:
-        return current_app.app_context()
     try:
-        app = ctx.ensure_object(ScriptInfo).load_app()
+        app = current_app or ctx.ensure_object(ScriptInfo).load_app()
+        if "spark.unconfigured" in app.extensions:
+            raise app.extensions["spark.unconfigured"]
     except SparkConfigError as exc:
-        raise click.ClickException(
-            f"{exc.message} (`flask spark doctor` checks the rest)"
-        ) from None
+        raise click.ClickException(exc.message) from None
     return app.app_context()
 
 
