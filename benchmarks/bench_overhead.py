@@ -530,7 +530,7 @@ def app_config(
         "SPARK_REDIS_URL": redis_url,
         "SPARK_USER_AGENT": USER_AGENT,
         "SPARK_KEY_PREFIX": prefix,
-        "SPARK_SESSION_KEY_PREFIX": session_prefix or prefix + "session:",
+        "SESSION_KEY_PREFIX": session_prefix or prefix + "session:",
         "SPARK_REQUIRE_HTTPS": "false",  # loopback, plain HTTP
     }
 

@@ -45,14 +45,12 @@ def create_app() -> Flask:
         SPARK_TOKEN_KEYS=env["CONCURRENCY_TOKEN_KEYS"],
         SPARK_REDIS_URL=env["CONCURRENCY_REDIS_URL"],
         SPARK_KEY_PREFIX=env["CONCURRENCY_KEY_PREFIX"],
-        SPARK_SESSION_KEY_PREFIX=env["CONCURRENCY_KEY_PREFIX"] + "session:",
+        SESSION_KEY_PREFIX=env["CONCURRENCY_KEY_PREFIX"] + "session:",
         SPARK_USER_AGENT="flask-spark-concurrency-test",
         SPARK_REQUIRE_HTTPS=False,
         SPARK_HTTP_TIMEOUT=30.0,
         # A test may hold the provider's answer while many requests pile up: the refresh lock
         # must outlast that, and the waiters with it.
-        SPARK_LOCK_TIMEOUT=120.0,
-        SPARK_LOCK_WAIT=120.0,
     )
     SparkAuth(app)
 

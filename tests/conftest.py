@@ -88,19 +88,22 @@ def app_config(sandbox: SandboxServer, redis_server: RedisServer, prefix: str) -
         "SPARK_REDIS_URL": redis_server.url,
         "SPARK_USER_AGENT": "flask-spark-tests",
         "SPARK_KEY_PREFIX": prefix,
-        "SPARK_SESSION_KEY_PREFIX": prefix + "session:",
-        "SPARK_RETRY_BACKOFF": 0.01,
+        "SESSION_KEY_PREFIX": prefix + "session:",
         "SPARK_HTTP_TIMEOUT": 5.0,
     }
 
 
-def make_app(config: dict[str, Any]) -> Flask:
-    """A small app with protected views, like a user's."""
+#: SparkAuth options of the test apps: retries without the production backoff
+OPTIONS: dict[str, Any] = {"retry_backoff": 0.01}
+
+
+def make_app(config: dict[str, Any], **options: Any) -> Flask:
+    """A small app with protected views, like a user's; ``options`` go to ``SparkAuth``."""
     from flask_spark import spark_api, spark_login_required, spark_user
 
     app = Flask(__name__)
     app.config.update(config)
-    SparkAuth(app)
+    SparkAuth(app, **{**OPTIONS, **options})
 
     @app.get("/")
     def index() -> str:
@@ -132,8 +135,14 @@ def config(sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str) -
 
 
 @pytest.fixture
-def app(config: dict[str, Any]) -> Flask:
-    return make_app(config)
+def options() -> dict[str, Any]:
+    """``SparkAuth`` options of the ``app`` fixture (a module overrides it to change them)."""
+    return {}
+
+
+@pytest.fixture
+def app(config: dict[str, Any], options: dict[str, Any]) -> Flask:
+    return make_app(config, **options)
 
 
 @pytest.fixture

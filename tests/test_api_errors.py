@@ -1,6 +1,6 @@
 """Every error family, from real sandbox answers, mapped to typed exceptions under SparkError.
 
-Retries are switched off here (``SPARK_RETRY_MAX = 0``) so that each case is exactly one call;
+Retries are switched off here (``retry_max=0``) so that each case is exactly one call;
 retrying is the subject of ``test_refresh.py``.
 """
 
@@ -39,13 +39,13 @@ from .helpers import FlowClient, job_handle
 
 
 @pytest.fixture
-def config(config: dict[str, Any]) -> dict[str, Any]:
-    return {**config, "SPARK_RETRY_MAX": 0}
+def options() -> dict[str, Any]:
+    return {"retry_max": 0}
 
 
 @pytest.fixture
 def app(config: dict[str, Any]) -> Flask:
-    app = make_app(config)
+    app = make_app(config, retry_max=0)
 
     @app.get("/search")
     @spark_login_required

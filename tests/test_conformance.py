@@ -139,7 +139,7 @@ class Refusal:
     fault: dict[str, Any]
     reason: str
     says: str
-    config: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 REFUSALS = {
@@ -161,7 +161,7 @@ REFUSALS = {
         {"userinfo_sub": "19990101000000000000000000"},
         "userinfo_sub_mismatch",
         "another user",
-        {"SPARK_FETCH_USERINFO": True},
+        {"fetch_userinfo": True},
     ),
     # SECURITY.md's other attacks on the id_token.
     "nonce-missing": Refusal({"id_token_fault": "no-nonce"}, "nonce", "nonce"),
@@ -201,7 +201,7 @@ def test_refused_id_token(
     redis_client: redis.Redis,
     key_prefix: str,
 ) -> None:
-    flow = FlowClient(make_app({**config, **case.config}), sandbox)
+    flow = FlowClient(make_app(config, **case.options), sandbox)
     sandbox.faults(**case.fault)
     attempt = attempt_login(flow)
     assert attempt.authorize_url is not None  # refused at the callback, after the exchange
@@ -288,13 +288,13 @@ def test_rp_token_endpoint_client_auth(
     method: str, config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
     """[rp-token_endpoint-client_secret_basic] and its client_secret_post sibling."""
-    flow = FlowClient(make_app({**config, "SPARK_TOKEN_ENDPOINT_AUTH_METHOD": method}), sandbox)
+    flow = FlowClient(make_app(config, token_endpoint_auth_method=method), sandbox)
     assert_signed_in(attempt_login(flow), flow, sandbox)
 
 
 def test_rp_userinfo_bearer_header(config: dict[str, Any], sandbox: SandboxServer) -> None:
     """[rp-userinfo-bearer-header] userinfo is read with the bearer token and its sub matches."""
-    flow = FlowClient(make_app({**config, "SPARK_FETCH_USERINFO": True}), sandbox)
+    flow = FlowClient(make_app(config, fetch_userinfo=True), sandbox)
     assert_signed_in(attempt_login(flow), flow, sandbox)
     assert sandbox.counters()["userinfo_calls"] == 1
 

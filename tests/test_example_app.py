@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
@@ -25,13 +26,19 @@ ROOT = Path(__file__).resolve().parent.parent
 MEMBER = MEMBERS[0]
 
 
-def load_example(config: dict[str, Any]) -> Flask:
+def load_example(config: dict[str, Any], **options: Any) -> Flask:
+    """The example app; ``options`` go to its ``SparkAuth`` (as a test's would)."""
     sys.path.insert(0, str(ROOT / "examples"))
     try:
-        from myflexmls import create_app
+        import myflexmls
     finally:
         sys.path.remove(str(ROOT / "examples"))
-    return create_app(config)
+    plain = myflexmls.SparkAuth
+    myflexmls.SparkAuth = functools.partial(plain, **options)  # type: ignore[misc]
+    try:
+        return myflexmls.create_app(config)
+    finally:
+        myflexmls.SparkAuth = plain  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -191,7 +198,7 @@ HTTP_ERROR_404 = (
 
 
 def test_api_errors_in_plain_words(config: dict[str, Any], sandbox: SandboxServer) -> None:
-    flow = FlowClient(load_example({**config, "SPARK_RETRY_MAX": 0}), sandbox)
+    flow = FlowClient(load_example(config, retry_max=0), sandbox)
     flow.login()
     sandbox.faults(rate_limit_next=1)
     page = in_layout(flow.get("/saved-searches"), 429, "Flexmls is busy")
@@ -483,8 +490,8 @@ def test_listings_without_photos_still_work(config: dict[str, Any], sandbox: San
             {
                 **config,
                 "SPARK_RESO_BASE_URL": f"http://127.0.0.1:{closed_port()}/Reso/OData/",
-                "SPARK_RETRY_MAX": 0,
-            }
+            },
+            retry_max=0,
         ),
         sandbox,
     )

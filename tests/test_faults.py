@@ -96,7 +96,12 @@ def store(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def config(config: dict[str, Any]) -> dict[str, Any]:
-    return {**config, "SPARK_HTTP_TIMEOUT": TIMEOUT, "SPARK_RETRY_MAX": 2}
+    return {**config, "SPARK_HTTP_TIMEOUT": TIMEOUT}
+
+
+@pytest.fixture
+def options() -> dict[str, Any]:
+    return {"retry_max": 2}
 
 
 def token_keys(store: redis.Redis, prefix: str) -> list[bytes]:
@@ -203,7 +208,7 @@ def test_provider_unreachable_at_login_gives_502(
     config: dict[str, Any], sandbox: TrackedSandbox, store: redis.Redis, key_prefix: str
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    app = make_app({**config, "SPARK_ISSUER": dead})
+    app = make_app({**config, "SPARK_ISSUER": dead}, retry_max=2)
     flow = FlowClient(app, sandbox)
     reasons: list[str] = []
     with login_failed.connected_to(lambda s, reason, message: reasons.append(reason)):
@@ -360,7 +365,7 @@ def test_api_5xx_gives_a_clear_error_after_bounded_retries_and_keeps_the_session
     page = flow.get("/dashboard")
     assert page.status_code == status, page.get_data(as_text=True)
     assert_clean_error(page, status, ">Try again</a>")  # still signed in: not "Sign in"
-    # SPARK_RETRY_MAX = 2: the first call and two retries, then the error.
+    # retry_max = 2: the first call and two retries, then the error.
     assert sandbox.counters()["api_calls"] - base == 3
     sandbox.faults(**{counter: 0})
     assert flow.get("/dashboard").json["sub"] == MEMBER.id  # type: ignore[index]

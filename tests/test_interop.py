@@ -55,11 +55,17 @@ def make(alt: AltProvider, redis_server: RedisServer, key_prefix: str) -> Any:
             SPARK_API_BASE_URL=alt.url + "/api/v2/",
             SPARK_RESO_BASE_URL=alt.url + "/odata/",
             SPARK_SCOPE="openid profile email",
-            SPARK_TOKEN_ENDPOINT_AUTH_METHOD="client_secret_basic",
-            SPARK_ID_TOKEN_ALGORITHMS=["ES256"],
         )
-        config.update(overrides)
-        app = make_app(config)
+        options = {
+            "token_endpoint_auth_method": "client_secret_basic",
+            "id_token_algorithms": ["ES256"],
+        }
+        for key, value in overrides.items():
+            if key.startswith("SPARK_"):
+                config[key] = value
+            else:
+                options[key] = value
+        app = make_app(config, **options)
         return app, FlowClient(app, alt)  # type: ignore[arg-type]
 
     return build
@@ -139,7 +145,7 @@ def test_es256_basic_auth_end_to_end(make: Any, alt: AltProvider) -> None:
 def test_proactive_refresh_with_string_expires_in(make: Any, alt: AltProvider) -> None:
     """``expires_in: "30"`` is read as 30 s: with a 60 s skew every API call refreshes first."""
     alt.configure(access_token_lifetime=30)
-    app, flow = make(SPARK_REFRESH_SKEW=60)
+    app, flow = make(refresh_skew=60)
     sign_in(flow)
     state = app.extensions["spark.state"]
     sid = flow.cookie()
@@ -159,7 +165,7 @@ def test_proactive_refresh_with_string_expires_in(make: Any, alt: AltProvider) -
 def test_json_only_token_endpoint(make: Any, alt: AltProvider) -> None:
     """A token endpoint that reads JSON objects only, with client_secret_basic."""
     alt.configure(json_token_requests=True)
-    _app, flow = make(SPARK_TOKEN_REQUEST_FORMAT="json")
+    _app, flow = make(token_request_format="json")
     sign_in(flow)
     alt.expire_access_tokens()
     dashboard_ok(flow)
@@ -188,7 +194,7 @@ def test_rs256_jwks_with_alg_use_and_encryption_key(make: Any, alt: AltProvider)
     assert [k["use"] for k in jwks] == ["enc", "sig"]
     assert all(k["kty"] == "RSA" and "alg" in k for k in jwks)
     _app, flow = make(
-        SPARK_TOKEN_ENDPOINT_AUTH_METHOD="client_secret_post", SPARK_ID_TOKEN_ALGORITHMS=["RS256"]
+        token_endpoint_auth_method="client_secret_post", id_token_algorithms=["RS256"]
     )
     sign_in(flow)
     dashboard_ok(flow)
@@ -239,7 +245,7 @@ def test_disconnect_revokes_both_tokens_with_basic_auth(make: Any, alt: AltProvi
 
 
 def test_userinfo_is_merged(make: Any, alt: AltProvider) -> None:
-    _app, flow = make(SPARK_FETCH_USERINFO=True)
+    _app, flow = make(fetch_userinfo=True)
     sign_in(flow)
     assert alt.counters["userinfo"] == 1
     dashboard_ok(flow)
@@ -249,7 +255,7 @@ def test_single_logout_goes_to_the_discovered_end_session_endpoint(
     make: Any, alt: AltProvider
 ) -> None:
     # This provider registers post-logout URIs of their own (Spark's is the redirect URI).
-    _app, flow = make(SPARK_SINGLE_LOGOUT=True, SPARK_POST_LOGOUT_REDIRECT_URI=POST_LOGOUT_URI)
+    _app, flow = make(SPARK_SINGLE_LOGOUT=True, post_logout_redirect_uri=POST_LOGOUT_URI)
     sign_in(flow)
     answer = sign_out(flow)
     assert answer.status_code == 302
@@ -386,16 +392,16 @@ def test_revocation_endpoint_that_only_revokes_refresh_tokens(
 
 @pytest.mark.parametrize("alg", ["ES384", "Ed25519", "PS256"])
 def test_other_asymmetric_algorithms(make: Any, alt: AltProvider, alg: str) -> None:
-    """Any asymmetric algorithm the app allows (``SPARK_ID_TOKEN_ALGORITHMS``) works."""
+    """Any asymmetric algorithm the app allows (``id_token_algorithms``) works."""
     alt.configure(alg=alg)
-    _app, flow = make(SPARK_ID_TOKEN_ALGORITHMS=[alg])
+    _app, flow = make(id_token_algorithms=[alg])
     sign_in(flow)
     dashboard_ok(flow)
 
 
 def test_algorithm_outside_the_allow_list_is_refused(make: Any, alt: AltProvider) -> None:
     """Control: the ES256 provider with the default allow-list (RS256) is refused cleanly."""
-    _app, flow = make(SPARK_ID_TOKEN_ALGORITHMS=["RS256"])
+    _app, flow = make(id_token_algorithms=["RS256"])
     answer = flow.callback(flow.authorize(flow.start_login("/dashboard")))
     assert answer.status_code == 400
     assert "refused algorithm" in answer.get_data(as_text=True)

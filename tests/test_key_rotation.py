@@ -255,7 +255,7 @@ def test_rotate_keys_while_traffic_refreshes_tokens(
     sandbox.configure(access_token_lifetime=60)
     browsers = signed_in_clients(old_app, sandbox, 6)
     fill(redis_client, key_prefix, OLD, 300)  # a long scan, to overlap with the traffic
-    serving = make_app({**config, "SPARK_TOKEN_KEYS": [NEW, OLD], "SPARK_REFRESH_SKEW": 120})
+    serving = make_app({**config, "SPARK_TOKEN_KEYS": [NEW, OLD]}, refresh_skew=120)
     users = [same_browser(serving, flow) for flow in browsers]
 
     started = threading.Barrier(len(users) + 1)

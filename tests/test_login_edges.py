@@ -16,7 +16,7 @@ from .helpers import FlowClient, query
 def test_login_transaction_has_the_configured_ttl_and_dies_with_it(
     config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    flow = FlowClient(make_app({**config, "SPARK_TRANSACTION_TTL": 90}), sandbox)
+    flow = FlowClient(make_app(config, transaction_ttl=90), sandbox)
     callback = flow.authorize(flow.start_login("/dashboard"))
     key = f"{key_prefix}txn:{{{flow.binding()}}}"
     assert query(callback)["state"] in redis_client.lindex(key, 0).decode()
@@ -34,7 +34,7 @@ def test_clock_skew_is_what_decides_an_iat_in_the_future(
     sandbox.faults(id_token_fault="future-iat")  # iat one hour ahead
     strict = FlowClient(make_app(config), sandbox)
     assert strict.login("/dashboard").status_code == 400
-    lenient = FlowClient(make_app({**config, "SPARK_CLOCK_SKEW": 4000}), sandbox)
+    lenient = FlowClient(make_app(config, clock_skew=4000), sandbox)
     assert lenient.login("/dashboard").status_code == 302
     assert lenient.get("/dashboard").status_code == 200
 

@@ -354,8 +354,8 @@ def test_pkce_is_sent_by_default(flow: FlowClient) -> None:
 def test_pkce_off_signs_in_without_it(
     config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis
 ) -> None:
-    """SPARK_USE_PKCE = False, for a provider that would refuse PKCE's parameters."""
-    flow = FlowClient(make_app({**config, "SPARK_USE_PKCE": False}), sandbox)
+    """``use_pkce=False``, for a provider that would refuse PKCE's parameters."""
+    flow = FlowClient(make_app(config, use_pkce=False), sandbox)
     authorize = flow.start_login("/dashboard")
     assert "code_challenge" not in query(authorize)
     assert flow.callback(flow.authorize(authorize)).status_code == 302
@@ -365,8 +365,8 @@ def test_pkce_off_signs_in_without_it(
 def test_pkce_off_against_a_provider_that_requires_it_fails_cleanly(
     generic_sandbox: SandboxServer, redis_server: RedisServer, key_prefix: str
 ) -> None:
-    config = {**app_config(generic_sandbox, redis_server, key_prefix), "SPARK_USE_PKCE": False}
-    flow = FlowClient(make_app(config), generic_sandbox)
+    config = app_config(generic_sandbox, redis_server, key_prefix)
+    flow = FlowClient(make_app(config, use_pkce=False), generic_sandbox)
     callback = flow.authorize(flow.start_login("/dashboard"))
     assert query(callback)["error"] == "invalid_request"
     response = flow.callback(callback)
@@ -376,7 +376,7 @@ def test_pkce_off_against_a_provider_that_requires_it_fails_cleanly(
 
 def test_required_spark_claims_present(config: dict[str, Any], sandbox: SandboxServer) -> None:
     required = ["sub", "MemberMlsId", "OfficeKey", "UserType"]
-    flow = FlowClient(make_app({**config, "SPARK_REQUIRED_CLAIMS": required}), sandbox)
+    flow = FlowClient(make_app(config, required_claims=required), sandbox)
     assert flow.login("/dashboard").status_code == 302
     assert flow.get("/dashboard").status_code == 200
 
@@ -387,7 +387,7 @@ def test_a_missing_required_claim_refuses_the_sign_in_clearly(
     redis_client: redis.Redis,
     key_prefix: str,
 ) -> None:
-    app = make_app({**config, "SPARK_REQUIRED_CLAIMS": ["sub", "MemberNickname"]})
+    app = make_app(config, required_claims=["sub", "MemberNickname"])
     flow = FlowClient(app, sandbox)
     failures: list[str] = []
     with login_failed.connected_to(lambda s, reason, message: failures.append(reason)):

@@ -39,9 +39,9 @@ LOGGED_OUT_URI = "http://localhost/spark/logged-out"
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def forms_app(config: dict[str, Any]) -> Flask:
+def forms_app(config: dict[str, Any], **options: Any) -> Flask:
     """The test app plus a page that renders the sign-out and revoke forms."""
-    app = make_app(config)
+    app = make_app(config, **options)
 
     @app.get("/account")
     def account() -> str:
@@ -288,7 +288,7 @@ def test_non_ascii_csrf_token_is_a_400_not_a_500(
 @pytest.fixture
 def provider_down_app(config: dict[str, Any]) -> Flask:
     port = closed_port()
-    return forms_app({**config, "SPARK_REVOCATION_ENDPOINT": f"http://127.0.0.1:{port}/revoke"})
+    return forms_app(config, revocation_endpoint=f"http://127.0.0.1:{port}/revoke")
 
 
 def test_logout_with_provider_down_still_signs_out(
@@ -452,7 +452,7 @@ def test_revoke_at_provider_page(
     config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     page = sandbox.url + "/account/apps"
-    app = forms_app({**config, "SPARK_REVOKE_AT_PROVIDER_PAGE": page})
+    app = forms_app(config, revoke_at_provider_page=page)
     flow = FlowClient(app, sandbox)
     flow.login()
     old_cookie = session_id(flow)
@@ -564,9 +564,9 @@ def test_dedicated_logged_out_view_with_a_generic_provider(
         {
             **app_config(generic_sandbox, redis_server, key_prefix),
             "SPARK_SINGLE_LOGOUT": True,
-            "SPARK_POST_LOGOUT_REDIRECT_URI": LOGGED_OUT_URI,
             "SPARK_LOGOUT_REDIRECT": "/goodbye",
-        }
+        },
+        post_logout_redirect_uri=LOGGED_OUT_URI,
     )
     flow, _old_cookie, location = start_single_logout(app, generic_sandbox)
     assert query(location)["post_logout_redirect_uri"] == LOGGED_OUT_URI
@@ -618,11 +618,8 @@ def test_post_logout_uri_other_than_the_redirect_uri_is_refused_by_the_provider(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
     app = forms_app(
-        {
-            **config,
-            "SPARK_SINGLE_LOGOUT": True,
-            "SPARK_POST_LOGOUT_REDIRECT_URI": "http://localhost/not-registered",
-        }
+        {**config, "SPARK_SINGLE_LOGOUT": True},
+        post_logout_redirect_uri="http://localhost/not-registered",
     )
     _flow, old_cookie, location = start_single_logout(app, sandbox)
     assert query(location)["post_logout_redirect_uri"] == "http://localhost/not-registered"
@@ -637,11 +634,8 @@ def test_single_logout_with_provider_down_still_signs_out(
 ) -> None:
     port = closed_port()
     app = forms_app(
-        {
-            **config,
-            "SPARK_SINGLE_LOGOUT": True,
-            "SPARK_REVOCATION_ENDPOINT": f"http://127.0.0.1:{port}/revoke",
-        }
+        {**config, "SPARK_SINGLE_LOGOUT": True},
+        revocation_endpoint=f"http://127.0.0.1:{port}/revoke",
     )
     flow = FlowClient(app, sandbox)
     flow.login()
@@ -678,7 +672,7 @@ def test_provider_without_revocation_endpoint_is_a_clean_logout(
 def test_token_deletion_at_the_api_can_be_turned_off(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
-    app = forms_app({**config, "SPARK_DELETE_TOKEN_AT_API": False})
+    app = forms_app(config, delete_token_at_api=False)
     flow = FlowClient(app, sandbox)
     flow.login()
     answer = flow.post("/spark/logout", data={"spark_csrf_token": page_csrf(flow)})

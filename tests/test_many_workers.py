@@ -56,14 +56,12 @@ def example(
         "SPARK_TOKEN_KEYS": FERNET_KEY,
         "SPARK_REDIS_URL": redis_server.url,
         "SPARK_KEY_PREFIX": prefix,
-        "SPARK_SESSION_KEY_PREFIX": prefix + "session:",
+        "SESSION_KEY_PREFIX": prefix + "session:",
         "SPARK_USER_AGENT": "flask-spark-many-workers-test",
         "SPARK_REQUIRE_HTTPS": "false",  # every URL is on loopback, over plain HTTP
         # The storm test holds the provider's answer while requests pile up: the refresh lock
         # (and its waiters) must outlast that.
         "SPARK_HTTP_TIMEOUT": "30",
-        "SPARK_LOCK_TIMEOUT": "120",
-        "SPARK_LOCK_WAIT": "120",
         "FLASK_SECRET_KEY": "many-workers-test-secret",
     }
     server = GunicornServer("tests.example_app:create_app()", workers=WORKERS, env=env)

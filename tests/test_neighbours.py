@@ -53,14 +53,18 @@ AppHook = Callable[[Flask], None]
 
 
 def build_app(
-    config: dict[str, Any], *, before: AppHook | None = None, after: AppHook | None = None
+    config: dict[str, Any],
+    *,
+    before: AppHook | None = None,
+    after: AppHook | None = None,
+    **options: Any,
 ) -> Flask:
     """An app of the user's: ``before`` and ``after`` run before and after ``SparkAuth(app)``."""
     app = Flask(__name__)
     app.config.update(config)
     if before is not None:
         before(app)
-    SparkAuth(app)
+    SparkAuth(app, **options)
     if after is not None:
         after(app)
 
@@ -84,7 +88,7 @@ def form_fields(page: str, action: str) -> dict[str, str]:
 
 
 def session_keys(client: redis.Redis, config: dict[str, Any]) -> list[bytes]:
-    return list(client.scan_iter(match=config["SPARK_SESSION_KEY_PREFIX"] + "*"))
+    return list(client.scan_iter(match=config["SESSION_KEY_PREFIX"] + "*"))
 
 
 # -- Flask-WTF's CSRFProtect -----------------------------------------------------------------
@@ -405,7 +409,7 @@ def test_the_apps_own_spark_error_handler_wins(
         def own(exc: SparkError) -> tuple[dict[str, Any], int]:
             return {"handled_by": "app", "error": type(exc).__name__}, 418
 
-    app = build_app({**config, "SPARK_RETRY_MAX": 0}, **{order: handler})
+    app = build_app(config, retry_max=0, **{order: handler})
     flow = FlowClient(app, sandbox)
     assert flow.login("/dashboard").status_code == 302
     sandbox.faults(force_error_next=1, force_error={"status": 503, "code": 1510, "envelope": "D"})

@@ -14,8 +14,8 @@ from flask_spark.testing import login_test_client
 from .conftest import make_app
 
 
-def app_with_views(config: dict[str, Any]) -> Flask:
-    app = make_app(config)
+def app_with_views(config: dict[str, Any], **options: Any) -> Flask:
+    app = make_app(config, **options)
 
     @app.get("/cached")
     @spark_login_required

@@ -168,7 +168,6 @@ def test_retry_after_refresh_happens_only_once(
 def short_lived(config: dict[str, Any], sandbox: SandboxServer) -> dict[str, Any]:
     """Tokens live 60 s, and the app refreshes when a token expires within 120 s."""
     sandbox.configure(access_token_lifetime=60)
-    config["SPARK_REFRESH_SKEW"] = 120
     return config
 
 
@@ -315,7 +314,7 @@ def test_keys_unreachable_during_a_refresh_keep_the_new_tokens(
     user: FlowClient, app: Flask, sandbox: SandboxServer, config: dict[str, Any]
 ) -> None:
     """A worker that cannot fetch the JWKS must not lose the refresh token it just rotated."""
-    fresh_worker = make_app({**config, "SPARK_JWKS_URI": f"http://127.0.0.1:{closed_port()}/jwks"})
+    fresh_worker = make_app(config, jwks_uri=f"http://127.0.0.1:{closed_port()}/jwks")
     browser = fresh_worker.test_client()
     browser.set_cookie("session", user.cookie() or "")
     sandbox.expire_tokens(MEMBER.id)
@@ -657,9 +656,7 @@ def test_rate_limited_past_the_time_bound(
 def test_5xx_get_retried_with_exponential_backoff_and_jitter(
     config: dict[str, Any], sandbox: SandboxServer, clock: VirtualClock
 ) -> None:
-    config["SPARK_RETRY_BACKOFF"] = 1.0
-    config["SPARK_RETRY_MAX_TIME"] = 1000.0
-    flow = FlowClient(make_app(config), sandbox)
+    flow = FlowClient(make_app(config, retry_backoff=1.0, retry_max_time=1000.0), sandbox)
     assert flow.login("/").status_code == 302
     sandbox.faults(force_error_next=3, force_error={"status": 503, "code": 1510, "envelope": "D"})
     delta = Delta(sandbox)

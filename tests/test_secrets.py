@@ -154,9 +154,11 @@ class RecordingClient(FlaskClient):
         return response
 
 
-def instrumented(config: dict[str, Any], capture: Capture, secrets: Secrets) -> Flask:
+def instrumented(
+    config: dict[str, Any], capture: Capture, secrets: Secrets, **options: Any
+) -> Flask:
     """The test app with its responses, handled exceptions and signals captured."""
-    app = make_app(config)
+    app = make_app(config, **options)
     app.test_client_class = type("Client", (RecordingClient,), {"capture": capture})
     for handlers in app.error_handler_spec[None].values():
         for cls, handler in list(handlers.items()):
@@ -207,7 +209,7 @@ def test_no_secret_leaks_from_any_flow(
     # 2. Refresh: reactive (401 + 1020) and proactive (token about to expire).
     sandbox.expire_tokens()
     assert alice.get("/dashboard").status_code == 200
-    sandbox.configure(access_token_lifetime=30)  # within SPARK_REFRESH_SKEW (120 s)
+    sandbox.configure(access_token_lifetime=30)  # within the refresh skew (120 s)
     sandbox.expire_tokens()
     assert alice.get("/dashboard").status_code == 200
     assert alice.get("/dashboard").status_code == 200
@@ -278,13 +280,10 @@ def test_no_secret_leaks_from_any_flow(
     # revocation is queued and retried by the CLI.
     dead = f"http://127.0.0.1:{free_port()}"
     broken = instrumented(
-        {
-            **config,
-            "SPARK_API_BASE_URL": dead + "/v1/",
-            "SPARK_REVOCATION_ENDPOINT": dead + "/openid/revoke",
-        },
+        {**config, "SPARK_API_BASE_URL": dead + "/v1/"},
         capture,
         secrets,
+        revocation_endpoint=dead + "/openid/revoke",
     )
     dave = FlowClient(broken, sandbox)
     assert dave.login("/called").status_code == 302

@@ -87,7 +87,7 @@ def jane(app: Flask, sandbox: SandboxServer) -> tuple[FlowClient, str]:
 def test_idle_timeout_is_the_redis_ttl_of_the_session(
     config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    app = make_app({**config, "SPARK_SESSION_IDLE_TIMEOUT": 321})
+    app = make_app({**config, "PERMANENT_SESSION_LIFETIME": 321})
     flow, sid = sign_in(app, sandbox)
     key = session_key(key_prefix, sid)
     assert 315 <= redis_client.ttl(key) <= 321

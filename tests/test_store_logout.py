@@ -32,8 +32,8 @@ def _still_signed_in(app: Flask, flow: FlowClient) -> bool:
 def _signed_in_with(
     config: dict[str, Any], sandbox: SandboxServer, **settings: Any
 ) -> tuple[Flask, FlowClient]:
-    """An app with these settings and a browser signed in to it."""
-    app = make_app({**config, **settings})
+    """An app with these ``SparkAuth`` options and a browser signed in to it."""
+    app = make_app(config, **settings)
     flow = FlowClient(app, sandbox)
     flow.login()
     return app, flow
@@ -153,7 +153,7 @@ def test_grant_ended_at_spark_signs_out_without_a_referer(
 def test_without_confirmation_an_unproven_request_does_nothing(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
-    app, flow = _signed_in_with(config, sandbox, SPARK_STORE_LOGOUT_CONFIRM=False)
+    app, flow = _signed_in_with(config, sandbox, store_logout_confirm=False)
     answer = flow.get(PATH)
     assert answer.status_code == 200
     assert "Still signed in" in answer.get_data(as_text=True)
@@ -163,8 +163,8 @@ def test_without_confirmation_an_unproven_request_does_nothing(
 def test_no_trusted_origins_when_fbs_says_no_referer_is_sent(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
-    """SPARK_STORE_LOGOUT_ORIGINS = []: a Referer proves nothing; only Spark's refusal does."""
-    app, flow = _signed_in_with(config, sandbox, SPARK_STORE_LOGOUT_ORIGINS=[])
+    """store_logout_origins=[]: a Referer proves nothing; only Spark's refusal does."""
+    app, flow = _signed_in_with(config, sandbox, store_logout_origins=[])
     answer = flow.get(PATH, headers={"Referer": sandbox.url + "/"})
     assert answer.status_code == 200
     assert authenticates(app, session_id(flow))
@@ -173,7 +173,7 @@ def test_no_trusted_origins_when_fbs_says_no_referer_is_sent(
 def test_without_verification_the_api_is_not_asked(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
-    app, flow = _signed_in_with(config, sandbox, SPARK_STORE_LOGOUT_VERIFY=False)
+    app, flow = _signed_in_with(config, sandbox, store_logout_verify=False)
     before = sandbox.counters()["api_calls"]
     assert flow.get(PATH).status_code == 200
     assert sandbox.counters()["api_calls"] == before

@@ -259,7 +259,7 @@ def test_cluster_every_command_stays_in_one_slot(
     recorder = RecordingCluster(startup_nodes=cluster.client().get_nodes(), socket_timeout=5.0)
     config = cluster_config(sandbox, cluster, key_prefix)
     del config["SPARK_REDIS_URL"]
-    config["SPARK_REDIS"] = recorder
+    config["SESSION_REDIS"] = recorder
     app = make_app(config)
     assert app.extensions["spark.state"].redis is recorder
 
@@ -356,7 +356,7 @@ def test_ready_client_object_is_used_as_is(
     ready = redis_server.client()
     config = app_config(sandbox, redis_server, key_prefix)
     del config["SPARK_REDIS_URL"]
-    config["SPARK_REDIS"] = ready
+    config["SESSION_REDIS"] = ready
     app = Flask(__name__)
     app.config.update(config)
     SparkAuth(app)
@@ -368,7 +368,7 @@ def test_a_client_that_decodes_responses_is_refused_with_the_fix(
 ) -> None:
     config = app_config(sandbox, redis_server, key_prefix)
     del config["SPARK_REDIS_URL"]
-    config["SPARK_REDIS"] = redis_server.client(decode_responses=True)
+    config["SESSION_REDIS"] = redis_server.client(decode_responses=True)
     app = Flask(__name__)
     app.config.update(config)
     with pytest.raises(SparkConfigError, match="decode_responses=False"):

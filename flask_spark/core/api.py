@@ -241,7 +241,9 @@ class BaseClient:
             ) from None
         except requests.RequestException as exc:
             raise SparkAPIError(
-                f"The {self.service} could not be reached ({type(exc).__name__}).", status=502
+                f"The {self.service} could not be reached at {self.base_url} "
+                f"({type(exc).__name__}).",
+                status=502,
             ) from None
 
     def encode_body(self, body: Any) -> bytes:

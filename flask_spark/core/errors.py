@@ -1,7 +1,7 @@
 """The error hierarchy: everything flask-spark raises derives from :class:`SparkError`.
 
-API errors map Spark's numeric codes (see ``SPARK.md``) to one class per family, so that
-callers can ``except RateLimited`` without memorising codes.
+API errors map Spark's numeric codes to one class per family, so that callers can
+``except RateLimited`` without memorising codes.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ class SparkError(Exception):
     code: int | str | None = None
 
     def __init__(
-        self,
-        message: str = "",
-        *,
-        status: int | None = None,
-        code: int | str | None = None,
+        self, message: str = "", *, status: int | None = None, code: int | str | None = None
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -34,20 +30,16 @@ class SparkError(Exception):
 
 
 class SparkConfigError(SparkError, RuntimeError):
-    """The application's configuration is missing or invalid; the message names the key to set."""
-
-
-# -- sign-in -------------------------------------------------------------------------------
+    """The configuration is missing or invalid; one line per problem, naming what to set."""
 
 
 class LoginError(SparkError):
-    """A sign-in attempt was rejected; no session was created and no token was stored."""
+    """A sign-in was rejected (``reason`` says why); no session was created, no token stored."""
 
     status = 400
 
     def __init__(self, message: str, *, reason: str, status: int | None = None) -> None:
         super().__init__(message, status=status, code=reason)
-        #: a short machine-readable reason such as ``state_mismatch`` or ``id_token_invalid``.
         self.reason = reason
 
 
@@ -59,7 +51,7 @@ class IdTokenError(LoginError):
 
 
 class ProviderError(SparkError):
-    """The OpenID provider could not be reached or answered with an error."""
+    """The OpenID provider could not be reached, or answered with an OAuth ``error``."""
 
     status = 502
 
@@ -72,7 +64,6 @@ class ProviderError(SparkError):
         description: str | None = None,
     ) -> None:
         super().__init__(message, status=status, code=error)
-        #: the OAuth ``error`` value, e.g. ``invalid_grant``, when the provider sent one.
         self.error = error
         self.description = description
 
@@ -97,11 +88,8 @@ class SessionStoreUnavailable(SparkError):
     code = "session_store_unavailable"
 
 
-# -- Spark API / RESO Web API ----------------------------------------------------------------
-
-
 class SparkAPIError(SparkError):
-    """An error answer from the Spark API or the RESO Web API."""
+    """An error answer from the Spark API or the RESO Web API, with its details and body."""
 
     status = 502
 
@@ -116,28 +104,20 @@ class SparkAPIError(SparkError):
         body: Any = None,
     ) -> None:
         super().__init__(message, status=status, code=code)
-        #: Spark's ``Errors`` details, when the envelope carried them.
         self.errors = errors or []
-        #: Spark's ``SparkQLErrors`` details (problems with ``_filter``).
         self.sparkql_errors = sparkql_errors or []
-        #: the decoded body (or text) of the answer, for logging and debugging.
         self.body = body
 
 
 class UnsafeURL(SparkAPIError):
-    """A URL the API client will not send the user's token to; nothing was sent.
-
-    Another host, a form that URL parsers read differently (control characters, backslashes,
-    userinfo, encoded separators, dot segments), or a path outside the API base. Status 400
-    for a path the application gave, 502 for a link the API sent.
-    """
+    """A URL the API client will not send the user's token to (another host, an ambiguous form,
+    a path outside the API base); nothing was sent. 400 for the app's path, 502 for the API's."""
 
     status = 400
 
     def __init__(self, reason: str, *, status: int | None = None) -> None:
         super().__init__(f"Refusing to send the user's token to this URL: {reason}.", status=status)
-        #: why, in a few words (never the URL itself, which may hold anything)
-        self.reason = reason
+        self.reason = reason  # never the URL itself, which may hold anything
 
 
 class AuthenticationError(SparkAPIError):
@@ -206,35 +186,29 @@ class APIUnavailable(SparkAPIError):
 class UnexpectedResponse(SparkAPIError):
     """The answer was not JSON, or not in the envelope the API documents."""
 
-    status = 502
-
 
 _CODE_CLASSES: dict[int, type[SparkAPIError]] = {
-    1000: AuthenticationError,
-    1010: AuthenticationError,
+    **dict.fromkeys((1000, 1010), AuthenticationError),
     1020: TokenExpired,
-    1016: InvalidRequest,
-    1035: InvalidRequest,
-    1050: InvalidRequest,
-    1053: InvalidRequest,
-    1040: FilterError,
-    1041: FilterError,
-    1017: MethodRefused,
-    1018: MethodRefused,
+    **dict.fromkeys((1016, 1035, 1050, 1053), InvalidRequest),
+    **dict.fromkeys((1040, 1041), FilterError),
+    **dict.fromkeys((1017, 1018), MethodRefused),
     1055: WriteConflict,
     1550: RateLimited,
     **dict.fromkeys((1013, 1015, 1019, 1021, 1030, 1500, 1505), PermissionDenied),
     **dict.fromkeys((1510, 1515, 1516, 1023, 1024), APIUnavailable),
 }
-
 _STATUS_CLASSES: dict[int, type[SparkAPIError]] = {
-    400: InvalidRequest,
-    401: AuthenticationError,
-    403: PermissionDenied,
-    404: ResourceNotFound,
-    405: MethodRefused,
-    409: WriteConflict,
-    429: RateLimited,
+    cls.status: cls
+    for cls in (
+        InvalidRequest,
+        AuthenticationError,
+        PermissionDenied,
+        ResourceNotFound,
+        MethodRefused,
+        WriteConflict,
+        RateLimited,
+    )
 }
 
 
@@ -256,13 +230,10 @@ def numeric_code(value: object) -> int | None:
 def api_error_class(status: int, code: object) -> type[SparkAPIError]:
     """Pick the error class for an API answer from Spark's code first, then the HTTP status."""
     numeric = numeric_code(code)
-    if numeric is not None:
-        if numeric in _CODE_CLASSES:
-            return _CODE_CLASSES[numeric]
-        if 2000 <= numeric <= 2999:
-            return FilterError
+    if numeric is not None and numeric in _CODE_CLASSES:
+        return _CODE_CLASSES[numeric]
+    if numeric is not None and 2000 <= numeric <= 2999:
+        return FilterError
     if status in _STATUS_CLASSES:
         return _STATUS_CLASSES[status]
-    if status >= 500:
-        return APIUnavailable
-    return SparkAPIError
+    return APIUnavailable if status >= 500 else SparkAPIError

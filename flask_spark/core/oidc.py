@@ -187,11 +187,12 @@ class OIDCClient:
             )
         except requests.Timeout:
             raise ProviderError(
-                f"The identity provider did not answer in time ({what}).", status=504
+                f"The identity provider did not answer in time ({what} at {url}).", status=504
             ) from None
         except requests.RequestException as exc:
             raise ProviderError(
-                f"The identity provider could not be reached ({what}): {type(exc).__name__}."
+                f"The identity provider could not be reached at {url} ({what}): "
+                f"{type(exc).__name__}."
             ) from None
         if response.status_code != 200:
             raise ProviderError(
@@ -474,7 +475,7 @@ class OIDCClient:
     def authorization_url(
         self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
     ) -> str:
-        """The provider's authorize URL, with state, nonce and (SPARK_USE_PKCE) PKCE S256."""
+        """The provider's authorize URL, with state, nonce and (``use_pkce``) PKCE S256."""
         url, _ = self.oauth().create_authorization_url(
             self.metadata()["authorization_endpoint"],
             state=state,
@@ -489,8 +490,14 @@ class OIDCClient:
         try:
             token = call(self.oauth())
         except OAuthError as exc:
+            hint = (
+                ": check SPARK_CLIENT_ID and SPARK_CLIENT_SECRET (the API key's OAuth Key and "
+                "secret)"
+                if exc.error == "invalid_client"
+                else ""
+            )
             raise ProviderError(
-                f"The identity provider refused the {what}: {exc.error}.",
+                f"The identity provider refused the {what}: {exc.error}{hint}.",
                 status=400,
                 error=exc.error,
                 description=exc.description,
@@ -504,7 +511,8 @@ class OIDCClient:
             raise ProviderError(f"The identity provider answered HTTP {status} ({what}).") from None
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
-                f"The identity provider could not be reached ({what}): {type(exc).__name__}."
+                f"The identity provider could not be reached at "
+                f"{self.endpoint('token_endpoint')} ({what}): {type(exc).__name__}."
             ) from None
         if not isinstance(token, dict) or not isinstance(token.get("access_token"), str):
             raise ProviderError(f"The identity provider's {what} answer has no access_token.")

@@ -3,7 +3,7 @@
 Idempotent calls (``GET``, ``HEAD``, ``OPTIONS``) answered 429, 500, 502, 503 or 504 are retried
 by the connection pool itself, honouring ``Retry-After`` and otherwise backing off
 exponentially with jitter. The subclass adds only what ``Retry`` lacks: a budget for all the
-waiting of one call (``SPARK_RETRY_MAX_TIME``), a ``Retry-After`` in fractional seconds, and an
+waiting of one call (``retry_max_time``), a ``Retry-After`` in fractional seconds, and an
 unreadable ``Retry-After`` treated as absent instead of failing the call.
 """
 

@@ -21,19 +21,11 @@ from .doctor import diagnose
 if TYPE_CHECKING:
     from flask.ctx import AppContext
 
-    from ..core.tokens import TokenStore
-    from .state import SparkState
-
 
 class SparkGroup(AppGroup):
-    """The ``spark`` group, merged with the app's own ``spark`` group when it has one.
-
-    The ``flask`` command looks up plugin commands (this group, through the ``flask.commands``
-    entry point) before the app's: without this, installing flask-spark would hide an app's
-    own ``flask spark ...`` commands. Its commands stay reachable beside flask-spark's; a name
-    both use is flask-spark's. flask-spark's own commands never load the app to be found, so
-    ``doctor`` still reports an app that fails to load.
-    """
+    """The ``spark`` group, with the commands of the app's own ``spark`` group beside its own
+    (``flask`` finds plugin commands first, which would hide the app's); a name both use is
+    flask-spark's. Its own commands are found without loading the app."""
 
     def _apps_own(self, ctx: click.Context) -> click.Group | None:
         info = ctx.find_object(ScriptInfo)
@@ -59,7 +51,28 @@ class SparkGroup(AppGroup):
         return sorted(set(super().list_commands(ctx)) | set(theirs))
 
 
+class SparkCommand(click.Command):
+    """A ``flask spark`` command that says where Flask's own options go (``flask --debug spark
+    doctor``) when one is given after the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            name = exc.option_name
+            if name not in ("--app", "-A", "--debug", "--no-debug", "--env-file", "-e"):
+                raise
+            value = "" if name in ("--debug", "--no-debug") else " ..."
+            raise click.NoSuchOption(
+                name,
+                f"No such option: {name}. It is Flask's: put it before the command, as in "
+                f"`flask {name}{value} spark {self.name}`.",
+                ctx=ctx,
+            ) from None
+
+
 spark_cli = SparkGroup("spark", help="flask-spark: keys, the local sandbox and health checks.")
+spark_cli.command_class = SparkCommand
 
 
 @spark_cli.command("keygen", with_appcontext=False)
@@ -70,14 +83,12 @@ def keygen() -> None:
 
 def _app_context(ctx: click.Context) -> AppContext:
     """The app's context; a configuration error is one clear line, not a traceback."""
-    if current_app:
-        return current_app.app_context()
     try:
-        app = ctx.ensure_object(ScriptInfo).load_app()
+        app = current_app or ctx.ensure_object(ScriptInfo).load_app()
+        if "spark.unconfigured" in app.extensions:
+            raise app.extensions["spark.unconfigured"]
     except SparkConfigError as exc:
-        raise click.ClickException(
-            f"{exc.message} (`flask spark doctor` checks the rest)"
-        ) from None
+        raise click.ClickException(exc.message) from None
     return app.app_context()
 
 
@@ -85,15 +96,11 @@ def _app_context(ctx: click.Context) -> AppContext:
 @click.pass_context
 def rotate_keys(ctx: click.Context) -> None:
     """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
-    with _app_context(ctx):
-        _rotate_keys(current_state().tokens)
-
-
-def _rotate_keys(store: TokenStore) -> None:
-    """Rotate every record, then print the counts."""
     counts = {"rotated": 0, "skipped": 0, "unreadable": 0}
-    for key in store.scan_keys():
-        counts[store.rotate_key(key)] += 1
+    with _app_context(ctx):
+        store = current_state().tokens
+        for key in store.scan_keys():
+            counts[store.rotate_key(key)] += 1
     click.echo(
         f"rotated {counts['rotated']}, skipped {counts['skipped']} (already on the first key), "
         f"unreadable {counts['unreadable']}"
@@ -112,20 +119,16 @@ def _rotate_keys(store: TokenStore) -> None:
 def retry_revocations(ctx: click.Context, max_age: int) -> None:
     """Retry the token revocations that failed at sign-out (run it from cron)."""
     with _app_context(ctx):
-        _retry_revocations(current_state(), max_age)
+        state = current_state()
+        queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
 
+        def revoke(token: str, hint: str) -> bool:
+            try:
+                return state.oidc.revoke(token, hint)
+            except SparkError:
+                return False
 
-def _retry_revocations(state: SparkState, max_age: int) -> None:
-    """Retry the queue, then print what happened."""
-    queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
-
-    def revoke(token: str, hint: str) -> bool:
-        try:
-            return state.oidc.revoke(token, hint)
-        except SparkError:
-            return False
-
-    report = queue.retry(revoke, max_age=max_age)
+        report = queue.retry(revoke, max_age=max_age)
     click.echo(
         f"revoked {report.revoked}, pending {queue.size()}, dropped {report.dropped} "
         f"(too old), unreadable {report.unreadable}"
@@ -140,11 +143,7 @@ def _retry_revocations(state: SparkState, max_age: int) -> None:
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def sandbox(args: tuple[str, ...]) -> None:
-    """Run the local Spark Platform sandbox (`python -m flask_spark.sandbox`; --help for options).
-
-    The sandbox is development tooling that the extension never imports: this command hands
-    over to it in a process of its own.
-    """
+    """Run the local Spark Platform sandbox (`python -m flask_spark.sandbox`; see --help)."""
     os.execv(sys.executable, [sys.executable, "-m", "flask_spark.sandbox", *args])  # noqa: S606
 
 
@@ -159,29 +158,19 @@ def doctor(ctx: click.Context, strict: bool) -> None:
     """
     if current_app:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        _, results = diagnose(lambda: app)
+        results = diagnose(lambda: app)
     else:
-        _, results = diagnose(ctx.ensure_object(ScriptInfo).load_app)
+        results = diagnose(ctx.ensure_object(ScriptInfo).load_app)
     width = max(len(r.name) for r in results)
     indent = " " * (width + 8)
     columns = min(max(shutil.get_terminal_size().columns, 80), 120)
     colors = {"OK": "green", "WARN": "yellow", "FAIL": "red"}
     for r in results:
         mark = click.style(r.status.ljust(4), fg=colors[r.status], bold=r.status != "OK")
-        lines = textwrap.wrap(r.detail, columns - len(indent)) or [""]
+        lines = _wrap(r.detail, columns - len(indent)) or [""]
         click.echo(f"{mark}  {r.name.ljust(width)}  {lines[0]}")
-        for line in lines[1:]:
+        for line in lines[1:] + _wrap(f"fix: {r.fix}" if r.fix else "", columns - len(indent)):
             click.echo(indent + line)
-        if r.fix:
-            click.echo(
-                textwrap.fill(
-                    f"fix: {r.fix}",
-                    columns,
-                    initial_indent=indent,
-                    subsequent_indent=indent + "     ",
-                    break_on_hyphens=False,
-                )
-            )
     failed = [r for r in results if r.status == "FAIL" or (strict and r.status == "WARN")]
     warned = sum(r.status == "WARN" for r in results)
     if failed:
@@ -189,3 +178,8 @@ def doctor(ctx: click.Context, strict: bool) -> None:
         ctx.exit(1)
     summary = f"\nAll {len(results)} checks passed"
     click.echo(summary + (f" ({warned} warning(s): fine for development only)." if warned else "."))
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` where possible: a URL or command is never cut."""
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)

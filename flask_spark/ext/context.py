@@ -25,7 +25,7 @@ def current_state() -> SparkState:
     try:
         state: SparkState = current_app.extensions["spark.state"]
     except KeyError:
-        raise SparkConfigError(
+        raise current_app.extensions.get("spark.unconfigured") or SparkConfigError(
             "flask-spark is not initialised on this app: call SparkAuth(app) or init_app(app)."
         ) from None
     if current_app.session_interface is not state.session_interface:

@@ -1,17 +1,11 @@
-"""The checks behind ``flask spark doctor``: each says OK, WARN or FAIL, and what to fix.
-
-:func:`run_checks` checks an app whose ``SparkAuth`` initialised; :func:`diagnose` loads the app
-first and turns a configuration error raised while loading (``SparkAuth(app)`` validates the
-configuration at init) into a precise FAIL row instead of a traceback.
-"""
+"""The checks behind ``flask spark doctor``: each row says OK, WARN or FAIL, and what to fix."""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -19,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ..core.config import DEFAULTS, load_config
+from ..core.config import load_config, unknown_keys
 from ..core.errors import SparkConfigError, SparkError
 from ..core.http import is_loopback_host
 from ..core.oidc import OIDCClient
@@ -27,14 +21,12 @@ from ..core.redis_client import REDIS_DOWN
 
 Status = Literal["OK", "WARN", "FAIL"]
 
-#: The user agent flask-spark sends when SPARK_USER_AGENT is unset (debug/testing only).
-PLACEHOLDER_USER_AGENT = "flask-spark-dev"
-
 PROXY_FIX_HINT = (
     "Behind a TLS-terminating proxy (nginx, a load balancer, Heroku...), wrap the app so it sees "
     "the original scheme and host: `from werkzeug.middleware.proxy_fix import ProxyFix; "
     "app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
 )
+_CONFIG_FIX = "Fix the setting named above, then run `flask spark doctor` again."
 
 
 @dataclass(frozen=True)
@@ -45,11 +37,6 @@ class CheckResult:
     status: Status
     detail: str
     fix: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """False only for a FAIL (a WARN is fine for development, not for production)."""
-        return self.status != "FAIL"
 
 
 class Fail(Exception):
@@ -80,65 +67,55 @@ def _run(name: str, check: Callable[[], str]) -> CheckResult:
         return CheckResult(name, "FAIL", f"{type(exc).__name__}: {exc}")
 
 
-def config_error(exc: SparkConfigError) -> CheckResult:
-    """The configuration row for an app whose ``SparkAuth`` refused its configuration."""
-    return CheckResult(
-        "configuration",
-        "FAIL",
-        exc.message,
-        "Fix the SPARK_* key named above (every key is listed in the configuration reference), "
-        "then run `flask spark doctor` again.",
-    )
+def config_errors(exc: SparkConfigError) -> list[CheckResult]:
+    """One FAIL row per configuration problem."""
+    lines = exc.message.split("\n")
+    return [CheckResult("configuration", "FAIL", line, _CONFIG_FIX) for line in lines]
 
 
-def diagnose(load_app: Callable[[], Flask]) -> tuple[Flask | None, list[CheckResult]]:
-    """Load the app and check it; a configuration error while loading is one FAIL row.
+def diagnose(load_app: Callable[[], Flask]) -> list[CheckResult]:
+    """Load the app and check it; configuration errors while loading are FAIL rows.
 
-    flask-spark's own warnings while loading and checking (the debug-only key and Redis,
-    unknown keys...) are held back: each has its row in the table, and is said once there.
+    flask-spark's own log warnings (the debug-only key and Redis, unknown keys...) are held back
+    meanwhile: each has its row in the table, and is said once there.
     """
-    with _rows_only():
-        try:
-            app = load_app()
-        except SparkConfigError as exc:
-            return None, [config_error(exc)]
-        with app.app_context():
-            return app, run_checks(app)
-
-
-@contextmanager
-def _rows_only() -> Iterator[None]:
-    """Drop flask-spark's log warnings (not its errors) for the duration."""
     logger = logging.getLogger("flask_spark")
-
-    def below_error(record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
-
-    logger.addFilter(below_error)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
-        yield
+        app = load_app()
+        with app.app_context():
+            return run_checks(app)
+    except SparkConfigError as exc:
+        return config_errors(exc)
     finally:
-        logger.removeFilter(below_error)
+        logger.setLevel(level)
 
 
 def run_checks(app: Flask) -> list[CheckResult]:
     """Every check against ``app`` (call inside its app context)."""
     state = app.extensions.get("spark.state")
-    if state is None:
-        return [
-            CheckResult(
-                "configuration",
-                "FAIL",
-                "flask-spark is not initialised on this app.",
-                "Call SparkAuth(app), or spark.init_app(app) in your app factory.",
+    try:
+        if state is None:
+            raise app.extensions.get("spark.unconfigured") or SparkConfigError(
+                "flask-spark is not initialised on this app: call SparkAuth(app), or "
+                "spark.init_app(app) in your app factory."
             )
-        ]
+        load_config(  # again: the settings may have changed since init_app
+            app.config,
+            debug=app.debug,
+            testing=app.testing,
+            instance_path=app.instance_path,
+            options=app.extensions["spark"].options,
+        )
+    except SparkConfigError as exc:
+        return config_errors(exc)
     checks: list[tuple[str, Callable[[], str]]] = [
-        ("configuration", lambda: _check_config(app)),
+        ("configuration", lambda: _check_config(app, state)),
         ("redis", lambda: _check_redis(state)),
         ("token keys", lambda: _check_keys(state)),
         ("discovery", lambda: _check_discovery(state)),
-        ("provider features", lambda: _check_provider_features(app, state)),
+        ("provider features", lambda: _check_provider_features(state)),
         ("redirect uri", lambda: _check_redirect_uri(app, state)),
         ("user agent", lambda: _check_user_agent(state)),
         ("session cookie", lambda: _check_cookie(app, state)),
@@ -146,30 +123,36 @@ def run_checks(app: Flask) -> list[CheckResult]:
     return [_run(name, check) for name, check in checks]
 
 
-# -- the checks ------------------------------------------------------------------------------
+def _world(url: str) -> str:
+    """Which platform a URL belongs to: Spark's production, this machine, or another host."""
+    host = urlsplit(url).hostname or ""
+    if host == "sparkplatform.com" or host.endswith(("sparkapi.com", ".sparkplatform.com")):
+        return "Spark's production"
+    return "this machine (a sandbox)" if is_loopback_host(host) else "another host"
 
 
-def _mode(app: Flask) -> str:
-    if app.debug:
-        return "debug"
-    return "testing" if app.testing else "production"
-
-
-def _check_config(app: Flask) -> str:
-    """Validate the SPARK_* keys again (they may have changed since init) and spot typos."""
-    try:
-        cfg = load_config(
-            app.config, debug=app.debug, testing=app.testing, instance_path=app.instance_path
+def _check_config(app: Flask, state: Any) -> str:
+    """Settings that disagree with each other, typos, and Flask-WTF's CSRFProtect order."""
+    cfg = state.config
+    urls = {
+        "SPARK_ISSUER": cfg.issuer,
+        "SPARK_API_BASE_URL": cfg.api_base_url,
+        "SPARK_RESO_BASE_URL": cfg.reso_base_url,
+    }
+    worlds = {key: _world(url) for key, url in urls.items()}
+    if len(set(worlds.values())) > 1:
+        raise Fail(
+            "the settings point at different platforms: "
+            + "; ".join(f"{key} {urls[key]} is on {worlds[key]}" for key in urls)
+            + "; tokens from one issuer are refused by another platform's API",
+            "Point all three at the same platform (`flask spark sandbox` prints the sandbox's).",
         )
-    except SparkConfigError as exc:
-        raise Fail(exc.message, "Fix the SPARK_* key named above.") from None
-    unknown = sorted(k for k in app.config if k.startswith("SPARK_") and k not in DEFAULTS)
+    unknown = unknown_keys(app.config)
     if unknown:
         raise Warn(
             f"unknown keys {', '.join(unknown)} are ignored",
             "Check their spelling against the configuration reference.",
         )
-    state = app.extensions["spark.state"]
     if "csrf" in app.extensions and not state.backchannel_csrf_exempt:
         raise Warn(
             "Flask-WTF's CSRFProtect was set up after SparkAuth(app): unless exempted, it "
@@ -177,29 +160,20 @@ def _check_config(app: Flask) -> str:
             "Set up CSRFProtect(app) before SparkAuth(app), or call "
             "csrf.exempt('flask_spark.ext.views.backchannel_logout').",
         )
-    given = sum(1 for k in DEFAULTS if app.config.get(k) is not None)
-    return f"valid ({given} SPARK_* keys set, {_mode(app)} mode); issuer {cfg.issuer}"
-
-
-def _redacted(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    mode = "debug" if app.debug else "testing" if app.testing else "production"
+    return f"valid ({mode} mode); issuer {cfg.issuer}"
 
 
 def _check_redis(state: Any) -> str:
     cfg = state.config
-    where = (
-        "the SPARK_REDIS client"
-        if cfg.redis is not None
-        else _redacted(cfg.redis_url)
-        if cfg.redis_url
-        else f"the embedded development Redis in {state.app.instance_path}"
-    )
+    where = "the embedded development Redis"
+    if cfg.redis is not None:
+        where = "the SESSION_REDIS client"
+    if cfg.redis is None and cfg.redis_url:
+        parts = urlsplit(cfg.redis_url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        hidden = f"{parts.username or ''}:***@{host}" if parts.password is not None else host
+        where = urlunsplit(parts._replace(netloc=hidden))
     probe = f"{cfg.key_prefix}doctor:{secrets.token_hex(8)}"
     try:
         state.redis.set(probe, b"1", ex=30)
@@ -227,7 +201,7 @@ def _check_keys(state: Any) -> str:
     cfg = state.config
     fix = (
         "Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: "
-        f"{_setting_hint(state.app, 'SPARK_TOKEN_KEYS', '<key>', ['<key>'])}."
+        f"{_setting_hint(state.app.config, 'SPARK_TOKEN_KEYS')}."
     )
     if cfg.dev_key_file:
         raise Warn(
@@ -251,20 +225,16 @@ def _check_keys(state: Any) -> str:
     )
 
 
-def _setting_hint(app: Flask, key: str, shell_value: str, python_value: Any) -> str:
+def _setting_hint(config: Any, key: str) -> str:
     """How to set ``key`` where this app's settings live: the shell when its ``SPARK_*`` keys
     come from the environment, Python when they are set in code, else both ways."""
-    shell = f"`export {key}={shell_value}` in the shell"
-    python = f"`app.config[{key!r}] = {python_value!r}` in Python"
-    given = {k: v for k, v in app.config.items() if k.startswith("SPARK_") and v is not None}
-    if key in given:
-        return shell if os.environ.get(key) == given[key] else python
+    shell = f"`export {key}=<key>` in the shell"
+    python = f"`app.config[{key!r}] = ['<key>']` in Python"
+    given = {k: v for k, v in config.items() if k.startswith("SPARK_") and v is not None}
     from_env = [k for k, v in given.items() if os.environ.get(k) == v]
-    if from_env and len(from_env) == len(given):
+    if given and len(from_env) == len(given):
         return shell
-    if given and not from_env:
-        return python
-    return f"{shell}, or {python}"
+    return python if given and not from_env else f"{shell}, or {python}"
 
 
 def _check_discovery(state: Any) -> str:
@@ -274,16 +244,14 @@ def _check_discovery(state: Any) -> str:
         meta = client.metadata()
         keys = client.jwks()
     except SparkError as exc:
+        fix = (
+            f"Check SPARK_ISSUER ({cfg.issuer}) and that this host can reach "
+            f"{cfg.discovery_url} (firewall, outbound proxy)."
+        )
         if getattr(exc, "error", None) == "discovery_issuer_mismatch":
             fix = (
                 f"SPARK_ISSUER ({cfg.issuer}) must be exactly the issuer the provider announces "
-                f"at {cfg.discovery_url}. If both point at your provider, correct SPARK_ISSUER; "
-                "otherwise the discovery URL serves someone else's document: do not trust it."
-            )
-        else:
-            fix = (
-                f"Check SPARK_ISSUER / SPARK_DISCOVERY_URL ({cfg.discovery_url}) and that this "
-                "host can reach the provider (firewall, outbound proxy)."
+                f"at {cfg.discovery_url}: correct SPARK_ISSUER if both are your provider's."
             )
         raise Fail(exc.message, fix) from None
     count = len(getattr(keys, "keys", []) or [])
@@ -293,18 +261,11 @@ def _check_discovery(state: Any) -> str:
     )
 
 
-def _advertised(meta: dict[str, Any], key: str) -> list[str] | None:
-    """A list-valued discovery entry, or None when the provider does not publish it."""
-    value = meta.get(key)
-    return [str(v) for v in value] if isinstance(value, list) else None
+def _check_provider_features(state: Any) -> str:
+    """What this app will do against what the provider's discovery document advertises.
 
-
-def _check_provider_features(app: Flask, state: Any) -> str:
-    """Compare what this app will do with what the provider's discovery document advertises.
-
-    Spark publishes less than a generic provider (no PKCE, no logout channels, no ``sid``): each
-    setting that relies on something unadvertised is a WARN naming the setting to change (PKCE,
-    on by default and harmless where ignored, is only noted).
+    Spark publishes less than a generic provider (no PKCE, no logout channels, no ``sid``);
+    PKCE, on by default and ignored where unsupported, is only noted.
     """
     cfg = state.config
     client = OIDCClient(cfg)
@@ -312,17 +273,19 @@ def _check_provider_features(app: Flask, state: Any) -> str:
         client.metadata()
         meta = client.published_metadata()
     except SparkError:
-        raise Warn(
-            "not checked: the discovery document could not be read (see discovery)"
-        ) from None
+        raise Warn("not checked: the discovery document could not be read") from None
+
+    def advertised(key: str) -> list[str] | None:
+        value = meta.get(key)
+        return [str(v) for v in value] if isinstance(value, list) else None
+
     warnings: list[str] = []
     fixes: list[str] = []
     pkce = ""
-    if cfg.use_pkce and "S256" not in (_advertised(meta, "code_challenge_methods_supported") or []):
-        # Not a warning: the default, harmless where ignored (FBS's own PHP client omits it).
+    if cfg.use_pkce and "S256" not in (advertised("code_challenge_methods_supported") or []):
         pkce = (
             "; PKCE is sent but not advertised (a provider without it ignores it; if sign-in "
-            "fails with invalid_request, set SPARK_USE_PKCE = False)"
+            "fails with invalid_request, use SparkAuth(app, use_pkce=False))"
         )
     if cfg.single_logout and not (cfg.logout_endpoint or meta.get("end_session_endpoint")):
         warnings.append(
@@ -330,54 +293,28 @@ def _check_provider_features(app: Flask, state: Any) -> str:
             f"end_session_endpoint; it goes to {cfg.issuer.rstrip('/')}/openid/logout, the URL "
             "FBS's own clients use"
         )
-        fixes.append("Try a sign-out against the provider, or set SPARK_LOGOUT_ENDPOINT.")
-    if cfg.single_logout and cfg.post_logout_redirect_uri:
-        redirect_uri = cfg.redirect_uri or _callback_url(app)
-        if cfg.post_logout_redirect_uri != redirect_uri:
-            warnings.append(
-                f"SPARK_POST_LOGOUT_REDIRECT_URI ({cfg.post_logout_redirect_uri}) is not the "
-                f"redirect URI ({redirect_uri}); Spark says they must match"
-            )
-            fixes.append("Unset SPARK_POST_LOGOUT_REDIRECT_URI (it defaults to the redirect URI).")
+        fixes.append("Try a sign-out against the provider.")
+    channels = "front- or back-channel logout advertised"
     if not meta.get("backchannel_logout_supported") and not meta.get(
         "frontchannel_logout_supported"
     ):
         channels = (
-            "no front- or back-channel logout is advertised: /spark/single-logout and "
-            "/spark/backchannel-logout will not be called; sign-outs at the provider reach this "
-            "app only through the Spark Store Single Logout URI (/spark/store-logout)"
+            "no front- or back-channel logout is advertised: sign-outs at the provider reach "
+            "this app only through the Spark Store Single Logout URI (/spark/store-logout)"
         )
-    else:
-        channels = "front- or back-channel logout advertised"
-    scopes = _advertised(meta, "scopes_supported")
+    scopes = advertised("scopes_supported")
     unknown = [s for s in cfg.scope.split() if scopes is not None and s not in scopes]
     if unknown:
         warnings.append(f"requested scopes {', '.join(unknown)} are not in scopes_supported")
         fixes.append("Check SPARK_SCOPE against the provider's scopes_supported.")
-    claims = _advertised(meta, "claims_supported")
+    claims = advertised("claims_supported")
     missing = [c for c in cfg.required_claims if claims is not None and c not in claims]
     if missing:
         warnings.append(f"required claims {', '.join(missing)} are not in claims_supported")
         fixes.append("Check SPARK_REQUIRED_CLAIMS: a sign-in without them is refused.")
-    methods = _advertised(meta, "token_endpoint_auth_methods_supported")
-    if methods is not None and cfg.token_endpoint_auth_method not in methods:
-        warnings.append(
-            f"SPARK_TOKEN_ENDPOINT_AUTH_METHOD {cfg.token_endpoint_auth_method} is not among "
-            f"{', '.join(methods)}"
-        )
-        fixes.append("Use one of the provider's token_endpoint_auth_methods_supported.")
-    algs = _advertised(meta, "id_token_signing_alg_values_supported")
-    if algs is not None and not set(cfg.id_token_algorithms) & set(algs):
-        warnings.append(f"SPARK_ID_TOKEN_ALGORITHMS share nothing with {', '.join(algs)}")
-        fixes.append("Allow one of the provider's id_token_signing_alg_values_supported.")
     if warnings:
         raise Warn("; ".join(warnings) + f"; {channels}{pkce}", " ".join(fixes))
     return f"the provider advertises what this configuration uses; {channels}{pkce}"
-
-
-def _callback_url(app: Flask) -> str:
-    with app.test_request_context():
-        return str(url_for("spark.callback", _external=True))
 
 
 def _behind_proxy_fix(app: Flask) -> bool:
@@ -387,48 +324,34 @@ def _behind_proxy_fix(app: Flask) -> bool:
         if isinstance(wsgi, ProxyFix):
             return True
         wsgi = getattr(wsgi, "app", None) or getattr(wsgi, "wsgi_app", None)
-        if wsgi is None:
-            return False
     return False
-
-
-def _callback_path(app: Flask) -> str:
-    with app.test_request_context():
-        return str(url_for("spark.callback"))
 
 
 def _check_redirect_uri(app: Flask, state: Any) -> str:
     cfg = state.config
-    proxied = _behind_proxy_fix(app)
+    with app.test_request_context():  # shaped by SERVER_NAME and PREFERRED_URL_SCHEME
+        path = str(url_for("spark.callback"))
+        external = str(url_for("spark.callback", _external=True))
     if cfg.redirect_uri:
         uri, source = cfg.redirect_uri, "SPARK_REDIRECT_URI"
     elif app.config.get("SERVER_NAME"):
-        with app.test_request_context():  # shaped by SERVER_NAME and PREFERRED_URL_SCHEME
-            uri = str(url_for("spark.callback", _external=True))
-        source = "SERVER_NAME and PREFERRED_URL_SCHEME"
+        uri, source = external, "SERVER_NAME and PREFERRED_URL_SCHEME"
     else:
-        example = f"http(s)://<host>{_callback_path(app)}"
-        if cfg.require_https and not proxied:
+        example = f"http(s)://<host>{path}"
+        if _behind_proxy_fix(app):
+            return (
+                f"derived from each request's host and scheme ({example}); ProxyFix is "
+                "installed: the proxy's X-Forwarded-Proto/Host count"
+            )
+        if cfg.require_https:
             raise Warn(
                 f"derived from each request's host and scheme ({example}); if a proxy terminates "
                 "TLS, the app sees http:// and the sign-in refuses to start",
                 "Set SPARK_REDIRECT_URI to the exact URI registered with your key (or "
                 "SERVER_NAME and PREFERRED_URL_SCHEME='https'). " + PROXY_FIX_HINT,
             )
-        via = "; ProxyFix is installed: the proxy's X-Forwarded-Proto/Host count" if proxied else ""
-        return f"derived from each request's host and scheme ({example}){via}"
+        return f"derived from each request's host and scheme ({example})"
     parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise Fail(
-            f"{uri!r} (from {source}) is not an absolute http(s) URL",
-            f"Set SPARK_REDIRECT_URI to the full URL of the callback, e.g. "
-            f"https://app.example.com{_callback_path(app)}.",
-        )
-    if parts.fragment:
-        raise Fail(
-            f"{uri} (from {source}) has a #fragment, which OAuth forbids in a redirect URI",
-            "Remove the fragment.",
-        )
     plain_http = parts.scheme != "https" and not is_loopback_host(parts.hostname)
     if plain_http and cfg.require_https:
         raise Fail(
@@ -443,19 +366,18 @@ def _check_redirect_uri(app: Flask, state: Any) -> str:
             "debug/testing",
             "Use an https:// redirect URI in production. " + PROXY_FIX_HINT,
         )
-    path = _callback_path(app)
     if parts.path != path:
         raise Warn(
             f"{uri} (from {source}) does not end at this app's callback route {path}",
-            "Unless you route that path to the callback yourself, make the URI end with "
-            f"{path} (it depends on SPARK_URL_PREFIX).",
+            f"Unless you route that path to the callback yourself, make the URI end with {path} "
+            "(it depends on SPARK_URL_PREFIX).",
         )
     return f"{uri} (from {source}; register exactly this with your key)"
 
 
 def _check_user_agent(state: Any) -> str:
     agent = state.config.user_agent
-    if agent == PLACEHOLDER_USER_AGENT:
+    if agent == "flask-spark-dev":
         raise Warn(
             f"SPARK_USER_AGENT is not set: sending the placeholder {agent!r} (debug/testing only)",
             "Set SPARK_USER_AGENT to your application's name: the Spark API refuses calls "
@@ -470,22 +392,19 @@ def _check_user_agent(state: Any) -> str:
 
 
 def _check_cookie(app: Flask, state: Any) -> str:
-    cfg = state.config
-    flags = []
-    if app.config.get("SESSION_COOKIE_SECURE"):
-        flags.append("Secure")
-    if app.config.get("SESSION_COOKIE_HTTPONLY"):
-        flags.append("HttpOnly")
+    secure = app.config.get("SESSION_COOKIE_SECURE")
+    httponly = app.config.get("SESSION_COOKIE_HTTPONLY")
     samesite = app.config.get("SESSION_COOKIE_SAMESITE")
-    if samesite:
-        flags.append(f"SameSite={samesite}")
+    flags = [f for f, on in (("Secure", secure), ("HttpOnly", httponly)) if on]
+    flags += [f"SameSite={samesite}"] if samesite else []
     shown = ", ".join(flags) or "no flags"
-    if not app.config.get("SESSION_COOKIE_HTTPONLY"):
+    lax = "Use SESSION_COOKIE_SAMESITE = 'Lax' (the default flask-spark sets)."
+    if not httponly:
         raise Fail(
             f"the session cookie is readable by page scripts ({shown})",
             "Remove SESSION_COOKIE_HTTPONLY = False.",
         )
-    if cfg.require_https and not app.config.get("SESSION_COOKIE_SECURE"):
+    if state.config.require_https and not secure:
         raise Fail(
             f"the session cookie may be sent over plain HTTP ({shown})",
             "Remove SESSION_COOKIE_SECURE = False (flask-spark sets it outside debug).",
@@ -494,15 +413,11 @@ def _check_cookie(app: Flask, state: Any) -> str:
         raise Fail(
             f"SameSite=Strict ({shown}): the browser does not send the cookie when the provider "
             "redirects back, so every sign-in fails its state check",
-            "Use SESSION_COOKIE_SAMESITE = 'Lax' (the default flask-spark sets).",
+            lax,
         )
     if str(samesite).lower() != "lax":
-        raise Warn(
-            f"SameSite is {samesite!r} ({shown}): other sites' requests carry the session cookie",
-            "Use SESSION_COOKIE_SAMESITE = 'Lax' (the default flask-spark sets).",
-        )
-    chosen = state.cookie_defaults
-    if chosen:
-        set_here = ", ".join(f"{k}={v!r}" for k, v in sorted(chosen.items()))
-        return f"{shown} (flask-spark set {set_here}: the app had left Flask's default)"
+        raise Warn(f"SameSite is {samesite!r} ({shown}): other sites' requests carry it", lax)
+    if state.cookie_defaults:
+        chosen = ", ".join(f"{k}={v!r}" for k, v in sorted(state.cookie_defaults.items()))
+        return f"{shown} (flask-spark set {chosen}: the app had left Flask's default)"
     return f"{shown} (as the app configured it)"

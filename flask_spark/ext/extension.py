@@ -50,21 +50,40 @@ _FLASK_COOKIE_DEFAULTS = {
 class SparkAuth:
     """The flask-spark extension: ``SparkAuth(app)`` or ``SparkAuth()`` + :meth:`init_app`."""
 
-    def __init__(self, app: Flask | None = None) -> None:
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
         self._unauthorized: UnauthorizedHandler | None = None
+        #: values that are no settings (tests, providers other than Spark): see SparkConfig
+        self.options = options
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Validate the configuration and register the session, blueprint, helpers and CLI."""
-        config = load_config(
-            app.config, debug=app.debug, testing=app.testing, instance_path=app.instance_path
-        )
+        """Validate the configuration and register the session, blueprint, helpers and CLI.
+
+        An app with no ``SPARK_*`` setting at all (its own CLI commands and tests, in an
+        environment without them) starts; flask-spark's error is raised when it is used.
+        """
+        try:
+            config = load_config(
+                app.config,
+                debug=app.debug,
+                testing=app.testing,
+                instance_path=app.instance_path,
+                options=self.options,
+            )
+        except SparkConfigError as exc:
+            if any(k.startswith("SPARK_") and v is not None for k, v in app.config.items()):
+                raise
+            log.warning("flask-spark is not configured here: %s", exc.message)
+            app.extensions["spark"] = self
+            app.extensions["spark.unconfigured"] = exc
+            if "spark" not in app.cli.commands:
+                app.cli.add_command(spark_cli)
+            return
         cookie_defaults = apply_cookie_defaults(app, config)
         state = SparkState(app, config, _adopted_session_interface(app, config))
         state.cookie_defaults = cookie_defaults
-        if config.configure_session is not False:
-            app.session_interface = state.session_interface
+        app.session_interface = state.session_interface
         app.extensions["spark"] = self
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
@@ -91,7 +110,7 @@ class SparkAuth:
         try:
             state: SparkState = app.extensions["spark.state"]
         except KeyError:
-            raise SparkConfigError(
+            raise app.extensions.get("spark.unconfigured") or SparkConfigError(
                 "flask-spark is not initialised on this app: call SparkAuth(app) or init_app(app)."
             ) from None
         return state
@@ -180,19 +199,9 @@ def _adopted_session_interface(app: Flask, config: SparkConfig) -> Any:
 
     An app that set up Flask-Session's Redis sessions gets flask-spark's interface on the same
     client and key prefix (stock Flask-Session would write a session back after a sign-out
-    elsewhere deleted it). Any other interface is an error, unless SPARK_CONFIGURE_SESSION is
-    False: then it must be a server-side session with ``regenerate()`` and ``store_key()``.
+    elsewhere deleted it). Any other interface is an error.
     """
     current: Any = app.session_interface
-    install = config.configure_session
-    if install is False:
-        if not hasattr(current, "regenerate") or not hasattr(current, "store_key"):
-            raise SparkConfigError(
-                "SPARK_CONFIGURE_SESSION = False needs a server-side session interface with "
-                "regenerate() and store_key(sid), like flask_spark.ext.session_interface."
-                "SparkSessionInterface: install one, or let flask-spark do it."
-            )
-        return current
     if isinstance(current, SparkSessionInterface):
         return current  # another SparkAuth on this app already installed it
     if type(current).__module__.startswith("flask_session") and hasattr(current, "client"):
@@ -207,11 +216,11 @@ def _adopted_session_interface(app: Flask, config: SparkConfig) -> Any:
             key_prefix=current.key_prefix,
             idle_timeout=config.session_idle_timeout,
         )
-    if install is None and not isinstance(current, SecureCookieSessionInterface):
+    if not isinstance(current, SecureCookieSessionInterface):
         raise SparkConfigError(
             f"The app uses its own session interface ({type(current).__name__}). "
             "flask-spark needs its Redis session (idle timeout, logout safety): remove "
-            "yours, or set SPARK_CONFIGURE_SESSION = False to keep it at your own risk."
+            "yours, or use Flask-Session's Redis sessions."
         )
     return None
 

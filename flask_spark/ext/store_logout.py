@@ -7,11 +7,12 @@ and an iframe (no cookie), each with or without parameters. A cookie-carrying GE
 site, so the request alone never signs anyone out. One of these must prove it first:
 
 1. the browser says the navigation comes from Spark: its ``Origin``, or else its ``Referer``, is
-   one of ``SPARK_STORE_LOGOUT_ORIGINS`` (a page elsewhere cannot make a browser claim that);
-2. Spark itself says the session is over: with ``SPARK_STORE_LOGOUT_VERIFY``, a Spark API call
+   one of the ``store_logout_origins`` (default: the issuer's; a page elsewhere cannot make a
+   browser claim that);
+2. Spark itself says the session is over: with ``store_logout_verify``, a Spark API call
    with the session's token is refused even after a refresh (a third party cannot cause that).
 
-Otherwise, with ``SPARK_STORE_LOGOUT_CONFIRM``, the user is asked (a page that cannot be framed,
+Otherwise, with ``store_logout_confirm``, the user is asked (a page that cannot be framed,
 whose button posts the usual CSRF-protected sign-out form). Parameters are never trusted: none
 are signed, and an unsigned ``sub`` or ``sid`` would let anyone sign anybody out. Without the
 cookie (an iframe) there is no session to find, so the answer says so and does nothing.

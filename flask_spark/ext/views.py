@@ -93,7 +93,7 @@ def _post_logout_uri(state: SparkState) -> str:
     uri = state.config.post_logout_redirect_uri
     if not uri:
         return _redirect_uri(state)
-    check_transport(uri, "SPARK_POST_LOGOUT_REDIRECT_URI", state.config.require_https)
+    check_transport(uri, "post_logout_redirect_uri", state.config.require_https)
     return uri
 
 
@@ -223,7 +223,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/logged-out")
     def logout_return() -> Any:
-        """A way back after single logout (SPARK_POST_LOGOUT_REDIRECT_URI pointed here):
+        """A way back after single logout (post_logout_redirect_uri pointed here):
         ``state`` must be the one we sent."""
         expected = session.pop(LOGOUT_STATE_KEY, None)
         given = request.args.get("state")
