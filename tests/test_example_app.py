@@ -232,7 +232,7 @@ def test_signing_in_while_flexmls_is_unreachable_is_one_calm_message(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
     down = f"http://127.0.0.1:{closed_port()}"
-    app = load_example({**config, "SPARK_ISSUER": down, "SPARK_RETRY_MAX": 0})
+    app = load_example({**config, "SPARK_ISSUER": down}, retry_max=0)
     response = app.test_client().get("/spark/login?next=/dashboard")
     assert response.status_code in (502, 503, 504)
     page = visible(text(response))
@@ -245,9 +245,7 @@ def test_signing_in_while_flexmls_is_unreachable_is_one_calm_message(
 def test_sign_out_with_flexmls_down_is_one_calm_message(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
-    app = load_example(
-        {**config, "SPARK_REVOCATION_ENDPOINT": f"http://127.0.0.1:{closed_port()}/"}
-    )
+    app = load_example(config, revocation_endpoint=f"http://127.0.0.1:{closed_port()}/")
     flow = FlowClient(app, sandbox)
     flow.login()
     token = re.search(r'name="spark_csrf_token" value="([^"]+)"', text(flow.get("/dashboard")))
