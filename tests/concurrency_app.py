@@ -45,7 +45,7 @@ def create_app() -> Flask:
         SPARK_TOKEN_KEYS=env["CONCURRENCY_TOKEN_KEYS"],
         SPARK_REDIS_URL=env["CONCURRENCY_REDIS_URL"],
         SPARK_KEY_PREFIX=env["CONCURRENCY_KEY_PREFIX"],
-        SPARK_SESSION_KEY_PREFIX=env["CONCURRENCY_KEY_PREFIX"] + "session:",
+        SESSION_KEY_PREFIX=env["CONCURRENCY_KEY_PREFIX"] + "session:",
         SPARK_USER_AGENT="flask-spark-concurrency-test",
         SPARK_REQUIRE_HTTPS=False,
         SPARK_HTTP_TIMEOUT=30.0,

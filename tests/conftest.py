@@ -88,7 +88,7 @@ def app_config(sandbox: SandboxServer, redis_server: RedisServer, prefix: str) -
         "SPARK_REDIS_URL": redis_server.url,
         "SPARK_USER_AGENT": "flask-spark-tests",
         "SPARK_KEY_PREFIX": prefix,
-        "SPARK_SESSION_KEY_PREFIX": prefix + "session:",
+        "SESSION_KEY_PREFIX": prefix + "session:",
         "SPARK_RETRY_BACKOFF": 0.01,
         "SPARK_HTTP_TIMEOUT": 5.0,
     }

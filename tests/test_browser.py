@@ -83,7 +83,7 @@ def live_app(
         SPARK_TOKEN_KEYS=[FERNET_KEY],
         SPARK_USER_AGENT="MyFlexmlsExample",
         SPARK_KEY_PREFIX=key_prefix,
-        SPARK_SESSION_KEY_PREFIX=key_prefix + "session:",
+        SESSION_KEY_PREFIX=key_prefix + "session:",
     )
     app = example_app(config)
     server: BaseWSGIServer = make_server(

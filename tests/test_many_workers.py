@@ -56,7 +56,6 @@ def example(
         "SPARK_TOKEN_KEYS": FERNET_KEY,
         "SPARK_REDIS_URL": redis_server.url,
         "SPARK_KEY_PREFIX": prefix,
-        "SPARK_SESSION_KEY_PREFIX": prefix + "session:",
         "SPARK_USER_AGENT": "flask-spark-many-workers-test",
         "SPARK_REQUIRE_HTTPS": "false",  # every URL is on loopback, over plain HTTP
         # The storm test holds the provider's answer while requests pile up: the refresh lock
@@ -92,7 +91,7 @@ def test_sign_in_on_one_worker_then_served_by_the_others(
     browser, signed_in_by = sign_in(example.url)
     assert signed_in_by in workers
     sid = browser.cookies["session"]
-    assert redis_client.exists(f"{prefix}tok:{{{sid}}}")
+    assert redis_client.exists(f"{prefix}tok:{{session:{sid}}}")
 
     # Every worker knows the user (no sticky sessions); keep asking until another one answers.
     served_by: Counter[int] = Counter()
@@ -152,7 +151,7 @@ def test_refresh_storm_across_workers_refreshes_once(
     # every worker held the expired token at the same time.
     assert delta["api_calls"] - 2 * STORM >= WORKERS, delta
 
-    assert redis_client.hget(f"{prefix}tok:{{{sid}}}", "v") == b"2"
+    assert redis_client.hget(f"{prefix}tok:{{session:{sid}}}", "v") == b"2"
     assert redis_client.exists(f"{prefix}lock:{{{sid}}}") == 0
     assert browser.get(example.url + "/dashboard", timeout=10).status_code == 200
     assert sandbox.counters()["refreshes"] == end["refreshes"]

@@ -84,7 +84,7 @@ def form_fields(page: str, action: str) -> dict[str, str]:
 
 
 def session_keys(client: redis.Redis, config: dict[str, Any]) -> list[bytes]:
-    return list(client.scan_iter(match=config["SPARK_SESSION_KEY_PREFIX"] + "*"))
+    return list(client.scan_iter(match=config["SESSION_KEY_PREFIX"] + "*"))
 
 
 # -- Flask-WTF's CSRFProtect -----------------------------------------------------------------
@@ -429,6 +429,7 @@ def test_cookie_defaults_only_where_the_app_left_flasks(config: dict[str, Any]) 
     assert SparkAuth().state(app).cookie_defaults == {
         "SESSION_COOKIE_SECURE": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "__Host-session",
     }
 
 
@@ -475,10 +476,18 @@ def test_doctor_prints_what_flask_spark_set(config: dict[str, Any]) -> None:
     left = build_app(production(config))
     result = left.test_cli_runner().invoke(args=["spark", "doctor"])
     text = " ".join(result.output.split())
-    assert "flask-spark set SESSION_COOKIE_SAMESITE='Lax', SESSION_COOKIE_SECURE=True" in text
+    assert (
+        "flask-spark set SESSION_COOKIE_NAME='__Host-session', SESSION_COOKIE_SAMESITE='Lax', "
+        "SESSION_COOKIE_SECURE=True" in text
+    )
 
     chosen = build_app(
-        production(config, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=True)
+        production(
+            config,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=True,
+            SESSION_COOKIE_NAME="__Host-app",
+        )
     )
     result = chosen.test_cli_runner().invoke(args=["spark", "doctor"])
     text = " ".join(result.output.split())

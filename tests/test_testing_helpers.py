@@ -63,7 +63,7 @@ def user_app(
             "SPARK_REDIS_URL": redis_server.url,
             "SPARK_TOKEN_KEYS": [FERNET_KEY],
             "SPARK_KEY_PREFIX": key_prefix,
-            "SPARK_SESSION_KEY_PREFIX": key_prefix + "session:",
+            "SESSION_KEY_PREFIX": key_prefix + "session:",
         }
     )
 

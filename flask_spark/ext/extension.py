@@ -3,12 +3,11 @@ and the CLI into an app, changing nothing there that flask-spark does not own.""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, jsonify, redirect, request
-from flask.sessions import SecureCookieSessionInterface
+from flask_session.redis import RedisSessionInterface
 
 from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
@@ -20,13 +19,10 @@ from .cli import spark_cli
 from .context import current_state, exempt_backchannel_from_csrf, login_url
 from .jobs import api_for_job, job_handle
 from .responses import handle_spark_error, has_handler, wants_json
-from .session_interface import SparkSessionInterface
 from .signout import end_user_sessions
 from .state import SparkState
 from .templating import register_template_helpers
 from .views import create_blueprint
-
-log = logging.getLogger("flask_spark")
 
 UnauthorizedHandler = Callable[[], Any]
 
@@ -52,11 +48,14 @@ class SparkAuth:
             app.config, debug=app.debug, testing=app.testing, instance_path=app.instance_path
         )
         install_log_redaction()
-        cookie_defaults = apply_cookie_defaults(app, config)
-        state = SparkState(app, config, _adopted_session_interface(app, config))
+        own_setup = isinstance(app.session_interface, RedisSessionInterface)
+        cookie_defaults = apply_cookie_defaults(app, config, rename=not own_setup)
+        state = SparkState(app, config)
         state.cookie_defaults = cookie_defaults
-        if config.configure_session is not False:
-            app.session_interface = state.session_interface
+        name = app.config["SESSION_COOKIE_NAME"]
+        if config.require_https and not name.startswith("__Host-"):
+            state.plantable_cookie = name
+        app.session_interface = state.session_interface
         app.extensions["spark"] = self
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
@@ -137,14 +136,16 @@ class SparkAuth:
         return redirect(url)
 
 
-def apply_cookie_defaults(app: Flask, config: SparkConfig) -> dict[str, Any]:
+def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> dict[str, Any]:
     """Make the session cookie safe where the app left Flask's default; returns what was set.
 
-    ``Secure`` outside debug (when HTTPS is required), ``HttpOnly``, and ``SameSite=Lax``
-    (``Strict`` would drop the cookie on the provider's redirect back). A value the app chose
-    itself is left alone; ``flask spark doctor`` reports both.
+    ``Secure`` when HTTPS is required, ``HttpOnly``, ``SameSite=Lax`` (``Strict`` would drop
+    the cookie on the provider's redirect back), and with ``rename`` the name ``__Host-session``
+    (``Path=/``, no ``Domain``: another host cannot plant a session id in it). A value the app
+    chose itself is left alone, as is the name of an app that brought its own Flask-Session
+    (its visitors keep their sessions); ``flask spark doctor`` reports both.
     """
-    wanted = {
+    wanted: dict[str, Any] = {
         "SESSION_COOKIE_SECURE": True if config.require_https else None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -156,45 +157,13 @@ def apply_cookie_defaults(app: Flask, config: SparkConfig) -> dict[str, Any]:
         if value != app.config.get(key):
             app.config[key] = value
             applied[key] = value
+    if (
+        rename
+        and app.config["SESSION_COOKIE_SECURE"]
+        and app.config["SESSION_COOKIE_NAME"] == Flask.default_config["SESSION_COOKIE_NAME"]
+        and not app.config["SESSION_COOKIE_DOMAIN"]
+    ):
+        applied["SESSION_COOKIE_NAME"] = app.config["SESSION_COOKIE_NAME"] = "__Host-session"
+        if (app.config["SESSION_COOKIE_PATH"] or app.config["APPLICATION_ROOT"]) != "/":
+            applied["SESSION_COOKIE_PATH"] = app.config["SESSION_COOKIE_PATH"] = "/"
     return applied
-
-
-def _adopted_session_interface(app: Flask, config: SparkConfig) -> Any:
-    """The session interface to keep, or None for flask-spark's own on its Redis.
-
-    An app that set up Flask-Session's Redis sessions gets flask-spark's interface on the same
-    client and key prefix (stock Flask-Session would write a session back after a sign-out
-    elsewhere deleted it). Any other interface is an error, unless SPARK_CONFIGURE_SESSION is
-    False: then it must be a server-side session with ``regenerate()`` and ``store_key()``.
-    """
-    current: Any = app.session_interface
-    install = config.configure_session
-    if install is False:
-        if not hasattr(current, "regenerate") or not hasattr(current, "store_key"):
-            raise SparkConfigError(
-                "SPARK_CONFIGURE_SESSION = False needs a server-side session interface with "
-                "regenerate() and store_key(sid), like flask_spark.ext.session_interface."
-                "SparkSessionInterface: install one, or let flask-spark do it."
-            )
-        return current
-    if isinstance(current, SparkSessionInterface):
-        return current  # another SparkAuth on this app already installed it
-    if type(current).__module__.startswith("flask_session") and hasattr(current, "client"):
-        if type(current).__name__ != "RedisSessionInterface":
-            raise SparkConfigError(
-                f"Flask-Session's {type(current).__name__} keeps sessions outside Redis: "
-                "flask-spark needs Redis sessions. Use SESSION_TYPE = 'redis', or drop Session()."
-            )
-        log.info("flask-spark replaces Flask-Session's Redis interface with its own.")
-        return SparkSessionInterface(
-            current.client,
-            key_prefix=current.key_prefix,
-            idle_timeout=config.session_idle_timeout,
-        )
-    if install is None and not isinstance(current, SecureCookieSessionInterface):
-        raise SparkConfigError(
-            f"The app uses its own session interface ({type(current).__name__}). "
-            "flask-spark needs its Redis session (idle timeout, logout safety): remove "
-            "yours, or set SPARK_CONFIGURE_SESSION = False to keep it at your own risk."
-        )
-    return None

@@ -12,8 +12,6 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from flask.json.tag import TaggedJSONSerializer
-
 from ..core.claims import storable_claims
 from ..core.redis_client import REDIS_DOWN
 from ..core.tokens import TokenSet, expires_at
@@ -52,10 +50,10 @@ def start_session(
     """
     now = time.time() if now is None else now
     lifetime = state.config.session_lifetime
-    serializer = getattr(state.session_interface, "serializer", None) or TaggedJSONSerializer()
     # Checked before anything is written: claims the session cannot keep refuse the sign-in.
     kept = storable_claims(
-        {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}, serializer.dumps
+        {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS},
+        state.session_interface.serializer.encode,
     )
     sub = str(claims["sub"])
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
