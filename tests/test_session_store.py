@@ -189,3 +189,40 @@ def test_a_session_ended_by_a_refused_refresh_leaves_no_index_behind(
     sandbox.expire_tokens(MEMBER.id)
     assert flow.get("/dashboard").status_code == 302  # the refresh is refused: signed out
     assert list(redis_client.scan_iter(match=key_prefix + "*")) == [], "index keys left behind"
+
+
+def test_a_slow_request_of_an_old_session_leaves_the_newer_sign_ins_cookie_alone(
+    config: dict[str, Any], sandbox: SandboxServer
+) -> None:
+    from flask_spark import spark_api
+
+    app: Flask = make_app(config)
+    entered, release = threading.Event(), threading.Event()
+
+    @app.get("/slow-api")
+    def slow_api() -> str:
+        entered.set()
+        assert release.wait(10)
+        spark_api.get("my/account")  # its sign-in ended meanwhile: the session is cleared
+        return "unreachable"
+
+    flow = FlowClient(app, sandbox)
+    flow.login("/dashboard")
+    old = flow.cookie()
+    answers: list[Any] = []
+    worker = threading.Thread(target=lambda: answers.append(flow.get("/slow-api")))
+    worker.start()
+    assert entered.wait(10)
+    try:
+        sandbox.expire_tokens(MEMBER.id)  # the old request will need a refresh: none is left
+        flow.login("/dashboard")  # the same browser signs in again: the old session ends
+        new = flow.cookie()
+        assert new != old
+    finally:
+        release.set()
+        worker.join(10)
+    (answer,) = answers
+    assert answer.status_code == 302  # answered as signed out...
+    assert "session=" not in " ".join(answer.headers.getlist("Set-Cookie"))  # ...cookie untouched
+    assert flow.cookie() == new
+    assert flow.get("/dashboard").status_code == 200
