@@ -3,10 +3,11 @@ and the CLI into an app, changing nothing there that flask-spark does not own.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify, redirect, request
+from flask import Flask, jsonify, redirect, request, session
 from flask_session.redis import RedisSessionInterface
 
 from ..core.api import SparkAPI
@@ -19,7 +20,7 @@ from .cli import spark_cli
 from .context import current_state, exempt_backchannel_from_csrf, login_url
 from .jobs import api_for_job, job_handle
 from .responses import handle_spark_error, has_handler, wants_json
-from .signout import end_user_sessions
+from .signout import end_user_sessions, revoke_tokens
 from .state import SparkState
 from .templating import register_template_helpers
 from .views import create_blueprint
@@ -56,6 +57,8 @@ class SparkAuth:
         if config.require_https and not name.startswith("__Host-"):
             state.plantable_cookie = name
         app.session_interface = state.session_interface
+        state.session_interface.on_signin_dropped = functools.partial(end_dropped_signin, state)
+        _follow_flask_login(app)
         app.extensions["spark"] = self
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
@@ -167,3 +170,35 @@ def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> d
         if (app.config["SESSION_COOKIE_PATH"] or app.config["APPLICATION_ROOT"]) != "/":
             applied["SESSION_COOKIE_PATH"] = app.config["SESSION_COOKIE_PATH"] = "/"
     return applied
+
+
+def end_dropped_signin(state: SparkState, sid: str, data: dict[str, Any]) -> bool:
+    """End a Flexmls sign-in that the app's own code removed from its session (``session.clear()``,
+    a log-out, a new id): its records go, its grant is revoked (or queued for a retry).
+    False when it had already ended (flask-spark's own sign-out, or a logout elsewhere)."""
+    tokens = state.tokens.load(sid)
+    if tokens is None:
+        return False
+    state.registry.destroy(sid, data.get("sub"), data.get("psid"))
+    confirmed = revoke_tokens(state, tokens, revoke_access=True)
+    claims = data.get("claims")
+    user = SparkUser(claims if isinstance(claims, dict) else {"sub": tokens.subject})
+    signals.tokens_revoked.send(state.app, user=user, revoked=confirmed)
+    signals.logged_out.send(state.app, user=user, reason="session_ended")
+    return True
+
+
+def _follow_flask_login(app: Flask) -> None:
+    """A new session id whenever the app logs its user in or out with Flask-Login, as Flask's
+    cookie session would give (a planted id never becomes the signed-in session)."""
+    try:
+        from flask_login import user_logged_in, user_logged_out
+    except ImportError:
+        return
+    for signal in (user_logged_in, user_logged_out):
+        signal.connect(_new_session_id, app, weak=False)
+
+
+def _new_session_id(app: Flask, **_: Any) -> None:
+    if getattr(session, "from_store", False):  # not already new in this request
+        app.session_interface.regenerate(session)  # type: ignore[attr-defined]

@@ -56,7 +56,7 @@ class SparkSession(RedisSession):  # type: ignore[misc]
     """A Flask-Session session that knows whether it came from Redis (then a write-back must
     not recreate a key deleted meanwhile) and holds its token record, read along with it."""
 
-    def __init__(self, initial: Any = None, sid: str | None = None, permanent: Any = None):
+    def __init__(self, initial: Any = None, sid: str = "", permanent: Any = None):
         super().__init__(initial, sid, permanent)
         stored = initial if isinstance(initial, Stored) else None
         #: the sealed token record, never part of the data; taken once by the API client
@@ -66,6 +66,23 @@ class SparkSession(RedisSession):  # type: ignore[misc]
         self.store_unavailable = stored is not None and stored.down
         #: this request ended the session it came with (``regenerate``)
         self.replaced = False
+        #: the id and Flexmls sign-in it came with: a sign-in dropped by the app's own code
+        #: (``session.clear()``, a log-out) is ended for real when the session is saved
+        signin = self.get(SESSION_KEY) if self.from_store else None
+        self.opened = (sid, signin if isinstance(signin, dict) else None)
+        self.cleared = False
+
+    def clear(self) -> None:
+        """Empty the session; a stored one gets a new id when saved (an app's log-in or
+        log-out through ``session.clear()`` never keeps the id the browser came with)."""
+        super().clear()
+        self.cleared = True
+
+
+def drop_spark_keys(session: Any) -> None:
+    """Remove flask-spark's keys from ``session``, leaving the app's own."""
+    for key in SPARK_KEYS:
+        session.pop(key, None)
 
 
 class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
@@ -87,6 +104,9 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         self.client = client
         #: queues the read of a session's token record on the pipeline that reads the session
         self.prefetch = prefetch
+        #: ends a Flexmls sign-in that the app's own code dropped: ``(sid, its session data)``;
+        #: True when it was still alive
+        self.on_signin_dropped: Callable[[str, dict[str, Any]], bool] | None = None
 
     def _retrieve_session_data(self, store_id: str) -> Stored | None:
         """The session (its read renews the idle TTL) and its token record in one round trip.
@@ -133,7 +153,9 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         return bool(self.client.delete(store_id))
 
     def regenerate(self, session: Any) -> None:
-        """A new session id for the same data (the app's included); the old key is deleted."""
+        """A new session id for the app's data, the old key deleted; a Flexmls sign-in in the
+        session ends (when the session is saved: its tokens are revoked)."""
+        drop_spark_keys(session)
         if session.from_store:
             self._delete_session(self._get_store_id(session.sid))
             session.replaced = True  # the browser's cookie is this request's to change
@@ -157,10 +179,16 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
             return
         name = self.get_cookie_name(app)
         domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
-        store_id = self._get_store_id(session.sid)
         try:
             if session.store_unavailable:
                 raise SessionStoreUnavailable("The session store was down when the request came.")
+            sid, signin = session.opened
+            dropped = SESSION_KEY not in session and self.on_signin_dropped
+            if signin and dropped and dropped(sid, signin):  # the app dropped it: ended here
+                session.replaced = True
+            if session.cleared and session.from_store and session:
+                self.regenerate(session)
+            store_id = self._get_store_id(session.sid)
             if not session:
                 if self._delete_session(store_id) or session.replaced:  # ended here
                     response.delete_cookie(name, domain=domain, path=path)

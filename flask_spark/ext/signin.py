@@ -17,7 +17,7 @@ from ..core.redis_client import REDIS_DOWN
 from ..core.tokens import TokenSet, expires_at
 from ..core.user import SparkUser
 from . import signals
-from .session_interface import SESSION_KEY
+from .session_interface import SESSION_KEY, drop_spark_keys
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
@@ -62,8 +62,7 @@ def start_session(
     if isinstance(previous, dict):  # signing in again over a sign-in: drop the old tokens
         old_sid: str = session.sid  # type: ignore[attr-defined]
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
-    state.session_interface.regenerate(session)
-    session.clear()
+    state.session_interface.regenerate(session)  # the app's own data is carried over
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = TokenSet(
         access_token=token_response["access_token"],
@@ -87,7 +86,7 @@ def start_session(
         # A receiver that raises fails the sign-in: Flask saves the session even on a 500.
         signals.logged_in.send(state.app, user=user)
     except BaseException:
-        session.clear()
+        drop_spark_keys(session)
         _roll_back(state, sid, sub, provider_sid)
         raise
     log.info("Signed in %s", sub)

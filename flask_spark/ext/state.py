@@ -22,7 +22,7 @@ from ..core.retry import api_retry
 from ..core.tokens import TokenSet, TokenStore, TokenVault
 from ..core.transactions import TransactionStore
 from . import signals
-from .session_interface import SESSION_KEY, session_interface_for
+from .session_interface import SESSION_KEY, drop_spark_keys, session_interface_for
 
 log = logging.getLogger("flask_spark")
 
@@ -151,7 +151,7 @@ class SessionTokenSource:
             tokens = fetch()
         except SessionExpired:
             if self.in_request:
-                session.clear()
+                drop_spark_keys(session)
             raise
         except REDIS_DOWN as exc:
             log.error("Session store unavailable during an API call: %s", type(exc).__name__)
