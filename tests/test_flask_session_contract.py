@@ -51,7 +51,11 @@ class Recording(SparkSessionInterface):
 
     def _retrieve_session_data(self, store_id: str) -> Any:
         self.asked.append(store_id)
-        return None if self.stored is None else Stored(self.stored, token_blob=b"record")
+        if self.stored is None:
+            return None
+        stored = Stored(self.stored)
+        stored.token_blob = b"record"
+        return stored
 
 
 def test_open_session_asks_retrieve_with_the_store_id_and_builds_the_session_class() -> None:

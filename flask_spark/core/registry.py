@@ -1,14 +1,9 @@
 """Which sessions belong to whom, so that a logout can end them all without the browser.
 
-Two small indexes, both named by digests so that a key name gives no identity away:
-
-- ``<prefix>user:<digest(sub)>``, a hash: our session id → ``<sign-in time>:<provider sid>``
-  (the ``sid`` claim it was opened with, or nothing), so that a logout token only ends the
-  sign-ins made before it was issued;
-- ``<prefix>psid:<digest(provider sid)>``, a string: the ``sub`` of that provider session.
-
-Destroying a session deletes its Flask-Session key and its token record and removes it from
-the user's index. Every command touches one key, so all of it works on Redis Cluster.
+Two indexes named by digests (a key name gives no identity away): ``<prefix>user:<digest(sub)>``,
+a hash of our session id → ``<sign-in time>:<provider sid>`` (a logout token ends only the
+sign-ins made before it), and ``<prefix>psid:<digest(provider sid)>``, that session's ``sub``.
+Every command touches one key, so all of it works on Redis Cluster.
 """
 
 from __future__ import annotations

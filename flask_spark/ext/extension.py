@@ -27,8 +27,7 @@ from .views import create_blueprint
 
 UnauthorizedHandler = Callable[[], Any]
 
-#: Flask's own defaults for the session cookie: a value still equal to these was not chosen by
-#: the app, so flask-spark may make it safer.
+#: A session-cookie setting still equal to Flask's default was not chosen by the app.
 _FLASK_COOKIE_DEFAULTS = {
     key: Flask.default_config[key]
     for key in ("SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE")
@@ -87,21 +86,14 @@ class SparkAuth:
         return state
 
     def job_handle(self) -> str:
-        """A handle for a background job acting for the signed-in user of this request.
-
-        Give the job this handle, never the session id (the browser's credential): with
-        :meth:`api_for_job` it gives API calls on the user's behalf and nothing else. It ends
-        when the session ends, or with :meth:`revoke_job_handle`. Raises
-        :class:`~flask_spark.LoginRequired` when nobody is signed in.
-        """
+        """A handle for a background job acting for this request's signed-in user (never give
+        a job the session id): it ends with the session or :meth:`revoke_job_handle`; raises
+        :class:`~flask_spark.LoginRequired` when nobody is signed in."""
         return job_handle()
 
     def api_for_job(self, handle: str, app: Flask | None = None) -> SparkAPI:
-        """A Spark API client for the session of a :meth:`job_handle`, outside a request.
-
-        The handle is checked on every call: once revoked, or once the user signed out, the
-        next call raises :class:`~flask_spark.core.errors.SessionExpired`.
-        """
+        """A Spark API client for a :meth:`job_handle`'s session, outside a request; a call after
+        the handle was revoked or the user signed out raises ``SessionExpired``."""
         return api_for_job(self.state(app), handle)
 
     def revoke_job_handle(self, handle: str, app: Flask | None = None) -> bool:
@@ -109,12 +101,8 @@ class SparkAuth:
         return self.state(app).registry.jobs.revoke(handle)
 
     def sign_out_everywhere(self, sub: str, app: Flask | None = None) -> int:
-        """End every session of user ``sub`` (all browsers and devices) and revoke their grants.
-
-        For an admin action or a security response ("sign this user out everywhere"). Returns
-        how many sessions were ended; when any were, ``logged_out`` is sent once (reason
-        ``"everywhere"``, ``sessions`` the count).
-        """
+        """End every session of user ``sub`` on every device and revoke their grants; returns
+        how many ended (if any, ``logged_out`` is sent once: ``reason="everywhere"``)."""
         state = self.state(app)
         ended = end_user_sessions(state, sub)
         if ended:
@@ -140,14 +128,10 @@ class SparkAuth:
 
 
 def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> dict[str, Any]:
-    """Make the session cookie safe where the app left Flask's default; returns what was set.
-
-    ``Secure`` when HTTPS is required, ``HttpOnly``, ``SameSite=Lax`` (``Strict`` would drop
-    the cookie on the provider's redirect back), and with ``rename`` the name ``__Host-session``
-    (``Path=/``, no ``Domain``: another host cannot plant a session id in it). A value the app
-    chose itself is left alone, as is the name of an app that brought its own Flask-Session
-    (its visitors keep their sessions); ``flask spark doctor`` reports both.
-    """
+    """Make the session cookie safe where the app left Flask's default; returns what was set:
+    ``Secure`` when HTTPS is required, ``HttpOnly``, ``SameSite=Lax`` (``Strict`` would drop it on
+    the provider's redirect back) and with ``rename`` the name ``__Host-session`` (``Path=/``, no
+    ``Domain``: another host cannot plant a session id in it)."""
     wanted: dict[str, Any] = {
         "SESSION_COOKIE_SECURE": True if config.require_https else None,
         "SESSION_COOKIE_HTTPONLY": True,

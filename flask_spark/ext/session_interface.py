@@ -1,14 +1,5 @@
-"""The server-side session: Flask-Session's Redis sessions, with what flask-spark adds through
-its backend hooks.
-
-Keys, serializer and settings are Flask-Session's (``<SESSION_KEY_PREFIX><sid>``), so an app
-already on Flask-Session keeps its visitors' sessions. Added here: a write-back that cannot
-recreate a session ended elsewhere meanwhile (``SET ... XX``), the idle TTL renewed by the read
-(``GETEX``) instead of a write, the token record read in the same round trip, any redis-py client
-(Cluster and Sentinel too), a dead Redis giving an empty, unsaved session, a write that fails
-answered as an error (never as a success), and a browser cookie that a response only sets or
-deletes for the session the request itself stored or ended.
-"""
+"""The server-side session: Flask-Session's Redis sessions (its keys, serializer and settings),
+with what flask-spark adds through its backend hooks (see ``docs/architecture.rst``)."""
 
 from __future__ import annotations
 
@@ -46,10 +37,8 @@ _SID = re.compile(r"[A-Za-z0-9_-]{16,128}")
 class Stored(dict[str, Any]):
     """Session data as read from Redis, with the sealed token record read beside it."""
 
-    def __init__(self, data: Any = (), *, token_blob: bytes | None = None, down: bool = False):
-        super().__init__(data)
-        self.token_blob = token_blob
-        self.down = down
+    token_blob: bytes | None = None
+    down = False  # Redis could not be reached
 
 
 class SparkSession(RedisSession):  # type: ignore[misc]
@@ -58,19 +47,17 @@ class SparkSession(RedisSession):  # type: ignore[misc]
 
     def __init__(self, initial: Any = None, sid: str = "", permanent: Any = None):
         super().__init__(initial, sid, permanent)
-        stored = initial if isinstance(initial, Stored) else None
+        stored = initial if isinstance(initial, Stored) else Stored()
         #: the sealed token record, never part of the data; taken once by the API client
-        self.token_blob = stored.token_blob if stored else None
-        self.from_store = stored is not None and not stored.down
-        #: Redis was down when the request came in: empty, and never saved
-        self.store_unavailable = stored is not None and stored.down
-        #: this request ended the session it came with (``regenerate``)
-        self.replaced = False
-        #: the id and Flexmls sign-in it came with: a sign-in dropped by the app's own code
-        #: (``session.clear()``, a log-out) is ended for real when the session is saved
-        signin = self.get(SESSION_KEY) if self.from_store else None
-        self.opened = (sid, signin if isinstance(signin, dict) else None)
+        self.token_blob = stored.token_blob
+        self.from_store = isinstance(initial, Stored) and not stored.down
+        self.store_unavailable = stored.down  # empty, and never saved
+        self.replaced = False  # this request ended the session it came with
         self.cleared = False
+        #: the id and Flexmls sign-in it came with: a sign-in the app's own code drops
+        #: (``session.clear()``, a log-out) is ended for real when the session is saved
+        signin = stored.get(SESSION_KEY)
+        self.opened = (sid, signin if isinstance(signin, dict) else None)
 
     def clear(self) -> None:
         """Empty the session; a stored one gets a new id when saved (an app's log-in or
@@ -90,30 +77,20 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
 
     session_class = SparkSession
 
-    def __init__(
-        self,
-        app: Flask,
-        client: Any,
-        *,
-        prefetch: Callable[[Any, str], None] | None = None,
-        **options: Any,
-    ) -> None:
+    #: queues the read of a session's token record on the pipeline that reads the session
+    prefetch: Callable[[Any, str], None] | None = None
+
+    def __init__(self, app: Flask, client: Any, **options: Any) -> None:
         # Flask-Session replaces a client that is not a ``redis.Redis`` (a RedisCluster) by a
         # local ``Redis()``: hand it a placeholder that never connects, then keep ours.
         super().__init__(app, client if isinstance(client, Redis) else Redis(), **options)
         self.client = client
-        #: queues the read of a session's token record on the pipeline that reads the session
-        self.prefetch = prefetch
-        #: ends a Flexmls sign-in that the app's own code dropped: ``(sid, its session data)``;
-        #: True when it was still alive
+        #: ends a Flexmls sign-in the app's code dropped, given (sid, its data); True if alive
         self.on_signin_dropped: Callable[[str, dict[str, Any]], bool] | None = None
 
     def _retrieve_session_data(self, store_id: str) -> Stored | None:
-        """The session (its read renews the idle TTL) and its token record in one round trip.
-
-        The record's key shares the session's hash slot, so a Redis Cluster answers both from
-        one node. Redis down: an empty session marked unavailable (public pages keep working).
-        """
+        """The session (its read renews the idle TTL) and its token record (same cluster
+        slot) in one round trip; Redis down: an empty session marked unavailable."""
         sid = store_id[len(self.key_prefix) :]
         if not _SID.fullmatch(sid):
             return None
@@ -126,16 +103,17 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
             raw, *blob = pipeline.execute()
         except REDIS_DOWN as exc:
             log.error("Session store unavailable: %s", type(exc).__name__)
-            return Stored(down=True)
+            stored = Stored()
+            stored.down = True
+            return stored
         if raw is None:
             return None
         try:
-            data = self.serializer.decode(raw)
-        except Exception:  # Flask-Session's decoders raise what their formats raise
+            stored = Stored(self.serializer.decode(raw))
+        except Exception:  # unreadable: Flask-Session's decoders raise what their formats raise
             return None
-        return (
-            Stored(data, token_blob=blob[0] if blob else None) if isinstance(data, dict) else None
-        )
+        stored.token_blob = blob[0] if blob else None
+        return stored
 
     def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> bool:
         """Write the session; one loaded from Redis only while its key still exists."""
