@@ -101,15 +101,16 @@ def test_a_flask_session_app_keeps_its_visitors_sessions_when_it_adds_flask_spar
 
 
 def test_a_session_interface_other_than_flask_sessions_redis_one_is_refused(
-    config: dict[str, Any], tmp_path: Any
+    config: dict[str, Any],
 ) -> None:
+    from cachelib import SimpleCache
     from flask_session import Session
 
     from flask_spark import SparkAuth
     from flask_spark.core.errors import SparkConfigError
 
     app = Flask(__name__)
-    app.config.update(config, SESSION_TYPE="filesystem", SESSION_FILE_DIR=str(tmp_path))
+    app.config.update(config, SESSION_TYPE="cachelib", SESSION_CACHELIB=SimpleCache())
     Session(app)
     with pytest.raises(SparkConfigError, match="SESSION_TYPE = 'redis'"):
         SparkAuth(app)
