@@ -474,18 +474,18 @@ def add_sessions(app: Flask, template_sid: str, count: int) -> list[str]:
     """
     state = app.extensions["spark.state"]
     iface = state.session_interface
-    data = iface.decode(state.redis.get(iface.store_key(template_sid)))
+    data = iface.serializer.decode(state.redis.get(iface.store_key(template_sid)))
     tokens = state.tokens.load(template_sid)
     lifetime = state.config.session_lifetime
     sids = []
     for index in range(count):
-        sid = iface.new_sid()
+        sid = iface._generate_sid(iface.sid_length)
         sub = f"{MEMBER.id[:-6]}{index:06d}"
         psid = uuid.uuid4().hex
         state.tokens.create(replace(tokens, sid=sid, subject=sub), ttl=lifetime)
         state.registry.register(sid, sub, psid, ttl=lifetime, login_at=time.time())
         copy = {**data, "_spark": {**data["_spark"], "sub": sub, "psid": psid}}
-        state.redis.set(iface.store_key(sid), iface.encode(copy), ex=lifetime)
+        state.redis.set(iface.store_key(sid), iface.serializer.encode(copy), ex=lifetime)
         sids.append(sid)
     return sids
 
@@ -569,7 +569,7 @@ def run(args: argparse.Namespace) -> list[str]:
         # 1. the decorator vs plain Flask-Session (same session contents under another prefix)
         plain_prefix = "plain:"
         iface = state.session_interface
-        stored = iface.decode(client.get(iface.store_key(sid)))
+        stored = iface.serializer.decode(client.get(iface.store_key(sid)))
         plain = plain_app(client, plain_prefix)
         reader = plain_app(client, plain_prefix, read_only=True)
         client.set(plain_prefix + sid, plain.session_interface.serializer.encode(stored), ex=3600)

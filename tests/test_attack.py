@@ -168,7 +168,7 @@ def test_a_job_handle_ends_when_the_session_idles_out(
     handle = job_handle(app, sid)
     job = spark.api_for_job(handle, app)
     assert job.get("my/account").first()
-    assert redis_client.delete(f"{key_prefix}session:{{{sid}}}") == 1  # what the TTL does
+    assert redis_client.delete(f"{key_prefix}session:{sid}") == 1  # what the TTL does
     assert not is_signed_in(signed_in)
     with pytest.raises(SessionExpired):
         job.get("my/account")

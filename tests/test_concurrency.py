@@ -115,5 +115,5 @@ def test_one_refresh_for_many_requests_across_processes(
     assert whoami.json()["sub"] == MEMBER.id
     assert browser.get(server.url + "/account", timeout=10).status_code == 200
     assert sandbox.counters()["refreshes"] == end["refreshes"]
-    assert redis_client.hget(f"{key_prefix}tok:{{{sid}}}", "v") == b"2"
+    assert redis_client.hget(f"{key_prefix}tok:{{{key_prefix}session:{sid}}}", "v") == b"2"
     assert redis_client.exists(f"{key_prefix}lock:{{{sid}}}") == 0

@@ -286,7 +286,6 @@ def test_flask_and_flask_session_settings_are_used() -> None:
     )
     assert cfg.redis is client
     assert cfg.session_key_prefix == "shop:"
-    assert cfg.session_idle_timeout == 1800
 
 
 def test_the_runtime_library_has_at_most_25_settings() -> None:

@@ -352,7 +352,7 @@ def test_refreshed_id_token_with_another_sub_ends_the_session(
     assert_signed_in(attempt_login(flow), flow, sandbox)
     sid = flow.cookie()
     assert sid
-    assert redis_client.exists(f"{key_prefix}tok:{{{sid}}}")
+    assert redis_client.exists(f"{key_prefix}tok:{{{key_prefix}session:{sid}}}")
     sandbox.faults(id_token_fault="refresh-sub-changed")
     sandbox.expire_tokens()
     calls = sandbox.counters()["api_calls"]
@@ -362,7 +362,7 @@ def test_refreshed_id_token_with_another_sub_ends_the_session(
     assert response.headers["Location"].startswith("/spark/login")
     assert sandbox.counters()["refreshes"] == 1
     assert token_keys(redis_client, key_prefix) == []
-    assert not redis_client.exists(f"{key_prefix}session:{{{sid}}}")
+    assert not redis_client.exists(f"{key_prefix}session:{sid}")
     # Nobody was signed in as the other member, and no further API call was made.
     other = MEMBERS[1]
     assert other.name not in response.get_data(as_text=True)

@@ -224,7 +224,7 @@ def test_rotation_racing_a_refresh_keeps_the_refreshed_record(
     assert stored is not None
     assert stored.version == raced[0].version
     assert stored.refresh_token == raced[0].refresh_token != before.refresh_token
-    blob = redis_client.hget(f"{key_prefix}tok:{{{sid}}}", "d")
+    blob = redis_client.hget(f"{key_prefix}tok:{{{key_prefix}session:{sid}}}", "d")
     assert isinstance(blob, bytes)
     assert readable_by(NEW, blob)
     assert not readable_by(OLD, blob)

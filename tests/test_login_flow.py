@@ -96,7 +96,7 @@ def test_cookie_holds_only_an_opaque_session_id(
     assert "." not in value
     assert len(set_cookies[0]) < 200
     # It is nothing but the key of the server-side record.
-    assert redis_client.exists(f"{key_prefix}session:{{{value}}}")
+    assert redis_client.exists(f"{key_prefix}session:{value}")
     for token in sandbox_tokens(sandbox):
         assert token not in set_cookies[0]
 
@@ -133,14 +133,14 @@ def test_session_id_changes_at_login_and_old_session_is_gone(
     assert before
     authorize_url = flow.start_login("/dashboard")
     assert flow.cookie() == before
-    assert redis_client.exists(f"{key_prefix}session:{{{before}}}")
+    assert redis_client.exists(f"{key_prefix}session:{before}")
     flow.callback(flow.authorize(authorize_url))
     after = flow.cookie()
     assert after
     assert after != before
-    assert not redis_client.exists(f"{key_prefix}session:{{{before}}}")
-    assert redis_client.exists(f"{key_prefix}session:{{{after}}}")
-    assert redis_client.exists(f"{key_prefix}tok:{{{after}}}")
+    assert not redis_client.exists(f"{key_prefix}session:{before}")
+    assert redis_client.exists(f"{key_prefix}session:{after}")
+    assert redis_client.exists(f"{key_prefix}tok:{{{key_prefix}session:{after}}}")
 
 
 def _no_login_happened(flow: FlowClient, redis_client: redis.Redis, key_prefix: str) -> None:

@@ -90,7 +90,7 @@ def test_sign_in_on_one_worker_then_served_by_the_others(
     browser, signed_in_by = sign_in(example.url)
     assert signed_in_by in workers
     sid = browser.cookies["session"]
-    assert redis_client.exists(f"{prefix}tok:{{{sid}}}")
+    assert redis_client.exists(f"{prefix}tok:{{session:{sid}}}")
 
     # Every worker knows the user (no sticky sessions); keep asking until another one answers.
     served_by: Counter[int] = Counter()
@@ -150,7 +150,7 @@ def test_refresh_storm_across_workers_refreshes_once(
     # every worker held the expired token at the same time.
     assert delta["api_calls"] - 2 * STORM >= WORKERS, delta
 
-    assert redis_client.hget(f"{prefix}tok:{{{sid}}}", "v") == b"2"
+    assert redis_client.hget(f"{prefix}tok:{{session:{sid}}}", "v") == b"2"
     assert redis_client.exists(f"{prefix}lock:{{{sid}}}") == 0
     assert browser.get(example.url + "/dashboard", timeout=10).status_code == 200
     assert sandbox.counters()["refreshes"] == end["refreshes"]

@@ -115,7 +115,8 @@ def test_stock_forms_sign_out_under_csrfprotect(
     response = flow.post(action, data=fields)
     assert response.status_code == 302, response.get_data(as_text=True)
     assert flow.get("/dashboard").status_code == 302  # signed out
-    assert session_keys(redis_client, config) == []
+    (left,) = session_keys(redis_client, config)  # the app's own data (Flask-WTF's token) stays
+    assert b"_spark" not in (redis_client.get(left) or b"")
     assert sandbox.counters()["revocations"] >= 1
 
 
@@ -433,6 +434,7 @@ def test_cookie_defaults_only_where_the_app_left_flasks(config: dict[str, Any]) 
     assert SparkAuth().state(app).cookie_defaults == {
         "SESSION_COOKIE_SECURE": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "__Host-session",
     }
 
 
@@ -479,10 +481,18 @@ def test_doctor_prints_what_flask_spark_set(config: dict[str, Any]) -> None:
     left = build_app(production(config))
     result = left.test_cli_runner().invoke(args=["spark", "doctor"])
     text = " ".join(result.output.split())
-    assert "flask-spark set SESSION_COOKIE_SAMESITE='Lax', SESSION_COOKIE_SECURE=True" in text
+    assert (
+        "flask-spark set SESSION_COOKIE_NAME='__Host-session', SESSION_COOKIE_SAMESITE='Lax', "
+        "SESSION_COOKIE_SECURE=True" in text
+    )
 
     chosen = build_app(
-        production(config, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=True)
+        production(
+            config,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=True,
+            SESSION_COOKIE_NAME="__Host-app",
+        )
     )
     result = chosen.test_cli_runner().invoke(args=["spark", "doctor"])
     text = " ".join(result.output.split())

@@ -28,11 +28,11 @@ JANE, BOB = MEMBERS[0], MEMBERS[1]
 
 
 def session_key(prefix: str, sid: str) -> str:
-    return f"{prefix}session:{{{sid}}}"
+    return f"{prefix}session:{sid}"
 
 
 def token_key(prefix: str, sid: str) -> str:
-    return f"{prefix}tok:{{{sid}}}"
+    return f"{prefix}tok:{{{prefix}session:{sid}}}"
 
 
 def sign_in(app: Flask, sandbox: SandboxServer, member_id: str = JANE.id) -> tuple[FlowClient, str]:
@@ -95,6 +95,16 @@ def test_idle_timeout_is_the_redis_ttl_of_the_session(
     redis_client.expire(key, 10)
     assert flow.get("/dashboard").status_code == 200
     assert 315 <= redis_client.ttl(key) <= 321
+
+
+def test_the_idle_timeout_is_two_hours_where_the_app_kept_flasks_31_days(
+    config: dict[str, Any], sandbox: SandboxServer, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    app = make_app(config)
+    assert app.permanent_session_lifetime.total_seconds() == 7200
+    assert app.extensions["spark.state"].cookie_defaults["PERMANENT_SESSION_LIFETIME"]  # doctor
+    _, sid = sign_in(app, sandbox)
+    assert 7190 <= redis_client.ttl(session_key(key_prefix, sid)) <= 7200
 
 
 def test_idle_session_expired_in_redis_is_signed_out(
@@ -189,9 +199,10 @@ def login_cookie(app: Flask, sandbox: SandboxServer, base_url: str) -> str:
     path = callback[len(base_url) :]
     answer = flow.client.get(path, base_url=base_url)
     assert answer.status_code == 302, answer.get_data(as_text=True)
-    cookies = [h for h in set_cookie_headers(answer) if h.startswith("session=")]
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookies = [h for h in set_cookie_headers(answer) if h.startswith(name + "=")]
     assert len(cookies) == 1, set_cookie_headers(answer)
-    assert parse_cookie(cookies[0])["session"] == flow.cookie()
+    assert parse_cookie(cookies[0])[name] == flow.cookie(name)
     page = flow.client.get("/dashboard", base_url=base_url)
     assert page.status_code == 200
     return cookies[0]
@@ -203,10 +214,36 @@ def test_session_cookie_flags_in_production(config: dict[str, Any], sandbox: San
     assert not app.debug
     sandbox.configure(redirect_uris=["https://localhost/spark/callback"])
     name, flags, values = cookie_attributes(login_cookie(app, sandbox, "https://localhost"))
-    assert name == "session"
+    # __Host-: Secure, Path=/ and no Domain, so a sibling subdomain cannot plant a session id
+    assert name == "__Host-session"
+    assert values["path"] == "/"
+    assert "domain" not in values
     assert "httponly" in flags
     assert "secure" in flags
     assert values["samesite"] == "Lax"  # Strict would drop the cookie on the provider's redirect
+    assert app.extensions["spark.state"].plantable_cookie is None
+
+
+def test_a_planted_plain_session_cookie_is_not_read_over_https(
+    config: dict[str, Any], sandbox: SandboxServer
+) -> None:
+    app = https_app(config)
+    sandbox.configure(redirect_uris=["https://localhost/spark/callback"])
+    planted = parse_cookie(login_cookie(app, sandbox, "https://localhost"))["__Host-session"]
+    victim = app.test_client()
+    victim.set_cookie("session", planted)  # as a sibling subdomain can (attacker signed in)
+    page = victim.get("/", base_url="https://localhost")
+    assert page.get_data(as_text=True) == "home anonymous"
+
+
+def test_an_app_chosen_cookie_name_is_kept_and_recorded(
+    config: dict[str, Any], sandbox: SandboxServer
+) -> None:
+    app = https_app(config, SESSION_COOKIE_NAME="myapp")
+    assert app.config["SESSION_COOKIE_NAME"] == "myapp"
+    assert app.extensions["spark.state"].plantable_cookie == "myapp"  # doctor warns about it
+    mounted = https_app(config, SESSION_COOKIE_DOMAIN="example.com")  # a Domain: no __Host-
+    assert mounted.config["SESSION_COOKIE_NAME"] == "session"
 
 
 def test_session_cookie_has_no_secure_flag_in_debug(

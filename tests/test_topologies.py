@@ -130,7 +130,7 @@ def test_unix_socket_url_signs_in_and_calls_the_api(
     assert state.redis.connection_pool.connection_class is UnixDomainSocketConnection
     flow = sign_in(app, sandbox)
     assert dashboard_of(flow)["user"] == MEMBERS[0].name
-    assert unix_redis.client().exists(f"{key_prefix}tok:{{{session_id(flow)}}}")
+    assert unix_redis.client().exists(f"{key_prefix}tok:{{{key_prefix}session:{session_id(flow)}}}")
 
 
 # -- Redis Cluster ---------------------------------------------------------------------------
@@ -220,8 +220,8 @@ def test_cluster_sign_in_api_refresh_and_logout(
         "sub": MEMBERS[0].id,
         "account": MEMBERS[0].name,
     }
-    token_key = f"{key_prefix}tok:{{{sid}}}"
-    session_key = f"{key_prefix}session:{{{sid}}}"
+    token_key = f"{key_prefix}tok:{{{key_prefix}session:{sid}}}"
+    session_key = f"{key_prefix}session:{sid}"
     assert client.exists(token_key, session_key) == 2
     # The session's own keys share the {sid} hash tag, hence one slot.
     tagged = [token_key, state.tokens.lock_key(sid)]
@@ -318,7 +318,10 @@ def test_sentinel_failover_keeps_users_signed_in(
     for flow in flows:
         sid = session_id(flow)
         assert (
-            on_replica.exists(f"{key_prefix}tok:{{{sid}}}", f"{key_prefix}session:{{{sid}}}") == 2
+            on_replica.exists(
+                f"{key_prefix}tok:{{{key_prefix}session:{sid}}}", f"{key_prefix}session:{sid}"
+            )
+            == 2
         )
     on_replica.close()
 
@@ -338,15 +341,21 @@ def test_sentinel_failover_keeps_users_signed_in(
     assert sandbox.counters()["refreshes"] == 3
     new_primary = promoted.client()
     for flow in flows:
-        assert int(new_primary.hget(f"{key_prefix}tok:{{{session_id(flow)}}}", "v") or 0) == 2
+        assert (
+            int(
+                new_primary.hget(f"{key_prefix}tok:{{{key_prefix}session:{session_id(flow)}}}", "v")
+                or 0
+            )
+            == 2
+        )
     # A new sign-in and a sign-out after the failover.
     late = sign_in(app, sandbox, 3)
     assert dashboard_of(late)["user"] == MEMBERS[3].name
     gone = session_id(flows[0])
     log_out(flows[0])
     assert flows[0].get("/dashboard").status_code == 302
-    assert not new_primary.exists(f"{key_prefix}tok:{{{gone}}}")
-    assert new_primary.exists(f"{key_prefix}tok:{{{session_id(flows[1])}}}")
+    assert not new_primary.exists(f"{key_prefix}tok:{{{key_prefix}session:{gone}}}")
+    assert new_primary.exists(f"{key_prefix}tok:{{{key_prefix}session:{session_id(flows[1])}}}")
     new_primary.close()
 
 

@@ -12,7 +12,6 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,8 +96,6 @@ class SparkConfig:
     #: Flask-Session's SESSION_REDIS client, when the app set one
     redis: Any
     session_key_prefix: str
-    #: Flask's PERMANENT_SESSION_LIFETIME, at most the sign-in's lifetime
-    session_idle_timeout: int
     #: a refresh (token call, then a JWKS fetch) must end before its lock expires
     lock_timeout: float
     lock_wait: float
@@ -219,10 +216,6 @@ def _value(config: Mapping[str, Any], key: str) -> Any:
     return value
 
 
-def _seconds(value: Any) -> int:
-    return int(value.total_seconds() if isinstance(value, timedelta) else value)
-
-
 def load_config(
     config: Mapping[str, Any],
     *,
@@ -300,7 +293,6 @@ def load_config(
     issuer = str(get("SPARK_ISSUER"))  # compared verbatim: "https://idp/" and "https://idp" differ
     http_timeout = float(numbers["SPARK_HTTP_TIMEOUT"])
     lifetime = int(numbers["SPARK_SESSION_LIFETIME"])
-    idle = _seconds(config.get("PERMANENT_SESSION_LIFETIME") or lifetime)
     cfg = SparkConfig(
         client_id=str(get("SPARK_CLIENT_ID")),
         client_secret=str(get("SPARK_CLIENT_SECRET")),
@@ -324,7 +316,6 @@ def load_config(
         discovery_url=issuer.rstrip("/") + _WELL_KNOWN,
         redis=redis_client,
         session_key_prefix=str(config.get("SESSION_KEY_PREFIX") or "session:"),
-        session_idle_timeout=min(idle, lifetime),
         lock_timeout=3 * http_timeout,
         lock_wait=3 * http_timeout,
         store_logout_origins=(issuer,),

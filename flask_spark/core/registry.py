@@ -1,14 +1,9 @@
 """Which sessions belong to whom, so that a logout can end them all without the browser.
 
-Two small indexes, both named by digests so that a key name gives no identity away:
-
-- ``<prefix>user:<digest(sub)>``, a hash: our session id → ``<sign-in time>:<provider sid>``
-  (the ``sid`` claim it was opened with, or nothing), so that a logout token only ends the
-  sign-ins made before it was issued;
-- ``<prefix>psid:<digest(provider sid)>``, a string: the ``sub`` of that provider session.
-
-Destroying a session deletes its Flask-Session key and its token record and removes it from
-the user's index. Every command touches one key, so all of it works on Redis Cluster.
+Two indexes named by digests (a key name gives no identity away): ``<prefix>user:<digest(sub)>``,
+a hash of our session id → ``<sign-in time>:<provider sid>`` (a logout token ends only the
+sign-ins made before it), and ``<prefix>psid:<digest(provider sid)>``, that session's ``sub``.
+Every command touches one key, so all of it works on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -55,10 +50,6 @@ class SessionRegistry:
         """The user (``sub``) of one provider-side session."""
         return f"{self.prefix}psid:{key_digest(provider_sid)}"
 
-    def logout_token_key(self, jti: str) -> str:
-        """The marker of a back-channel logout token already used."""
-        return f"{self.prefix}jti:{key_digest(jti)}"
-
     def register(
         self, sid: str, sub: str, provider_sid: str | None, ttl: int, *, login_at: float
     ) -> None:
@@ -70,11 +61,6 @@ class SessionRegistry:
         if provider_sid:
             self.redis.set(self.provider_key(provider_sid), sub, ex=ttl)
 
-    def user_of(self, provider_sid: str) -> str | None:
-        """The ``sub`` a provider session belongs to (None when unknown or expired)."""
-        value = self.redis.get(self.provider_key(provider_sid))
-        return as_text(value) if value else None
-
     def _entries(
         self, sub: str | None, provider_sid: str | None, issued_at: float | None = None
     ) -> tuple[str | None, dict[str, str]]:
@@ -85,7 +71,8 @@ class SessionRegistry:
         """
         owner = sub
         if provider_sid:
-            owner = self.user_of(provider_sid)
+            found = self.redis.get(self.provider_key(provider_sid))
+            owner = as_text(found) if found else None
             if owner is None or (sub is not None and owner != sub):
                 return None, {}
         if not owner:
@@ -146,4 +133,5 @@ class SessionRegistry:
 
     def first_use_of_logout_token(self, jti: str, ttl: int) -> bool:
         """True the first time a logout token's ``jti`` is seen (kept ``ttl`` seconds)."""
-        return bool(self.redis.set(self.logout_token_key(jti), b"1", nx=True, ex=max(ttl, 1)))
+        key = f"{self.prefix}jti:{key_digest(jti)}"
+        return bool(self.redis.set(key, b"1", nx=True, ex=max(ttl, 1)))

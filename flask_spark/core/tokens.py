@@ -1,9 +1,10 @@
 """Tokens at rest: :class:`TokenSet`, the Fernet :class:`TokenVault`, the Redis :class:`TokenStore`.
 
-A token record lives under its own key, ``<prefix>tok:{<sid>}``, as a Redis hash of a plaintext
-``version`` and the Fernet ciphertext. Writes after a refresh are compare-and-set on the version,
-so that a slower worker can never overwrite a freshly rotated refresh token with the old one.
-The ``{<sid>}`` hash tag keeps every key of one session in one Redis Cluster slot.
+A token record lives under its own key, ``<prefix>tok:{<session key>}``, as a Redis hash of a
+plaintext ``version`` and the Fernet ciphertext. Writes after a refresh are compare-and-set on
+the version, so that a slower worker can never overwrite a freshly rotated refresh token with
+the old one.
+The hash tag (the session's whole key) keeps the record in its session's Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ return 1
 class TokenStore:
     """Token records in Redis, with a per-session refresh lock and versioned writes."""
 
-    def __init__(self, redis: Any, vault: TokenVault, prefix: str = "spark:") -> None:
+    def __init__(
+        self, redis: Any, vault: TokenVault, prefix: str = "spark:", session_prefix: str = ""
+    ) -> None:
         encoder = getattr(redis, "get_encoder", None)
         if encoder is not None and getattr(encoder(), "decode_responses", False):
             raise SparkConfigError(
@@ -165,15 +168,17 @@ class TokenStore:
         self.redis = redis
         self.vault = vault
         self.prefix = prefix
+        #: the session key's prefix: the hash tag is the session's whole key (its cluster slot)
+        self.session_prefix = session_prefix
         self._cas = redis.register_script(_CAS_SCRIPT)
 
     def key(self, sid: str) -> str:
-        """The record's key; the hash tag keeps a session's keys in one cluster slot."""
-        return f"{self.prefix}tok:{{{sid}}}"
+        """The record's key; the hash tag keeps it in the cluster slot of the session's key."""
+        return f"{self.prefix}tok:{{{self.session_prefix}{sid}}}"
 
     def lock_key(self, sid: str) -> str:
         """The refresh lock's key."""
-        return f"{self.prefix}lock:{{{sid}}}"
+        return f"{self.prefix}lock:{{{self.session_prefix}{sid}}}"
 
     def load(self, sid: str) -> TokenSet | None:
         """Read and decrypt the record of ``sid`` (None if absent, tampered or foreign)."""

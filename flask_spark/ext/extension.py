@@ -3,13 +3,15 @@ and the CLI into an app, changing nothing there that flask-spark does not own.""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, has_request_context, jsonify, redirect, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask_session.redis import RedisSessionInterface
 
 from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
@@ -30,20 +32,26 @@ from .context import (
     spark_user,
 )
 from .responses import handle_spark_error, wants_json
-from .session_interface import SparkSessionInterface
-from .signout import end_user_sessions
+from .signout import end_user_sessions, revoke_tokens
 from .state import SparkState
 from .views import create_blueprint
 
 log = logging.getLogger("flask_spark")
 
+#: The idle timeout of a session whose app left Flask's PERMANENT_SESSION_LIFETIME (31 days).
+IDLE_TIMEOUT = timedelta(hours=2)
+
 UnauthorizedHandler = Callable[[], Any]
 
-#: Flask's own defaults for the session cookie: a value still equal to these was not chosen by
-#: the app, so flask-spark may make it safer.
+#: A session setting still equal to Flask's default was not chosen by the app.
 _FLASK_COOKIE_DEFAULTS = {
     key: Flask.default_config[key]
-    for key in ("SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE")
+    for key in (
+        "SESSION_COOKIE_SECURE",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_SAMESITE",
+        "PERMANENT_SESSION_LIFETIME",
+    )
 }
 
 
@@ -80,10 +88,16 @@ class SparkAuth:
             if "spark" not in app.cli.commands:
                 app.cli.add_command(spark_cli)
             return
-        cookie_defaults = apply_cookie_defaults(app, config)
-        state = SparkState(app, config, _adopted_session_interface(app, config))
+        own_setup = isinstance(app.session_interface, RedisSessionInterface)
+        cookie_defaults = apply_cookie_defaults(app, config, rename=not own_setup)
+        state = SparkState(app, config)
         state.cookie_defaults = cookie_defaults
+        name = app.config["SESSION_COOKIE_NAME"]
+        if config.require_https and not name.startswith("__Host-"):
+            state.plantable_cookie = name
         app.session_interface = state.session_interface
+        state.session_interface.on_signin_dropped = functools.partial(end_dropped_signin, state)
+        _follow_flask_login(app)
         app.extensions["spark"] = self
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
@@ -142,12 +156,8 @@ class SparkAuth:
         return self.state(app).registry.jobs.revoke(handle)
 
     def sign_out_everywhere(self, sub: str, app: Flask | None = None) -> int:
-        """End every session of user ``sub`` (all browsers and devices) and revoke their grants.
-
-        For an admin action or a security response ("sign this user out everywhere"). Returns
-        how many sessions were ended; when any were, ``logged_out`` is sent once (reason
-        ``"everywhere"``, ``sessions`` the count).
-        """
+        """End every session of user ``sub`` on every device and revoke their grants; returns
+        how many ended (if any, ``logged_out`` is sent once: ``reason="everywhere"``)."""
         state = self.state(app)
         ended = end_user_sessions(state, sub)
         if ended:
@@ -172,17 +182,17 @@ class SparkAuth:
         return redirect(url)
 
 
-def apply_cookie_defaults(app: Flask, config: SparkConfig) -> dict[str, Any]:
-    """Make the session cookie safe where the app left Flask's default; returns what was set.
-
-    ``Secure`` outside debug (when HTTPS is required), ``HttpOnly``, and ``SameSite=Lax``
-    (``Strict`` would drop the cookie on the provider's redirect back). A value the app chose
-    itself is left alone; ``flask spark doctor`` reports both.
-    """
-    wanted = {
+def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> dict[str, Any]:
+    """Make the session safe where the app left Flask's default; returns what was set:
+    ``Secure`` when HTTPS is required, ``HttpOnly``, ``SameSite=Lax`` (``Strict`` would drop it on
+    the provider's redirect back), an idle timeout of 2 hours instead of 31 days, and with
+    ``rename`` the name ``__Host-session`` (``Path=/``, no ``Domain``: another host cannot plant
+    a session id in it)."""
+    wanted: dict[str, Any] = {
         "SESSION_COOKIE_SECURE": True if config.require_https else None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": IDLE_TIMEOUT,
     }
     applied: dict[str, Any] = {}
     for key, value in wanted.items():
@@ -191,38 +201,32 @@ def apply_cookie_defaults(app: Flask, config: SparkConfig) -> dict[str, Any]:
         if value != app.config.get(key):
             app.config[key] = value
             applied[key] = value
+    if (
+        rename
+        and app.config["SESSION_COOKIE_SECURE"]
+        and app.config["SESSION_COOKIE_NAME"] == Flask.default_config["SESSION_COOKIE_NAME"]
+        and not app.config["SESSION_COOKIE_DOMAIN"]
+    ):
+        applied["SESSION_COOKIE_NAME"] = app.config["SESSION_COOKIE_NAME"] = "__Host-session"
+        if (app.config["SESSION_COOKIE_PATH"] or app.config["APPLICATION_ROOT"]) != "/":
+            applied["SESSION_COOKIE_PATH"] = app.config["SESSION_COOKIE_PATH"] = "/"
     return applied
 
 
-def _adopted_session_interface(app: Flask, config: SparkConfig) -> Any:
-    """The session interface to keep, or None for flask-spark's own on its Redis.
-
-    An app that set up Flask-Session's Redis sessions gets flask-spark's interface on the same
-    client and key prefix (stock Flask-Session would write a session back after a sign-out
-    elsewhere deleted it). Any other interface is an error.
-    """
-    current: Any = app.session_interface
-    if isinstance(current, SparkSessionInterface):
-        return current  # another SparkAuth on this app already installed it
-    if type(current).__module__.startswith("flask_session") and hasattr(current, "client"):
-        if type(current).__name__ != "RedisSessionInterface":
-            raise SparkConfigError(
-                f"Flask-Session's {type(current).__name__} keeps sessions outside Redis: "
-                "flask-spark needs Redis sessions. Use SESSION_TYPE = 'redis', or drop Session()."
-            )
-        log.info("flask-spark replaces Flask-Session's Redis interface with its own.")
-        return SparkSessionInterface(
-            current.client,
-            key_prefix=current.key_prefix,
-            idle_timeout=config.session_idle_timeout,
-        )
-    if not isinstance(current, SecureCookieSessionInterface):
-        raise SparkConfigError(
-            f"The app uses its own session interface ({type(current).__name__}). "
-            "flask-spark needs its Redis session (idle timeout, logout safety): remove "
-            "yours, or use Flask-Session's Redis sessions."
-        )
-    return None
+def end_dropped_signin(state: SparkState, sid: str, data: dict[str, Any]) -> bool:
+    """End a Flexmls sign-in that the app's own code removed from its session (``session.clear()``,
+    a log-out, a new id): its records go, its grant is revoked (or queued for a retry).
+    False when it had already ended (flask-spark's own sign-out, or a logout elsewhere)."""
+    tokens = state.tokens.load(sid)
+    if tokens is None:
+        return False
+    state.registry.destroy(sid, data.get("sub"), data.get("psid"))
+    confirmed = revoke_tokens(state, tokens, revoke_access=True)
+    claims = data.get("claims")
+    user = SparkUser(claims if isinstance(claims, dict) else {"sub": tokens.subject})
+    signals.tokens_revoked.send(state.app, user=user, revoked=confirmed)
+    signals.logged_out.send(state.app, user=user, reason="session_ended")
+    return True
 
 
 def register_template_helpers(app: Flask) -> None:
@@ -241,3 +245,19 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_global(logout_url, "spark_logout_url")
     app.add_template_global(csrf_token, "spark_csrf_token")
     app.add_template_global(csrf_field_name, "spark_csrf_field")
+
+
+def _follow_flask_login(app: Flask) -> None:
+    """A new session id whenever the app logs its user in or out with Flask-Login, as Flask's
+    cookie session would give (a planted id never becomes the signed-in session)."""
+    try:
+        from flask_login import user_logged_in, user_logged_out
+    except ImportError:
+        return
+    for signal in (user_logged_in, user_logged_out):
+        signal.connect(_new_session_id, app, weak=False)
+
+
+def _new_session_id(app: Flask, **_: Any) -> None:
+    if getattr(session, "from_store", False):  # not already new in this request
+        app.session_interface.regenerate(session)  # type: ignore[attr-defined]

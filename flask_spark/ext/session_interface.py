@@ -1,28 +1,24 @@
-"""flask-spark's server-side session: a small Redis session interface on Flask's public API.
-
-Why its own and not Flask-Session's (see ``docs/architecture.rst``): a session loaded from Redis
-is written back only while its key still exists (a sign-out elsewhere must not be undone by a
-request that was running meanwhile), the Redis TTL is an *idle* timeout renewed by the read
-itself, any redis-py client works (Cluster and Sentinel too), a visitor who stores nothing costs
-no Redis key, and a dead Redis gives an unsaved, empty session instead of a traceback.
-"""
+"""The server-side session: Flask-Session's Redis sessions (its keys, serializer and settings),
+with what flask-spark adds through its backend hooks (see ``docs/architecture.rst``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import secrets
-import zlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Request, request
-from flask.json.tag import TaggedJSONSerializer
-from flask.sessions import SecureCookieSession, SessionInterface
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+from flask_session.defaults import Defaults
+from flask_session.redis import RedisSession, RedisSessionInterface
+from redis import Redis
 from werkzeug.wrappers import Response
 
+from ..core.errors import SessionStoreUnavailable, SparkConfigError
 from ..core.redis_client import REDIS_DOWN
+from .responses import store_unavailable
 
 log = logging.getLogger("flask_spark")
 
@@ -30,171 +26,217 @@ log = logging.getLogger("flask_spark")
 SESSION_KEY = "_spark"
 CSRF_KEY = "_spark_csrf"
 LOGOUT_STATE_KEY = "_spark_logout_state"
+#: Every key flask-spark owns: what its sign-in and sign-out change, and nothing else.
+OWN_KEYS = (SESSION_KEY, CSRF_KEY, LOGOUT_STATE_KEY)
 
-_SID = re.compile(r"[A-Za-z0-9_-]{43}")
-
-#: Session data from this many bytes on is stored zlib-compressed when that is smaller, as
-#: itsdangerous does for cookies: a signed-in user's claims shrink to about half.
-COMPRESS_FROM = 256
-
-
-class ServerSession(SecureCookieSession):
-    """A session whose data lives in Redis under :attr:`sid`; the cookie holds only the id."""
-
-    def __init__(
-        self,
-        initial: Any = None,
-        *,
-        sid: str,
-        from_store: bool = False,
-        store_unavailable: bool = False,
-        token_blob: bytes | None = None,
-    ) -> None:
-        super().__init__(initial)
-        self.sid = sid
-        #: the sealed token record, read in the same Redis round trip as the session; never
-        #: part of the session data, taken (once) by this request's API client
-        self.token_blob = token_blob
-        #: loaded from Redis: a write-back must not recreate a key deleted meanwhile
-        self.from_store = from_store
-        #: Redis was down when the request came in: the session is empty and never saved
-        self.store_unavailable = store_unavailable
+_NOT_STORED: tuple[type[Exception], ...] = (*REDIS_DOWN, SessionStoreUnavailable)
+#: What ``secrets.token_urlsafe`` makes: a cookie value of another shape costs no Redis call.
+_SID = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
-class SparkSessionInterface(SessionInterface):
-    """Sessions in Redis under ``<key_prefix>{<sid>}``, idle-expiring after ``idle_timeout``."""
+class Stored(dict[str, Any]):
+    """Session data as read from Redis, with the sealed token record read beside it."""
 
-    serializer = TaggedJSONSerializer()
+    token_blob: bytes | None = None
+    down = False  # Redis could not be reached
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        key_prefix: str = "session:",
-        idle_timeout: int = 7200,
-        prefetch: Callable[[Any, str], None] | None = None,
-    ) -> None:
+
+class SparkSession(RedisSession):  # type: ignore[misc]
+    """A Flask-Session session that knows whether it came from Redis (then a write-back must
+    not recreate a key deleted meanwhile) and holds its token record, read along with it."""
+
+    def __init__(self, initial: Any = None, sid: str = "", permanent: Any = None):
+        super().__init__(initial, sid, permanent)
+        stored = initial if isinstance(initial, Stored) else Stored()
+        #: the sealed token record, never part of the data; taken once by the API client
+        self.token_blob = stored.token_blob
+        self.from_store = isinstance(initial, Stored) and not stored.down
+        self.store_unavailable = stored.down  # empty, and never saved
+        self.replaced = False  # this request ended the session it came with
+        self.cleared = False
+        #: the id and Flexmls sign-in it came with: a sign-in the app's own code drops
+        #: (``session.clear()``, a log-out) is ended for real when the session is saved
+        signin = stored.get(SESSION_KEY)
+        self.opened = (sid, signin if isinstance(signin, dict) else None)
+
+    def clear(self) -> None:
+        """Empty the session; a stored one gets a new id when saved (an app's log-in or
+        log-out through ``session.clear()`` never keeps the id the browser came with)."""
+        super().clear()
+        self.cleared = True
+
+
+def drop_spark_keys(session: Any) -> None:
+    """Remove flask-spark's keys from ``session``, leaving the app's own."""
+    for key in OWN_KEYS:
+        session.pop(key, None)
+
+
+class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
+    """Flask-Session's ``RedisSessionInterface`` with the additions listed above."""
+
+    session_class = SparkSession
+
+    #: queues the read of a session's token record on the pipeline that reads the session
+    prefetch: Callable[[Any, str], None] | None = None
+
+    def __init__(self, app: Flask, client: Any, **options: Any) -> None:
+        # Flask-Session replaces a client that is not a ``redis.Redis`` (a RedisCluster) by a
+        # local ``Redis()``: hand it a placeholder that never connects, then keep ours.
+        super().__init__(app, client if isinstance(client, Redis) else Redis(), **options)
         self.client = client
-        self.key_prefix = key_prefix
-        self.idle_timeout = idle_timeout
-        #: queues the read of the session's token record on the pipeline that reads the
-        #: session (``TokenStore.queue_load``): one round trip for both
-        self.prefetch = prefetch
-        # Reads the serializer's tagged JSON, untagging as it decodes: half the time of its
-        # ``loads``, which walks the decoded data again in Python (a read on every request).
-        self._decoder = json.JSONDecoder(object_hook=self.serializer.untag)
-        encoder = getattr(client, "get_encoder", None)
-        #: the client returns bytes (a client that decodes responses gets plain JSON only)
-        self.binary = not (encoder is not None and getattr(encoder(), "decode_responses", False))
+        #: ends a Flexmls sign-in the app's code dropped, given (sid, its data); True if alive
+        self.on_signin_dropped: Callable[[str, dict[str, Any]], bool] | None = None
 
-    def store_key(self, sid: str) -> str:
-        """The Redis key of session ``sid``; the hash tag keeps it in the slot of its tokens."""
-        return f"{self.key_prefix}{{{sid}}}"
-
-    @staticmethod
-    def new_sid() -> str:
-        """A fresh, unguessable session id (256 bits)."""
-        return secrets.token_urlsafe(32)
-
-    def open_session(self, app: Flask, request: Request) -> ServerSession:
-        sid = request.cookies.get(self.get_cookie_name(app))
-        if not sid or not _SID.fullmatch(sid):
-            return ServerSession(sid=self.new_sid())
+    def _retrieve_session_data(self, store_id: str) -> Stored | None:
+        """The session (its read renews the idle TTL) and its token record (same cluster
+        slot) in one round trip; Redis down: an empty session marked unavailable."""
+        sid = store_id[len(self.key_prefix) :]
+        if not _SID.fullmatch(sid):
+            return None
+        ttl = int(self.app.permanent_session_lifetime.total_seconds())
         try:
-            raw, blob = self._read(sid)
+            pipeline = self.client.pipeline(transaction=False)
+            pipeline.getex(store_id, ex=ttl)
+            if self.prefetch is not None:
+                self.prefetch(pipeline, sid)
+            raw, *blob = pipeline.execute()
         except REDIS_DOWN as exc:
             log.error("Session store unavailable: %s", type(exc).__name__)
-            return ServerSession(sid=self.new_sid(), store_unavailable=True)
-        data = self.decode(raw)
-        if data is None:  # unknown, expired or unreadable: a new id, never the one offered
-            return ServerSession(sid=self.new_sid())
-        return ServerSession(data, sid=sid, from_store=True, token_blob=blob)
-
-    def _read(self, sid: str) -> tuple[Any, Any]:
-        """The session (its read renews the idle TTL) and, in the same round trip, its tokens.
-
-        A non-transactional pipeline: the two keys share a hash slot, so a Redis Cluster sends
-        both commands to one node in one write.
-        """
-        key = self.store_key(sid)
-        if self.prefetch is None:
-            return self.client.getex(key, ex=self.idle_timeout), None
-        pipeline = self.client.pipeline(transaction=False)
-        pipeline.getex(key, ex=self.idle_timeout)
-        self.prefetch(pipeline, sid)
-        raw, blob = pipeline.execute()
-        return raw, blob
-
-    def encode(self, data: dict[str, Any]) -> bytes:
-        """The stored form of session data: tagged JSON, zlib-compressed when large."""
-        text = self.serializer.dumps(data).encode()
-        if self.binary and len(text) >= COMPRESS_FROM:
-            packed = zlib.compress(text)
-            if len(packed) < len(text):
-                return packed
-        return text
-
-    def decode(self, raw: bytes | str | None) -> dict[str, Any] | None:
-        """Session data from its stored form (None when absent or unreadable)."""
+            stored = Stored()
+            stored.down = True
+            return stored
         if raw is None:
             return None
         try:
-            if isinstance(raw, bytes):
-                # JSON of a dict starts with "{"; anything else is the compressed form.
-                raw = (raw if raw[:1] == b"{" else zlib.decompress(raw)).decode()
-            data = self._decoder.decode(raw)
-        except (ValueError, TypeError, UnicodeDecodeError, zlib.error):
+            stored = Stored(self.serializer.decode(raw))
+        except Exception:  # unreadable: Flask-Session's decoders raise what their formats raise
             return None
-        return data if isinstance(data, dict) else None
+        stored.token_blob = blob[0] if blob else None
+        return stored
 
-    def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        if not isinstance(session, ServerSession) or session.store_unavailable:
-            return
-        if session.accessed:
-            response.vary.add("Cookie")
-        name = self.get_cookie_name(app)
-        domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
-        if not session:
-            if session.modified:  # emptied in this request: forget it here and in the browser
-                self._forget(session.sid)
-                response.delete_cookie(name, domain=domain, path=path)
-            return
-        if not session.modified:
-            return  # unchanged: the read already renewed the idle timeout
-        try:
-            written = self.client.set(
-                self.store_key(session.sid),
-                self.encode(dict(session)),
-                ex=self.idle_timeout,
+    def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> bool:
+        """Write the session; one loaded from Redis only while its key still exists."""
+        return bool(
+            self.client.set(
+                store_id,
+                self.serializer.encode(session),
+                ex=int(session_lifetime.total_seconds()),
                 xx=session.from_store,
             )
-        except REDIS_DOWN as exc:
-            log.error("Session store unavailable while saving: %s", type(exc).__name__)
-            return
-        if not written:
-            return  # ended elsewhere while this request ran: stays ended
-        if request.cookies.get(name) != session.sid:  # new or regenerated id
-            response.set_cookie(
-                name,
-                session.sid,
-                httponly=self.get_cookie_httponly(app),
-                secure=self.get_cookie_secure(app),
-                samesite=self.get_cookie_samesite(app),
-                domain=domain,
-                path=path,
-                partitioned=self.get_cookie_partitioned(app),
-            )
+        )
 
-    def _forget(self, sid: str) -> None:
-        try:
-            self.client.delete(self.store_key(sid))
-        except REDIS_DOWN as exc:
-            log.error("Session store unavailable while deleting: %s", type(exc).__name__)
+    def _delete_session(self, store_id: str) -> bool:
+        """Delete a session; True when it still existed."""
+        return bool(self.client.delete(store_id))
 
     def regenerate(self, session: Any) -> None:
-        """A new session id for the same data; the old server-side session is deleted."""
-        self.client.delete(self.store_key(session.sid))
-        session.sid = self.new_sid()
+        """A new session id for the app's data, the old key deleted; a Flexmls sign-in in the
+        session ends (when the session is saved: its tokens are revoked)."""
+        drop_spark_keys(session)
+        if session.from_store:
+            self._delete_session(self._get_store_id(session.sid))
+            session.replaced = True  # the browser's cookie is this request's to change
+        session.sid = self._generate_sid(self.sid_length)
         session.from_store = False
         session.token_blob = None
         session.modified = True
+
+    def store_key(self, sid: str) -> str:
+        """The Redis key of session ``sid`` (Flask-Session's own format)."""
+        return f"{self.key_prefix}{sid}"
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        """Store a changed session; touch the browser's cookie only for what this request
+        stored or ended itself, and answer a change that could not be stored as an error."""
+        if not isinstance(session, SparkSession):
+            return
+        if session.accessed:
+            response.vary.add("Cookie")
+        if not session.modified:
+            return
+        name = self.get_cookie_name(app)
+        domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
+        try:
+            if session.store_unavailable:
+                raise SessionStoreUnavailable("The session store was down when the request came.")
+            sid, signin = session.opened
+            dropped = SESSION_KEY not in session and self.on_signin_dropped
+            if signin and dropped and dropped(sid, signin):  # the app dropped it: ended here
+                session.replaced = True
+            if session.cleared and session.from_store and session:
+                self.regenerate(session)
+            store_id = self._get_store_id(session.sid)
+            if not session:
+                if self._delete_session(store_id) or session.replaced:  # ended here
+                    response.delete_cookie(name, domain=domain, path=path)
+                return
+            if not self._upsert_session(app.permanent_session_lifetime, session, store_id):
+                return  # ended elsewhere while this request ran: it stays ended
+        except _NOT_STORED as exc:
+            log.error("A changed session could not be stored: %s", type(exc).__name__)
+            _answer_store_down(app, response)
+            return
+        response.set_cookie(
+            name,
+            self._sign(app, session.sid) if self.use_signer else session.sid,
+            expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+            domain=domain,
+            path=path,
+            partitioned=self.get_cookie_partitioned(app),
+        )
+
+
+def _answer_store_down(app: Flask, response: Response) -> None:
+    """Turn ``response`` into the answer to :class:`SessionStoreUnavailable`: the app's handler
+    when it has one, else flask-spark's 503 (Flask saves the session after the response is
+    made, so the response is rewritten in place)."""
+    exc = SessionStoreUnavailable("We cannot store your session right now; please try again.")
+    try:
+        answer = app.make_response(app.handle_user_exception(exc))
+    except SessionStoreUnavailable:
+        answer = store_unavailable()
+    response.status_code = answer.status_code
+    response.headers = answer.headers
+    response.set_data(answer.get_data())
+
+
+def session_interface_for(app: Flask, client: Any) -> SparkSessionInterface:
+    """flask-spark's session interface for ``app``: the app's own Flask-Session Redis set-up
+    extended (its client, prefix, serializer and id settings), else Flask-Session's Redis
+    sessions set up from the app's ``SESSION_*`` settings on ``client``."""
+    current: Any = app.session_interface
+    if isinstance(current, SparkSessionInterface):
+        return current  # another SparkAuth on this app already installed it
+    if isinstance(current, RedisSessionInterface):
+        adopted = SparkSessionInterface(
+            app,
+            current.client,
+            key_prefix=current.key_prefix,
+            use_signer=current.use_signer,
+            permanent=current.permanent,
+            sid_length=current.sid_length,
+        )
+        adopted.serializer = current.serializer
+        return adopted
+    if not isinstance(current, SecureCookieSessionInterface):
+        raise SparkConfigError(
+            f"The app's session interface ({type(current).__name__}) is not Flask-Session's "
+            "Redis one: flask-spark keeps its sessions in Redis. Use SESSION_TYPE = 'redis' "
+            "with Session(app), or let SparkAuth(app) set it up."
+        )
+    config = app.config
+    return SparkSessionInterface(
+        app,
+        config.get("SESSION_REDIS") or client,
+        key_prefix=config.get("SESSION_KEY_PREFIX", Defaults.SESSION_KEY_PREFIX),
+        use_signer=config.get("SESSION_USE_SIGNER", Defaults.SESSION_USE_SIGNER),
+        permanent=config.get("SESSION_PERMANENT", Defaults.SESSION_PERMANENT),
+        sid_length=config.get("SESSION_ID_LENGTH", Defaults.SESSION_ID_LENGTH),
+        serialization_format=config.get(
+            "SESSION_SERIALIZATION_FORMAT", Defaults.SESSION_SERIALIZATION_FORMAT
+        ),
+    )

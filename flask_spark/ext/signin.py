@@ -12,14 +12,12 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from flask.json.tag import TaggedJSONSerializer
-
 from ..core.claims import storable_claims
 from ..core.redis_client import REDIS_DOWN
 from ..core.tokens import TokenSet, expires_at
 from ..core.user import SparkUser
 from . import signals
-from .session_interface import SESSION_KEY
+from .session_interface import SESSION_KEY, drop_spark_keys
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
@@ -52,10 +50,10 @@ def start_session(
     """
     now = time.time() if now is None else now
     lifetime = state.config.session_lifetime
-    serializer = getattr(state.session_interface, "serializer", None) or TaggedJSONSerializer()
     # Checked before anything is written: claims the session cannot keep refuse the sign-in.
     kept = storable_claims(
-        {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}, serializer.dumps
+        {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS},
+        state.session_interface.serializer.encode,
     )
     sub = str(claims["sub"])
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
@@ -64,8 +62,7 @@ def start_session(
     if isinstance(previous, dict):  # signing in again over a sign-in: drop the old tokens
         old_sid: str = session.sid  # type: ignore[attr-defined]
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
-    state.session_interface.regenerate(session)
-    session.clear()
+    state.session_interface.regenerate(session)  # the app's own data is carried over
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = TokenSet(
         access_token=token_response["access_token"],
@@ -89,7 +86,7 @@ def start_session(
         # A receiver that raises fails the sign-in: Flask saves the session even on a 500.
         signals.logged_in.send(state.app, user=user)
     except BaseException:
-        session.clear()
+        drop_spark_keys(session)
         _roll_back(state, sid, sub, provider_sid)
         raise
     log.info("Signed in %s", sub)

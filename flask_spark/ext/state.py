@@ -22,7 +22,7 @@ from ..core.retry import api_retry
 from ..core.tokens import TokenSet, TokenStore, TokenVault
 from ..core.transactions import TransactionStore
 from . import signals
-from .session_interface import SESSION_KEY, SparkSessionInterface
+from .session_interface import SESSION_KEY, drop_spark_keys, session_interface_for
 
 log = logging.getLogger("flask_spark")
 
@@ -30,36 +30,38 @@ log = logging.getLogger("flask_spark")
 class SparkState:
     """The runtime of one app: its config, Redis, stores, OIDC client and HTTP pool."""
 
-    def __init__(self, app: Flask, config: SparkConfig, session_interface: Any) -> None:
+    def __init__(self, app: Flask, config: SparkConfig) -> None:
         self.app = app
         self.config = config
         #: the session-cookie settings flask-spark chose because the app had not (for doctor)
         self.cookie_defaults: dict[str, Any] = {}
+        #: the session cookie's name when the app chose one that another host can plant
+        #: (no ``__Host-`` prefix) while HTTPS is required (for doctor)
+        self.plantable_cookie: str | None = None
+        #: Flask-Session settings whose meaning flask-spark changes (for doctor)
+        self.session_overrides = [
+            "SESSION_REFRESH_EACH_REQUEST: an unchanged session is not written again (its read "
+            "renews the idle timeout); its cookie is sent when the session is written"
+        ]
         #: Flask-WTF's CSRFProtect was there at init_app and now lets the provider's
         #: back-channel logout POST through (for doctor)
         self.backchannel_csrf_exempt = False
         self.redis = self._connect()
+        self.session_interface = session_interface_for(app, self.redis)
         self.vault = TokenVault(config.token_keys)
-        self.tokens = TokenStore(self.redis, self.vault, config.key_prefix)
+        self.tokens = TokenStore(
+            self.redis, self.vault, config.key_prefix, self.session_interface.key_prefix
+        )
+        if self.session_interface.client is self.redis:  # one round trip, one cluster slot
+            self.session_interface.prefetch = self.tokens.queue_load
         self.transactions = TransactionStore(self.redis, config.key_prefix, config.transaction_ttl)
         self.oidc = OIDCClient(config)
-        self.session_interface = session_interface or SparkSessionInterface(
-            self.redis,
-            key_prefix=config.session_key_prefix,
-            idle_timeout=config.session_idle_timeout,
-        )
-        if (
-            isinstance(self.session_interface, SparkSessionInterface)
-            and self.session_interface.client is self.redis
-            and self.session_interface.prefetch is None
-        ):  # the token record comes in the session's round trip (same Redis, same slot)
-            self.session_interface.prefetch = self.tokens.queue_load
         self.registry = SessionRegistry(
             self.redis,
             config.key_prefix,
             self.tokens,
             self.session_interface.store_key,
-            session_redis=getattr(self.session_interface, "client", None),
+            session_redis=self.session_interface.client,
         )
         self.manager = TokenManager(
             self.tokens,
@@ -153,7 +155,7 @@ class SessionTokenSource:
             tokens = fetch()
         except SessionExpired:
             if self.in_request:
-                session.clear()
+                drop_spark_keys(session)
             raise
         except REDIS_DOWN as exc:
             log.error("Session store unavailable during an API call: %s", type(exc).__name__)

@@ -433,8 +433,7 @@ def _end_session(state: SparkState, *, revoke_access: bool) -> bool:
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = state.tokens.load(sid)
     state.registry.destroy(sid, sub, psid)
-    session.clear()
-    state.session_interface.regenerate(session)
+    state.session_interface.regenerate(session)  # without flask-spark's keys, the app's kept
     confirmed = True
     if tokens is not None:
         confirmed = revoke_tokens(state, tokens, revoke_access=revoke_access)
