@@ -88,7 +88,7 @@ def start_session(
         }
         # A receiver that raises fails the sign-in: Flask saves the session even on a 500.
         signals.logged_in.send(state.app, user=user)
-    except BaseException:
+    except Exception:
         session.clear()
         _roll_back(state, sid, sub, provider_sid)
         raise

@@ -147,7 +147,9 @@ def create_blueprint() -> Blueprint:
     @bp.get("/login")
     def login() -> Any:
         state = current_state()
-        next_url = safe_next(request.args.get("next")) or state.config.login_default_next
+        # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
+        next_path = safe_next(request.args.get("next"))
+        next_url = request.script_root + next_path if next_path else state.config.login_default_next
         binding = _binding() or secrets.token_urlsafe(32)
         try:
             txn = LoginTransaction.begin(
@@ -371,7 +373,7 @@ def _complete_login(state: SparkState) -> BaseResponse:
     )
     try:
         _sign_in(state, txn.nonce, response)
-    except BaseException:
+    except Exception:
         _revoke_grant(state, response)  # the provider issued tokens we will never use
         raise
     return redirect(txn.next_url)
