@@ -16,7 +16,7 @@ from flask_spark.sandbox import SandboxServer
 from flask_spark.testing.redis_server import RedisServer
 
 from .conftest import app_config, make_app
-from .helpers import MEMBER, FlowClient, query
+from .helpers import MEMBER, FlowClient, live_grants, query
 
 
 def all_values(client: redis.Redis, prefix: str) -> dict[str, bytes]:
@@ -437,3 +437,16 @@ def test_an_interrupt_during_sign_in_revokes_nothing(
     with logged_in.connected_to(interrupted), pytest.raises(KeyboardInterrupt):
         flow.login("/dashboard")
     assert sandbox.counters()["revocations"] == 0
+
+
+def test_signing_in_again_revokes_the_grant_it_replaces(
+    app: Flask, flow: FlowClient, sandbox: SandboxServer
+) -> None:
+    """One live grant per signed-in browser: a second sign-in over the first gives the first
+    grant back to the provider instead of only forgetting its tokens."""
+    assert flow.login("/called").status_code == 302
+    first = app.extensions["spark.state"].tokens.load(flow.cookie())
+    assert flow.login("/called").status_code == 302
+    assert flow.get("/called").status_code == 200
+    assert live_grants(sandbox) == 1
+    assert sandbox.state.check_access_token(first.access_token)[0] == "invalid"

@@ -1,7 +1,8 @@
 """Access tokens for one session, refreshed proactively or on 1020, never twice at once.
 
-The pattern (SECURITY.md, "Refresh"): take the session's Redis lock, re-read the record, refresh
-only if it is still needed, write back only if its version is unchanged, release the lock with
+Refresh tokens rotate and are single use, so concurrent requests (threads, processes, hosts)
+must refresh a session once: take the session's Redis lock, re-read the record, refresh only if
+it is still needed, write back only if its version is unchanged, release the lock with
 compare-and-delete (redis-py's ``Lock``). Waiters then read the new record.
 """
 
@@ -13,19 +14,20 @@ from dataclasses import replace
 
 from redis.exceptions import LockError
 
-from .errors import APIUnavailable, IdTokenError, ProviderError, SessionExpired, SparkError
+from .errors import APIUnavailable, IdTokenError, ProviderError, SessionExpired
 from .oidc import OIDCClient
+from .revocations import RevocationQueue
 from .tokens import TokenSet, TokenStore
 
 log = logging.getLogger("flask_spark")
 
 
-#: Called after a real refresh with (session id, the new TokenSet).
-RefreshListener = Callable[[str, TokenSet], None]
-
-
 class TokenManager:
-    """Hands out valid access tokens for session ids, refreshing under a per-session lock."""
+    """Hands out valid access tokens for session ids, refreshing under a per-session lock.
+
+    ``on_refresh(sid, tokens)`` is called after each real refresh; ``on_session_end(sid, sub)``
+    when a refused refresh ends the session.
+    """
 
     def __init__(
         self,
@@ -35,7 +37,7 @@ class TokenManager:
         skew: float,
         lock_timeout: float,
         lock_wait: float,
-        on_refresh: RefreshListener | None = None,
+        on_refresh: Callable[[str, TokenSet], None] | None = None,
         on_session_end: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.store = store
@@ -45,6 +47,7 @@ class TokenManager:
         self.lock_wait = lock_wait
         self.on_refresh = on_refresh
         self.on_session_end = on_session_end
+        self.revocations = RevocationQueue(store.redis, store.prefix, store.vault)
 
     def current(self, sid: str, blob: bytes | None = None) -> TokenSet:
         """The session's tokens, refreshed first if the access token is about to expire.
@@ -54,27 +57,20 @@ class TokenManager:
         """
         tokens = self._stored(sid, blob)
         if tokens.unverified_id_token:
-            tokens = self._verify_pending(sid, tokens)
+            self._check_identity(sid, tokens, tokens.unverified_id_token)
+            checked = replace(tokens, unverified_id_token=None)
+            # Same version: a refresh racing with us bumps it, and then its record wins.
+            tokens = checked if self.store.replace(checked, tokens.version) else self._stored(sid)
         if tokens.expires_within(self.skew):
             tokens = self.refresh(sid, stale=tokens)
         return tokens
 
     def _stored(self, sid: str, blob: bytes | None = None) -> TokenSet:
-        """The session's record (opened from ``blob`` when it was read already, else read now);
-        SessionExpired when it is gone. After a lost compare-and-set, the winner's record."""
+        """The session's record (opened from ``blob`` when given, else read now)."""
         tokens = self.store.open(blob, sid) if blob is not None else self.store.load(sid)
         if tokens is None:
             raise SessionExpired("Your session has ended; please sign in again.")
         return tokens
-
-    def _verify_pending(self, sid: str, tokens: TokenSet) -> TokenSet:
-        """Check a refreshed id_token that could not be checked when it arrived."""
-        self._check_identity(sid, tokens, tokens.unverified_id_token or "")
-        checked = replace(tokens, unverified_id_token=None)
-        # Same version: a refresh racing with us bumps it, and then its record wins.
-        if not self.store.replace(checked, tokens.version):
-            return self._stored(sid)
-        return checked
 
     def refresh(self, sid: str, *, stale: TokenSet) -> TokenSet:
         """Replace ``stale`` (expired, or refused with 1020) by fresh tokens, exactly once."""
@@ -88,9 +84,7 @@ class TokenManager:
                 status=503,
             )
         try:
-            current = self.store.load(sid)
-            if current is None:
-                raise SessionExpired("Your session has ended; please sign in again.")
+            current = self._stored(sid)
             if current.version != stale.version:
                 return current  # another request (thread, worker or host) already refreshed
             if not current.refresh_token:
@@ -126,13 +120,21 @@ class TokenManager:
         id_token = response.get("id_token")
         if isinstance(id_token, str):
             try:
-                self._check_identity(sid, current, id_token, new_refresh=fresh.refresh_token)
+                self._check_identity(sid, fresh, id_token)
             except ProviderError as exc:
                 # The provider's keys are out of reach. The old refresh token is spent, so the
                 # new tokens are stored, but they are not used until the id_token is checked.
                 log.warning("Refreshed id_token not checked yet: %s", exc.message)
                 fresh = replace(fresh, unverified_id_token=id_token)
         if not self.store.replace(fresh, current.version):
+            # The session ended meanwhile (or, past a lock expiry, another refresh won): these
+            # tokens are stored nowhere, so give their grant back rather than leave it live.
+            winner = self.store.load(sid)
+            kept = (winner.refresh_token, winner.access_token) if winner else ()
+            if fresh.refresh_token and fresh.refresh_token not in kept:
+                self.revocations.revoke(self.oidc, fresh.refresh_token, "refresh_token")
+            elif fresh.access_token not in kept:
+                self.revocations.revoke(self.oidc, fresh.access_token, "access_token")
             return self._stored(sid)
         if self.on_refresh is not None:
             self.on_refresh(sid, fresh)
@@ -143,29 +145,21 @@ class TokenManager:
             )
         return fresh
 
-    def _check_identity(
-        self, sid: str, current: TokenSet, id_token: str, *, new_refresh: str | None = None
-    ) -> None:
+    def _check_identity(self, sid: str, tokens: TokenSet, id_token: str) -> None:
         """A refreshed id_token must be valid and name the same user (Core §12.2).
 
-        A refused one ends the session (and revokes the refresh token it came with); a
-        ProviderError (keys unreachable) is left to the caller.
+        A refused one ends the session and revokes the grant it came with; a ProviderError
+        (keys unreachable) is left to the caller.
         """
         try:
             self.oidc.validate_id_token(
-                id_token,
-                nonce=None,
-                previous={"sub": current.subject} if current.subject else None,
+                id_token, nonce=None, previous={"sub": tokens.subject} if tokens.subject else None
             )
         except IdTokenError as exc:
             log.warning("Refreshed id_token refused: %s", exc.message)
-            refresh_token = new_refresh or current.refresh_token
-            if refresh_token:
-                try:
-                    self.oidc.revoke(refresh_token, "refresh_token")
-                except SparkError as revoke_error:
-                    log.warning("Could not revoke the refused grant: %s", revoke_error.message)
-            self._end(sid, current.subject)
+            if tokens.refresh_token:
+                self.revocations.revoke(self.oidc, tokens.refresh_token, "refresh_token")
+            self._end(sid, tokens.subject)
             raise SessionExpired("The provider changed the signed-in identity.") from None
 
     def _end(self, sid: str, subject: str | None) -> None:

@@ -1,10 +1,10 @@
-"""Revocations that failed at sign-out, kept to be retried later (RFC 7009 §2.2.1: on 503,
-"the client is expected to retry later").
+"""Revoking tokens at the provider (RFC 7009), and keeping those it could not take for a retry.
 
-Each pending token is Fernet-sealed with the token vault and kept in the sorted set
-``<prefix>revoke:pending``, scored by the time it was queued; ``flask spark retry-revocations``
-(:meth:`RevocationQueue.retry`) revokes what it can, keeps what still fails, and drops entries
-older than a limit (the provider has expired them by then, or will never take them).
+RFC 7009 §2.2.1 expects a client to retry a revocation the provider could not do (503). Each
+pending token is Fernet-sealed with the token vault in the sorted set ``<prefix>revoke:pending``,
+scored by the time it was queued; ``flask spark retry-revocations`` (:meth:`RevocationQueue.retry`)
+revokes what it can, keeps what still fails, and drops entries older than a week (the provider
+has expired them by then, or will never take them).
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import SparkError
+from .oidc import OIDCClient
+from .redis_client import REDIS_DOWN
 from .tokens import TokenSet, TokenVault
 
 log = logging.getLogger("flask_spark")
@@ -23,8 +26,6 @@ log = logging.getLogger("flask_spark")
 PENDING_SID = "revoke:pending"
 #: Give up on a pending revocation after this many seconds (a week).
 DEFAULT_MAX_AGE = 7 * 24 * 3600
-#: The ``token_type_hint`` of a refresh token (RFC 7009 §2.1).
-REFRESH_HINT = "refresh_token"
 #: Entries looked at per run at most.
 BATCH = 1000
 
@@ -50,9 +51,32 @@ class RevocationQueue:
         self.vault = vault
         self.key = f"{prefix}revoke:pending"
 
+    def revoke(self, oidc: OIDCClient, token: str, hint: str) -> bool:
+        """Revoke ``token`` at the provider; on failure log it and queue it for a retry.
+
+        True when the provider confirmed, or has no revocation endpoint (nothing can be done,
+        and the token expires on its own).
+        """
+        try:
+            if not oidc.endpoint("revocation_endpoint"):
+                log.info(
+                    "The provider has no revocation endpoint; the %s expires on its own.", hint
+                )
+                return True
+            if oidc.revoke(token, hint):
+                return True
+        except SparkError as exc:  # SparkConfigError included (no endpoint known)
+            log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
+        log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
+        try:
+            self.push(token, hint)
+        except REDIS_DOWN as exc:
+            log.error("Could not queue the failed revocation: %s", type(exc).__name__)
+        return False
+
     def push(self, token: str, token_type_hint: str, *, now: float | None = None) -> None:
         """Queue ``token`` (sealed, never in plain text) for a later revocation."""
-        refresh = token_type_hint == REFRESH_HINT
+        refresh = token_type_hint == "refresh_token"  # noqa: S105 - a token type name
         record = TokenSet(
             access_token="" if refresh else token,
             refresh_token=token if refresh else None,
@@ -78,7 +102,11 @@ class RevocationQueue:
                 report.dropped += self.redis.zrem(self.key, blob)
             elif record is None:  # sealed with a key that is no longer configured
                 report.unreadable += self.redis.zrem(self.key, blob)
-            elif self._revoke(revoke, record):
+            elif (
+                revoke(record.refresh_token, "refresh_token")
+                if record.refresh_token
+                else revoke(record.access_token, "access_token")
+            ):
                 report.revoked += self.redis.zrem(self.key, blob)
             else:
                 report.pending += 1
@@ -89,9 +117,3 @@ class RevocationQueue:
                 report.unreadable,
             )
         return report
-
-    @staticmethod
-    def _revoke(revoke: Revoker, record: TokenSet) -> bool:
-        if record.refresh_token:
-            return revoke(record.refresh_token, REFRESH_HINT)
-        return revoke(record.access_token, "access_token")

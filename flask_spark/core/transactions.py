@@ -10,16 +10,26 @@ with ``LREM`` makes a replayed callback find nothing.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from authlib.common.security import generate_token
 
-from .compare import same_secret
-
 #: Sign-ins one browser may have pending at once.
 MAX_PENDING = 5
+
+
+def same_secret(expected: Any, given: Any) -> bool:
+    """True when ``given`` equals the secret ``expected``, both non-empty text, compared in
+    constant time as UTF-8 bytes (:func:`secrets.compare_digest` raises on non-ASCII ``str``:
+    a value a client sends must never turn a refusal into a 500)."""
+    if not isinstance(expected, str) or not isinstance(given, str) or not expected or not given:
+        return False
+    return secrets.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
 
 
 @dataclass(frozen=True)

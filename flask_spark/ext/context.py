@@ -10,8 +10,8 @@ from typing import Any
 from flask import Flask, current_app, g, session, url_for
 
 from ..core.api import SparkAPI
-from ..core.compare import same_secret
 from ..core.errors import LoginRequired, SparkConfigError
+from ..core.transactions import same_secret
 from ..core.user import AnonymousUser, SparkUser
 from .session_interface import CSRF_KEY, SESSION_KEY
 from .state import SparkState

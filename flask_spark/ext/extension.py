@@ -14,8 +14,6 @@ from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
 from ..core.errors import SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
-from ..core.user import SparkUser
-from . import signals
 from .cli import spark_cli
 from .context import current_state, exempt_backchannel_from_csrf, login_url
 from .jobs import api_for_job, job_handle
@@ -113,13 +111,7 @@ class SparkAuth:
         how many sessions were ended; when any were, ``logged_out`` is sent once (reason
         ``"everywhere"``, ``sessions`` the count).
         """
-        state = self.state(app)
-        ended = end_user_sessions(state, sub)
-        if ended:
-            signals.logged_out.send(
-                state.app, user=SparkUser({"sub": sub}), reason="everywhere", sessions=ended
-            )
-        return ended
+        return end_user_sessions(self.state(app), sub)
 
     def unauthorized(self) -> Any:
         """The answer to a request that needs a signed-in user and has none."""

@@ -1,33 +1,247 @@
-"""Starting a signed-in session: shared by the sign-in callback and :mod:`flask_spark.testing`.
+"""Signing in: the start at the provider, the callback's checks, and the new signed-in session.
 
-Whatever way a user gets signed in, the same things happen, in the same order: a new session id
-(the old server-side session is deleted), the encrypted token record, the user and provider-session
-index, the non-secret session data, and the ``logged_in`` signal.
+:func:`start_session` is shared by the callback and :mod:`flask_spark.testing`: whatever way a
+user gets signed in, the same things happen in the same order.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
+import secrets
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from flask import current_app, redirect, request, session, url_for
 from flask.json.tag import TaggedJSONSerializer
+from werkzeug.wrappers import Response
 
-from ..core.claims import storable_claims
+from ..core.config import check_transport
+from ..core.errors import IdTokenError, LoginError
 from ..core.redis_client import REDIS_DOWN
+from ..core.revocations import RevocationQueue
 from ..core.tokens import TokenSet, expires_at
+from ..core.transactions import LoginTransaction, same_secret
 from ..core.user import SparkUser
 from . import signals
-from .session_interface import SESSION_KEY
+from .context import current_state, is_logged_in
+from .session_interface import LOGOUT_STATE_KEY, SESSION_KEY
+from .signout import revoke_tokens
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
 
+_MAX_PARAM = 2048
+#: The cookie that binds a browser to the sign-ins it started (a random value, not a session).
+#: Over HTTPS it is ``__Host-`` prefixed (Secure, Path=/, no Domain): a sibling subdomain
+#: cannot plant a value of its own in it to bind a victim to the attacker's sign-in.
+BINDING_COOKIE = "spark_signin"
+_BINDING = re.compile(r"[A-Za-z0-9_-]{43}")
 #: Claims that describe the token, not the user: not kept in the session.
 TECHNICAL_CLAIMS = frozenset(
     {"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"}
 )
+#: Nesting of kept claim values at most (``address`` is two deep; ``groups`` lists one).
+MAX_DEPTH = 16
+#: Size of the kept claims, serialised, at most (bytes): they are read on every request.
+MAX_BYTES = 32 * 1024
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` if it is a same-site relative path, else None (no open redirects)."""
+    if not value or len(value) > _MAX_PARAM or not value.startswith("/"):
+        return None
+    if "\\" in value or value.startswith("//") or any(ord(c) < 0x21 or c == "\x7f" for c in value):
+        return None
+    parts = urlsplit(value)
+    return None if parts.scheme or parts.netloc else value
+
+
+def _redirect_uri(state: SparkState) -> str:
+    """The callback URL the provider sends the browser back to."""
+    uri = state.config.redirect_uri or url_for("spark.callback", _external=True)
+    check_transport(uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https)
+    return uri
+
+
+def _binding_cookie() -> tuple[str, str, bool]:
+    """The binding cookie's name, path and Secure flag for this app."""
+    if current_app.session_interface.get_cookie_secure(current_app):
+        return "__Host-" + BINDING_COOKIE, "/", True
+    # Plain HTTP (debug on loopback): sent back to our routes only, mounted under a prefix too.
+    return BINDING_COOKIE, request.script_root + current_state().config.url_prefix, False
+
+
+def _binding() -> str | None:
+    """This browser's sign-in binding, from its cookie (None when absent or malformed)."""
+    value = request.cookies.get(_binding_cookie()[0])
+    return value if value and _BINDING.fullmatch(value) else None
+
+
+def begin_login(state: SparkState) -> Response:
+    """Remember a new sign-in transaction and send the browser to the provider's authorize URL.
+
+    No server-side session for a visitor who is only signing in: the browser is bound to its
+    pending sign-ins by a short-lived cookie, sent back to our routes only.
+    """
+    # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
+    next_path = safe_next(request.args.get("next"))
+    next_url = request.script_root + next_path if next_path else state.config.login_default_next
+    binding = _binding() or secrets.token_urlsafe(32)
+    txn = LoginTransaction.begin(
+        next_url=next_url, binding=binding, redirect_uri=_redirect_uri(state)
+    )
+    url = state.oidc.authorization_url(
+        redirect_uri=txn.redirect_uri,
+        state=txn.state,
+        nonce=txn.nonce,
+        code_verifier=txn.code_verifier,
+    )
+    state.transactions.save(txn)
+    response = redirect(url)
+    name, path, secure = _binding_cookie()
+    response.set_cookie(
+        name,
+        binding,
+        max_age=state.config.transaction_ttl,
+        path=path,
+        secure=secure,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def _param(name: str) -> str | None:
+    """A callback query parameter; None if absent; LoginError if repeated or malformed."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise LoginError(
+            f"The callback carried '{name}' more than once.", reason="malformed_callback"
+        )
+    if values and not well_formed(values[0]):
+        raise LoginError(
+            f"The callback's '{name}' parameter is malformed (too long or not printable ASCII).",
+            reason="malformed_callback",
+        )
+    return values[0] if values else None
+
+
+def well_formed(value: str) -> bool:
+    """A query value fit to compare and log: printable ASCII of a sane length."""
+    return len(value) <= _MAX_PARAM and value.isascii() and value.isprintable()
+
+
+def returning_from_logout() -> bool:
+    """Whether this callback hit is single logout coming back, not a sign-in response.
+
+    A sign-out started here left its ``state`` in the session: the return carries that state,
+    or (a provider that drops it) no state, code or error at all. Either way it is consumed.
+    """
+    expected = session.get(LOGOUT_STATE_KEY)
+    if not isinstance(expected, str):
+        return False
+    given = request.args.get("state")
+    if given:
+        if not same_secret(expected, given):
+            return False  # another response (a new sign-in's): the usual checks apply
+    elif request.args.get("code") or request.args.get("error"):
+        return False
+    session.pop(LOGOUT_STATE_KEY, None)
+    log.info("Single logout returned%s.", "" if given else " without its state")
+    return True
+
+
+def complete_login(state: SparkState) -> Response:
+    """The callback: state, errors, code exchange, id_token, new session, stored tokens."""
+    txn_state = _param("state")
+    error = _param("error")
+    if not txn_state:
+        raise LoginError(
+            "The sign-in response has no state; please start the sign-in again.",
+            reason="state_missing",
+        )
+    binding = _binding()
+    txn = state.transactions.pop(binding, txn_state) if binding else None
+    if txn is None and is_logged_in():
+        # A reload of (or Back onto) a used callback: already signed in, so go to the landing
+        # page; nothing about the session changes.
+        log.info("Unknown or used sign-in response while signed in: to the landing page.")
+        return redirect(state.config.login_default_next)
+    if txn is None:
+        raise LoginError(
+            "This sign-in response is unknown, expired, already used or was started in another "
+            "browser (or this browser did not send its sign-in cookie back: cookies blocked, or "
+            "a Secure cookie over plain HTTP?); please sign in again.",
+            reason="state_mismatch",
+        )
+    iss = _param("iss")
+    if iss is None and state.oidc.metadata().get("authorization_response_iss_parameter_supported"):
+        raise LoginError(
+            "The sign-in response lacks the issuer it promises to send (RFC 9207).",
+            reason="issuer_missing",
+        )
+    if iss is not None and iss != state.config.issuer:
+        raise LoginError(
+            "The sign-in response came from an unexpected issuer.", reason="issuer_mismatch"
+        )
+    if error:
+        if error == "access_denied":
+            message = "You cancelled the sign-in with Flexmls, or access was not granted."
+        else:
+            message = f"Flexmls could not sign you in ({error})."
+        description = _param("error_description")
+        message += f" {description}" if description else ""
+        raise LoginError(message, reason=error if error.isidentifier() else "provider_error")
+    code = _param("code")
+    if not code:
+        raise LoginError("The sign-in response has no authorization code.", reason="code_missing")
+
+    response = state.oidc.exchange_code(
+        code=code, redirect_uri=txn.redirect_uri, code_verifier=txn.code_verifier
+    )
+    try:
+        _sign_in(state, txn.nonce, response)
+    except Exception:
+        # The provider issued tokens we will never use: give the grant back (best effort; the
+        # retry queue is in Redis too). A refused sign-in calls no API, so the provider only.
+        queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
+        refresh = response.get("refresh_token")
+        try:
+            if isinstance(refresh, str):
+                queue.revoke(state.oidc, refresh, "refresh_token")
+            queue.revoke(state.oidc, response["access_token"], "access_token")
+        except REDIS_DOWN as exc:
+            log.error("Could not revoke the grant of a failed sign-in: %s", type(exc).__name__)
+        raise
+    return redirect(txn.next_url)
+
+
+def _sign_in(state: SparkState, nonce: str, response: dict[str, Any]) -> None:
+    """Validate the token response's id_token (and userinfo) and start the session."""
+    id_token = response.get("id_token")
+    if not isinstance(id_token, str):
+        raise IdTokenError("The provider sent no id_token.", reason="id_token_missing")
+    claims = state.oidc.validate_id_token(id_token, nonce=nonce)
+    if state.config.fetch_userinfo:
+        info = state.oidc.userinfo(response["access_token"])
+        if info.get("sub") != claims["sub"]:
+            raise IdTokenError(
+                "The userinfo response is about another user.", reason="userinfo_sub_mismatch"
+            )
+        claims = {**info, **claims}
+    missing = [n for n in state.config.required_claims if claims.get(n) in (None, "", [])]
+    if missing:
+        raise LoginError(
+            f"Flexmls did not share {', '.join(missing)} about you, which this app needs to "
+            "sign you in. Ask the app's owner to check the requested scopes "
+            "(SPARK_SCOPE) and SPARK_REQUIRED_CLAIMS.",
+            reason="claims_missing",
+        )
+    start_session(state, session, claims, response)
 
 
 def start_session(
@@ -41,28 +255,30 @@ def start_session(
     """Sign ``session`` in as the user of ``claims`` with the tokens of ``token_response``.
 
     ``session`` is a server-side session of the app's session interface (the request's
-    ``flask.session``, or the one a test client's ``session_transaction()`` opened); its id is
-    regenerated. ``token_response`` is the token endpoint's answer: ``access_token`` and
-    optionally ``refresh_token``, ``id_token``, ``expires_in``, ``scope``. The claims must hold
-    ``sub``; the token-describing ones (``nonce``, ``exp``, ...) are not kept.
+    ``flask.session``, or the one a test client's ``session_transaction()`` opened).
+    ``token_response`` is the token endpoint's answer: ``access_token`` and optionally
+    ``refresh_token``, ``expires_in``, ``scope``. The claims must hold ``sub``; the
+    token-describing ones (``nonce``, ``exp``, ...) are not kept.
 
-    All or nothing: claims the session store cannot keep raise
-    :class:`~flask_spark.core.errors.LoginError` (``claims_unstorable``) before anything is
-    written, and a failure while writing removes what was written.
+    In order: a new session id (the old server-side session is deleted, and the grant it
+    held revoked), the encrypted token record, the user and provider-session index, the
+    non-secret session data, and the ``logged_in`` signal. All or nothing: claims the session
+    store cannot keep raise :class:`~flask_spark.core.errors.LoginError`
+    (``claims_unstorable``) before anything is written, and a failure while writing removes
+    what was written.
     """
     now = time.time() if now is None else now
     lifetime = state.config.session_lifetime
     serializer = getattr(state.session_interface, "serializer", None) or TaggedJSONSerializer()
-    # Checked before anything is written: claims the session cannot keep refuse the sign-in.
-    kept = storable_claims(
-        {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}, serializer.dumps
-    )
+    kept = _storable({k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}, serializer)
     sub = str(claims["sub"])
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
 
     previous = session.get(SESSION_KEY)
-    if isinstance(previous, dict):  # signing in again over a sign-in: drop the old tokens
+    replaced = None
+    if isinstance(previous, dict):  # signing in again over a sign-in: that grant ends
         old_sid: str = session.sid  # type: ignore[attr-defined]
+        replaced = state.tokens.load(old_sid)
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
     state.session_interface.regenerate(session)
     session.clear()
@@ -90,15 +306,67 @@ def start_session(
         signals.logged_in.send(state.app, user=user)
     except Exception:
         session.clear()
-        _roll_back(state, sid, sub, provider_sid)
+        try:  # best effort: the store may be what failed
+            state.registry.destroy(sid, sub, provider_sid)
+        except REDIS_DOWN as exc:
+            log.error("Could not roll back a failed sign-in: %s", type(exc).__name__)
         raise
     log.info("Signed in %s", sub)
+    if replaced is not None:
+        revoke_tokens(state, replaced, revoke_access=True)
     return user
 
 
-def _roll_back(state: SparkState, sid: str, sub: str, provider_sid: str | None) -> None:
-    """Undo a half-written sign-in (best effort: the store may be what failed)."""
+def _storable(claims: dict[str, Any], serializer: Any) -> dict[str, Any]:
+    """``claims`` once checked to be plain JSON that the session store writes back and reads
+    again unchanged, in at most :data:`MAX_BYTES`; LoginError (``claims_unstorable``) if not.
+
+    A provider signs what it likes: a value the store cannot keep (an integer wider than 64
+    bits, NaN, a lone surrogate, deep nesting, a huge payload) must refuse the sign-in before
+    anything is written, not fail when the session is saved after the tokens were stored.
+    """
+    stack: list[tuple[Any, int]] = [(claims, 0)]
+    why = None
+    while stack and why is None:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            why = f"nested deeper than {MAX_DEPTH} levels"
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int) and not -(2**63) <= item < 2**63:
+            why = "an integer wider than 64 bits"
+        elif isinstance(item, float) and not math.isfinite(item):
+            why = "a number that is not finite"
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                why = "a key that is not text"
+            stack.extend((child, depth + 1) for child in [*item, *item.values()])
+        elif isinstance(item, str):
+            if not _encodable(item):
+                why = "text that is not valid Unicode"
+        elif not isinstance(item, int | float):
+            why = f"a value of type {type(item).__name__}"
+    if why is None:
+        try:
+            size = len(serializer.dumps(claims))
+        except (TypeError, ValueError, RecursionError):
+            size, why = 0, "values the session store cannot serialise"
+        if size > MAX_BYTES:
+            why = f"{size} bytes, more than {MAX_BYTES}"
+    if why is not None:
+        raise LoginError(
+            f"The sign-in returned user details this app cannot store ({why}); nothing was "
+            "saved. Please contact the site's administrator.",
+            reason="claims_unstorable",
+        )
+    return claims
+
+
+def _encodable(text: str) -> bool:
     try:
-        state.registry.destroy(sid, sub, provider_sid)
-    except REDIS_DOWN as exc:
-        log.error("Could not roll back a failed sign-in: %s", type(exc).__name__)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
