@@ -67,7 +67,7 @@ class TokenManager:
 
     def _stored(self, sid: str, blob: bytes | None = None) -> TokenSet:
         """The session's record (opened from ``blob`` when given, else read now)."""
-        tokens = self.store.open(blob, sid) if blob is not None else self.store.load(sid)
+        tokens = self.store.vault.open(blob, sid) if blob is not None else self.store.load(sid)
         if tokens is None:
             raise SessionExpired("Your session has ended; please sign in again.")
         return tokens

@@ -43,17 +43,17 @@ class TokenSet:
     def __repr__(self) -> str:  # keep tokens out of tracebacks and debuggers' summaries
         return f"TokenSet(sid=…, version={self.version}, expires_at={self.expires_at:.0f})"
 
-    def expires_within(self, seconds: float, now: float | None = None) -> bool:
-        """True when the access token expires within ``seconds`` from ``now``."""
-        return self.expires_at - seconds <= (time.time() if now is None else now)
+    def expires_within(self, seconds: float) -> bool:
+        """True when the access token expires within ``seconds`` from now."""
+        return self.expires_at - seconds <= time.time()
 
-    def rotated(self, response: dict[str, Any], now: float | None = None) -> TokenSet:
+    def rotated(self, response: dict[str, Any]) -> TokenSet:
         """The record after a refresh: a new refresh token replaces the old one when sent."""
         return replace(
             self,
             access_token=response["access_token"],
             refresh_token=response.get("refresh_token") or self.refresh_token,
-            expires_at=expires_at(response, now),
+            expires_at=expires_at(response),
             scope=response.get("scope") or self.scope,
             version=self.version + 1,
             unverified_id_token=None,
@@ -69,25 +69,15 @@ def expires_at(response: dict[str, Any], now: float | None = None) -> float:
     return (time.time() if now is None else now) + lifetime
 
 
-_ABSENT = object()
-#: The fields of a TokenSet that have a default, and their default.
+#: The fields of a TokenSet that have a default, and their default: left out of a sealed record.
 _DEFAULTS = {f.name: f.default for f in fields(TokenSet) if f.default is not MISSING}
-
-#: The first byte of every Fernet token (its version); base64 text starts with ``g``.
-_FERNET_VERSION = b"\x80"
-
-
-def _fernet_token(blob: bytes) -> bytes:
-    """The Fernet token of a stored record: its bytes are kept (a quarter smaller than the
-    token's base64 text, which records written by earlier versions hold and which still open)."""
-    return base64.urlsafe_b64encode(blob) if blob[:1] == _FERNET_VERSION else blob
 
 
 class TokenVault:
     """Fernet encryption of token records; the first key encrypts, every key decrypts.
 
-    A sealed record is the Fernet token's bytes (base64-decoded): Redis is binary-safe, and a
-    token record then fits a smaller allocation.
+    A sealed record is the Fernet token's bytes (base64-decoded, a quarter smaller): Redis is
+    binary-safe, and every byte of a record is kept for the session's whole life.
     """
 
     def __init__(self, keys: Iterable[str]) -> None:
@@ -96,43 +86,34 @@ class TokenVault:
 
     def seal(self, tokens: TokenSet) -> bytes:
         """Encrypt a record; the session id inside binds it to its session."""
-        # Fields at their default (version 1, no scope, no unverified id_token) are left out:
-        # every byte counts in Redis, and a record is read back with the same defaults.
-        record = {k: v for k, v in asdict(tokens).items() if _DEFAULTS.get(k, _ABSENT) != v}
+        record = {k: v for k, v in asdict(tokens).items() if _DEFAULTS.get(k, MISSING) != v}
         plain = json.dumps(record, separators=(",", ":")).encode()
         return base64.urlsafe_b64decode(self._fernet.encrypt(plain))
 
-    def seal_probe(self) -> bytes:
+    def seal_probe(self) -> None:
         """Encrypt and decrypt a throwaway record: proves the first key works."""
-        probe = TokenSet(
-            access_token="probe",  # noqa: S106 - a throwaway value, not a credential
-            refresh_token=None,
-            subject=None,
-            expires_at=0,
-            sid="probe",
-        )
-        blob = self.seal(probe)
-        if self.open(blob, "probe") != probe:
+        probe = TokenSet("probe", refresh_token=None, subject=None, expires_at=0, sid="")
+        if self.open(self.seal(probe), "") != probe:
             raise SparkError("The token vault could not read back what it wrote.")
-        return blob
 
-    def open(self, blob: bytes, sid: str) -> TokenSet | None:
-        """Decrypt a record for ``sid``; tampered, foreign or undecryptable records give None."""
+    def open(self, blob: bytes | None, sid: str) -> TokenSet | None:
+        """Decrypt a record for ``sid``; absent, tampered, foreign or undecryptable gives None."""
+        if not blob:
+            return None
         try:
-            data = json.loads(self._fernet.decrypt(_fernet_token(blob)))
-            tokens = TokenSet(**data)
+            tokens = TokenSet(**json.loads(self._fernet.decrypt(base64.urlsafe_b64encode(blob))))
         except (InvalidToken, ValueError, TypeError):
             return None
         return tokens if tokens.sid == sid else None
 
     def rotate(self, blob: bytes) -> bytes:
         """Re-encrypt ``blob`` with the first key (raises ``InvalidToken`` if no key opens it)."""
-        return base64.urlsafe_b64decode(self._fernet.rotate(_fernet_token(blob)))
+        return base64.urlsafe_b64decode(self._fernet.rotate(base64.urlsafe_b64encode(blob)))
 
     def encrypted_with_primary(self, blob: bytes) -> bool:
         """True when the first key already decrypts ``blob``."""
         try:
-            Fernet(self.keys[0]).decrypt(_fernet_token(blob))
+            Fernet(self.keys[0]).decrypt(base64.urlsafe_b64encode(blob))
         except InvalidToken:
             return False
         return True
@@ -177,53 +158,36 @@ class TokenStore:
 
     def load(self, sid: str) -> TokenSet | None:
         """Read and decrypt the record of ``sid`` (None if absent, tampered or foreign)."""
-        return self.open(self.redis.hget(self.key(sid), "d"), sid)
+        return self.vault.open(self.redis.hget(self.key(sid), "d"), sid)
 
     def queue_load(self, pipeline: Any, sid: str) -> None:
-        """Queue the read of ``sid``'s sealed record on ``pipeline`` (its answer: the blob).
-
-        The session interface reads the record in the same round trip as the session; the
-        record's key shares the session's hash slot, so this holds on Redis Cluster too.
-        """
+        """Queue the read of ``sid``'s sealed record on ``pipeline`` (its answer: the blob), for
+        the session interface to read it in the session's round trip (same hash slot)."""
         pipeline.hget(self.key(sid), "d")
-
-    def open(self, blob: bytes | None, sid: str) -> TokenSet | None:
-        """Decrypt a sealed record of ``sid`` read elsewhere (None if absent or not sid's).
-
-        The arguments come in the order of :meth:`TokenVault.open`.
-        """
-        if not blob:
-            return None
-        return self.vault.open(blob, sid)
 
     def create(self, tokens: TokenSet, ttl: int) -> None:
         """Store the first record of a new session, for the absolute session lifetime."""
-        if not self._cas(
-            keys=[self.key(tokens.sid)],
-            args=["", tokens.version, self.vault.seal(tokens), max(int(ttl), 1)],
-        ):
+        args = ["", tokens.version, self.vault.seal(tokens), max(int(ttl), 1)]
+        if not self._cas(keys=[self.key(tokens.sid)], args=args):
             raise SparkError("A token record already exists for this session id.")
 
     def replace(self, tokens: TokenSet, expected_version: int) -> bool:
         """Write ``tokens`` only if the stored version is still ``expected_version``."""
-        return bool(
-            self._cas(
-                keys=[self.key(tokens.sid)],
-                args=[expected_version, tokens.version, self.vault.seal(tokens), 0],
-            )
-        )
+        args = [expected_version, tokens.version, self.vault.seal(tokens), 0]
+        return bool(self._cas(keys=[self.key(tokens.sid)], args=args))
 
     def delete(self, sid: str) -> None:
         """Forget the record of ``sid``; a refresh lock is left to its owner (or its expiry)."""
         self.redis.delete(self.key(sid))
 
     def lock(self, sid: str, timeout: float, wait: float) -> Lock:
-        """redis-py's lock (token-owned, released by compare-and-delete) for refreshing ``sid``."""
+        """redis-py's lock (token-owned, released by compare-and-delete) for refreshing ``sid``;
+        waiters poll it every 20 ms, so that a refresh storm stays quick."""
         lock: Lock = self.redis.lock(
             self.lock_key(sid),
             timeout=timeout,
             blocking_timeout=wait,
-            sleep=0.02,  # waiters poll the lock: a short poll keeps a refresh storm quick
+            sleep=0.02,
             thread_local=False,
         )
         return lock
@@ -237,17 +201,13 @@ class TokenStore:
     def rotate_key(self, key: str) -> str:
         """Re-encrypt one record with the primary key: 'rotated', 'skipped' or 'unreadable'."""
         while True:
-            raw = self.redis.hmget(key, ["v", "d"])
-            version, blob = raw[0], raw[1]
-            if blob is None:
-                return "skipped"
-            if self.vault.encrypted_with_primary(blob):
+            version, blob = self.redis.hmget(key, ["v", "d"])
+            if blob is None or self.vault.encrypted_with_primary(blob):
                 return "skipped"
             try:
                 new_blob = self.vault.rotate(blob)
             except InvalidToken:
                 return "unreadable"
-            # Same version: a refresh racing with us bumps it, so our write fails and we retry.
+            # Same version: a refresh racing with us bumps it, our write fails, and we retry.
             if self._cas(keys=[key], args=[version, version, new_blob, 0]):
                 return "rotated"
-            # A refresh wrote in between: read again and retry.
