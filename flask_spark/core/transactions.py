@@ -60,43 +60,35 @@ class LoginTransaction:
 class TransactionStore:
     """Login transactions in Redis, one capped list per browser binding, with a TTL."""
 
-    def __init__(self, redis: Any, prefix: str, ttl: int, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, redis: Any, prefix: str, ttl: int) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl
-        self.max_pending = max_pending
-
-    def key(self, binding: str) -> str:
-        """The list of one browser's pending sign-ins."""
-        return f"{self.prefix}txn:{{{binding}}}"
 
     def save(self, txn: LoginTransaction) -> None:
         """Add ``txn`` to its browser's list (dropping the oldest beyond the cap); TTL renewed."""
-        key = self.key(txn.binding)
+        key = f"{self.prefix}txn:{{{txn.binding}}}"
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, json.dumps(asdict(txn)))
-            pipe.ltrim(key, 0, self.max_pending - 1)
+            pipe.ltrim(key, 0, MAX_PENDING - 1)
             pipe.expire(key, max(int(self.ttl), 1))
             pipe.execute()
 
     def pending(self, binding: str) -> int:
         """How many sign-ins the browser of ``binding`` has pending."""
-        return int(self.redis.llen(self.key(binding)))
+        return int(self.redis.llen(f"{self.prefix}txn:{{{binding}}}"))
 
     def pop(self, binding: str, state: str) -> LoginTransaction | None:
         """Take the transaction of ``state`` from this browser's list (None if unknown, expired,
         used, or started in another browser)."""
-        key = self.key(binding)
-        for raw in self.redis.lrange(key, 0, self.max_pending - 1):
+        key = f"{self.prefix}txn:{{{binding}}}"
+        for raw in self.redis.lrange(key, 0, MAX_PENDING - 1):
             try:
                 txn = LoginTransaction(**json.loads(raw))
             except (ValueError, TypeError):
                 continue
-            if not same_secret(txn.state, state):
-                continue
-            if not self.redis.lrem(key, 1, raw):
-                return None  # a concurrent callback took it first
-            if txn.started + self.ttl < time.time():
-                return None
-            return txn
+            if same_secret(txn.state, state):
+                # LREM fails when a concurrent callback took it first.
+                used = self.redis.lrem(key, 1, raw)
+                return txn if used and txn.started + self.ttl >= time.time() else None
         return None

@@ -24,11 +24,11 @@ from ..core.errors import IdTokenError, LoginError
 from ..core.redis_client import REDIS_DOWN
 from ..core.revocations import RevocationQueue
 from ..core.tokens import TokenSet, expires_at
-from ..core.transactions import LoginTransaction, same_secret
+from ..core.transactions import LoginTransaction
 from ..core.user import SparkUser
 from . import signals
 from .context import current_state, is_logged_in
-from .session_interface import LOGOUT_STATE_KEY, SESSION_KEY
+from .session_interface import SESSION_KEY
 from .signout import revoke_tokens
 from .state import SparkState
 
@@ -133,26 +133,6 @@ def _param(name: str) -> str | None:
 def well_formed(value: str) -> bool:
     """A query value fit to compare and log: printable ASCII of a sane length."""
     return len(value) <= _MAX_PARAM and value.isascii() and value.isprintable()
-
-
-def returning_from_logout() -> bool:
-    """Whether this callback hit is single logout coming back, not a sign-in response.
-
-    A sign-out started here left its ``state`` in the session: the return carries that state,
-    or (a provider that drops it) no state, code or error at all. Either way it is consumed.
-    """
-    expected = session.get(LOGOUT_STATE_KEY)
-    if not isinstance(expected, str):
-        return False
-    given = request.args.get("state")
-    if given:
-        if not same_secret(expected, given):
-            return False  # another response (a new sign-in's): the usual checks apply
-    elif request.args.get("code") or request.args.get("error"):
-        return False
-    session.pop(LOGOUT_STATE_KEY, None)
-    log.info("Single logout returned%s.", "" if given else " without its state")
-    return True
 
 
 def complete_login(state: SparkState) -> Response:
@@ -321,40 +301,17 @@ def _storable(claims: dict[str, Any], serializer: Any) -> dict[str, Any]:
     """``claims`` once checked to be plain JSON that the session store writes back and reads
     again unchanged, in at most :data:`MAX_BYTES`; LoginError (``claims_unstorable``) if not.
 
-    A provider signs what it likes: a value the store cannot keep (an integer wider than 64
-    bits, NaN, a lone surrogate, deep nesting, a huge payload) must refuse the sign-in before
+    A provider signs what it likes: a value the store cannot keep must refuse the sign-in before
     anything is written, not fail when the session is saved after the tokens were stored.
     """
-    stack: list[tuple[Any, int]] = [(claims, 0)]
-    why = None
-    while stack and why is None:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            why = f"nested deeper than {MAX_DEPTH} levels"
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int) and not -(2**63) <= item < 2**63:
-            why = "an integer wider than 64 bits"
-        elif isinstance(item, float) and not math.isfinite(item):
-            why = "a number that is not finite"
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, dict):
-            if not all(isinstance(k, str) for k in item):
-                why = "a key that is not text"
-            stack.extend((child, depth + 1) for child in [*item, *item.values()])
-        elif isinstance(item, str):
-            if not _encodable(item):
-                why = "text that is not valid Unicode"
-        elif not isinstance(item, int | float):
-            why = f"a value of type {type(item).__name__}"
+    why = _unstorable(claims)
     if why is None:
         try:
             size = len(serializer.dumps(claims))
         except (TypeError, ValueError, RecursionError):
-            size, why = 0, "values the session store cannot serialise"
-        if size > MAX_BYTES:
-            why = f"{size} bytes, more than {MAX_BYTES}"
+            why = "values the session store cannot serialise"
+        else:
+            why = f"{size} bytes, more than {MAX_BYTES}" if size > MAX_BYTES else None
     if why is not None:
         raise LoginError(
             f"The sign-in returned user details this app cannot store ({why}); nothing was "
@@ -364,9 +321,25 @@ def _storable(claims: dict[str, Any], serializer: Any) -> dict[str, Any]:
     return claims
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _unstorable(value: Any) -> str | None:
+    """Why JSON cannot keep ``value`` unchanged, or None (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return "a key that is not text"
+            stack.extend((child, depth + 1) for child in [*item, *item.values()])
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and item.encode("utf-8", "replace").decode() != item:
+            return "text that is not valid Unicode"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "a number that is not finite"
+        elif isinstance(item, int) and not -(2**63) <= item < 2**63:
+            return "an integer wider than 64 bits"
+        elif not isinstance(item, str | int | float | type(None)):
+            return f"a value of type {type(item).__name__}"
+    return None

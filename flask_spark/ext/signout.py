@@ -33,6 +33,7 @@ from ..core.errors import (
 )
 from ..core.revocations import RevocationQueue
 from ..core.tokens import TokenSet
+from ..core.transactions import same_secret
 from ..core.user import AnonymousUser, SparkUser
 from . import signals
 from .context import csrf_field_name, csrf_token
@@ -200,6 +201,26 @@ def _store_logout_page(title: str, message: str) -> Response:
         "spark/error.html", status=200, title=title, message=message, code="store_logout"
     )
     return Response(body, mimetype="text/html")
+
+
+def returning_from_logout() -> bool:
+    """Whether this callback hit is single logout coming back, not a sign-in response.
+
+    A sign-out started here left its ``state`` in the session: the return carries that state,
+    or (a provider that drops it) no state, code or error at all. Either way it is consumed.
+    """
+    expected = session.get(LOGOUT_STATE_KEY)
+    if not isinstance(expected, str):
+        return False
+    given = request.args.get("state")
+    if given:
+        if not same_secret(expected, given):
+            return False  # another response (a new sign-in's): the usual checks apply
+    elif request.args.get("code") or request.args.get("error"):
+        return False
+    session.pop(LOGOUT_STATE_KEY, None)
+    log.info("Single logout returned%s.", "" if given else " without its state")
+    return True
 
 
 def logout_token_claims(state: SparkState) -> dict[str, Any]:

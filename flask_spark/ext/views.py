@@ -84,7 +84,7 @@ def create_blueprint() -> Blueprint:
     @bp.get("/callback")
     def callback() -> Any:
         state = current_state()
-        if signin.returning_from_logout():
+        if signout.returning_from_logout():
             return redirect(state.config.logout_redirect)
         try:
             return signin.complete_login(state)
