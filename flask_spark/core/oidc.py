@@ -146,27 +146,40 @@ class OIDCClient:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        return self._call(
+            lambda: self._http.get().get(url, timeout=self.config.http_timeout, headers=headers),
+            what,
+        )
+
+    def _call(self, call: Callable[[], Any], what: str) -> dict[str, Any]:
+        """The JSON object the provider answers to ``call``; ProviderError for anything else."""
         try:
-            response = self._http.get().get(url, timeout=self.config.http_timeout, headers=headers)
+            answer = call()
+            if isinstance(answer, requests.Response):
+                if answer.status_code != 200:
+                    raise requests.HTTPError(response=answer)
+                answer = answer.json()
+        except OAuthError as exc:
+            raise ProviderError(
+                f"The identity provider refused the {what}: {exc.error}.",
+                status=400,
+                error=exc.error,
+                description=exc.description,
+            ) from None
         except requests.Timeout:
             raise ProviderError(
                 f"The identity provider did not answer in time ({what}).", status=504
             ) from None
-        except requests.RequestException as exc:
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            raise ProviderError(f"The identity provider answered HTTP {status} ({what}).") from None
+        except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
                 f"The identity provider could not be reached ({what}): {type(exc).__name__}."
             ) from None
-        if response.status_code != 200:
-            raise ProviderError(
-                f"The identity provider answered HTTP {response.status_code} ({what})."
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
+        if not isinstance(answer, dict):
             raise ProviderError(f"The identity provider sent something other than JSON ({what}).")
-        return data
+        return dict(answer)
 
     # -- discovery and keys ----------------------------------------------------------------
 
@@ -398,29 +411,10 @@ class OIDCClient:
         return str(url)
 
     def _token_call(self, call: Callable[[OAuth2Session], Any], what: str) -> dict[str, Any]:
-        try:
-            token = call(self.oauth())
-        except OAuthError as exc:
-            raise ProviderError(
-                f"The identity provider refused the {what}: {exc.error}.",
-                status=400,
-                error=exc.error,
-                description=exc.description,
-            ) from None
-        except requests.Timeout:
-            raise ProviderError(
-                f"The identity provider did not answer in time ({what}).", status=504
-            ) from None
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            raise ProviderError(f"The identity provider answered HTTP {status} ({what}).") from None
-        except (requests.RequestException, ValueError) as exc:
-            raise ProviderError(
-                f"The identity provider could not be reached ({what}): {type(exc).__name__}."
-            ) from None
-        if not isinstance(token, dict) or not isinstance(token.get("access_token"), str):
+        token = self._call(lambda: call(self.oauth()), what)
+        if not isinstance(token.get("access_token"), str):
             raise ProviderError(f"The identity provider's {what} answer has no access_token.")
-        return dict(token)
+        return token
 
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
         """Trade the authorization code for tokens (with the PKCE verifier, if PKCE is on)."""

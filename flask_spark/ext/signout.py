@@ -1,10 +1,9 @@
-"""Signing out, in every form: the user's sign-out and disconnect, single logout at the provider,
-the Spark Store's logout call, provider-initiated logout, and "sign out everywhere".
+"""Signing out in every form: sign-out and disconnect, single logout, the Spark Store's logout
+call, provider-initiated logout and "sign out everywhere".
 
-Each ends the local session first, so that it is gone even when the provider or the API hangs,
-then gives the grant back: the access token is deleted at the Spark API (first: once the refresh
-token is revoked, the API refuses the deletion call itself), then revoked at the provider
-(RFC 7009), a failure queued for a retry.
+The local session ends first, so that it is gone even when the provider or the API hangs; then
+the access token is deleted at the Spark API (before the refresh token is revoked: the API
+would then refuse the deletion call itself) and the tokens are revoked at the provider.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from urllib.parse import quote
 from flask import Response, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..core.api import SparkAPI, StaticTokens
+from ..core.api import StaticTokens
 from ..core.config import check_transport, origin_of
 from ..core.errors import (
     AuthenticationError,
@@ -60,20 +59,11 @@ def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -
 
 def _delete_at_api(state: SparkState, access_token: str) -> bool:
     """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed.
-
-    404 and 1020 (the token expired) both mean there is nothing left to delete.
-    """
+    404 and 1020 (expired) mean there is nothing left to delete."""
     if not state.config.delete_token_at_api:
         return True
-    cfg = state.config
-    api = SparkAPI(  # a DELETE: never retried by the pool
-        base_url=cfg.api_base_url,
-        user_agent=cfg.user_agent,
-        tokens=StaticTokens(access_token),
-        http=state.http,
-        timeout=cfg.http_timeout,
-    )
     try:
+        api = state.api_with(StaticTokens(access_token))
         api.delete(f"oauth2/token/{quote(access_token, safe='')}")
     except (ResourceNotFound, TokenExpired):
         return True
@@ -120,11 +110,9 @@ def after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
 
 
 def to_single_logout(state: SparkState) -> BaseResponse:
-    """Redirect to the provider's single-logout URL with a fresh ``state`` kept in the session.
-
-    It returns to ``SPARK_POST_LOGOUT_REDIRECT_URI``, else to the redirect URI (Spark: it "must
-    match the redirect_uri for the client_id"); the callback recognises the return by its state.
-    """
+    """Redirect to the provider's single logout with a fresh ``state`` kept in the session.
+    It returns to the redirect URI (Spark: it "must match the redirect_uri for the client_id")
+    unless configured, and the callback recognises the return by that state."""
     logout_state = secrets.token_urlsafe(32)
     cfg = state.config
     uri = (
@@ -145,22 +133,16 @@ def to_single_logout(state: SparkState) -> BaseResponse:
 
 
 def store_logout(state: SparkState) -> BaseResponse:
-    """The Spark Store "Single Logout URI": sign this browser out only when the request proves
-    it comes from Spark's sign-out, else ask.
+    """The Spark Store "Single Logout URI": sign out only on proof that Spark's sign-out sent
+    the browser here, else ask (on a page that cannot be framed).
 
-    How Spark calls that URI is not published: a top-level navigation (with the app's
-    ``SameSite=Lax`` cookie) or an iframe (without), with or without parameters. A
-    cookie-carrying GET can come from any site, and no parameter is signed, so the proof is
-    either the browser's ``Origin`` (else ``Referer``) being one of
-    ``SPARK_STORE_LOGOUT_ORIGINS``, or (``SPARK_STORE_LOGOUT_VERIFY``) Spark refusing the
-    session's token even after a refresh. Otherwise, with ``SPARK_STORE_LOGOUT_CONFIRM``, the
-    user is asked on a page that cannot be framed.
+    Spark does not publish how it calls the URI, signs no parameter, and any site can make a
+    cookie-carrying GET. Proof is the browser's ``Origin`` (else ``Referer``) being one of
+    ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark refusing the session's token even after a refresh.
     """
     config = state.config
     if not isinstance(session.get(SESSION_KEY), dict):
-        return _store_logout_page(
-            "Nothing to sign out", "This browser is not signed in to this app."
-        )
+        return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         origin = request.headers.get("Referer")
@@ -174,7 +156,7 @@ def store_logout(state: SparkState) -> BaseResponse:
         return redirect(config.logout_redirect)
     log.info("Store logout not proven (origin %s); nothing signed out.", origin or "unknown")
     if not config.store_logout_confirm:
-        return _store_logout_page(
+        return _frameable(
             "Still signed in", "This sign-out request could not be verified, so nothing was done."
         )
     page = render_template("spark/store_logout.html", field=csrf_field_name(), token=csrf_token())
@@ -195,12 +177,9 @@ def _refused_by_spark(state: SparkState) -> bool:
     return False
 
 
-def _store_logout_page(title: str, message: str) -> Response:
-    """A small frameable answer (the call may be an iframe on Spark's page)."""
-    body = render_template(
-        "spark/error.html", status=200, title=title, message=message, code="store_logout"
-    )
-    return Response(body, mimetype="text/html")
+def _frameable(title: str, message: str) -> Response:
+    """A small answer that Spark's page may show in an iframe."""
+    return error_response(200, title, message, code="store_logout")
 
 
 def returning_from_logout() -> bool:
@@ -224,11 +203,8 @@ def returning_from_logout() -> bool:
 
 
 def logout_token_claims(state: SparkState) -> dict[str, Any]:
-    """The validated claims of the posted back-channel ``logout_token``; IdTokenError if refused.
-
-    A token is accepted once: its ``jti`` is remembered for as long as the token would be
-    accepted (bounded, whatever its ``exp``), so a captured token cannot be replayed.
-    """
+    """The claims of the posted back-channel ``logout_token``; IdTokenError if refused.
+    Its ``jti`` is remembered while the token would be accepted: no replay."""
     token = request.form.get("logout_token", "")
     if not token or len(token) > _MAX_LOGOUT_TOKEN:
         raise IdTokenError("A logout_token form field is required.")
@@ -249,11 +225,8 @@ def announce_ended(state: SparkState, subs: list[str], reason: str) -> None:
 
 
 def end_user_sessions(state: SparkState, sub: str) -> int:
-    """End every session of user ``sub`` on every device and revoke their grants.
-
-    Returns how many sessions were still alive; when any were, ``logged_out`` is sent once
-    (reason ``"everywhere"``). Each session goes first, its revocation after.
-    """
+    """End every session of user ``sub`` and revoke their grants; how many were alive.
+    ``logged_out`` is sent once (reason ``"everywhere"``) when any were."""
     ended = 0
     for sid in sorted(state.registry.sessions_of(sub=sub)):
         tokens = state.tokens.load(sid)
