@@ -28,6 +28,7 @@ from joserfc.jwk import JWKRegistry, Key, KeySet
 from .config import SparkConfig, check_transport
 from .errors import IdTokenError, ProviderError, SparkConfigError
 from .http import ProcessLocal, pooled_session
+from .transactions import LoginTransaction
 
 log = logging.getLogger("flask_spark")
 
@@ -396,17 +397,15 @@ class OIDCClient:
 
     # -- the protocol ----------------------------------------------------------------------
 
-    def authorization_url(
-        self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
-    ) -> str:
-        """The provider's authorize URL, with state, nonce and (SPARK_USE_PKCE) PKCE S256."""
+    def authorization_url(self, txn: LoginTransaction) -> str:
+        """The provider's authorize URL for ``txn``: state, nonce and (SPARK_USE_PKCE) S256."""
         url, _ = self.oauth().create_authorization_url(
             self.metadata()["authorization_endpoint"],
-            state=state,
-            code_verifier=code_verifier if self.config.use_pkce else None,
-            redirect_uri=redirect_uri,
+            state=txn.state,
+            code_verifier=txn.code_verifier if self.config.use_pkce else None,
+            redirect_uri=txn.redirect_uri,
             scope=self.config.scope,
-            nonce=nonce,
+            nonce=txn.nonce,
         )
         return str(url)
 
@@ -416,13 +415,17 @@ class OIDCClient:
             raise ProviderError(f"The identity provider's {what} answer has no access_token.")
         return token
 
-    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
-        """Trade the authorization code for tokens (with the PKCE verifier, if PKCE is on)."""
+    def exchange_code(self, code: str, txn: LoginTransaction) -> dict[str, Any]:
+        """Trade the authorization code of ``txn`` for tokens (with its PKCE verifier)."""
         url = self.metadata()["token_endpoint"]
-        pkce = {"code_verifier": code_verifier} if self.config.use_pkce else {}
+        pkce = {"code_verifier": txn.code_verifier} if self.config.use_pkce else {}
         return self._token_call(
             lambda s: s.fetch_token(
-                url, grant_type="authorization_code", code=code, redirect_uri=redirect_uri, **pkce
+                url,
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=txn.redirect_uri,
+                **pkce,
             ),
             "code exchange",
         )

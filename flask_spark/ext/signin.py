@@ -1,8 +1,5 @@
-"""Signing in: the start at the provider, the callback's checks, and the new signed-in session.
-
-:func:`start_session` is shared by the callback and :mod:`flask_spark.testing`: whatever way a
-user gets signed in, the same things happen in the same order.
-"""
+"""Signing in: the start at the provider, the callback's checks, and the new session (also
+started by :mod:`flask_spark.testing`, so that every sign-in does the same things)."""
 
 from __future__ import annotations
 
@@ -60,13 +57,6 @@ def safe_next(value: str | None) -> str | None:
     return None if parts.scheme or parts.netloc else value
 
 
-def _redirect_uri(state: SparkState) -> str:
-    """The callback URL the provider sends the browser back to."""
-    uri = state.config.redirect_uri or url_for("spark.callback", _external=True)
-    check_transport(uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https)
-    return uri
-
-
 def _binding_cookie() -> tuple[str, str, bool]:
     """The binding cookie's name, path and Secure flag for this app."""
     if current_app.session_interface.get_cookie_secure(current_app):
@@ -82,24 +72,21 @@ def _binding() -> str | None:
 
 
 def begin_login(state: SparkState) -> Response:
-    """Remember a new sign-in transaction and send the browser to the provider's authorize URL.
+    """Remember a new sign-in and send the browser to the provider's authorize URL.
 
-    No server-side session for a visitor who is only signing in: the browser is bound to its
-    pending sign-ins by a short-lived cookie, sent back to our routes only.
+    A visitor who is only signing in gets no server-side session: a short-lived cookie binds
+    the browser to its pending sign-ins.
     """
     # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
     next_path = safe_next(request.args.get("next"))
     next_url = request.script_root + next_path if next_path else state.config.login_default_next
+    redirect_uri = state.config.redirect_uri or url_for("spark.callback", _external=True)
+    check_transport(
+        redirect_uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https
+    )
     binding = _binding() or secrets.token_urlsafe(32)
-    txn = LoginTransaction.begin(
-        next_url=next_url, binding=binding, redirect_uri=_redirect_uri(state)
-    )
-    url = state.oidc.authorization_url(
-        redirect_uri=txn.redirect_uri,
-        state=txn.state,
-        nonce=txn.nonce,
-        code_verifier=txn.code_verifier,
-    )
+    txn = LoginTransaction.begin(next_url=next_url, binding=binding, redirect_uri=redirect_uri)
+    url = state.oidc.authorization_url(txn)
     state.transactions.save(txn)
     response = redirect(url)
     name, path, secure = _binding_cookie()
@@ -147,8 +134,7 @@ def complete_login(state: SparkState) -> Response:
     binding = _binding()
     txn = state.transactions.pop(binding, txn_state) if binding else None
     if txn is None and is_logged_in():
-        # A reload of (or Back onto) a used callback: already signed in, so go to the landing
-        # page; nothing about the session changes.
+        # A reload of (or Back onto) a used callback: nothing about the session changes.
         log.info("Unknown or used sign-in response while signed in: to the landing page.")
         return redirect(state.config.login_default_next)
     if txn is None:
@@ -180,22 +166,15 @@ def complete_login(state: SparkState) -> Response:
     if not code:
         raise LoginError("The sign-in response has no authorization code.", reason="code_missing")
 
-    response = state.oidc.exchange_code(
-        code=code, redirect_uri=txn.redirect_uri, code_verifier=txn.code_verifier
-    )
+    response = state.oidc.exchange_code(code, txn)
     try:
         _sign_in(state, txn.nonce, response)
     except Exception:
-        # The provider issued tokens we will never use: give the grant back (best effort; the
-        # retry queue is in Redis too). A refused sign-in calls no API, so the provider only.
+        # Give back the grant of a refused sign-in, at the provider only (it calls no API).
         queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
-        refresh = response.get("refresh_token")
-        try:
-            if isinstance(refresh, str):
-                queue.revoke(state.oidc, refresh, "refresh_token")
-            queue.revoke(state.oidc, response["access_token"], "access_token")
-        except REDIS_DOWN as exc:
-            log.error("Could not revoke the grant of a failed sign-in: %s", type(exc).__name__)
+        if isinstance(response.get("refresh_token"), str):
+            queue.revoke(state.oidc, response["refresh_token"], "refresh_token")
+        queue.revoke(state.oidc, response["access_token"], "access_token")
         raise
     return redirect(txn.next_url)
 
@@ -232,20 +211,14 @@ def start_session(
     *,
     now: float | None = None,
 ) -> SparkUser:
-    """Sign ``session`` in as the user of ``claims`` with the tokens of ``token_response``.
+    """Sign ``session`` (the request's, or a test client's ``session_transaction()``) in as the
+    user of ``claims`` (with ``sub``) with the token endpoint's answer ``token_response``.
 
-    ``session`` is a server-side session of the app's session interface (the request's
-    ``flask.session``, or the one a test client's ``session_transaction()`` opened).
-    ``token_response`` is the token endpoint's answer: ``access_token`` and optionally
-    ``refresh_token``, ``expires_in``, ``scope``. The claims must hold ``sub``; the
-    token-describing ones (``nonce``, ``exp``, ...) are not kept.
-
-    In order: a new session id (the old server-side session is deleted, and the grant it
-    held revoked), the encrypted token record, the user and provider-session index, the
-    non-secret session data, and the ``logged_in`` signal. All or nothing: claims the session
-    store cannot keep raise :class:`~flask_spark.core.errors.LoginError`
-    (``claims_unstorable``) before anything is written, and a failure while writing removes
-    what was written.
+    In order: a new session id (the old session deleted, the grant it held revoked), the
+    encrypted token record, the user and provider-session index, the session data, and the
+    ``logged_in`` signal. All or nothing: claims the session store cannot keep raise
+    :class:`~flask_spark.core.errors.LoginError` before anything is written, and a failure
+    while writing removes what was written.
     """
     now = time.time() if now is None else now
     lifetime = state.config.session_lifetime
