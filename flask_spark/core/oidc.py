@@ -1,9 +1,6 @@
 """The OpenID Connect relying party, free of Flask: discovery, the authorize URL, code exchange,
-refresh, revocation, userinfo, and id_token / logout_token validation.
-
-Protocol messages go through Authlib's ``OAuth2Session``, JOSE through joserfc. One
-:class:`OIDCClient` serves one app in one process: it caches the discovery document and the
-JWKS, and shares one connection pool between calls.
+refresh, revocation, userinfo, and id_token / logout_token validation, through Authlib's
+``OAuth2Session`` and joserfc. It caches discovery and the JWKS, and keeps one connection pool.
 """
 
 from __future__ import annotations
@@ -11,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -182,8 +180,6 @@ class OIDCClient:
             raise ProviderError(f"The identity provider sent something other than JSON ({what}).")
         return dict(answer)
 
-    # -- discovery and keys ----------------------------------------------------------------
-
     def metadata(self) -> dict[str, Any]:
         """The provider's metadata: discovery, checked and overridden by configuration."""
         with self._lock:
@@ -245,14 +241,9 @@ class OIDCClient:
         return value if isinstance(value, str) else None
 
     def jwks(self, *, refresh: bool = False, limited: bool = True) -> KeySet:
-        """The provider's signing keys; ``refresh`` refetches, at most once per interval.
-
-        The interval counts from the last *refetch*: a key rotated in just after the first
-        fetch is picked up at once, while tokens with made-up ``kid`` values (anyone can post
-        a logout token) cannot make us fetch more than once per interval. ``limited=False`` is
-        for tokens from the token endpoint itself: an attacker using up the interval must not
-        make us refuse the provider's freshly rotated key.
-        """
+        """The provider's signing keys; ``refresh`` refetches, at most once per interval since
+        the last refetch (anyone can post a logout token with a made-up ``kid``), unless not
+        ``limited``: tokens from the token endpoint itself may always pick up a rotated key."""
         with self._lock:
             cached, now = self._jwks, time.monotonic()
             if cached is not None:
@@ -271,8 +262,6 @@ class OIDCClient:
         with self._lock:
             self._jwks, self._jwks_at = keys, time.monotonic()
         return keys
-
-    # -- JWT validation --------------------------------------------------------------------
 
     def _verify_jwt(self, token: str, what: str, *, from_provider: bool = False) -> dict[str, Any]:
         """The claims of ``token`` once its signature checks out with a JWKS key."""
@@ -360,12 +349,9 @@ class OIDCClient:
         return claims
 
     def validate_logout_token(self, token: str) -> dict[str, Any]:
-        """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.4, §2.6).
-
-        Beyond the signature, ``iss``, ``aud``, ``iat`` and ``exp``: the logout event, no
-        ``nonce``, a ``sub`` or ``sid``, a ``jti`` (for replay detection), and an ``iat`` no
-        older than :data:`LOGOUT_TOKEN_MAX_AGE`.
-        """
+        """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.4, §2.6): beyond
+        the common claims, the logout event, no ``nonce``, a ``sub`` or ``sid``, a ``jti`` (for
+        replay detection), and an ``iat`` no older than :data:`LOGOUT_TOKEN_MAX_AGE`."""
         claims = self._verify_jwt(token, "logout_token")
         self._check_claims(claims, "logout_token")
         events = claims.get("events")
@@ -373,11 +359,9 @@ class OIDCClient:
             raise IdTokenError("The logout_token has no back-channel logout event.")
         if "nonce" in claims:
             raise IdTokenError("The logout_token must not carry a nonce.")
-        if not _short_text(claims.get("sub")) and not _short_text(claims.get("sid")):
-            raise IdTokenError("The logout_token names neither a sub nor a sid.")
-        for name in ("sub", "sid"):
-            if name in claims and not _short_text(claims[name]):
-                raise IdTokenError(f"The logout_token's {name} is not a short string.")
+        named = [name for name in ("sub", "sid") if name in claims]
+        if not named or not all(_short_text(claims[name]) for name in named):
+            raise IdTokenError("The logout_token names no sub or sid, or not as a short string.")
         if not _short_text(claims.get("jti")):
             raise IdTokenError("The logout_token has no jti (Back-Channel Logout 1.0 §2.4).")
         # iat: present, a finite number and not in the future (checked above)
@@ -387,15 +371,9 @@ class OIDCClient:
 
     def logout_token_accepted_until(self, claims: dict[str, Any]) -> float:
         """Until when a validated logout token would still be accepted (to remember its jti):
-        at most :data:`LOGOUT_TOKEN_MAX_AGE` plus the clock skew from its ``iat``, whatever
-        its ``exp`` says (an absurd ``exp`` is clamped, never passed on to Redis)."""
-        until = float(claims["iat"]) + LOGOUT_TOKEN_MAX_AGE
-        exp = claims.get("exp")  # when present, a finite number (checked at validation)
-        if exp is not None and exp < until:
-            until = float(exp)
-        return until + self.config.clock_skew
-
-    # -- the protocol ----------------------------------------------------------------------
+        its ``exp``, clamped to :data:`LOGOUT_TOKEN_MAX_AGE` from its ``iat``, plus the skew."""
+        until = min(claims["iat"] + LOGOUT_TOKEN_MAX_AGE, claims.get("exp", math.inf))
+        return float(until) + self.config.clock_skew
 
     def authorization_url(self, txn: LoginTransaction) -> str:
         """The provider's authorize URL for ``txn``: state, nonce and (SPARK_USE_PKCE) S256."""
@@ -410,6 +388,7 @@ class OIDCClient:
         return str(url)
 
     def _token_call(self, call: Callable[[OAuth2Session], Any], what: str) -> dict[str, Any]:
+        """A token endpoint call's answer, which must hold an access token."""
         token = self._call(lambda: call(self.oauth()), what)
         if not isinstance(token.get("access_token"), str):
             raise ProviderError(f"The identity provider's {what} answer has no access_token.")
