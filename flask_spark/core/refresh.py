@@ -1,9 +1,8 @@
 """Access tokens for one session, refreshed proactively or on 1020, never twice at once.
 
 Refresh tokens rotate and are single use, so concurrent requests (threads, processes, hosts)
-must refresh a session once: take the session's Redis lock, re-read the record, refresh only if
-it is still needed, write back only if its version is unchanged, release the lock with
-compare-and-delete (redis-py's ``Lock``). Waiters then read the new record.
+refresh a session once: under the session's Redis lock, re-read the record, refresh if still
+needed, write back only if its version is unchanged. Waiters then read the new record.
 """
 
 from __future__ import annotations
@@ -50,11 +49,8 @@ class TokenManager:
         self.revocations = RevocationQueue(store.redis, store.prefix, store.vault)
 
     def current(self, sid: str, blob: bytes | None = None) -> TokenSet:
-        """The session's tokens, refreshed first if the access token is about to expire.
-
-        ``blob`` is the sealed record when it was already read (with the session, in the same
-        Redis round trip); without it the record is read here.
-        """
+        """The session's tokens, refreshed first if the access token is about to expire;
+        ``blob`` is the sealed record when the session's round trip read it already."""
         tokens = self._stored(sid, blob)
         if tokens.unverified_id_token:
             self._check_identity(sid, tokens, tokens.unverified_id_token)
@@ -146,11 +142,8 @@ class TokenManager:
         return fresh
 
     def _check_identity(self, sid: str, tokens: TokenSet, id_token: str) -> None:
-        """A refreshed id_token must be valid and name the same user (Core §12.2).
-
-        A refused one ends the session and revokes the grant it came with; a ProviderError
-        (keys unreachable) is left to the caller.
-        """
+        """A refreshed id_token must be valid and name the same user (Core §12.2); a refused
+        one ends the session and revokes its grant (keys out of reach: left to the caller)."""
         try:
             self.oidc.validate_id_token(
                 id_token, nonce=None, previous={"sub": tokens.subject} if tokens.subject else None

@@ -1,11 +1,6 @@
-"""Revoking tokens at the provider (RFC 7009), and keeping those it could not take for a retry.
-
-RFC 7009 §2.2.1 expects a client to retry a revocation the provider could not do (503). Each
-pending token is Fernet-sealed with the token vault in the sorted set ``<prefix>revoke:pending``,
-scored by the time it was queued; ``flask spark retry-revocations`` (:meth:`RevocationQueue.retry`)
-revokes what it can, keeps what still fails, and drops entries older than a week (the provider
-has expired them by then, or will never take them).
-"""
+"""Revoking tokens at the provider (RFC 7009), and queueing those it could not take (RFC 7009
+§2.2.1: retry later) in ``<prefix>revoke:pending``, sealed with the token vault and scored by
+when they were queued, for ``flask spark retry-revocations``."""
 
 from __future__ import annotations
 
@@ -22,9 +17,9 @@ from .tokens import TokenSet, TokenVault
 
 log = logging.getLogger("flask_spark")
 
-#: The record binding of a sealed pending token (a vault record is bound to a "session id").
+#: The "session id" a sealed pending token is bound to.
 PENDING_SID = "revoke:pending"
-#: Give up on a pending revocation after this many seconds (a week).
+#: Give up on a pending revocation after a week: the provider has expired it by then.
 DEFAULT_MAX_AGE = 7 * 24 * 3600
 #: Entries looked at per run at most.
 BATCH = 1000
@@ -52,11 +47,8 @@ class RevocationQueue:
         self.key = f"{prefix}revoke:pending"
 
     def revoke(self, oidc: OIDCClient, token: str, hint: str) -> bool:
-        """Revoke ``token`` at the provider; on failure log it and queue it for a retry.
-
-        True when the provider confirmed, or has no revocation endpoint (nothing can be done,
-        and the token expires on its own).
-        """
+        """Revoke ``token`` at the provider, or queue it for a retry; True when the provider
+        confirmed, or has no revocation endpoint (the token then expires on its own)."""
         try:
             if not oidc.endpoint("revocation_endpoint"):
                 log.info(

@@ -29,15 +29,13 @@ class TokenSet:
 
     access_token: str
     refresh_token: str | None
-    #: the ``sub`` of the sign-in's id_token: a refreshed id_token must name the same user. The
-    #: id_token itself is not kept (it is large, and nothing needs it after validation).
+    #: the sign-in's ``sub``: a refreshed id_token must name it (the id_token is not kept)
     subject: str | None
     expires_at: float
     sid: str
     version: int = 1
     scope: str | None = None
-    #: a refreshed id_token that could not be checked yet (the provider's keys were out of
-    #: reach): the tokens are kept, but not used until it is checked. Normally None.
+    #: a refreshed id_token not checked yet (keys out of reach): the tokens wait for it
     unverified_id_token: str | None = None
 
     def __repr__(self) -> str:  # keep tokens out of tracebacks and debuggers' summaries
@@ -74,11 +72,8 @@ _DEFAULTS = {f.name: f.default for f in fields(TokenSet) if f.default is not MIS
 
 
 class TokenVault:
-    """Fernet encryption of token records; the first key encrypts, every key decrypts.
-
-    A sealed record is the Fernet token's bytes (base64-decoded, a quarter smaller): Redis is
-    binary-safe, and every byte of a record is kept for the session's whole life.
-    """
+    """Fernet encryption of token records; the first key encrypts, every key decrypts. A sealed
+    record is the Fernet token's bytes, a quarter smaller than its base64 text."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = tuple(keys)

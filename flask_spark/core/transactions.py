@@ -1,10 +1,8 @@
 """Login transactions: short-lived, single-use Redis records of the sign-ins a browser started.
 
-A browser's pending sign-ins live in one list, ``<prefix>txn:{<binding>}``, where the binding is
-a random value kept in a short-lived cookie (never a server-side session: an anonymous visitor
-costs one small key, gone after the TTL). Several tabs may sign in at once; a browser keeps at
-most :data:`MAX_PENDING` of them, the oldest dropped first. Removing the one a callback names
-with ``LREM`` makes a replayed callback find nothing.
+A browser's pending sign-ins (several tabs, at most :data:`MAX_PENDING`, the oldest dropped)
+live in one list, ``<prefix>txn:{<binding>}``, the binding being a random value in a short-lived
+cookie. A callback takes its own with ``LREM``, so a replayed callback finds nothing.
 """
 
 from __future__ import annotations
