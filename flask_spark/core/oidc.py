@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -49,8 +50,6 @@ _USED_ENDPOINTS = (
     "end_session_endpoint",
 )
 
-AuthEncoder = Callable[[Any, str, str, dict[str, str], str], tuple[str, dict[str, str], str]]
-
 
 def encode_client_secret_basic(
     client: Any, method: str, uri: str, headers: dict[str, str], body: str
@@ -65,19 +64,14 @@ def encode_client_secret_basic(
     return uri, headers, body
 
 
-def _json_body(encode: AuthEncoder) -> AuthEncoder:
-    """Wrap an Authlib client-auth encoder so the token request body goes out as JSON."""
-
-    def encode_json(
-        client: Any, method: str, uri: str, headers: dict[str, str], body: str
-    ) -> tuple[str, dict[str, str], str]:
-        uri, headers, body = encode(client, method, uri, headers, body)
-        text = json.dumps(dict(url_decode(body or "")))
-        headers["Content-Type"] = "application/json"
-        headers["Content-Length"] = str(len(text.encode()))
-        return uri, headers, text
-
-    return encode_json
+def _json_body(
+    encode: Callable[..., Any], client: Any, method: str, uri: str, headers: Any, body: str
+) -> tuple[str, dict[str, str], str]:
+    """``encode``'s client authentication, with the token request's body sent as JSON."""
+    uri, headers, body = encode(client, method, uri, headers, body)
+    text = json.dumps(dict(url_decode(body or "")))
+    headers.update({"Content-Type": "application/json", "Content-Length": str(len(text.encode()))})
+    return uri, headers, text
 
 
 def import_jwks(data: dict[str, Any]) -> KeySet:
@@ -133,7 +127,7 @@ class OIDCClient:
         if cfg.token_request_format == "json":  # noqa: S105 - a format name
             post = method == "client_secret_post"
             base = encode_client_secret_post if post else encode_client_secret_basic
-            session.register_client_auth_method((method + "+json", _json_body(base)))
+            session.register_client_auth_method((method + "+json", partial(_json_body, base)))
             session.token_endpoint_auth_method = method + "+json"
         adapter = self._http.get().get_adapter("https://")
         session.mount("https://", adapter)
