@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from redis.exceptions import LockError
 
@@ -21,6 +21,7 @@ from .tokens import TokenSet, TokenStore
 log = logging.getLogger("flask_spark")
 
 
+@dataclass
 class TokenManager:
     """Hands out valid access tokens for session ids, refreshing under a per-session lock.
 
@@ -28,25 +29,18 @@ class TokenManager:
     when a refused refresh ends the session.
     """
 
-    def __init__(
-        self,
-        store: TokenStore,
-        oidc: OIDCClient,
-        *,
-        skew: float,
-        lock_timeout: float,
-        lock_wait: float,
-        on_refresh: Callable[[str, TokenSet], None] | None = None,
-        on_session_end: Callable[[str, str | None], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.oidc = oidc
-        self.skew = skew
-        self.lock_timeout = lock_timeout
-        self.lock_wait = lock_wait
-        self.on_refresh = on_refresh
-        self.on_session_end = on_session_end
-        self.revocations = RevocationQueue(store.redis, store.prefix, store.vault)
+    store: TokenStore
+    oidc: OIDCClient
+    skew: float
+    lock_timeout: float
+    lock_wait: float
+    on_refresh: Callable[[str, TokenSet], None] | None = None
+    on_session_end: Callable[[str, str | None], None] | None = None
+
+    @property
+    def revocations(self) -> RevocationQueue:
+        """Where the grants of tokens that could not be stored are revoked (or queued)."""
+        return RevocationQueue(self.store.redis, self.store.prefix, self.store.vault)
 
     def current(self, sid: str, blob: bytes | None = None) -> TokenSet:
         """The session's tokens, refreshed first if the access token is about to expire;
