@@ -411,11 +411,16 @@ class OIDCClient:
         )
 
     def revoke(self, token: str, token_type_hint: str) -> bool:
-        """Revoke a token (RFC 7009). True when the provider confirmed (or answered that it does
-        not revoke this token type); False if it could not, and a retry may help."""
+        """Revoke a token (RFC 7009). True when the provider confirmed, or cannot revoke it (no
+        revocation endpoint, or not this token type: it expires on its own); False if a retry
+        may help."""
         url = self.endpoint("revocation_endpoint")
         if not url:
-            return False
+            log.info(
+                "The provider has no revocation endpoint; the %s expires on its own.",
+                token_type_hint,
+            )
+            return True
         try:
             response = self.oauth().revoke_token(url, token=token, token_type_hint=token_type_hint)
         except requests.RequestException as exc:

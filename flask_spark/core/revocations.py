@@ -33,7 +33,6 @@ class RetryReport:
     """What one retry run did."""
 
     revoked: int = 0
-    pending: int = 0
     dropped: int = 0
     unreadable: int = 0
 
@@ -47,28 +46,15 @@ class RevocationQueue:
         self.key = f"{prefix}revoke:pending"
 
     def revoke(self, oidc: OIDCClient, token: str, hint: str) -> bool:
-        """Revoke ``token`` at the provider, or queue it for a retry; True when the provider
-        confirmed, or has no revocation endpoint (the token then expires on its own)."""
+        """Revoke ``token`` at the provider, else queue it (sealed) for a retry; True when the
+        provider confirmed."""
         try:
-            if not oidc.endpoint("revocation_endpoint"):
-                log.info(
-                    "The provider has no revocation endpoint; the %s expires on its own.", hint
-                )
-                return True
             if oidc.revoke(token, hint):
                 return True
         except SparkError as exc:  # SparkConfigError included (no endpoint known)
             log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
         log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
-        try:
-            self.push(token, hint)
-        except REDIS_DOWN as exc:
-            log.error("Could not queue the failed revocation: %s", type(exc).__name__)
-        return False
-
-    def push(self, token: str, token_type_hint: str, *, now: float | None = None) -> None:
-        """Queue ``token`` (sealed, never in plain text) for a later revocation."""
-        refresh = token_type_hint == "refresh_token"  # noqa: S105 - a token type name
+        refresh = hint == "refresh_token"
         record = TokenSet(
             access_token="" if refresh else token,
             refresh_token=token if refresh else None,
@@ -76,7 +62,11 @@ class RevocationQueue:
             expires_at=0,
             sid=PENDING_SID,
         )
-        self.redis.zadd(self.key, {self.vault.seal(record): time.time() if now is None else now})
+        try:
+            self.redis.zadd(self.key, {self.vault.seal(record): time.time()})
+        except REDIS_DOWN as exc:
+            log.error("Could not queue the failed revocation: %s", type(exc).__name__)
+        return False
 
     def size(self) -> int:
         """How many revocations are pending."""
@@ -100,8 +90,6 @@ class RevocationQueue:
                 else revoke(record.access_token, "access_token")
             ):
                 report.revoked += self.redis.zrem(self.key, blob)
-            else:
-                report.pending += 1
         if report.dropped or report.unreadable:
             log.warning(
                 "Gave up on %d pending revocation(s) (too old) and %d unreadable one(s).",
