@@ -416,10 +416,7 @@ class OIDCClient:
         may help."""
         url = self.endpoint("revocation_endpoint")
         if not url:
-            log.info(
-                "The provider has no revocation endpoint; the %s expires on its own.",
-                token_type_hint,
-            )
+            log.info("No revocation endpoint: the %s expires on its own.", token_type_hint)
             return True
         try:
             response = self.oauth().revoke_token(url, token=token, token_type_hint=token_type_hint)
@@ -433,9 +430,7 @@ class OIDCClient:
         except (ValueError, AttributeError):
             error = None
         if error == "unsupported_token_type":
-            # RFC 7009 §2.2.1: this provider cannot revoke this kind of token; a retry would get
-            # the same answer, and the token expires on its own. (400 per RFC 6749 §5.2; some
-            # servers, Authlib's among them, answer it with 401.)
+            # RFC 7009 §2.2.1, with 400 (RFC 6749 §5.2) or 401 (Authlib's server among others).
             log.info("The provider does not revoke a %s; it expires on its own.", token_type_hint)
             return True
         log.warning("Token revocation answered HTTP %s", response.status_code)

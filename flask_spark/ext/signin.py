@@ -208,8 +208,6 @@ def start_session(
     session: MutableMapping[str, Any],
     claims: Mapping[str, Any],
     token_response: Mapping[str, Any],
-    *,
-    now: float | None = None,
 ) -> SparkUser:
     """Sign ``session`` (the request's, or a test client's ``session_transaction()``) in as the
     user of ``claims`` (with ``sub``) with the token endpoint's answer ``token_response``.
@@ -220,7 +218,7 @@ def start_session(
     :class:`~flask_spark.core.errors.LoginError` before anything is written, and a failure
     while writing removes what was written.
     """
-    now = time.time() if now is None else now
+    now = time.time()
     lifetime = state.config.session_lifetime
     serializer = getattr(state.session_interface, "serializer", None) or TaggedJSONSerializer()
     kept = _storable({k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}, serializer)
