@@ -101,17 +101,15 @@ class TokenVault:
             return None
         return tokens if tokens.sid == sid else None
 
-    def rotate(self, blob: bytes) -> bytes:
-        """Re-encrypt ``blob`` with the first key (raises ``InvalidToken`` if no key opens it)."""
-        return base64.urlsafe_b64decode(self._fernet.rotate(base64.urlsafe_b64encode(blob)))
-
-    def encrypted_with_primary(self, blob: bytes) -> bool:
-        """True when the first key already decrypts ``blob``."""
+    def rotate(self, blob: bytes) -> bytes | None:
+        """``blob`` re-encrypted with the first key; None when it already is (``InvalidToken``
+        when no key opens it)."""
+        token = base64.urlsafe_b64encode(blob)
         try:
-            Fernet(self.keys[0]).decrypt(base64.urlsafe_b64encode(blob))
+            Fernet(self.keys[0]).decrypt(token)
         except InvalidToken:
-            return False
-        return True
+            return base64.urlsafe_b64decode(self._fernet.rotate(token))
+        return None
 
 
 # Compare-and-set: write only if the stored version is still the one we read (or, for a first
@@ -197,12 +195,12 @@ class TokenStore:
         """Re-encrypt one record with the primary key: 'rotated', 'skipped' or 'unreadable'."""
         while True:
             version, blob = self.redis.hmget(key, ["v", "d"])
-            if blob is None or self.vault.encrypted_with_primary(blob):
-                return "skipped"
             try:
-                new_blob = self.vault.rotate(blob)
+                new_blob = None if blob is None else self.vault.rotate(blob)
             except InvalidToken:
                 return "unreadable"
+            if new_blob is None:
+                return "skipped"
             # Same version: a refresh racing with us bumps it, our write fails, and we retry.
             if self._cas(keys=[key], args=[version, version, new_blob, 0]):
                 return "rotated"
