@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -362,12 +361,6 @@ class OIDCClient:
         if claims["iat"] < time.time() - LOGOUT_TOKEN_MAX_AGE - self.config.clock_skew:
             raise IdTokenError("The logout_token is too old.")
         return claims
-
-    def logout_token_accepted_until(self, claims: dict[str, Any]) -> float:
-        """Until when a validated logout token would still be accepted (to remember its jti):
-        its ``exp``, clamped to :data:`LOGOUT_TOKEN_MAX_AGE` from its ``iat``, plus the skew."""
-        until = min(claims["iat"] + LOGOUT_TOKEN_MAX_AGE, claims.get("exp", math.inf))
-        return float(until) + self.config.clock_skew
 
     def authorization_url(self, txn: LoginTransaction) -> str:
         """The provider's authorize URL for ``txn``: state, nonce and (SPARK_USE_PKCE) S256."""

@@ -34,7 +34,6 @@ class TokenSet:
     expires_at: float
     sid: str
     version: int = 1
-    scope: str | None = None
     #: a refreshed id_token not checked yet (keys out of reach): the tokens wait for it
     unverified_id_token: str | None = None
 
@@ -52,7 +51,6 @@ class TokenSet:
             access_token=response["access_token"],
             refresh_token=response.get("refresh_token") or self.refresh_token,
             expires_at=expires_at(response),
-            scope=response.get("scope") or self.scope,
             version=self.version + 1,
             unverified_id_token=None,
         )

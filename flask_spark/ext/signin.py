@@ -240,7 +240,6 @@ def start_session(
         subject=sub,
         expires_at=expires_at(dict(token_response), now),
         sid=sid,
-        scope=token_response.get("scope"),
     )
     user = SparkUser(kept)
     try:

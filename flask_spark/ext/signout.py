@@ -30,6 +30,7 @@ from ..core.errors import (
     SparkError,
     TokenExpired,
 )
+from ..core.oidc import LOGOUT_TOKEN_MAX_AGE
 from ..core.revocations import RevocationQueue
 from ..core.tokens import TokenSet
 from ..core.transactions import same_secret
@@ -209,7 +210,9 @@ def logout_token_claims(state: SparkState) -> dict[str, Any]:
     if not token or len(token) > _MAX_LOGOUT_TOKEN:
         raise IdTokenError("A logout_token form field is required.")
     claims = state.oidc.validate_logout_token(token)
-    ttl = math.ceil(state.oidc.logout_token_accepted_until(claims) - time.time()) + 1
+    # It would be accepted until its exp, at most LOGOUT_TOKEN_MAX_AGE from its iat, + skew.
+    until = min(claims["iat"] + LOGOUT_TOKEN_MAX_AGE, claims.get("exp", math.inf))
+    ttl = math.ceil(until + state.config.clock_skew - time.time()) + 1
     if not state.registry.first_use_of_logout_token(claims["jti"], ttl):
         raise IdTokenError("The logout_token was already used.")
     return claims
