@@ -23,11 +23,8 @@ log = logging.getLogger("flask_spark")
 
 @dataclass
 class TokenManager:
-    """Hands out valid access tokens for session ids, refreshing under a per-session lock.
-
-    ``on_refresh(sid, tokens)`` is called after each real refresh; ``on_session_end(sid, sub)``
-    when a refused refresh ends the session.
-    """
+    """Hands out valid access tokens for session ids, refreshing under a per-session lock;
+    ``on_refresh`` follows each real refresh, ``on_session_end`` a refused one."""
 
     store: TokenStore
     oidc: OIDCClient

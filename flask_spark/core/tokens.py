@@ -1,9 +1,8 @@
 """Tokens at rest: :class:`TokenSet`, the Fernet :class:`TokenVault`, the Redis :class:`TokenStore`.
 
-A token record lives under its own key, ``<prefix>tok:{<sid>}``, as a Redis hash of a plaintext
-``version`` and the Fernet ciphertext. Writes after a refresh are compare-and-set on the version,
-so that a slower worker can never overwrite a freshly rotated refresh token with the old one.
-The ``{<sid>}`` hash tag keeps every key of one session in one Redis Cluster slot.
+A record is a Redis hash ``<prefix>tok:{<sid>}`` (the hash tag: one Cluster slot per session) of
+a plaintext ``version`` and the ciphertext. Writes after a refresh are compare-and-set on the
+version: a slower worker never overwrites a freshly rotated refresh token with the old one.
 """
 
 from __future__ import annotations

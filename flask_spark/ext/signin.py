@@ -72,11 +72,8 @@ def _binding() -> str | None:
 
 
 def begin_login(state: SparkState) -> Response:
-    """Remember a new sign-in and send the browser to the provider's authorize URL.
-
-    A visitor who is only signing in gets no server-side session: a short-lived cookie binds
-    the browser to its pending sign-ins.
-    """
+    """Remember a new sign-in and send the browser to the provider's authorize URL; no session
+    for a visitor who is only signing in: a short-lived cookie binds the browser to it."""
     # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
     next_path = safe_next(request.args.get("next"))
     next_url = request.script_root + next_path if next_path else state.config.login_default_next
@@ -268,12 +265,8 @@ def start_session(
 
 
 def _storable(claims: dict[str, Any], serializer: Any) -> dict[str, Any]:
-    """``claims`` once checked to be plain JSON that the session store writes back and reads
-    again unchanged, in at most :data:`MAX_BYTES`; LoginError (``claims_unstorable``) if not.
-
-    A provider signs what it likes: a value the store cannot keep must refuse the sign-in before
-    anything is written, not fail when the session is saved after the tokens were stored.
-    """
+    """``claims`` once checked to be plain JSON that the session store keeps unchanged in at
+    most :data:`MAX_BYTES`: refused before anything is written, not when the session is saved."""
     why = _unstorable(claims)
     if why is None:
         try:

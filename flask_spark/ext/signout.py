@@ -1,9 +1,7 @@
 """Signing out in every form: sign-out and disconnect, single logout, the Spark Store's logout
-call, provider-initiated logout and "sign out everywhere".
-
-The local session ends first, so that it is gone even when the provider or the API hangs; then
-the access token is deleted at the Spark API (before the refresh token is revoked: the API
-would then refuse the deletion call itself) and the tokens are revoked at the provider.
+call, provider-initiated logout and "sign out everywhere". The local session ends first (gone
+even when the provider hangs), then the access token is deleted at the Spark API (before the
+refresh token is revoked, which would make the API refuse the call) and the tokens revoked.
 """
 
 from __future__ import annotations
@@ -184,11 +182,8 @@ def _frameable(title: str, message: str) -> Response:
 
 
 def returning_from_logout() -> bool:
-    """Whether this callback hit is single logout coming back, not a sign-in response.
-
-    A sign-out started here left its ``state`` in the session: the return carries that state,
-    or (a provider that drops it) no state, code or error at all. Either way it is consumed.
-    """
+    """Whether this callback hit is single logout coming back (carrying the ``state`` the
+    sign-out kept, or no state, code or error at all), not a sign-in response."""
     expected = session.get(LOGOUT_STATE_KEY)
     if not isinstance(expected, str):
         return False
