@@ -223,11 +223,13 @@ def start_session(
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
 
     previous = session.get(SESSION_KEY)
-    replaced = None
-    if isinstance(previous, dict):  # signing in again over a sign-in: that grant ends
+    if isinstance(previous, dict):  # signing in again over a sign-in: its grant ends with it
         old_sid: str = session.sid  # type: ignore[attr-defined]
         replaced = state.tokens.load(old_sid)
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
+        if replaced is not None:
+            revoke_tokens(state, replaced, revoke_access=True)
+    # A new session id (ASVS 7.2.4): the old server-side session is deleted.
     state.session_interface.regenerate(session)
     session.clear()
     sid: str = session.sid  # type: ignore[attr-defined]
@@ -259,8 +261,6 @@ def start_session(
             log.error("Could not roll back a failed sign-in: %s", type(exc).__name__)
         raise
     log.info("Signed in %s", sub)
-    if replaced is not None:
-        revoke_tokens(state, replaced, revoke_access=True)
     return user
 
 
