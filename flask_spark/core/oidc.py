@@ -38,16 +38,6 @@ JWKS_REFETCH_INTERVAL = 30.0
 METADATA_TTL = 3600.0
 #: How old a back-channel logout token may be (from its ``iat``, in seconds).
 LOGOUT_TOKEN_MAX_AGE = 300.0
-#: The endpoints this client calls or sends the browser to: HTTPS outside loopback. Other
-#: metadata (``op_policy_uri``...) are pages for humans, never called.
-_USED_ENDPOINTS = (
-    "authorization_endpoint",
-    "token_endpoint",
-    "userinfo_endpoint",
-    "revocation_endpoint",
-    "jwks_uri",
-    "end_session_endpoint",
-)
 
 
 def encode_client_secret_basic(
@@ -214,7 +204,9 @@ class OIDCClient:
         for key in needed:
             if not data.get(key):
                 raise ProviderError(f"The provider's discovery document has no {key}.")
-        for key in _USED_ENDPOINTS:
+        # The endpoints called or shown to the browser: HTTPS outside loopback. Other metadata
+        # (``op_policy_uri``...) are pages for humans, never called.
+        for key in (*overrides, "end_session_endpoint"):
             if isinstance(data.get(key), str):
                 try:
                     check_transport(data[key], f"The provider's {key}", cfg.require_https)
