@@ -433,16 +433,13 @@ class OIDCClient:
                 "The provider's userinfo endpoint did not answer with claims."
             ) from None
 
-    def logout_url(
-        self, *, post_logout_redirect_uri: str, state: str, id_token_hint: str | None
-    ) -> str:
-        """The provider's single-logout URL (Spark: ``/openid/logout``)."""
+    def logout_url(self, post_logout_redirect_uri: str, state: str) -> str:
+        """The provider's single-logout URL (Spark: ``/openid/logout``); no ``id_token_hint``,
+        as the id_token is not kept."""
         params = {
             "client_id": self.config.client_id,
             "post_logout_redirect_uri": post_logout_redirect_uri,
             "state": state,
         }
-        if id_token_hint:
-            params["id_token_hint"] = id_token_hint
         base = self.metadata()["end_session_endpoint"]
         return f"{base}{'&' if '?' in base else '?'}{urlencode(params)}"

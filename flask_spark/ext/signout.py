@@ -121,9 +121,7 @@ def to_single_logout(state: SparkState) -> BaseResponse:
     )
     try:
         check_transport(uri, "The post-logout redirect URI", cfg.require_https)
-        url = state.oidc.logout_url(
-            post_logout_redirect_uri=uri, state=logout_state, id_token_hint=None
-        )
+        url = state.oidc.logout_url(uri, logout_state)
     except (ProviderError, SparkConfigError) as exc:
         log.warning("Single logout unavailable: %s", exc.message)
         return after_logout(state, False)
