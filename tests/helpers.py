@@ -150,3 +150,10 @@ def storm_with_refresh_held(
         assert gate.wait_arrivals(1, timeout=120)  # the one refresh, held at the provider
         gate.release()
         return [future.result() for future in futures]
+
+
+def live_grants(sandbox: SandboxServer) -> int:
+    """Refresh tokens the sandbox would still honour: one per grant left live at the provider."""
+    state = sandbox.state
+    with state.lock:
+        return sum(1 for r in state.refresh_tokens.values() if not (r.revoked or r.rotated))

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from flask_spark.core.api import error_from_response, parse_reso, parse_spark
 from flask_spark.core.errors import SparkAPIError, SparkError
-from flask_spark.ext.views import safe_next
+from flask_spark.ext.signin import safe_next
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app

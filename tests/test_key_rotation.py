@@ -328,22 +328,3 @@ def test_commands_report_a_broken_configuration_in_one_line(command: str) -> Non
     assert "SPARK_CLIENT_SECRET is not set" in result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-
-
-def test_a_record_stored_as_base64_text_by_an_earlier_version_still_opens() -> None:
-    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    vault = TokenVault([old_key])
-    tokens = TokenSet(
-        access_token="access",
-        refresh_token="refresh",
-        subject="sub",
-        expires_at=1.0,
-        sid="sid",
-    )
-    sealed = vault.seal(tokens)
-    text = base64.urlsafe_b64encode(sealed)  # the form earlier versions stored
-    assert len(sealed) < len(text)
-    assert vault.open(text, "sid") == vault.open(sealed, "sid") == tokens
-    assert vault.encrypted_with_primary(text)
-    rotated = TokenVault([new_key, old_key]).rotate(text)
-    assert TokenVault([new_key]).open(rotated, "sid") == tokens

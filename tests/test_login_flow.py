@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
+import requests
 from flask import Flask
 
 from flask_spark import logged_in, login_failed
@@ -14,7 +16,7 @@ from flask_spark.sandbox import SandboxServer
 from flask_spark.testing.redis_server import RedisServer
 
 from .conftest import app_config, make_app
-from .helpers import MEMBER, FlowClient, query
+from .helpers import MEMBER, FlowClient, live_grants, query
 
 
 def all_values(client: redis.Redis, prefix: str) -> dict[str, bytes]:
@@ -398,3 +400,53 @@ def test_a_missing_required_claim_refuses_the_sign_in_clearly(
     assert "SPARK_REQUIRED_CLAIMS" in text
     assert failures == ["claims_missing"]
     _no_login_happened(flow, redis_client, key_prefix)
+
+
+def test_an_app_mounted_under_a_prefix_lands_on_its_own_next_path(
+    app: Flask, sandbox: SandboxServer
+) -> None:
+    """``SCRIPT_NAME=/app``: ``next`` is a path within the app, and the browser lands under
+    the mount point (``/app/dashboard``), not at the host's ``/dashboard``."""
+    client = app.test_client()
+    mounted = {"SCRIPT_NAME": "/app"}
+    start = client.get("/dashboard?tab=1", environ_overrides=mounted)
+    assert start.headers["Location"] == "/app/spark/login?next=/dashboard?tab%3D1"
+    login = client.get("/spark/login?next=/dashboard?tab%3D1", environ_overrides=mounted)
+    authorized = requests.post(
+        login.headers["Location"],
+        data={"member": MEMBER.id, "consent": "allow"},
+        allow_redirects=False,
+        timeout=10,
+    ).headers["Location"]
+    parts = urlsplit(authorized)
+    assert parts.path == "/app/spark/callback"
+    done = client.get("/spark/callback?" + parts.query, environ_overrides=mounted)
+    assert done.status_code == 302, done.get_data(as_text=True)
+    assert done.headers["Location"] == "/app/dashboard?tab=1"
+
+
+def test_an_interrupt_during_sign_in_revokes_nothing(
+    flow: FlowClient, sandbox: SandboxServer
+) -> None:
+    """Ctrl-C (KeyboardInterrupt) in the middle of a sign-in ends the process's work; it is
+    not a refused sign-in, so it sends no revocation to the provider."""
+
+    def interrupted(sender: Flask, user: Any) -> None:
+        raise KeyboardInterrupt
+
+    with logged_in.connected_to(interrupted), pytest.raises(KeyboardInterrupt):
+        flow.login("/dashboard")
+    assert sandbox.counters()["revocations"] == 0
+
+
+def test_signing_in_again_revokes_the_grant_it_replaces(
+    app: Flask, flow: FlowClient, sandbox: SandboxServer
+) -> None:
+    """One live grant per signed-in browser: a second sign-in over the first gives the first
+    grant back to the provider instead of only forgetting its tokens."""
+    assert flow.login("/called").status_code == 302
+    first = app.extensions["spark.state"].tokens.load(flow.cookie())
+    assert flow.login("/called").status_code == 302
+    assert flow.get("/called").status_code == 200
+    assert live_grants(sandbox) == 1
+    assert sandbox.state.check_access_token(first.access_token)[0] == "invalid"

@@ -679,3 +679,17 @@ def test_token_deletion_at_the_api_can_be_turned_off(
     assert answer.status_code == 302
     assert sandbox.counters()["token_deletions"] == 0
     assert sandbox.counters()["revocations"] == 1
+
+
+def test_an_expired_access_token_at_sign_out_is_already_gone(
+    app: Flask, signed_in: FlowClient, sandbox: SandboxServer, redis_client: redis.Redis
+) -> None:
+    """The API answers the deletion of an expired access token with 1020: nothing left to
+    delete, so sign-out is confirmed (no "could not reach Flexmls" page, nothing queued)."""
+    sandbox.expire_tokens()
+    answer = signed_in.post("/spark/logout", data={"spark_csrf_token": page_csrf(signed_in)})
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/"
+    assert sandbox.counters()["revocations"] == 1
+    prefix = app.extensions["spark.state"].config.key_prefix
+    assert not redis_client.exists(f"{prefix}revoke:pending")

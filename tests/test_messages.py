@@ -11,6 +11,7 @@ from flask_spark.core.api import SparkAPI, StaticTokens
 from flask_spark.core.config import load_config
 from flask_spark.core.errors import ProviderError, SparkAPIError
 from flask_spark.core.oidc import OIDCClient
+from flask_spark.core.transactions import LoginTransaction
 from flask_spark.sandbox import SandboxServer
 
 from .helpers import closed_port
@@ -20,10 +21,11 @@ def test_a_refused_client_names_the_two_settings(
     config: dict[str, Any], sandbox: SandboxServer
 ) -> None:
     cfg = load_config({**config, "SPARK_CLIENT_SECRET": "wrong"}, debug=False, testing=True)
+    txn = LoginTransaction.begin(
+        next_url="/", binding="b", redirect_uri="http://localhost/spark/callback"
+    )
     with pytest.raises(ProviderError) as caught:
-        OIDCClient(cfg).exchange_code(
-            code="any", redirect_uri="http://localhost/spark/callback", code_verifier="v" * 43
-        )
+        OIDCClient(cfg).exchange_code("any", txn)
     assert caught.value.error == "invalid_client"
     assert "check SPARK_CLIENT_ID and SPARK_CLIENT_SECRET" in caught.value.message
 

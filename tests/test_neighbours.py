@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -435,6 +436,7 @@ def test_cookie_defaults_only_where_the_app_left_flasks(config: dict[str, Any]) 
         "SESSION_COOKIE_SECURE": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "__Host-session",
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=2),
     }
 
 
@@ -482,7 +484,8 @@ def test_doctor_prints_what_flask_spark_set(config: dict[str, Any]) -> None:
     result = left.test_cli_runner().invoke(args=["spark", "doctor"])
     text = " ".join(result.output.split())
     assert (
-        "flask-spark set SESSION_COOKIE_NAME='__Host-session', SESSION_COOKIE_SAMESITE='Lax', "
+        "flask-spark set PERMANENT_SESSION_LIFETIME=datetime.timedelta(seconds=7200), "
+        "SESSION_COOKIE_NAME='__Host-session', SESSION_COOKIE_SAMESITE='Lax', "
         "SESSION_COOKIE_SECURE=True" in text
     )
 
@@ -492,6 +495,7 @@ def test_doctor_prints_what_flask_spark_set(config: dict[str, Any]) -> None:
             SESSION_COOKIE_SAMESITE="Lax",
             SESSION_COOKIE_SECURE=True,
             SESSION_COOKIE_NAME="__Host-app",
+            PERMANENT_SESSION_LIFETIME=timedelta(hours=1),
         )
     )
     result = chosen.test_cli_runner().invoke(args=["spark", "doctor"])

@@ -26,7 +26,14 @@ from flask_spark.ext.state import SparkState
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
-from .helpers import MEMBER, FlowClient, closed_port, job_handle, refresh_at_sandbox
+from .helpers import (
+    MEMBER,
+    FlowClient,
+    closed_port,
+    job_handle,
+    live_grants,
+    refresh_at_sandbox,
+)
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}
@@ -431,6 +438,7 @@ class FakeProvider:
         self.answer = answer
         self.before_answer = before_answer
         self.calls = 0
+        self.revoked: list[str] = []
 
     def refresh(self, refresh_token: str) -> dict[str, Any]:
         self.calls += 1
@@ -442,6 +450,13 @@ class FakeProvider:
 
     def validate_id_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {}
+
+    def endpoint(self, name: str) -> str:
+        return "https://provider.invalid/revoke"
+
+    def revoke(self, token: str, token_type_hint: str) -> bool:
+        self.revoked.append(token)
+        return True
 
 
 def manager_with(app: Flask, provider: FakeProvider, events: list[str]) -> TokenManager:
@@ -504,6 +519,7 @@ def test_stale_write_is_refused_and_the_newer_record_wins(app: Flask) -> None:
     assert got.access_token == "a9"
     assert events == []
     assert store.load("sid-cas") == newer
+    assert provider.revoked == ["r-late"]  # the grant it could not store is given back
 
 
 def test_refresh_skipped_when_someone_else_already_refreshed(app: Flask) -> None:
@@ -712,3 +728,28 @@ def test_writes_are_never_retried(
     assert response.status_code == 503
     assert delta["api_calls"] == 3
     assert clock.sleeps == []
+
+
+def test_tokens_a_refresh_could_not_store_are_revoked(
+    app: Flask, user: FlowClient, sandbox: SandboxServer
+) -> None:
+    """The session ends (signed out elsewhere) while its refresh is at the provider: the new
+    tokens cannot be stored, so they are revoked, not left live at the provider."""
+    state = state_of(app)
+    sid = user.cookie()
+    assert sid is not None
+    stale = tokens_of(app, user)
+    real_refresh = state.oidc.refresh
+
+    def refresh_then_sign_out_elsewhere(refresh_token: str) -> dict[str, Any]:
+        answer = real_refresh(refresh_token)
+        state.registry.destroy(sid, MEMBER.id)  # the sign-out's write wins the race
+        return answer
+
+    state.oidc.refresh = refresh_then_sign_out_elsewhere  # type: ignore[method-assign]
+    try:
+        with pytest.raises(SessionExpired):
+            state.manager.refresh(sid, stale=stale)
+    finally:
+        del state.oidc.refresh
+    assert live_grants(sandbox) == 0

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_spark import spark_user
-from flask_spark.core.claims import MAX_BYTES, MAX_DEPTH
+from flask_spark.ext.signin import MAX_BYTES, MAX_DEPTH
 from flask_spark.sandbox import SandboxServer
 
 from .helpers import FlowClient

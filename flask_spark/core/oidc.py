@@ -1,9 +1,6 @@
 """The OpenID Connect relying party, free of Flask: discovery, the authorize URL, code exchange,
-refresh, revocation, userinfo, and id_token / logout_token validation.
-
-Protocol messages go through Authlib's ``OAuth2Session``; JOSE through joserfc. One
-:class:`OIDCClient` serves one app in one process: it caches the discovery document and the
-JWKS, and shares one pooled HTTP adapter between calls.
+refresh, revocation, userinfo, and id_token / logout_token validation, through Authlib's
+``OAuth2Session`` and joserfc. It caches discovery and the JWKS, and keeps one connection pool.
 """
 
 from __future__ import annotations
@@ -11,11 +8,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from functools import partial
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import requests
@@ -27,12 +24,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key, KeySet
 
 from .config import SparkConfig, check_transport
-from .errors import IdTokenError, LoginError, ProviderError, SparkConfigError
+from .errors import IdTokenError, ProviderError, SparkConfigError
 from .http import ProcessLocal, pooled_adapter, pooled_session
+from .transactions import LoginTransaction
 
 log = logging.getLogger("flask_spark")
 
-#: JOSE headers that offer a key or a key location; an id_token is verified with the JWKS only.
+#: JOSE headers that offer a key or a key location; a token is verified with the JWKS only.
 _FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
 _BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: Refetch the JWKS for an unknown ``kid`` at most this often (seconds).
@@ -40,29 +38,14 @@ JWKS_REFETCH_INTERVAL = 30.0
 METADATA_TTL = 3600.0
 #: How old a back-channel logout token may be (from its ``iat``, in seconds).
 LOGOUT_TOKEN_MAX_AGE = 300.0
-#: The provider's endpoints this client calls or sends the browser to: they must be HTTPS
-#: outside loopback. Other metadata (``op_policy_uri``, ``mtls_endpoint_aliases``...) is not used.
-_USED_ENDPOINTS = (
-    "authorization_endpoint",
-    "token_endpoint",
-    "userinfo_endpoint",
-    "revocation_endpoint",
-    "jwks_uri",
-    "end_session_endpoint",
-)
-
-AuthEncoder = Callable[[Any, str, str, dict[str, str], str], tuple[str, dict[str, str], str]]
 
 
 def encode_client_secret_basic(
     client: Any, method: str, uri: str, headers: dict[str, str], body: str
 ) -> tuple[str, dict[str, str], str]:
-    """HTTP Basic client authentication as RFC 6749 §2.3.1 defines it.
-
-    The client id and secret are each form-urlencoded before they are joined with ``:`` and
-    Base64-encoded; a conforming provider decodes them again. (Authlib sends them raw, which
-    such a provider misreads as soon as they hold ``%``, ``+``, ``:`` or ``/``.)
-    """
+    """HTTP Basic client authentication as RFC 6749 §2.3.1 defines it: id and secret are each
+    form-urlencoded before Base64 (Authlib sends them raw, which a conforming provider misreads
+    as soon as they hold ``%``, ``+``, ``:`` or ``/``)."""
     user = quote(str(client.client_id), safe="")
     password = quote(str(client.client_secret or ""), safe="")
     credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
@@ -70,53 +53,31 @@ def encode_client_secret_basic(
     return uri, headers, body
 
 
-def _json_body(encode: AuthEncoder) -> AuthEncoder:
-    """Wrap an Authlib client-auth encoder so the token request body goes out as JSON."""
-
-    def encode_json(
-        client: Any, method: str, uri: str, headers: dict[str, str], body: str
-    ) -> tuple[str, dict[str, str], str]:
-        uri, headers, body = encode(client, method, uri, headers, body)
-        text = json.dumps(dict(url_decode(body or "")))
-        headers["Content-Type"] = "application/json"
-        headers["Content-Length"] = str(len(text.encode()))
-        return uri, headers, text
-
-    return encode_json
+def _json_body(
+    encode: Callable[..., Any], client: Any, method: str, uri: str, headers: Any, body: str
+) -> tuple[str, dict[str, str], str]:
+    """``encode``'s client authentication, with the token request's body sent as JSON."""
+    uri, headers, body = encode(client, method, uri, headers, body)
+    text = json.dumps(dict(url_decode(body or "")))
+    headers.update({"Content-Type": "application/json", "Content-Length": str(len(text.encode()))})
+    return uri, headers, text
 
 
 def import_jwks(data: dict[str, Any]) -> KeySet:
-    """The keys of a JWK Set that this client can use.
-
-    RFC 7517 §5: keys whose ``kty`` is not understood, that miss required members, or whose
-    values are out of the supported range (e.g. a curve the JOSE library lacks) are skipped,
-    not allowed to make the whole set unreadable.
-    """
+    """The keys of a JWK Set that this client can use; keys of an unknown type, or that the
+    JOSE library cannot read, are skipped (RFC 7517 §5), not allowed to spoil the whole set."""
     entries = data.get("keys")
     if not isinstance(entries, list):
         raise ProviderError("The provider's JWKS could not be read (no 'keys' list).")
     keys: list[Key] = []
     for entry in entries:
-        if not isinstance(entry, dict):
-            continue
         try:
             keys.append(JWKRegistry.import_key(entry))
-        except (JoseError, ValueError, TypeError, KeyError):
-            log.info(
-                "Skipped a JWKS key this client cannot use (kty=%r, kid=%r).",
-                entry.get("kty"),
-                entry.get("kid"),
-            )
+        except (JoseError, ValueError, TypeError, KeyError, AttributeError):
+            log.info("Skipped a JWKS key this client cannot use.")
     if not keys:
         raise ProviderError("The provider's JWKS holds no key this client can use.")
     return KeySet(keys)
-
-
-def _finite(value: Any) -> TypeGuard[int | float]:
-    """True for a JSON number that arithmetic can use: not a bool, NaN or infinity."""
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _short_text(value: Any) -> bool:
@@ -125,16 +86,6 @@ def _short_text(value: Any) -> bool:
     return (
         isinstance(value, str) and 0 < len(value) <= 255 and value.isascii() and value.isprintable()
     )
-
-
-def _error_code(response: requests.Response) -> str | None:
-    """The OAuth ``error`` code of an error response's JSON body, if it has one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, str) else None
 
 
 class OIDCClient:
@@ -146,18 +97,12 @@ class OIDCClient:
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
         self._jwks: KeySet | None = None
-        self._jwks_refetched_at = float("-inf")
-        self._jwks_at = float("-inf")
+        self._jwks_at = self._jwks_refetched_at = float("-inf")
         self._adapter = ProcessLocal(pooled_adapter)
-
-    # -- HTTP ------------------------------------------------------------------------------
-
-    def http(self) -> requests.Session:
-        """A session on the shared pool, for plain GETs to the provider."""
-        return pooled_session(self._adapter.get())
+        self._http = ProcessLocal(lambda: pooled_session(self._adapter.get()))
 
     def oauth(self) -> OAuth2Session:
-        """A fresh Authlib session per call (it keeps the last token as state), pooled."""
+        """An Authlib session for one call (it keeps the last token as state), on the pool."""
         cfg = self.config
         method = cfg.token_endpoint_auth_method
         session = OAuth2Session(
@@ -170,43 +115,60 @@ class OIDCClient:
         )
         session.register_client_auth_method(("client_secret_basic", encode_client_secret_basic))
         if cfg.token_request_format == "json":  # noqa: S105 - a format name
-            base = (
-                encode_client_secret_post
-                if method == "client_secret_post"
-                else encode_client_secret_basic
-            )
-            session.register_client_auth_method((method + "+json", _json_body(base)))
+            post = method == "client_secret_post"
+            base = encode_client_secret_post if post else encode_client_secret_basic
+            session.register_client_auth_method((method + "+json", partial(_json_body, base)))
             session.token_endpoint_auth_method = method + "+json"
-        pooled_session(self._adapter.get(), session=session)
-        return session
+        return pooled_session(self._adapter.get(), session=session)
 
-    def _get_json(self, url: str, what: str) -> dict[str, Any]:
+    def _get_json(self, url: str, what: str, token: str | None = None) -> dict[str, Any]:
+        """GET a JSON object from the provider (with a bearer ``token`` when given)."""
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self._call(
+            lambda: self._http.get().get(url, timeout=self.config.http_timeout, headers=headers),
+            what,
+            url,
+        )
+
+    def _call(self, call: Callable[[], Any], what: str, url: str) -> dict[str, Any]:
+        """The JSON object the provider answers to ``call`` at ``url``; ProviderError for
+        anything else."""
         try:
-            response = self.http().get(
-                url, timeout=self.config.http_timeout, headers={"Accept": "application/json"}
+            answer = call()
+            if isinstance(answer, requests.Response):
+                if answer.status_code != 200:
+                    raise requests.HTTPError(response=answer)
+                answer = answer.json()
+        except OAuthError as exc:
+            hint = (
+                ": check SPARK_CLIENT_ID and SPARK_CLIENT_SECRET (the API key's OAuth Key and "
+                "secret)"
+                if exc.error == "invalid_client"
+                else ""
             )
+            raise ProviderError(
+                f"The identity provider refused the {what}: {exc.error}{hint}.",
+                status=400,
+                error=exc.error,
+                description=exc.description,
+            ) from None
         except requests.Timeout:
             raise ProviderError(
                 f"The identity provider did not answer in time ({what} at {url}).", status=504
             ) from None
-        except requests.RequestException as exc:
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            raise ProviderError(f"The identity provider answered HTTP {status} ({what}).") from None
+        except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
                 f"The identity provider could not be reached at {url} ({what}): "
                 f"{type(exc).__name__}."
             ) from None
-        if response.status_code != 200:
-            raise ProviderError(
-                f"The identity provider answered HTTP {response.status_code} ({what})."
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
+        if not isinstance(answer, dict):
             raise ProviderError(f"The identity provider sent something other than JSON ({what}).")
-        return data
-
-    # -- discovery -------------------------------------------------------------------------
+        return dict(answer)
 
     def metadata(self) -> dict[str, Any]:
         """The provider's metadata: discovery, checked and overridden by configuration."""
@@ -222,20 +184,18 @@ class OIDCClient:
             "jwks_uri": cfg.jwks_uri,
         }
         needed = ("authorization_endpoint", "token_endpoint", "jwks_uri")
-        if all(overrides[k] for k in needed):
-            data: dict[str, Any] = {"issuer": cfg.issuer}
-        else:
+        data: dict[str, Any] = {"issuer": cfg.issuer}
+        if not all(overrides[k] for k in needed):
             try:
                 data = self._get_json(cfg.discovery_url, "discovery")
             except ProviderError:
                 with self._lock:
-                    stale = self._metadata
-                    if stale is None:
+                    if self._metadata is None:
                         raise
                     # Keep working on what we knew; try again in a minute, not on every call.
                     self._metadata_at = time.monotonic() - METADATA_TTL + 60
                 log.warning("The discovery document could not be refreshed; using the cached one.")
-                return stale
+                return self._metadata
             if data.get("issuer") != cfg.issuer:
                 raise ProviderError(
                     "The discovery document's issuer does not match SPARK_ISSUER "
@@ -251,11 +211,12 @@ class OIDCClient:
         for key in needed:
             if not data.get(key):
                 raise ProviderError(f"The provider's discovery document has no {key}.")
-        for key in _USED_ENDPOINTS:  # not op_policy_uri & co.: pages for humans, never called
-            value = data.get(key)
-            if isinstance(value, str):
+        # The endpoints called or shown to the browser: HTTPS outside loopback. Other metadata
+        # (``op_policy_uri``...) are pages for humans, never called.
+        for key in (*overrides, "end_session_endpoint"):
+            if isinstance(data.get(key), str):
                 try:
-                    check_transport(value, f"The provider's {key}", cfg.require_https)
+                    check_transport(data[key], f"The provider's {key}", cfg.require_https)
                 except SparkConfigError as exc:
                     raise ProviderError(str(exc)) from None
         with self._lock:
@@ -263,8 +224,7 @@ class OIDCClient:
         return data
 
     def published_metadata(self) -> dict[str, Any]:
-        """The discovery document exactly as the provider publishes it (no overrides, no
-        defaults filled in), for diagnostics such as ``flask spark doctor``."""
+        """The discovery document exactly as the provider publishes it (for ``doctor``)."""
         return self._get_json(self.config.discovery_url, "discovery")
 
     def endpoint(self, name: str) -> str | None:
@@ -272,21 +232,12 @@ class OIDCClient:
         value = self.metadata().get(name)
         return value if isinstance(value, str) else None
 
-    # -- keys ------------------------------------------------------------------------------
-
     def jwks(self, *, refresh: bool = False, limited: bool = True) -> KeySet:
-        """The provider's signing keys; ``refresh`` refetches, at most once per interval.
-
-        The interval counts from the last *refetch*, not from the first fetch: a key the
-        provider rotated in just after this process cached its JWKS is picked up at once
-        [rp-key-rotation-op-sign-key], while tokens with made-up ``kid`` values (a forged
-        logout token can be posted by anyone) cannot make us fetch more than once per interval.
-        ``limited=False`` is for tokens that came from the token endpoint itself: an attacker
-        using up the interval must not make us refuse the provider's freshly rotated key.
-        """
+        """The provider's signing keys; ``refresh`` refetches, at most once per interval since
+        the last refetch (anyone can post a logout token with a made-up ``kid``), unless not
+        ``limited``: tokens from the token endpoint itself may always pick up a rotated key."""
         with self._lock:
-            cached = self._jwks
-            now = time.monotonic()
+            cached, now = self._jwks, time.monotonic()
             if cached is not None:
                 if not refresh and now - self._jwks_at < METADATA_TTL:
                     return cached
@@ -304,34 +255,13 @@ class OIDCClient:
             self._jwks, self._jwks_at = keys, time.monotonic()
         return keys
 
-    @staticmethod
-    def _candidate_keys(keys: KeySet, kid: str | None, alg: str) -> list[Key]:
-        """The signing keys of ``keys`` that may have signed a token with ``kid`` and ``alg``."""
-        kty = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}.get(alg[:2], "RSA")
-        usable = [k for k in keys if k.key_type == kty and k.get("use", "sig") == "sig"]
-        return usable if kid is None else [k for k in usable if k.kid == kid]
-
-    @staticmethod
-    def _verify_with(token: str, keys: list[Key], alg: str) -> Any:
-        """The decoded token if one of ``keys`` verifies its signature, else None."""
-        for key in keys:
-            try:
-                return jwt.decode(token, key, algorithms=[alg])
-            except JoseError:
-                continue
-        return None
-
-    # -- JWT validation --------------------------------------------------------------------
-
-    def _verify_jwt(
-        self, token: str, what: str, *, from_provider: bool = False
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Check the signature of ``token`` with the JWKS only; return (header, claims)."""
+    def _verify_jwt(self, token: str, what: str, *, from_provider: bool = False) -> dict[str, Any]:
+        """The claims of ``token`` once its signature checks out with a JWKS key."""
         try:
             header = jws.extract_compact(token.encode("ascii")).headers()
         except (JoseError, ValueError, UnicodeError):
             raise IdTokenError(f"The {what} is not a well-formed JWT.") from None
-        alg = header.get("alg")
+        alg, kid = header.get("alg"), header.get("kid")
         if alg not in self.config.id_token_algorithms:
             raise IdTokenError(f"The {what} is signed with a refused algorithm ({alg!r}).")
         offered = [h for h in _FORBIDDEN_HEADERS if h in header]
@@ -339,40 +269,44 @@ class OIDCClient:
             raise IdTokenError(
                 f"The {what} offers its own key ({', '.join(offered)}); only the JWKS is trusted."
             )
-        kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise IdTokenError(f"The {what} has an invalid kid.")
-        keyset = self.jwks()
-        candidates = self._candidate_keys(keyset, kid, alg)
-        decoded = self._verify_with(token, candidates, alg)
-        if decoded is None:
+        kty = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}.get(alg[:2], "RSA")
+        keyset = None
+        for refresh in (False, True):
             # The provider may have rotated its key, under a new kid or the same one: refetch
-            # once (rate-limited, so forged tokens cannot make us hammer the provider).
-            refreshed = self.jwks(refresh=True, limited=not from_provider)
-            if refreshed is not keyset:
-                candidates = self._candidate_keys(refreshed, kid, alg)
-                decoded = self._verify_with(token, candidates, alg)
-        if decoded is None:
-            if not candidates:
-                raise IdTokenError(
-                    f"The {what} is signed with a key the provider does not publish."
-                )
-            raise IdTokenError(f"The {what}'s signature is invalid.")
-        claims: Any = decoded.claims
-        if not isinstance(claims, dict):
-            raise IdTokenError(f"The {what}'s payload is not a JSON object.")
-        return dict(decoded.header), claims
+            # once (rate-limited, so that forged tokens cannot make us hammer the provider).
+            fetched = self.jwks(refresh=refresh, limited=not from_provider)
+            if fetched is keyset:
+                break
+            keyset = fetched
+            candidates = [
+                k
+                for k in keyset
+                if k.key_type == kty
+                and k.get("use", "sig") == "sig"
+                and (kid is None or k.kid == kid)
+            ]
+            for key in candidates:
+                try:
+                    claims: Any = jwt.decode(token, key, algorithms=[alg]).claims
+                except JoseError:
+                    continue
+                if not isinstance(claims, dict):
+                    raise IdTokenError(f"The {what}'s payload is not a JSON object.")
+                return claims
+        if not candidates:
+            raise IdTokenError(f"The {what} is signed with a key the provider does not publish.")
+        raise IdTokenError(f"The {what}'s signature is invalid.")
 
-    def _check_claims(self, claims: dict[str, Any], what: str, *, id_token: bool) -> None:
+    def _check_claims(self, claims: dict[str, Any], what: str, *essential: str) -> None:
+        """``iss`` is the issuer, ``aud`` names this client (and ``azp`` is it when there are
+        several audiences), ``iat`` is not in the future, ``exp`` (when present or listed in
+        ``essential``) not passed, each within the clock skew."""
         cfg = self.config
-        options: dict[str, Any] = {
-            "iss": {"essential": True, "value": cfg.issuer},
-            "aud": {"essential": True, "value": cfg.client_id},
-            "iat": {"essential": True},
-        }
-        if id_token:
-            options["sub"] = {"essential": True}
-            options["exp"] = {"essential": True}
+        options: dict[str, Any] = {name: {"essential": True} for name in ("iat", *essential)}
+        options["iss"] = {"essential": True, "value": cfg.issuer}
+        options["aud"] = {"essential": True, "value": cfg.client_id}
         registry = jwt.JWTClaimsRegistry(leeway=cfg.clock_skew, **options)
         try:
             registry.validate(claims)
@@ -381,8 +315,7 @@ class OIDCClient:
             raise IdTokenError(
                 f"The {what} was refused: claim {name} is missing or invalid."
             ) from None
-        aud = claims["aud"]
-        audiences = aud if isinstance(aud, list) else [aud]
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         azp = claims.get("azp")
         if (len(audiences) > 1 or azp is not None) and azp != cfg.client_id:
             raise IdTokenError(
@@ -390,16 +323,12 @@ class OIDCClient:
             )
 
     def validate_id_token(
-        self,
-        id_token: str,
-        *,
-        nonce: str | None,
-        previous: dict[str, Any] | None = None,
+        self, id_token: str, *, nonce: str | None, previous: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Validate an id_token (Core §3.1.3.7); with ``previous``, a refreshed one (§12.2)."""
         # id_tokens only ever come from our own token request to the provider, over TLS.
-        _, claims = self._verify_jwt(id_token, "id_token", from_provider=True)
-        self._check_claims(claims, "id_token", id_token=True)
+        claims = self._verify_jwt(id_token, "id_token", from_provider=True)
+        self._check_claims(claims, "id_token", "sub", "exp")
         if not _short_text(claims["sub"]):
             raise IdTokenError(
                 "The id_token's sub is not 1 to 255 printable ASCII characters (Core §2)."
@@ -411,120 +340,57 @@ class OIDCClient:
                 raise IdTokenError(f"The refreshed id_token changed its {name}.")
         return claims
 
-    def check_required_claims(self, claims: dict[str, Any]) -> None:
-        """Refuse a sign-in whose claims lack one that SPARK_REQUIRED_CLAIMS names."""
-        missing = [
-            name for name in self.config.required_claims if claims.get(name) in (None, "", [])
-        ]
-        if missing:
-            raise LoginError(
-                f"Flexmls did not share {', '.join(missing)} about you, which this app needs to "
-                "sign you in. Ask the app's owner to check the requested scopes "
-                "(SPARK_SCOPE) and SPARK_REQUIRED_CLAIMS.",
-                reason="claims_missing",
-            )
-
-    def validate_logout_token(self, token: str, *, now: float | None = None) -> dict[str, Any]:
-        """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.4, §2.6).
-
-        Beyond the signature and ``iss``/``aud``: the logout event, no ``nonce``, a ``sub`` or
-        ``sid``, a ``jti`` (for replay detection), an ``iat`` that is neither in the future nor
-        older than :data:`LOGOUT_TOKEN_MAX_AGE`, and an ``exp``, when present, not passed. See
-        :meth:`logout_token_accepted_until` for how long such a token stays acceptable.
-        """
-        _, claims = self._verify_jwt(token, "logout_token")
-        self._check_claims(claims, "logout_token", id_token=False)
+    def validate_logout_token(self, token: str) -> dict[str, Any]:
+        """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.4, §2.6): beyond
+        the common claims, the logout event, no ``nonce``, a ``sub`` or ``sid``, a ``jti`` (for
+        replay detection), and an ``iat`` no older than :data:`LOGOUT_TOKEN_MAX_AGE`."""
+        claims = self._verify_jwt(token, "logout_token")
+        self._check_claims(claims, "logout_token")
         events = claims.get("events")
         if not isinstance(events, dict) or _BACKCHANNEL_EVENT not in events:
             raise IdTokenError("The logout_token has no back-channel logout event.")
         if "nonce" in claims:
             raise IdTokenError("The logout_token must not carry a nonce.")
-        if not _short_text(claims.get("sub")) and not _short_text(claims.get("sid")):
-            raise IdTokenError("The logout_token names neither a sub nor a sid.")
-        for name in ("sub", "sid"):
-            if name in claims and not _short_text(claims[name]):
-                raise IdTokenError(f"The logout_token's {name} is not a short string.")
+        named = [name for name in ("sub", "sid") if name in claims]
+        if not named or not all(_short_text(claims[name]) for name in named):
+            raise IdTokenError("The logout_token names no sub or sid, or not as a short string.")
         if not _short_text(claims.get("jti")):
             raise IdTokenError("The logout_token has no jti (Back-Channel Logout 1.0 §2.4).")
-        now = time.time() if now is None else now
-        skew = self.config.clock_skew
-        iat, exp = claims.get("iat"), claims.get("exp")
-        if not _finite(iat) or iat > now + skew:
-            raise IdTokenError("The logout_token's iat is missing or in the future.")
-        if iat < now - LOGOUT_TOKEN_MAX_AGE - skew:
+        # iat: present, a finite number and not in the future (checked above)
+        if claims["iat"] < time.time() - LOGOUT_TOKEN_MAX_AGE - self.config.clock_skew:
             raise IdTokenError("The logout_token is too old.")
-        if "exp" in claims and (not _finite(exp) or exp < now - skew):
-            raise IdTokenError("The logout_token has expired.")
         return claims
 
-    def logout_token_accepted_until(self, claims: dict[str, Any]) -> float:
-        """Until when a validated logout token would still be accepted (to remember its jti).
-
-        At most :data:`LOGOUT_TOKEN_MAX_AGE` plus twice the clock skew from now, whatever its
-        ``exp`` says: an absurd ``exp`` is clamped, never passed on to Redis.
-        """
-        skew = self.config.clock_skew
-        until = float(claims["iat"]) + LOGOUT_TOKEN_MAX_AGE
-        exp = claims.get("exp")
-        if _finite(exp) and exp < until:
-            until = float(exp)
-        return until + skew
-
-    # -- the protocol ----------------------------------------------------------------------
-
-    def authorization_url(
-        self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
-    ) -> str:
-        """The provider's authorize URL, with state, nonce and (``use_pkce``) PKCE S256."""
+    def authorization_url(self, txn: LoginTransaction) -> str:
+        """The provider's authorize URL for ``txn``: state, nonce and (``use_pkce``) S256."""
         url, _ = self.oauth().create_authorization_url(
             self.metadata()["authorization_endpoint"],
-            state=state,
-            code_verifier=code_verifier if self.config.use_pkce else None,
-            redirect_uri=redirect_uri,
+            state=txn.state,
+            code_verifier=txn.code_verifier if self.config.use_pkce else None,
+            redirect_uri=txn.redirect_uri,
             scope=self.config.scope,
-            nonce=nonce,
+            nonce=txn.nonce,
         )
         return str(url)
 
     def _token_call(self, call: Callable[[OAuth2Session], Any], what: str) -> dict[str, Any]:
-        try:
-            token = call(self.oauth())
-        except OAuthError as exc:
-            hint = (
-                ": check SPARK_CLIENT_ID and SPARK_CLIENT_SECRET (the API key's OAuth Key and "
-                "secret)"
-                if exc.error == "invalid_client"
-                else ""
-            )
-            raise ProviderError(
-                f"The identity provider refused the {what}: {exc.error}{hint}.",
-                status=400,
-                error=exc.error,
-                description=exc.description,
-            ) from None
-        except requests.Timeout:
-            raise ProviderError(
-                f"The identity provider did not answer in time ({what}).", status=504
-            ) from None
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            raise ProviderError(f"The identity provider answered HTTP {status} ({what}).") from None
-        except (requests.RequestException, ValueError) as exc:
-            raise ProviderError(
-                f"The identity provider could not be reached at "
-                f"{self.endpoint('token_endpoint')} ({what}): {type(exc).__name__}."
-            ) from None
-        if not isinstance(token, dict) or not isinstance(token.get("access_token"), str):
+        """A token endpoint call's answer, which must hold an access token."""
+        token = self._call(lambda: call(self.oauth()), what, self.metadata()["token_endpoint"])
+        if not isinstance(token.get("access_token"), str):
             raise ProviderError(f"The identity provider's {what} answer has no access_token.")
-        return dict(token)
+        return token
 
-    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
-        """Trade the authorization code for tokens (with the PKCE verifier, if PKCE is on)."""
+    def exchange_code(self, code: str, txn: LoginTransaction) -> dict[str, Any]:
+        """Trade the authorization code of ``txn`` for tokens (with its PKCE verifier)."""
         url = self.metadata()["token_endpoint"]
-        pkce = {"code_verifier": code_verifier} if self.config.use_pkce else {}
+        pkce = {"code_verifier": txn.code_verifier} if self.config.use_pkce else {}
         return self._token_call(
             lambda s: s.fetch_token(
-                url, grant_type="authorization_code", code=code, redirect_uri=redirect_uri, **pkce
+                url,
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=txn.redirect_uri,
+                **pkce,
             ),
             "code exchange",
         )
@@ -537,11 +403,13 @@ class OIDCClient:
         )
 
     def revoke(self, token: str, token_type_hint: str) -> bool:
-        """Revoke a token (RFC 7009). True when the provider confirmed (or answered that it does
-        not revoke this token type); False if it could not, and a retry may help."""
+        """Revoke a token (RFC 7009). True when the provider confirmed, or cannot revoke it (no
+        revocation endpoint, or not this token type: it expires on its own); False if a retry
+        may help."""
         url = self.endpoint("revocation_endpoint")
         if not url:
-            return False
+            log.info("No revocation endpoint: the %s expires on its own.", token_type_hint)
+            return True
         try:
             response = self.oauth().revoke_token(url, token=token, token_type_hint=token_type_hint)
         except requests.RequestException as exc:
@@ -549,10 +417,12 @@ class OIDCClient:
             return False
         if response.status_code == 200:
             return True
-        if 400 <= response.status_code < 500 and _error_code(response) == "unsupported_token_type":
-            # RFC 7009 §2.2.1: this provider cannot revoke this kind of token; a retry would get
-            # the same answer, and the token expires on its own. (400 per RFC 6749 §5.2; some
-            # servers, Authlib's among them, answer it with 401.)
+        try:
+            error = response.json().get("error") if 400 <= response.status_code < 500 else None
+        except (ValueError, AttributeError):
+            error = None
+        if error == "unsupported_token_type":
+            # RFC 7009 §2.2.1, with 400 (RFC 6749 §5.2) or 401 (Authlib's server among others).
             log.info("The provider does not revoke a %s; it expires on its own.", token_type_hint)
             return True
         log.warning("Token revocation answered HTTP %s", response.status_code)
@@ -564,28 +434,19 @@ class OIDCClient:
         if not url:
             raise ProviderError("The provider has no userinfo endpoint.")
         try:
-            response = self.http().get(
-                url,
-                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-                timeout=self.config.http_timeout,
-            )
-            data = response.json() if response.status_code == 200 else None
-        except (requests.RequestException, ValueError):
-            data = None
-        if not isinstance(data, dict):
-            raise ProviderError("The provider's userinfo endpoint did not answer with claims.")
-        return data
+            return self._get_json(url, "userinfo", token=access_token)
+        except ProviderError:
+            raise ProviderError(
+                "The provider's userinfo endpoint did not answer with claims."
+            ) from None
 
-    def logout_url(
-        self, *, post_logout_redirect_uri: str, state: str, id_token_hint: str | None
-    ) -> str:
-        """The provider's single-logout URL (Spark: ``/openid/logout``)."""
+    def logout_url(self, post_logout_redirect_uri: str, state: str) -> str:
+        """The provider's single-logout URL (Spark: ``/openid/logout``); no ``id_token_hint``,
+        as the id_token is not kept."""
         params = {
             "client_id": self.config.client_id,
             "post_logout_redirect_uri": post_logout_redirect_uri,
             "state": state,
         }
-        if id_token_hint:
-            params["id_token_hint"] = id_token_hint
         base = self.metadata()["end_session_endpoint"]
         return f"{base}{'&' if '?' in base else '?'}{urlencode(params)}"

@@ -1,80 +1,63 @@
 """Access tokens for one session, refreshed proactively or on 1020, never twice at once.
 
-The pattern (SECURITY.md, "Refresh"): take the session's Redis lock, re-read the record, refresh
-only if it is still needed, write back only if its version is unchanged, release the lock with
-compare-and-delete (redis-py's ``Lock``). Waiters then read the new record.
+Refresh tokens rotate and are single use, so concurrent requests (threads, processes, hosts)
+refresh a session once: under the session's Redis lock, re-read the record, refresh if still
+needed, write back only if its version is unchanged. Waiters then read the new record.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from redis.exceptions import LockError
 
-from .errors import APIUnavailable, IdTokenError, ProviderError, SessionExpired, SparkError
+from .errors import APIUnavailable, IdTokenError, ProviderError, SessionExpired
 from .oidc import OIDCClient
+from .revocations import RevocationQueue
 from .tokens import TokenSet, TokenStore
 
 log = logging.getLogger("flask_spark")
 
 
-#: Called after a real refresh with (session id, the new TokenSet).
-RefreshListener = Callable[[str, TokenSet], None]
-
-
+@dataclass
 class TokenManager:
-    """Hands out valid access tokens for session ids, refreshing under a per-session lock."""
+    """Hands out valid access tokens for session ids, refreshing under a per-session lock;
+    ``on_refresh`` follows each real refresh, ``on_session_end`` a refused one."""
 
-    def __init__(
-        self,
-        store: TokenStore,
-        oidc: OIDCClient,
-        *,
-        skew: float,
-        lock_timeout: float,
-        lock_wait: float,
-        on_refresh: RefreshListener | None = None,
-        on_session_end: Callable[[str, str | None], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.oidc = oidc
-        self.skew = skew
-        self.lock_timeout = lock_timeout
-        self.lock_wait = lock_wait
-        self.on_refresh = on_refresh
-        self.on_session_end = on_session_end
+    store: TokenStore
+    oidc: OIDCClient
+    skew: float
+    lock_timeout: float
+    lock_wait: float
+    on_refresh: Callable[[str, TokenSet], None] | None = None
+    on_session_end: Callable[[str, str | None], None] | None = None
+
+    @property
+    def revocations(self) -> RevocationQueue:
+        """Where the grants of tokens that could not be stored are revoked (or queued)."""
+        return RevocationQueue(self.store.redis, self.store.prefix, self.store.vault)
 
     def current(self, sid: str, blob: bytes | None = None) -> TokenSet:
-        """The session's tokens, refreshed first if the access token is about to expire.
-
-        ``blob`` is the sealed record when it was already read (with the session, in the same
-        Redis round trip); without it the record is read here.
-        """
+        """The session's tokens, refreshed first if the access token is about to expire;
+        ``blob`` is the sealed record when the session's round trip read it already."""
         tokens = self._stored(sid, blob)
         if tokens.unverified_id_token:
-            tokens = self._verify_pending(sid, tokens)
+            self._check_identity(sid, tokens, tokens.unverified_id_token)
+            checked = replace(tokens, unverified_id_token=None)
+            # Same version: a refresh racing with us bumps it, and then its record wins.
+            tokens = checked if self.store.replace(checked, tokens.version) else self._stored(sid)
         if tokens.expires_within(self.skew):
             tokens = self.refresh(sid, stale=tokens)
         return tokens
 
     def _stored(self, sid: str, blob: bytes | None = None) -> TokenSet:
-        """The session's record (opened from ``blob`` when it was read already, else read now);
-        SessionExpired when it is gone. After a lost compare-and-set, the winner's record."""
-        tokens = self.store.open(blob, sid) if blob is not None else self.store.load(sid)
+        """The session's record (opened from ``blob`` when given, else read now)."""
+        tokens = self.store.vault.open(blob, sid) if blob is not None else self.store.load(sid)
         if tokens is None:
             raise SessionExpired("Your session has ended; please sign in again.")
         return tokens
-
-    def _verify_pending(self, sid: str, tokens: TokenSet) -> TokenSet:
-        """Check a refreshed id_token that could not be checked when it arrived."""
-        self._check_identity(sid, tokens, tokens.unverified_id_token or "")
-        checked = replace(tokens, unverified_id_token=None)
-        # Same version: a refresh racing with us bumps it, and then its record wins.
-        if not self.store.replace(checked, tokens.version):
-            return self._stored(sid)
-        return checked
 
     def refresh(self, sid: str, *, stale: TokenSet) -> TokenSet:
         """Replace ``stale`` (expired, or refused with 1020) by fresh tokens, exactly once."""
@@ -88,9 +71,7 @@ class TokenManager:
                 status=503,
             )
         try:
-            current = self.store.load(sid)
-            if current is None:
-                raise SessionExpired("Your session has ended; please sign in again.")
+            current = self._stored(sid)
             if current.version != stale.version:
                 return current  # another request (thread, worker or host) already refreshed
             if not current.refresh_token:
@@ -126,13 +107,21 @@ class TokenManager:
         id_token = response.get("id_token")
         if isinstance(id_token, str):
             try:
-                self._check_identity(sid, current, id_token, new_refresh=fresh.refresh_token)
+                self._check_identity(sid, fresh, id_token)
             except ProviderError as exc:
                 # The provider's keys are out of reach. The old refresh token is spent, so the
                 # new tokens are stored, but they are not used until the id_token is checked.
                 log.warning("Refreshed id_token not checked yet: %s", exc.message)
                 fresh = replace(fresh, unverified_id_token=id_token)
         if not self.store.replace(fresh, current.version):
+            # The session ended meanwhile (or, past a lock expiry, another refresh won): these
+            # tokens are stored nowhere, so give their grant back rather than leave it live.
+            winner = self.store.load(sid)
+            kept = (winner.refresh_token, winner.access_token) if winner else ()
+            if fresh.refresh_token and fresh.refresh_token not in kept:
+                self.revocations.revoke(self.oidc, fresh.refresh_token, "refresh_token")
+            elif fresh.access_token not in kept:
+                self.revocations.revoke(self.oidc, fresh.access_token, "access_token")
             return self._stored(sid)
         if self.on_refresh is not None:
             self.on_refresh(sid, fresh)
@@ -143,29 +132,18 @@ class TokenManager:
             )
         return fresh
 
-    def _check_identity(
-        self, sid: str, current: TokenSet, id_token: str, *, new_refresh: str | None = None
-    ) -> None:
-        """A refreshed id_token must be valid and name the same user (Core §12.2).
-
-        A refused one ends the session (and revokes the refresh token it came with); a
-        ProviderError (keys unreachable) is left to the caller.
-        """
+    def _check_identity(self, sid: str, tokens: TokenSet, id_token: str) -> None:
+        """A refreshed id_token must be valid and name the same user (Core §12.2); a refused
+        one ends the session and revokes its grant (keys out of reach: left to the caller)."""
         try:
             self.oidc.validate_id_token(
-                id_token,
-                nonce=None,
-                previous={"sub": current.subject} if current.subject else None,
+                id_token, nonce=None, previous={"sub": tokens.subject} if tokens.subject else None
             )
         except IdTokenError as exc:
             log.warning("Refreshed id_token refused: %s", exc.message)
-            refresh_token = new_refresh or current.refresh_token
-            if refresh_token:
-                try:
-                    self.oidc.revoke(refresh_token, "refresh_token")
-                except SparkError as revoke_error:
-                    log.warning("Could not revoke the refused grant: %s", revoke_error.message)
-            self._end(sid, current.subject)
+            if tokens.refresh_token:
+                self.revocations.revoke(self.oidc, tokens.refresh_token, "refresh_token")
+            self._end(sid, tokens.subject)
             raise SessionExpired("The provider changed the signed-in identity.") from None
 
     def _end(self, sid: str, subject: str | None) -> None:

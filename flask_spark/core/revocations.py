@@ -1,11 +1,6 @@
-"""Revocations that failed at sign-out, kept to be retried later (RFC 7009 §2.2.1: on 503,
-"the client is expected to retry later").
-
-Each pending token is Fernet-sealed with the token vault and kept in the sorted set
-``<prefix>revoke:pending``, scored by the time it was queued; ``flask spark retry-revocations``
-(:meth:`RevocationQueue.retry`) revokes what it can, keeps what still fails, and drops entries
-older than a limit (the provider has expired them by then, or will never take them).
-"""
+"""Revoking tokens at the provider (RFC 7009), and queueing those it could not take (RFC 7009
+§2.2.1: retry later) in ``<prefix>revoke:pending``, sealed with the token vault and scored by
+when they were queued, for ``flask spark retry-revocations``."""
 
 from __future__ import annotations
 
@@ -15,16 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import SparkError
+from .oidc import OIDCClient
+from .redis_client import REDIS_DOWN
 from .tokens import TokenSet, TokenVault
 
 log = logging.getLogger("flask_spark")
 
-#: The record binding of a sealed pending token (a vault record is bound to a "session id").
+#: The "session id" a sealed pending token is bound to.
 PENDING_SID = "revoke:pending"
-#: Give up on a pending revocation after this many seconds (a week).
+#: Give up on a pending revocation after a week: the provider has expired it by then.
 DEFAULT_MAX_AGE = 7 * 24 * 3600
-#: The ``token_type_hint`` of a refresh token (RFC 7009 §2.1).
-REFRESH_HINT = "refresh_token"
 #: Entries looked at per run at most.
 BATCH = 1000
 
@@ -37,7 +33,6 @@ class RetryReport:
     """What one retry run did."""
 
     revoked: int = 0
-    pending: int = 0
     dropped: int = 0
     unreadable: int = 0
 
@@ -50,9 +45,16 @@ class RevocationQueue:
         self.vault = vault
         self.key = f"{prefix}revoke:pending"
 
-    def push(self, token: str, token_type_hint: str, *, now: float | None = None) -> None:
-        """Queue ``token`` (sealed, never in plain text) for a later revocation."""
-        refresh = token_type_hint == REFRESH_HINT
+    def revoke(self, oidc: OIDCClient, token: str, hint: str) -> bool:
+        """Revoke ``token`` at the provider, else queue it (sealed) for a retry; True when the
+        provider confirmed."""
+        try:
+            if oidc.revoke(token, hint):
+                return True
+        except SparkError as exc:  # SparkConfigError included (no endpoint known)
+            log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
+        log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
+        refresh = hint == "refresh_token"
         record = TokenSet(
             access_token="" if refresh else token,
             refresh_token=token if refresh else None,
@@ -60,7 +62,11 @@ class RevocationQueue:
             expires_at=0,
             sid=PENDING_SID,
         )
-        self.redis.zadd(self.key, {self.vault.seal(record): time.time() if now is None else now})
+        try:
+            self.redis.zadd(self.key, {self.vault.seal(record): time.time()})
+        except REDIS_DOWN as exc:
+            log.error("Could not queue the failed revocation: %s", type(exc).__name__)
+        return False
 
     def size(self) -> int:
         """How many revocations are pending."""
@@ -78,10 +84,12 @@ class RevocationQueue:
                 report.dropped += self.redis.zrem(self.key, blob)
             elif record is None:  # sealed with a key that is no longer configured
                 report.unreadable += self.redis.zrem(self.key, blob)
-            elif self._revoke(revoke, record):
+            elif (
+                revoke(record.refresh_token, "refresh_token")
+                if record.refresh_token
+                else revoke(record.access_token, "access_token")
+            ):
                 report.revoked += self.redis.zrem(self.key, blob)
-            else:
-                report.pending += 1
         if report.dropped or report.unreadable:
             log.warning(
                 "Gave up on %d pending revocation(s) (too old) and %d unreadable one(s).",
@@ -89,9 +97,3 @@ class RevocationQueue:
                 report.unreadable,
             )
         return report
-
-    @staticmethod
-    def _revoke(revoke: Revoker, record: TokenSet) -> bool:
-        if record.refresh_token:
-            return revoke(record.refresh_token, REFRESH_HINT)
-        return revoke(record.access_token, "access_token")

@@ -1,10 +1,9 @@
 """Tokens at rest: :class:`TokenSet`, the Fernet :class:`TokenVault`, the Redis :class:`TokenStore`.
 
-A token record lives under its own key, ``<prefix>tok:{<session key>}``, as a Redis hash of a
-plaintext ``version`` and the Fernet ciphertext. Writes after a refresh are compare-and-set on
-the version, so that a slower worker can never overwrite a freshly rotated refresh token with
-the old one.
-The hash tag (the session's whole key) keeps the record in its session's Redis Cluster slot.
+A record is a Redis hash ``<prefix>tok:{<session key>}`` (the session's whole key as hash tag:
+one Cluster slot per session) of a plaintext ``version`` and the ciphertext. Writes after a
+refresh are compare-and-set on the version: a slower worker never overwrites a freshly rotated
+refresh token with the old one.
 """
 
 from __future__ import annotations
@@ -30,32 +29,28 @@ class TokenSet:
 
     access_token: str
     refresh_token: str | None
-    #: the ``sub`` of the sign-in's id_token: a refreshed id_token must name the same user. The
-    #: id_token itself is not kept (it is large, and nothing needs it after validation).
+    #: the sign-in's ``sub``: a refreshed id_token must name it (the id_token is not kept)
     subject: str | None
     expires_at: float
     sid: str
     version: int = 1
-    scope: str | None = None
-    #: a refreshed id_token that could not be checked yet (the provider's keys were out of
-    #: reach): the tokens are kept, but not used until it is checked. Normally None.
+    #: a refreshed id_token not checked yet (keys out of reach): the tokens wait for it
     unverified_id_token: str | None = None
 
     def __repr__(self) -> str:  # keep tokens out of tracebacks and debuggers' summaries
         return f"TokenSet(sid=…, version={self.version}, expires_at={self.expires_at:.0f})"
 
-    def expires_within(self, seconds: float, now: float | None = None) -> bool:
-        """True when the access token expires within ``seconds`` from ``now``."""
-        return self.expires_at - seconds <= (time.time() if now is None else now)
+    def expires_within(self, seconds: float) -> bool:
+        """True when the access token expires within ``seconds`` from now."""
+        return self.expires_at - seconds <= time.time()
 
-    def rotated(self, response: dict[str, Any], now: float | None = None) -> TokenSet:
+    def rotated(self, response: dict[str, Any]) -> TokenSet:
         """The record after a refresh: a new refresh token replaces the old one when sent."""
         return replace(
             self,
             access_token=response["access_token"],
             refresh_token=response.get("refresh_token") or self.refresh_token,
-            expires_at=expires_at(response, now),
-            scope=response.get("scope") or self.scope,
+            expires_at=expires_at(response),
             version=self.version + 1,
             unverified_id_token=None,
         )
@@ -70,26 +65,13 @@ def expires_at(response: dict[str, Any], now: float | None = None) -> float:
     return (time.time() if now is None else now) + lifetime
 
 
-_ABSENT = object()
-#: The fields of a TokenSet that have a default, and their default.
+#: The fields of a TokenSet that have a default, and their default: left out of a sealed record.
 _DEFAULTS = {f.name: f.default for f in fields(TokenSet) if f.default is not MISSING}
-
-#: The first byte of every Fernet token (its version); base64 text starts with ``g``.
-_FERNET_VERSION = b"\x80"
-
-
-def _fernet_token(blob: bytes) -> bytes:
-    """The Fernet token of a stored record: its bytes are kept (a quarter smaller than the
-    token's base64 text, which records written by earlier versions hold and which still open)."""
-    return base64.urlsafe_b64encode(blob) if blob[:1] == _FERNET_VERSION else blob
 
 
 class TokenVault:
-    """Fernet encryption of token records; the first key encrypts, every key decrypts.
-
-    A sealed record is the Fernet token's bytes (base64-decoded): Redis is binary-safe, and a
-    token record then fits a smaller allocation.
-    """
+    """Fernet encryption of token records; the first key encrypts, every key decrypts. A sealed
+    record is the Fernet token's bytes, a quarter smaller than its base64 text."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = tuple(keys)
@@ -97,46 +79,35 @@ class TokenVault:
 
     def seal(self, tokens: TokenSet) -> bytes:
         """Encrypt a record; the session id inside binds it to its session."""
-        # Fields at their default (version 1, no scope, no unverified id_token) are left out:
-        # every byte counts in Redis, and a record is read back with the same defaults.
-        record = {k: v for k, v in asdict(tokens).items() if _DEFAULTS.get(k, _ABSENT) != v}
+        record = {k: v for k, v in asdict(tokens).items() if _DEFAULTS.get(k, MISSING) != v}
         plain = json.dumps(record, separators=(",", ":")).encode()
         return base64.urlsafe_b64decode(self._fernet.encrypt(plain))
 
-    def seal_probe(self) -> bytes:
+    def seal_probe(self) -> None:
         """Encrypt and decrypt a throwaway record: proves the first key works."""
-        probe = TokenSet(
-            access_token="probe",  # noqa: S106 - a throwaway value, not a credential
-            refresh_token=None,
-            subject=None,
-            expires_at=0,
-            sid="probe",
-        )
-        blob = self.seal(probe)
-        if self.open(blob, "probe") != probe:
+        probe = TokenSet("probe", refresh_token=None, subject=None, expires_at=0, sid="")
+        if self.open(self.seal(probe), "") != probe:
             raise SparkError("The token vault could not read back what it wrote.")
-        return blob
 
-    def open(self, blob: bytes, sid: str) -> TokenSet | None:
-        """Decrypt a record for ``sid``; tampered, foreign or undecryptable records give None."""
+    def open(self, blob: bytes | None, sid: str) -> TokenSet | None:
+        """Decrypt a record for ``sid``; absent, tampered, foreign or undecryptable gives None."""
+        if not blob:
+            return None
         try:
-            data = json.loads(self._fernet.decrypt(_fernet_token(blob)))
-            tokens = TokenSet(**data)
+            tokens = TokenSet(**json.loads(self._fernet.decrypt(base64.urlsafe_b64encode(blob))))
         except (InvalidToken, ValueError, TypeError):
             return None
         return tokens if tokens.sid == sid else None
 
-    def rotate(self, blob: bytes) -> bytes:
-        """Re-encrypt ``blob`` with the first key (raises ``InvalidToken`` if no key opens it)."""
-        return base64.urlsafe_b64decode(self._fernet.rotate(_fernet_token(blob)))
-
-    def encrypted_with_primary(self, blob: bytes) -> bool:
-        """True when the first key already decrypts ``blob``."""
+    def rotate(self, blob: bytes) -> bytes | None:
+        """``blob`` re-encrypted with the first key; None when it already is (``InvalidToken``
+        when no key opens it)."""
+        token = base64.urlsafe_b64encode(blob)
         try:
-            Fernet(self.keys[0]).decrypt(_fernet_token(blob))
+            Fernet(self.keys[0]).decrypt(token)
         except InvalidToken:
-            return False
-        return True
+            return base64.urlsafe_b64decode(self._fernet.rotate(token))
+        return None
 
 
 # Compare-and-set: write only if the stored version is still the one we read (or, for a first
@@ -182,53 +153,36 @@ class TokenStore:
 
     def load(self, sid: str) -> TokenSet | None:
         """Read and decrypt the record of ``sid`` (None if absent, tampered or foreign)."""
-        return self.open(self.redis.hget(self.key(sid), "d"), sid)
+        return self.vault.open(self.redis.hget(self.key(sid), "d"), sid)
 
     def queue_load(self, pipeline: Any, sid: str) -> None:
-        """Queue the read of ``sid``'s sealed record on ``pipeline`` (its answer: the blob).
-
-        The session interface reads the record in the same round trip as the session; the
-        record's key shares the session's hash slot, so this holds on Redis Cluster too.
-        """
+        """Queue the read of ``sid``'s sealed record on ``pipeline`` (its answer: the blob), for
+        the session interface to read it in the session's round trip (same hash slot)."""
         pipeline.hget(self.key(sid), "d")
-
-    def open(self, blob: bytes | None, sid: str) -> TokenSet | None:
-        """Decrypt a sealed record of ``sid`` read elsewhere (None if absent or not sid's).
-
-        The arguments come in the order of :meth:`TokenVault.open`.
-        """
-        if not blob:
-            return None
-        return self.vault.open(blob, sid)
 
     def create(self, tokens: TokenSet, ttl: int) -> None:
         """Store the first record of a new session, for the absolute session lifetime."""
-        if not self._cas(
-            keys=[self.key(tokens.sid)],
-            args=["", tokens.version, self.vault.seal(tokens), max(int(ttl), 1)],
-        ):
+        args = ["", tokens.version, self.vault.seal(tokens), max(int(ttl), 1)]
+        if not self._cas(keys=[self.key(tokens.sid)], args=args):
             raise SparkError("A token record already exists for this session id.")
 
     def replace(self, tokens: TokenSet, expected_version: int) -> bool:
         """Write ``tokens`` only if the stored version is still ``expected_version``."""
-        return bool(
-            self._cas(
-                keys=[self.key(tokens.sid)],
-                args=[expected_version, tokens.version, self.vault.seal(tokens), 0],
-            )
-        )
+        args = [expected_version, tokens.version, self.vault.seal(tokens), 0]
+        return bool(self._cas(keys=[self.key(tokens.sid)], args=args))
 
     def delete(self, sid: str) -> None:
         """Forget the record of ``sid``; a refresh lock is left to its owner (or its expiry)."""
         self.redis.delete(self.key(sid))
 
     def lock(self, sid: str, timeout: float, wait: float) -> Lock:
-        """redis-py's lock (token-owned, released by compare-and-delete) for refreshing ``sid``."""
+        """redis-py's lock (token-owned, released by compare-and-delete) for refreshing ``sid``;
+        waiters poll it every 20 ms, so that a refresh storm stays quick."""
         lock: Lock = self.redis.lock(
             self.lock_key(sid),
             timeout=timeout,
             blocking_timeout=wait,
-            sleep=0.02,  # waiters poll the lock: a short poll keeps a refresh storm quick
+            sleep=0.02,
             thread_local=False,
         )
         return lock
@@ -242,17 +196,13 @@ class TokenStore:
     def rotate_key(self, key: str) -> str:
         """Re-encrypt one record with the primary key: 'rotated', 'skipped' or 'unreadable'."""
         while True:
-            raw = self.redis.hmget(key, ["v", "d"])
-            version, blob = raw[0], raw[1]
-            if blob is None:
-                return "skipped"
-            if self.vault.encrypted_with_primary(blob):
-                return "skipped"
+            version, blob = self.redis.hmget(key, ["v", "d"])
             try:
-                new_blob = self.vault.rotate(blob)
+                new_blob = None if blob is None else self.vault.rotate(blob)
             except InvalidToken:
                 return "unreadable"
-            # Same version: a refresh racing with us bumps it, so our write fails and we retry.
+            if new_blob is None:
+                return "skipped"
+            # Same version: a refresh racing with us bumps it, our write fails, and we retry.
             if self._cas(keys=[key], args=[version, version, new_blob, 0]):
                 return "rotated"
-            # A refresh wrote in between: read again and retry.

@@ -1,25 +1,33 @@
 """Login transactions: short-lived, single-use Redis records of the sign-ins a browser started.
 
-A browser's pending sign-ins live in one list, ``<prefix>txn:{<binding>}``, where the binding is
-a random value kept in a short-lived cookie (never a server-side session: an anonymous visitor
-costs one small key, gone after the TTL). Several tabs may sign in at once; a browser keeps at
-most :data:`MAX_PENDING` of them, the oldest dropped first. Removing the one a callback names
-with ``LREM`` makes a replayed callback find nothing.
+A browser's pending sign-ins (several tabs, at most :data:`MAX_PENDING`, the oldest dropped)
+live in one list, ``<prefix>txn:{<binding>}``, the binding being a random value in a short-lived
+cookie. A callback takes its own with ``LREM``, so a replayed callback finds nothing.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from authlib.common.security import generate_token
 
-from .compare import same_secret
-
 #: Sign-ins one browser may have pending at once.
 MAX_PENDING = 5
+
+
+def same_secret(expected: Any, given: Any) -> bool:
+    """True when ``given`` equals the secret ``expected``, both non-empty text, compared in
+    constant time as UTF-8 bytes (:func:`secrets.compare_digest` raises on non-ASCII ``str``:
+    a value a client sends must never turn a refusal into a 500)."""
+    if not isinstance(expected, str) or not isinstance(given, str) or not expected or not given:
+        return False
+    return secrets.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
 
 
 @dataclass(frozen=True)
@@ -50,43 +58,35 @@ class LoginTransaction:
 class TransactionStore:
     """Login transactions in Redis, one capped list per browser binding, with a TTL."""
 
-    def __init__(self, redis: Any, prefix: str, ttl: int, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, redis: Any, prefix: str, ttl: int) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl
-        self.max_pending = max_pending
-
-    def key(self, binding: str) -> str:
-        """The list of one browser's pending sign-ins."""
-        return f"{self.prefix}txn:{{{binding}}}"
 
     def save(self, txn: LoginTransaction) -> None:
         """Add ``txn`` to its browser's list (dropping the oldest beyond the cap); TTL renewed."""
-        key = self.key(txn.binding)
+        key = f"{self.prefix}txn:{{{txn.binding}}}"
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, json.dumps(asdict(txn)))
-            pipe.ltrim(key, 0, self.max_pending - 1)
+            pipe.ltrim(key, 0, MAX_PENDING - 1)
             pipe.expire(key, max(int(self.ttl), 1))
             pipe.execute()
 
     def pending(self, binding: str) -> int:
         """How many sign-ins the browser of ``binding`` has pending."""
-        return int(self.redis.llen(self.key(binding)))
+        return int(self.redis.llen(f"{self.prefix}txn:{{{binding}}}"))
 
     def pop(self, binding: str, state: str) -> LoginTransaction | None:
         """Take the transaction of ``state`` from this browser's list (None if unknown, expired,
         used, or started in another browser)."""
-        key = self.key(binding)
-        for raw in self.redis.lrange(key, 0, self.max_pending - 1):
+        key = f"{self.prefix}txn:{{{binding}}}"
+        for raw in self.redis.lrange(key, 0, MAX_PENDING - 1):
             try:
                 txn = LoginTransaction(**json.loads(raw))
             except (ValueError, TypeError):
                 continue
-            if not same_secret(txn.state, state):
-                continue
-            if not self.redis.lrem(key, 1, raw):
-                return None  # a concurrent callback took it first
-            if txn.started + self.ttl < time.time():
-                return None
-            return txn
+            if same_secret(txn.state, state):
+                # LREM fails when a concurrent callback took it first.
+                used = self.redis.lrem(key, 1, raw)
+                return txn if used and txn.started + self.ttl >= time.time() else None
         return None

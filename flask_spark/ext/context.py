@@ -12,8 +12,8 @@ from flask import Flask, after_this_request, current_app, g, session, url_for
 from werkzeug.local import LocalProxy
 
 from ..core.api import SparkAPI
-from ..core.compare import same_secret
 from ..core.errors import LoginRequired, SparkConfigError
+from ..core.transactions import same_secret
 from ..core.user import AnonymousUser, SparkUser
 from .responses import no_store
 from .session_interface import CSRF_KEY, SESSION_KEY

@@ -158,13 +158,7 @@ class SparkAuth:
     def sign_out_everywhere(self, sub: str, app: Flask | None = None) -> int:
         """End every session of user ``sub`` on every device and revoke their grants; returns
         how many ended (if any, ``logged_out`` is sent once: ``reason="everywhere"``)."""
-        state = self.state(app)
-        ended = end_user_sessions(state, sub)
-        if ended:
-            signals.logged_out.send(
-                state.app, user=SparkUser({"sub": sub}), reason="everywhere", sessions=ended
-            )
-        return ended
+        return end_user_sessions(self.state(app), sub)
 
     def unauthorized(self) -> Any:
         """The answer to a request that needs a signed-in user and has none."""

@@ -1,87 +1,235 @@
-"""Ending sign-ins: revoke a session's tokens (API deletion, then RFC 7009 at the provider, queued
-for a retry when the provider fails) and end every session of a user."""
+"""Signing out in every form: sign-out and disconnect, single logout, the Spark Store's logout
+call, provider-initiated logout and "sign out everywhere". The local session ends first (gone
+even when the provider hangs), then the access token is deleted at the Spark API (before the
+refresh token is revoked, which would make the API refuse the call) and the tokens revoked.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import secrets
+import time
+from typing import Any
+from urllib.parse import quote
 
-from ..core.errors import ResourceNotFound, SparkError
-from ..core.redis_client import REDIS_DOWN
+from flask import Response, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..core.api import StaticTokens
+from ..core.config import check_transport, origin_of
+from ..core.errors import (
+    AuthenticationError,
+    IdTokenError,
+    LoginRequired,
+    ProviderError,
+    ResourceNotFound,
+    SparkConfigError,
+    SparkError,
+    TokenExpired,
+)
+from ..core.oidc import LOGOUT_TOKEN_MAX_AGE
 from ..core.revocations import RevocationQueue
 from ..core.tokens import TokenSet
+from ..core.transactions import same_secret
+from ..core.user import AnonymousUser, SparkUser
+from . import signals
+from .context import csrf_field_name, csrf_token
+from .responses import error_response, not_framed
+from .session_interface import LOGOUT_STATE_KEY, SESSION_KEY
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
 
+_MAX_LOGOUT_TOKEN = 16384
+
 
 def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -> bool:
-    """Delete the access token at the API, then revoke at the provider; True if all confirmed.
-
-    The API deletion comes first: once the provider has revoked the refresh token (and with
-    it, at Spark, its access tokens) the API would refuse the deletion call itself.
-    """
-    confirmed = _delete_at_api(state, tokens)
+    """Delete the access token at the API, then revoke at the provider; True if all confirmed."""
+    confirmed = _delete_at_api(state, tokens.access_token)
+    queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
     revocations = [(tokens.access_token, "access_token")] if revoke_access else []
     if tokens.refresh_token:
         revocations.append((tokens.refresh_token, "refresh_token"))
     for token, hint in revocations:
-        confirmed = _revoke_at_provider(state, token, hint) and confirmed
+        confirmed = queue.revoke(state.oidc, token, hint) and confirmed
     return confirmed
 
 
-def revoke_grant(state: SparkState, access_token: str, refresh_token: str | None) -> bool:
-    """Revoke a grant at the provider only (RFC 7009), for a sign-in refused after the code
-    exchange: a refused sign-in calls no API. True when the provider confirmed."""
-    confirmed = True
-    for token, hint in ((refresh_token, "refresh_token"), (access_token, "access_token")):
-        if token:
-            confirmed = _revoke_at_provider(state, token, hint) and confirmed
-    return confirmed
-
-
-def _delete_at_api(state: SparkState, tokens: TokenSet) -> bool:
-    """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed."""
+def _delete_at_api(state: SparkState, access_token: str) -> bool:
+    """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed.
+    404 and 1020 (expired) mean there is nothing left to delete."""
     if not state.config.delete_token_at_api:
         return True
     try:
-        state.api_delete_token(tokens)
-    except ResourceNotFound:
-        return True  # already gone
+        api = state.api_with(StaticTokens(access_token))
+        api.delete(f"oauth2/token/{quote(access_token, safe='')}")
+    except (ResourceNotFound, TokenExpired):
+        return True
     except SparkError as exc:
         log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
         return False
     return True
 
 
-def _revoke_at_provider(state: SparkState, token: str, hint: str) -> bool:
-    """RFC 7009 revocation of one token; a failure is logged and queued for a later retry."""
+def end_session(state: SparkState, *, revoke_access: bool) -> bool:
+    """End this browser's session, then revoke its tokens; True when the provider confirmed."""
+    found = session.get(SESSION_KEY)
+    data: dict[str, Any] = found if isinstance(found, dict) else {}
+    sub, claims = data.get("sub"), data.get("claims")
+    user = (
+        SparkUser(claims if isinstance(claims, dict) else {"sub": sub}) if sub else AnonymousUser()
+    )
+    sid: str = session.sid  # type: ignore[attr-defined]
+    tokens = state.tokens.load(sid)
+    state.registry.destroy(sid, sub, data.get("psid"))
+    state.session_interface.regenerate(session)  # without flask-spark's keys, the app's kept
+    confirmed = True
+    if tokens is not None:
+        confirmed = revoke_tokens(state, tokens, revoke_access=revoke_access)
+        signals.tokens_revoked.send(state.app, user=user, revoked=confirmed)
+    signals.logged_out.send(state.app, user=user, reason="logout")
+    if user:
+        log.info("Signed out %s", user.id)
+    return confirmed
+
+
+def after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
+    """The configured page after sign-out, or a page saying the provider was not reached."""
+    if confirmed:
+        return redirect(state.config.logout_redirect)
+    return error_response(
+        200,
+        "Signed out",
+        "You are signed out of this app. We could not reach Flexmls to revoke this app's "
+        "access right now; we will try again later, and it expires on its own.",
+        code="revocation_pending",
+    )
+
+
+def to_single_logout(state: SparkState) -> BaseResponse:
+    """Redirect to the provider's single logout with a fresh ``state`` kept in the session.
+    It returns to the redirect URI (Spark: it "must match the redirect_uri for the client_id")
+    unless configured, and the callback recognises the return by that state."""
+    logout_state = secrets.token_urlsafe(32)
+    cfg = state.config
+    uri = (
+        cfg.post_logout_redirect_uri
+        or cfg.redirect_uri
+        or url_for("spark.callback", _external=True)
+    )
     try:
-        if not state.oidc.endpoint("revocation_endpoint"):
-            log.info("The provider has no revocation endpoint; the %s expires on its own.", hint)
-            return True  # nothing can be done, so nothing to warn the user about
-        if state.oidc.revoke(token, hint):
-            return True
-    except SparkError as exc:  # SparkConfigError included (no endpoint known)
-        log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
-    log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
+        check_transport(uri, "The post-logout redirect URI", cfg.require_https)
+        url = state.oidc.logout_url(uri, logout_state)
+    except (ProviderError, SparkConfigError) as exc:
+        log.warning("Single logout unavailable: %s", exc.message)
+        return after_logout(state, False)
+    session[LOGOUT_STATE_KEY] = logout_state
+    return redirect(url)
+
+
+def store_logout(state: SparkState) -> BaseResponse:
+    """The Spark Store "Single Logout URI": sign out only on proof that Spark's sign-out sent
+    the browser here, else ask (on a page that cannot be framed).
+
+    Spark does not publish how it calls the URI, signs no parameter, and any site can make a
+    cookie-carrying GET. Proof is the browser's ``Origin`` (else ``Referer``) being one of
+    ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark refusing the session's token even after a refresh.
+    """
+    config = state.config
+    if not isinstance(session.get(SESSION_KEY), dict):
+        return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        origin = request.headers.get("Referer")
+    origin = origin_of(origin) if origin else None
+    proven, how = origin is not None and origin in config.store_logout_origins, "origin"
+    if not proven and config.store_logout_verify:
+        proven, how = _refused_by_spark(state), "token refused"
+    if proven:
+        end_session(state, revoke_access=True)
+        log.info("Store logout (%s): signed out.", how)
+        return redirect(config.logout_redirect)
+    log.info("Store logout not proven (origin %s); nothing signed out.", origin or "unknown")
+    if not config.store_logout_confirm:
+        return _frameable(
+            "Still signed in", "This sign-out request could not be verified, so nothing was done."
+        )
+    page = render_template("spark/store_logout.html", field=csrf_field_name(), token=csrf_token())
+    return not_framed(Response(page, mimetype="text/html"))  # a button: no clickjacking
+
+
+def _refused_by_spark(state: SparkState) -> bool:
+    """True when Spark no longer accepts this session's token (nor refreshes it)."""
     try:
-        RevocationQueue(state.redis, state.config.key_prefix, state.vault).push(token, hint)
-    except REDIS_DOWN as exc:
-        log.error("Could not queue the failed revocation: %s", type(exc).__name__)
+        state.api_for(session.sid, in_request=True).get("my/account")  # type: ignore[attr-defined]
+    except (LoginRequired, AuthenticationError):
+        return True
+    except SparkError as exc:  # unreachable, rate limited...: proves nothing either way
+        log.info("Store logout: could not ask the Spark API (%s).", type(exc).__name__)
     return False
 
 
-def end_user_sessions(state: SparkState, sub: str, *, revoke: bool = True) -> int:
-    """End every session of user ``sub`` on every device; revoke their grants when ``revoke``.
+def _frameable(title: str, message: str) -> Response:
+    """A small answer that Spark's page may show in an iframe."""
+    body = render_template(
+        "spark/error.html", status=200, title=title, message=message, code="store_logout"
+    )
+    return Response(body, mimetype="text/html")
 
-    Returns how many sessions were still alive. Each session goes first, its revocation after
-    (best effort, like a sign-out).
-    """
+
+def returning_from_logout() -> bool:
+    """Whether this callback hit is single logout coming back (carrying the ``state`` the
+    sign-out kept, or no state, code or error at all), not a sign-in response."""
+    expected = session.get(LOGOUT_STATE_KEY)
+    if not isinstance(expected, str):
+        return False
+    given = request.args.get("state")
+    if given:
+        if not same_secret(expected, given):
+            return False  # another response (a new sign-in's): the usual checks apply
+    elif request.args.get("code") or request.args.get("error"):
+        return False
+    session.pop(LOGOUT_STATE_KEY, None)
+    log.info("Single logout returned%s.", "" if given else " without its state")
+    return True
+
+
+def logout_token_claims(state: SparkState) -> dict[str, Any]:
+    """The claims of the posted back-channel ``logout_token``; IdTokenError if refused.
+    Its ``jti`` is remembered while the token would be accepted: no replay."""
+    token = request.form.get("logout_token", "")
+    if not token or len(token) > _MAX_LOGOUT_TOKEN:
+        raise IdTokenError("A logout_token form field is required.")
+    claims = state.oidc.validate_logout_token(token)
+    # It would be accepted until its exp, at most LOGOUT_TOKEN_MAX_AGE from its iat, + skew.
+    until = min(claims["iat"] + LOGOUT_TOKEN_MAX_AGE, claims.get("exp", math.inf))
+    ttl = math.ceil(until + state.config.clock_skew - time.time()) + 1
+    if not state.registry.first_use_of_logout_token(claims["jti"], ttl):
+        raise IdTokenError("The logout_token was already used.")
+    return claims
+
+
+def announce_ended(state: SparkState, subs: list[str], reason: str) -> None:
+    """``logged_out`` once per user whose sessions a provider-initiated logout ended."""
+    for sub in sorted(set(subs) - {""}):
+        signals.logged_out.send(
+            state.app, user=SparkUser({"sub": sub}), reason=reason, sessions=subs.count(sub)
+        )
+    log.info("Provider-initiated (%s) logout ended %d session(s).", reason, len(subs))
+
+
+def end_user_sessions(state: SparkState, sub: str) -> int:
+    """End every session of user ``sub`` and revoke their grants; how many were alive.
+    ``logged_out`` is sent once (reason ``"everywhere"``) when any were."""
     ended = 0
     for sid in sorted(state.registry.sessions_of(sub=sub)):
-        tokens = state.tokens.load(sid) if revoke else None
-        if state.registry.destroy(sid, sub):
-            ended += 1
+        tokens = state.tokens.load(sid)
+        ended += state.registry.destroy(sid, sub)
         if tokens is not None:
             revoke_tokens(state, tokens, revoke_access=True)
+    if ended:
+        signals.logged_out.send(
+            state.app, user=SparkUser({"sub": sub}), reason="everywhere", sessions=ended
+        )
     return ended

@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from flask import Flask, session
 
-from ..core.api import ResoAPI, SparkAPI, StaticTokens, TokenSource
+from ..core.api import ResoAPI, SparkAPI, TokenSource
 from ..core.config import SparkConfig
 from ..core.errors import SessionExpired, SessionStoreUnavailable
 from ..core.http import ProcessLocal, pooled_adapter, pooled_session
@@ -120,17 +119,6 @@ class SparkState:
         }
         reso = ResoAPI(base_url=self.config.reso_base_url, **common)
         return SparkAPI(base_url=self.config.api_base_url, reso=reso, **common)
-
-    def api_delete_token(self, tokens: TokenSet) -> None:
-        """Delete the access token at the Spark API (``DELETE oauth2/token/<token>``)."""
-        client = SparkAPI(
-            base_url=self.config.api_base_url,
-            user_agent=self.config.user_agent,
-            tokens=StaticTokens(tokens.access_token),
-            http=self.http,
-            timeout=self.config.http_timeout,
-        )  # a DELETE: never retried by the pool
-        client.delete(f"oauth2/token/{quote(tokens.access_token, safe='')}")
 
     # -- hooks -----------------------------------------------------------------------------
 
