@@ -1,7 +1,7 @@
 """The relying party against the OpenID Foundation's RP certification cases, over real HTTP.
 
 Each case is named after its OpenID Foundation test (``rp-...``) where there is one; the extra
-cases cover the attacks of SECURITY.md that certification does not (algorithm confusion, keys
+cases cover the attacks of the security model (docs/security.rst) that certification does not (algorithm confusion, keys
 offered by the token, ``azp``, expired tokens, a refreshed id_token about someone else). The
 sandbox is the misbehaving provider: ``sandbox.faults(...)`` arms a forgery for the next tokens.
 
@@ -163,7 +163,7 @@ REFUSALS = {
         "another user",
         {"fetch_userinfo": True},
     ),
-    # SECURITY.md's other attacks on the id_token.
+    # The security model's other attacks on the id_token.
     "nonce-missing": Refusal({"id_token_fault": "no-nonce"}, "nonce", "nonce"),
     "alg-confusion-hs256-with-rsa-public-key": Refusal(
         {"id_token_fault": "hs256-confusion"}, "id_token_invalid", "refused algorithm ('HS256')"

@@ -1,5 +1,5 @@
 """Session security: idle timeout, absolute lifetime, cookie flags, token records bound to their
-session, and a new session id at every change of privilege (SECURITY.md, "Session").
+session, and a new session id at every change of privilege (docs/security.rst, "The session").
 
 Real Redis and the sandbox over real HTTP. Time is never waited for: expiry is simulated on
 the Redis side (``PEXPIRE``) or by moving the stored absolute expiry into the past.

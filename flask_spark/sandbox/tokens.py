@@ -1,7 +1,7 @@
 """Signing the provider's JWTs (id_tokens and back-channel logout tokens), honest or forged.
 
-The forgeries are the attacks of SECURITY.md, so the relying party's validation can be tested
-against a provider that misbehaves on request.
+The forgeries are the attacks listed in the security model (``docs/security.rst``), so the
+relying party's validation can be tested against a provider that misbehaves on request.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def mint_id_token(
     fault: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """Mint the id_token for a token response; ``fault`` names a forgery from SECURITY.md,
+    """Mint the id_token for a token response; ``fault`` names a forgery from the security model,
     ``extra`` claims are added (``None`` removes one)."""
     now = int(time.time())
     member = request.member
