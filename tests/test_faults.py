@@ -1,7 +1,8 @@
 """Faults: Redis goes down and comes back; the provider and the API are slow or answer 5xx.
 
-The security model (docs/security.rst), "Tokens at rest and in flight": *all calls to the provider and the API use
-timeouts; provider or API down → a clear 502/503, the session kept*; and issue 5, part 4:
+The security model (``docs/security.rst``), "Tokens at rest and in flight": *all calls to the
+provider and the API use timeouts; provider or API down → a clear 502/503, the session kept*;
+and issue 5, part 4:
 Redis down → a clear 503 ("session store unavailable"), no traceback, automatic recovery with
 every stored session still valid.
 
