@@ -1,7 +1,8 @@
 """Secrets stay secret: no token, client secret or key in anything the app shows or writes out.
 
 The security model (``docs/security.rst``), "Tokens at rest and in flight": access, refresh
-and id tokens live only server-side, *never in a cookie, a URL, a template, a log line or an exception message*.
+and id tokens live only server-side, *never in a cookie, a URL, a template, a log line or an
+exception message*.
 
 One test drives every flow there is (sign-in, API calls, proactive and 1020 refresh, provider
 and API errors, a rejected id_token, timeouts, sign-out and revocation with the provider and
