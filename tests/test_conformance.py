@@ -3,7 +3,8 @@
 Each case is named after its OpenID Foundation test (``rp-...``) where there is one; the extra
 cases cover the attacks of the security model (``docs/security.rst``) that certification does
 not (algorithm confusion, keys offered by the token, ``azp``, expired tokens, a refreshed
-id_token about someone else). The sandbox is the misbehaving provider: ``sandbox.faults(...)`` arms a forgery for the next tokens.
+id_token about someone else). The sandbox is the misbehaving provider: ``sandbox.faults(...)``
+arms a forgery for the next tokens.
 
 A rejected sign-in must leave nothing behind: a clear 4xx page (502 for an untrustworthy
 discovery document, see ``test_discovery_issuer_not_matching_config``), no traceback, no session,
