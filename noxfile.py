@@ -118,7 +118,7 @@ def typing(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """The Sphinx build, warnings as errors, at the lock's versions."""
-    _sync(session, "docs")
+    _sync(session, "docs", "test-core")  # autodoc imports the pytest plugin
     session.run(
         "sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
     )
