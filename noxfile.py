@@ -82,7 +82,8 @@ def floors(session: nox.Session) -> None:
     runtime = {_name(line) for line in _locked(session)}
     runtime |= {_name(req) for req in _runtime_requirements()}
     pins = [line for line in _locked(session, "--extra=dev") if _name(line) not in runtime]
-    constraints = Path(session.create_tmp()) / "tools.txt"
+    # Beside the virtualenv: session.create_tmp() would also move TMPDIR into the project.
+    constraints = Path(session.virtualenv.location) / "tool-constraints.txt"
     constraints.write_text("\n".join(pins) + "\n")
     session.install(
         "--resolution=lowest-direct", f"--constraint={constraints}", "-e", ".[test,lint]"
