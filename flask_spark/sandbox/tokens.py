@@ -250,6 +250,6 @@ def attacker_certificate_pem(key: RSAKey) -> bytes:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(private, hashes.SHA256())  # type: ignore[arg-type]
+        .sign(private, hashes.SHA256())  # type: ignore[arg-type,unused-ignore]
     )
     return cert.public_bytes(serialization.Encoding.PEM)

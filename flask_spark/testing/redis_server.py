@@ -150,7 +150,8 @@ class RedisServer:
 
     def client(self, **kwargs: Any) -> redis.Redis:
         """A redis-py client for this server."""
-        return redis.Redis.from_url(self.url, **kwargs)
+        client: redis.Redis = redis.Redis.from_url(self.url, **kwargs)  # Any in some redis-py
+        return client
 
     def restart(self, timeout: float = 10.0) -> RedisServer:
         """Start again on the same port, socket and directory, loading ``dump.rdb`` if any.
