@@ -46,12 +46,8 @@ def redact(text: str, routes: Collection[str] = ROUTES) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """A logging filter that masks tokens in URL paths and the callback's ``code``/``state``,
-    installed on the ``LOGGERS``. For a handler or logging config of your own::
-
-        from flask_spark.core.redaction import RedactSecrets
-        logging.getLogger("gunicorn.access").addFilter(RedactSecrets())
-    """
+    """A logging filter that masks tokens in URL paths and the ``code``/``state`` of
+    flask-spark's routes; installed on the ``LOGGERS``, and usable in a logging config."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         def masked(value: Any) -> Any:
