@@ -24,8 +24,7 @@ from .errors import RateLimited, SparkAPIError, UnexpectedResponse, api_error_cl
 from .retry import retry_after_seconds
 from .urls import APIBase
 
-#: API calls one client (one request) has in flight at most; the pool (32 per host) serves
-#: several requests' worth.
+#: API calls one client (one request) has in flight at most (the pool holds 32 per host).
 CONCURRENCY = 4
 
 Params = Mapping[str, Any] | None
@@ -150,8 +149,6 @@ class BaseClient:
         timeout: float = 10.0,
     ) -> None:
         self.base = APIBase(base_url)
-        self.base_url = self.base.url
-        self.user_agent = user_agent
         self.tokens = tokens
         self.http = http
         self.timeout = timeout
@@ -201,7 +198,7 @@ class BaseClient:
             ) from None
         except requests.RequestException as exc:
             raise SparkAPIError(
-                f"The {self.service} could not be reached at {self.base_url} "
+                f"The {self.service} could not be reached at {self.base.url} "
                 f"({type(exc).__name__}).",
                 status=502,
             ) from None

@@ -93,10 +93,6 @@ def install_log_redaction(routes: Iterable[str]) -> None:
     """Filter the ``LOGGERS`` (idempotent), masking ``code`` and ``state`` on ``routes`` too;
     keep flask-spark's own records to one printable line each."""
     ROUTES.update(routes)
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
-    own = logging.getLogger("flask_spark")
-    if _ONE_LINE not in own.filters:
-        own.addFilter(_ONE_LINE)
+    for name in LOGGERS:  # ``addFilter`` adds a filter once
+        logging.getLogger(name).addFilter(_FILTER)
+    logging.getLogger("flask_spark").addFilter(_ONE_LINE)

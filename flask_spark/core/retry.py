@@ -34,9 +34,8 @@ class BoundedRetry(Retry):
     """``Retry`` that stops once the next wait would take one call past ``max_time`` seconds,
     and reads ``Retry-After`` in fractional seconds, an unreadable one as absent."""
 
-    #: when this call's first retryable answer came (monotonic); None before it
+    #: per call: when its first retryable answer came (monotonic), and the next attempt's wait
     started: float | None = None
-    #: the wait before the next attempt, chosen when the answer was counted
     next_wait = 0.0
 
     def __init__(self, *args: Any, max_time: float = 30.0, **kwargs: Any) -> None:
