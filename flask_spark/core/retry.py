@@ -1,5 +1,5 @@
-"""Transport retries of the API clients: urllib3's ``Retry`` (idempotent calls answered 429 or
-5xx, ``Retry-After`` honoured, else exponential backoff with jitter), bounded in total time."""
+"""Transport retries of the API clients: urllib3's ``Retry`` (idempotent calls answered 429, 500,
+502, 503 or 504; ``Retry-After`` honoured, else backoff with jitter), bounded in total time."""
 
 from __future__ import annotations
 
@@ -73,9 +73,9 @@ class BoundedRetry(Retry):
 
 def api_retry(max_retries: int, backoff: float, max_time: float) -> BoundedRetry:
     """The retry policy of the API clients' pool: up to ``max_retries`` retries of an
-    idempotent call answered 429 or 5xx. Retry *n* waits ``Retry-After`` when given, else at
-    most ``backoff * 2**(n-1)`` (none before the first). Connection errors are not retried, and
-    the last answer is returned, not raised, when retries run out."""
+    idempotent call answered 429, 500, 502, 503 or 504. Retry *n* waits ``Retry-After`` when
+    given, else at most ``backoff * 2**(n-1)`` (none before the first). Connection errors are
+    not retried, and the last answer is returned, not raised, when retries run out."""
     return BoundedRetry(
         total=None,
         status=max_retries,
