@@ -124,8 +124,8 @@ def bench_server(label: str, sandbox_url: str, redis_url: str, calls: int) -> di
     state = app.extensions["spark.state"]
     pooled = app.extensions["spark.state"].api_for(sid)  # what spark_api is in a view
     fresh = SparkAPI(
-        base_url=pooled.base_url,
-        user_agent=pooled.user_agent,
+        base_url=state.config.api_base_url,
+        user_agent=state.config.user_agent,
         tokens=pooled.tokens,  # same token source: only the connection handling differs
         http=FreshConnections(),  # type: ignore[arg-type,unused-ignore]
         timeout=pooled.timeout,

@@ -1,19 +1,12 @@
-"""Clients for the Spark API and the RESO Web API, free of Flask.
-
-They add the bearer token and Spark's headers, parse the ``D`` envelope and OData bodies into
-response objects, map error codes to :mod:`flask_spark.core.errors`, and on 401 + code 1020
-refresh the token once and retry once. Transport retries (rate limiting, 5xx) are urllib3's,
-mounted on the HTTP session they are given (see :mod:`flask_spark.core.retry`).
-
-Several calls run at once on worker threads over that same pooled session, each with a copy of
-the caller's context (so Flask's request context comes along): :meth:`BaseClient.gather`, the
-``a*`` coroutines and :meth:`SparkAPI.paginate`'s fetch-ahead.
+"""Clients for the Spark API and the RESO Web API, free of Flask: bearer token, Spark's headers,
+typed errors, one refresh and retry on a refused token. Transport retries are the pooled
+session's (:mod:`flask_spark.core.retry`). ``gather``, the ``a*`` coroutines and ``paginate``'s
+fetch-ahead run calls on worker threads, each with a copy of the caller's context.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -27,25 +20,19 @@ from typing import Any, Protocol
 
 import requests
 
-from .errors import (
-    RateLimited,
-    SparkAPIError,
-    UnexpectedResponse,
-    api_error_class,
-    numeric_code,
-)
+from .errors import RateLimited, SparkAPIError, UnexpectedResponse, api_error_class, numeric_code
 from .retry import retry_after_seconds
 from .urls import APIBase
 
-#: API calls one client (one request) has in flight at most; the pool (32 per host) serves
-#: several requests' worth.
+#: API calls one client (one request) has in flight at most (the pool holds 32 per host).
 CONCURRENCY = 4
+
+Params = Mapping[str, Any] | None
 
 
 class TokenSource(Protocol):
-    """Where a client gets its bearer token; implemented per session by the extension.
-
-    The client calls it under its own lock: it need not be thread-safe."""
+    """Where a client gets its bearer token; called under the client's lock (need not be
+    thread-safe)."""
 
     def access_token(self) -> str:
         """A token believed valid (refreshed proactively when close to expiry)."""
@@ -111,14 +98,6 @@ def _json(response: requests.Response) -> Any:
         return None
 
 
-def _code(value: Any) -> int | str | None:
-    """An error code from an untrusted body: a number, a string, or None for anything else."""
-    number = numeric_code(value)
-    if number is not None:
-        return number
-    return value if isinstance(value, str) else None
-
-
 def _list(value: Any) -> list[Any] | None:
     return value if isinstance(value, list) else None
 
@@ -144,8 +123,9 @@ def error_from_response(response: requests.Response, service: str) -> SparkAPIEr
             status=status if status >= 400 else 502,
             body=response.text[:200],
         )
-    code = _code(code)
-    text = str(message or "") or f"The {service} answered HTTP {status}."
+    number = numeric_code(code)  # a code from an untrusted body: a number, a string or None
+    code = number if number is not None else code if isinstance(code, str) else None
+    text = str(message or "") or f"The {service} reported a failure (HTTP {status})."
     cls = RateLimited if code == 1550 or status == 429 else api_error_class(status, code)
     error = cls(text, status=status, code=code, errors=errors, sparkql_errors=sparkql, body=body)
     if isinstance(error, RateLimited):
@@ -154,11 +134,8 @@ def error_from_response(response: requests.Response, service: str) -> SparkAPIEr
 
 
 class BaseClient:
-    """What both APIs share: headers, bearer token, 1020 handling.
-
-    ``http`` is a ``requests.Session``; its adapter's urllib3 ``Retry`` does the transport
-    retries (:func:`flask_spark.core.retry.api_retry` for the extension's clients).
-    """
+    """What both APIs share: headers, bearer token, refresh on a refused token, the
+    concurrency cap; ``http`` is a pooled ``requests.Session``."""
 
     service = "API"
 
@@ -172,8 +149,6 @@ class BaseClient:
         timeout: float = 10.0,
     ) -> None:
         self.base = APIBase(base_url)
-        self.base_url = self.base.url
-        self.user_agent = user_agent
         self.tokens = tokens
         self.http = http
         self.timeout = timeout
@@ -187,22 +162,14 @@ class BaseClient:
             "X-SparkApi-User-Agent": user_agent,
         }
 
-    def url(self, path: str) -> str:
-        """The URL of ``path`` under the base URL; :class:`~flask_spark.core.errors.UnsafeURL`,
-        before any request, for anything that could take the token elsewhere."""
-        return self.base.resolve(path)
-
     def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
+        self, method: str, path: str, *, params: Params = None, json: Any = None
     ) -> requests.Response:
-        """Send one call (refresh-once-on-1020 included); the raw 2xx response."""
+        """Send one call (refresh-once-on-1020 included); the raw 2xx response.
+        :class:`~flask_spark.core.errors.UnsafeURL`, before any request, for a ``path`` that
+        could take the token elsewhere."""
         method = method.upper()
-        url = self.url(path)
+        url = self.base.resolve(path)
         with self._token_lock:
             token = self.tokens.access_token()
         response = self._send(method, url, token, params, json)
@@ -216,22 +183,12 @@ class BaseClient:
         return response
 
     def _send(
-        self,
-        method: str,
-        url: str,
-        token: str,
-        params: Mapping[str, Any] | None,
-        body: Any,
+        self, method: str, url: str, token: str, params: Params, body: Any
     ) -> requests.Response:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = self.encode_body(body)
-        # A prepared request sent on the pooled session: the session's settings (headers above,
-        # proxies, CA bundle) apply as they would through ``Session.request``, without merging
-        # them again on every call.
-        prepared = requests.Request(method, url, headers, data=data, params=params).prepare()
+        # Sent on the pooled session without ``Session.request``'s merging of its settings on
+        # every call: the headers are merged above, proxies and CA bundle by ``pooled_session``.
+        prepared = requests.Request(method, url, headers, json=body, params=params).prepare()
         try:
             with self._slots:
                 return self.http.send(prepared, timeout=self.timeout, allow_redirects=False)
@@ -241,14 +198,10 @@ class BaseClient:
             ) from None
         except requests.RequestException as exc:
             raise SparkAPIError(
-                f"The {self.service} could not be reached at {self.base_url} "
+                f"The {self.service} could not be reached at {self.base.url} "
                 f"({type(exc).__name__}).",
                 status=502,
             ) from None
-
-    def encode_body(self, body: Any) -> bytes:
-        """The request body for a write."""
-        return json.dumps(body).encode()
 
     def gather(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run ``calls`` (e.g. ``lambda: spark_api.get("my/account")``) at once; their results
@@ -272,9 +225,8 @@ def _ahead(calls: Iterable[Callable[[], Any]]) -> Generator[Any, None, None]:
 
 
 def _token_refused(response: requests.Response) -> bool:
-    """A 401 that a refresh may cure: code 1020, ``error='invalid_token'`` (also how a token
-    revoked at Flexmls answers: its refresh then fails and ends the session cleanly), or the
-    RESO API's OData form, with or without ``WWW-Authenticate``."""
+    """A 401 that a refresh may cure: code 1020, ``error='invalid_token'`` (also a token revoked
+    at Flexmls: its refresh then fails and ends the session), or the RESO API's OData form."""
     body = _json(response)
     if isinstance(body, dict):
         envelope = body.get("D")
@@ -303,80 +255,58 @@ class SparkAPI(BaseClient):
             raise SparkAPIError("No RESO Web API base URL is configured.")
         return self._reso
 
-    def encode_body(self, body: Any) -> bytes:
-        """Spark wants writes wrapped as ``{"D": {...}}``."""
-        if not (isinstance(body, dict) and set(body) == {"D"}):
-            body = {"D": body}
-        return super().encode_body(body)
-
     def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
+        self, method: str, path: str, *, params: Params = None, json: Any = None
     ) -> SparkResponse:
-        """One Spark API call, parsed."""
-        response = self.request(method, path, params=params, json=json)
-        return parse_spark(response)
+        """One Spark API call, parsed; a write's body wrapped as Spark wants, ``{"D": {...}}``."""
+        if json is not None and not (isinstance(json, dict) and set(json) == {"D"}):
+            json = {"D": json}
+        return parse_spark(self.request(method, path, params=params, json=json))
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+    def get(self, path: str, params: Params = None) -> SparkResponse:
         """GET ``path`` (e.g. ``"my/account"``, ``"listings"``)."""
         return self.call("GET", path, params=params)
 
-    def post(
-        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
-    ) -> SparkResponse:
+    def post(self, path: str, json: Any = None, params: Params = None) -> SparkResponse:
         """POST ``json`` (wrapped in ``D``) to ``path``; never retried automatically."""
         return self.call("POST", path, params=params, json=json)
 
-    def put(
-        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
-    ) -> SparkResponse:
+    def put(self, path: str, json: Any = None, params: Params = None) -> SparkResponse:
         """PUT ``json`` (wrapped in ``D``) to ``path``; never retried automatically."""
         return self.call("PUT", path, params=params, json=json)
 
-    def delete(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+    def delete(self, path: str, params: Params = None) -> SparkResponse:
         """DELETE ``path``; never retried automatically."""
         return self.call("DELETE", path, params=params)
 
-    async def aget(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+    async def aget(self, path: str, params: Params = None) -> SparkResponse:
         """:meth:`get` to await, on a worker thread: several run at once under ``gather``."""
         return await asyncio.to_thread(self.call, "GET", path, params=params)
 
-    async def apost(
-        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
-    ) -> SparkResponse:
+    async def apost(self, path: str, json: Any = None, params: Params = None) -> SparkResponse:
         """:meth:`post` to await."""
         return await asyncio.to_thread(self.call, "POST", path, params=params, json=json)
 
-    async def aput(
-        self, path: str, json: Any = None, params: Mapping[str, Any] | None = None
-    ) -> SparkResponse:
+    async def aput(self, path: str, json: Any = None, params: Params = None) -> SparkResponse:
         """:meth:`put` to await."""
         return await asyncio.to_thread(self.call, "PUT", path, params=params, json=json)
 
-    async def adelete(self, path: str, params: Mapping[str, Any] | None = None) -> SparkResponse:
+    async def adelete(self, path: str, params: Params = None) -> SparkResponse:
         """:meth:`delete` to await."""
         return await asyncio.to_thread(self.call, "DELETE", path, params=params)
 
     def paginate(
         self,
         path: str,
-        params: Mapping[str, Any] | None = None,
+        params: Params = None,
         *,
         max_records: int | None = None,
         page_size: int = 25,
     ) -> Iterator[Any]:
-        """Every record of a collection, in order.
-
-        The style follows ``params``: ``_skiptoken`` (send ``""`` to start) walks the tokens the
-        answers carry; ``_skip`` walks offsets (Spark then answers ``CurrentOffset``); otherwise
-        ``_page`` walks page numbers, :data:`CONCURRENCY` at a time: the pages ``max_records``
-        needs from the start, the rest once the first answer gives ``TotalPages``.
-        ``page_size`` is ``_limit`` (Spark accepts 0-25; a walk needs at least 1).
-        """
+        """Every record of a collection, in order. ``_skiptoken`` in ``params`` (``""`` to start)
+        walks the tokens the answers carry; ``_skip`` walks offsets; otherwise ``_page`` walks
+        page numbers, :data:`CONCURRENCY` at a time: those ``max_records`` needs from the start,
+        the rest once the first answer gives ``TotalPages``. ``page_size`` is ``_limit`` (0-25)."""
         query = dict(params or {})
         query.setdefault("_limit", page_size)
         style = "skiptoken" if "_skiptoken" in query else "skip" if "_skip" in query else "page"
@@ -384,25 +314,22 @@ class SparkAPI(BaseClient):
             query["_pagination"] = 1
         if style == "page":
             query.setdefault("_page", 1)
-        if style == "page":
             pages = self._numbered(path, query, max_records)
         else:
-            pages = self._pages(path, query, style, max_records)
+            pages = self._pages(path, query, style)
         try:
             yield from islice(chain.from_iterable(page.results for page in pages), max_records)
         finally:
             pages.close()  # stops the pages being fetched ahead
 
     def _pages(
-        self, path: str, query: dict[str, Any], style: str, max_records: int | None
+        self, path: str, query: dict[str, Any], style: str
     ) -> Generator[SparkResponse, None, None]:
-        seen = 0
-        while True:
+        while True:  # ``paginate`` stops asking once it has ``max_records``
             page = self.get(path, params=query)
             yield page
-            seen += len(page.results)
             info = page.pagination or {}
-            if not page.results or (max_records is not None and seen >= max_records):
+            if not page.results:
                 return
             if style == "skiptoken":
                 token = info.get("NextSkipToken") or info.get("SkipToken")
@@ -419,8 +346,6 @@ class SparkAPI(BaseClient):
     def _numbered(
         self, path: str, query: dict[str, Any], max_records: int | None
     ) -> Generator[SparkResponse, None, None]:
-        """Pages by number, :data:`CONCURRENCY` at a time once they are known to be needed:
-        from the start the ones ``max_records`` needs, after the first answer the rest."""
         asked = numeric_code(query["_page"]) or 1
         limit = numeric_code(query["_limit"])
         numbers = range(asked, asked + (ceil(max_records / limit) if max_records and limit else 1))
@@ -469,15 +394,7 @@ def parse_spark(response: requests.Response) -> SparkResponse:
             body=body if body is not None else response.text[:200],
         )
     if envelope.get("Success") is False:
-        code = _code(envelope.get("Code"))
-        raise api_error_class(response.status_code, code)(
-            str(envelope.get("Message") or "The Spark API reported a failure."),
-            status=response.status_code,
-            code=code,
-            errors=_list(envelope.get("Errors")),
-            sparkql_errors=_list(envelope.get("SparkQLErrors")),
-            body=body,
-        )
+        raise error_from_response(response, "Spark API")
     pagination = envelope.get("Pagination")
     return SparkResponse(
         raw=body,
@@ -492,27 +409,22 @@ class ResoAPI(BaseClient):
 
     service = "RESO Web API"
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> ResoResponse:
+    def get(self, path: str, params: Params = None) -> ResoResponse:
         """GET a resource (``"Property"``, ``"Property('key')"``, ``"Member"``...)."""
-        response = self.request("GET", path, params=params)
-        return parse_reso(response)
+        return parse_reso(self.request("GET", path, params=params))
 
-    async def aget(self, path: str, params: Mapping[str, Any] | None = None) -> ResoResponse:
+    async def aget(self, path: str, params: Params = None) -> ResoResponse:
         """:meth:`get` to await, on a worker thread: several run at once under ``gather``."""
         return await asyncio.to_thread(self.get, path, params)
 
     def paginate(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        max_records: int | None = None,
+        self, path: str, params: Params = None, *, max_records: int | None = None
     ) -> Iterator[Any]:
         """Every record of a collection, following ``@odata.nextLink`` exactly as given (same host
         only): production's carry an opaque ``$skiptoken`` that must not be rebuilt."""
         return islice(chain.from_iterable(self._pages(path, params)), max_records)
 
-    def _pages(self, path: str, params: Mapping[str, Any] | None) -> Iterator[ResoResponse]:
+    def _pages(self, path: str, params: Params) -> Iterator[ResoResponse]:
         page = self.get(path, params=params)
         yield page
         while page.next_link:

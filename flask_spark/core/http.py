@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -38,23 +38,19 @@ def pooled_adapter(retries: Retry | int = 0) -> HTTPAdapter:
 def pooled_session(
     adapter: HTTPAdapter | None = None,
     *,
-    hosts: Iterable[str] = (),
+    hosts: Sequence[str] = (),
     session: requests.Session | None = None,
 ) -> requests.Session:
-    """``session`` (a new one by default) on ``adapter`` (a new pool by default), keeping no
-    cookies (one user's must never reach another's call) and refusing redirects to another
-    origin. Never closed by its users: that would close the shared pool.
-
-    Given ``hosts`` (the base URLs it will call), the environment's proxy for each and its CA
-    bundle are read once, here, not on every call (about 1 ms each); ``~/.netrc`` is ignored.
-    """
+    """``session`` (or a new one) on ``adapter`` (or a new pool): no cookies kept (one user's
+    must never reach another's call), no redirect to another origin; never closed by its users
+    (that would close the shared pool). Given ``hosts``, the base URLs it will call, their proxies
+    and CA bundle are read from the environment once, not per call; ``~/.netrc`` is ignored."""
     session = session or requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     session.hooks["response"].append(same_origin_redirects)
     adapter = adapter or pooled_adapter()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    hosts = tuple(hosts)
     if hosts:
         session.proxies = {}
         for url in hosts:

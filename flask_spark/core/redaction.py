@@ -46,12 +46,8 @@ def redact(text: str, routes: Collection[str] = ROUTES) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """A logging filter that masks tokens in URL paths and the callback's ``code``/``state``,
-    installed on the ``LOGGERS``. For a handler or logging config of your own::
-
-        from flask_spark.core.redaction import RedactSecrets
-        logging.getLogger("gunicorn.access").addFilter(RedactSecrets())
-    """
+    """A logging filter that masks tokens in URL paths and the ``code``/``state`` of
+    flask-spark's routes; installed on the ``LOGGERS``, and usable in a logging config."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         def masked(value: Any) -> Any:
@@ -97,10 +93,6 @@ def install_log_redaction(routes: Iterable[str]) -> None:
     """Filter the ``LOGGERS`` (idempotent), masking ``code`` and ``state`` on ``routes`` too;
     keep flask-spark's own records to one printable line each."""
     ROUTES.update(routes)
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
-    own = logging.getLogger("flask_spark")
-    if _ONE_LINE not in own.filters:
-        own.addFilter(_ONE_LINE)
+    for name in LOGGERS:  # ``addFilter`` adds a filter once
+        logging.getLogger(name).addFilter(_FILTER)
+    logging.getLogger("flask_spark").addFilter(_ONE_LINE)
