@@ -1,8 +1,5 @@
-"""Opaque handles that let a background job call the API on a user's behalf, instead of the
-session id (the browser's credential). A handle (``spark-job.<43 characters>``, never accepted as
-a cookie) maps to its session in ``<prefix>job:<digest>``, which expires with the session;
-``<prefix>jobs:{<sid>}`` (the session's cluster slot) indexes a session's handles by age.
-"""
+"""Handles that let a background job call the API for a user without the session id (the
+browser's credential): ``<prefix>job:<digest>`` → sid, by age in ``<prefix>jobs:{<sid>}``."""
 
 from __future__ import annotations
 
@@ -13,8 +10,7 @@ from typing import Any
 
 from .redis_client import as_text, key_digest
 
-#: Live handles one session may have; issuing another ends the oldest, so that a view issuing
-#: one per request cannot grow Redis without bound.
+#: Live handles per session; issuing another ends the oldest (Redis cannot grow without bound).
 MAX_HANDLES = 32
 HANDLE_PREFIX = "spark-job."
 _HANDLE = re.compile(re.escape(HANDLE_PREFIX) + r"[A-Za-z0-9_-]{43}")
@@ -34,15 +30,15 @@ class JobHandles:
         return f"{self.prefix}jobs:{{{sid}}}"
 
     def issue(self, sid: str, ttl: int) -> str:
-        """A new handle for session ``sid``, valid ``ttl`` seconds (the session's remaining
-        absolute lifetime) at most, or until revoked or the session ends."""
+        """A new handle for session ``sid``, valid ``ttl`` seconds at most, or until revoked or
+        the session ends."""
         handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
         digest = key_digest(handle)
         ttl = max(int(ttl), 1)
         index = self._index(sid)
         self.redis.set(self._key(digest), sid, ex=ttl)
         self.redis.zadd(index, {digest: time.time()})
-        # Handles live until the session's absolute end, so the set's TTL only ever shrinks.
+        # Handles live until the session's absolute end: the index's TTL only ever shrinks.
         self.redis.expire(index, ttl)
         excess = self.redis.zcard(index) - MAX_HANDLES
         if excess > 0:

@@ -1,9 +1,6 @@
-"""Access tokens for one session, refreshed proactively or on 1020, never twice at once.
-
-Refresh tokens rotate and are single use, so concurrent requests (threads, processes, hosts)
-refresh a session once: under the session's Redis lock, re-read the record, refresh if still
-needed, write back only if its version is unchanged. Waiters then read the new record.
-"""
+"""Access tokens for one session, refreshed before expiry or on 1020, exactly once: refresh
+tokens are single use, so refresh under the session's Redis lock, re-read the record first, and
+write back only if its version is unchanged. Waiters then read the new record."""
 
 from __future__ import annotations
 
@@ -23,8 +20,8 @@ log = logging.getLogger("flask_spark")
 
 @dataclass
 class TokenManager:
-    """Hands out valid access tokens for session ids, refreshing under a per-session lock;
-    ``on_refresh`` follows each real refresh, ``on_session_end`` a refused one."""
+    """Valid access tokens for session ids; ``on_refresh`` follows each refresh,
+    ``on_session_end`` a refused one."""
 
     store: TokenStore
     oidc: OIDCClient
@@ -36,24 +33,23 @@ class TokenManager:
 
     @property
     def revocations(self) -> RevocationQueue:
-        """Where the grants of tokens that could not be stored are revoked (or queued)."""
+        """Where the grants of tokens not stored are revoked (or queued)."""
         return RevocationQueue(self.store.redis, self.store.prefix, self.store.vault)
 
     def current(self, sid: str, blob: bytes | None = None) -> TokenSet:
-        """The session's tokens, refreshed first if the access token is about to expire;
-        ``blob`` is the sealed record when the session's round trip read it already."""
+        """The session's tokens, refreshed first if about to expire; ``blob`` is the sealed
+        record when the session's round trip read it already."""
         tokens = self._stored(sid, blob)
         if tokens.unverified_id_token:
             self._check_identity(sid, tokens, tokens.unverified_id_token)
             checked = replace(tokens, unverified_id_token=None)
-            # Same version: a refresh racing with us bumps it, and then its record wins.
+            # Same version: a racing refresh bumps it, and then its record wins.
             tokens = checked if self.store.replace(checked, tokens.version) else self._stored(sid)
         if tokens.expires_within(self.skew):
             tokens = self.refresh(sid, stale=tokens)
         return tokens
 
     def _stored(self, sid: str, blob: bytes | None = None) -> TokenSet:
-        """The session's record (opened from ``blob`` when given, else read now)."""
         tokens = self.store.vault.open(blob, sid) if blob is not None else self.store.load(sid)
         if tokens is None:
             raise SessionExpired("Your session has ended; please sign in again.")
@@ -63,7 +59,7 @@ class TokenManager:
         """Replace ``stale`` (expired, or refused with 1020) by fresh tokens, exactly once."""
         latest = self.store.load(sid)
         if latest is not None and latest.version != stale.version:
-            return latest  # already refreshed elsewhere: no need to queue for the lock
+            return latest  # refreshed elsewhere already: no need to wait for the lock
         lock = self.store.lock(sid, self.lock_timeout, self.lock_wait)
         if not lock.acquire():
             raise APIUnavailable(
@@ -73,7 +69,7 @@ class TokenManager:
         try:
             current = self._stored(sid)
             if current.version != stale.version:
-                return current  # another request (thread, worker or host) already refreshed
+                return current  # another thread, worker or host refreshed it
             if not current.refresh_token:
                 self._end(sid, current.subject)
                 raise SessionExpired("Your session's token expired and cannot be refreshed.")
@@ -109,13 +105,13 @@ class TokenManager:
             try:
                 self._check_identity(sid, fresh, id_token)
             except ProviderError as exc:
-                # The provider's keys are out of reach. The old refresh token is spent, so the
-                # new tokens are stored, but they are not used until the id_token is checked.
+                # Keys out of reach: store the new tokens (the old refresh token is spent), unused
+                # until the id_token is checked.
                 log.warning("Refreshed id_token not checked yet: %s", exc.message)
                 fresh = replace(fresh, unverified_id_token=id_token)
         if not self.store.replace(fresh, current.version):
-            # The session ended meanwhile (or, past a lock expiry, another refresh won): these
-            # tokens are stored nowhere, so give their grant back rather than leave it live.
+            # The session ended meanwhile (or, past a lock expiry, another refresh won): give
+            # back the grant of tokens stored nowhere.
             winner = self.store.load(sid)
             kept = (winner.refresh_token, winner.access_token) if winner else ()
             if fresh.refresh_token and fresh.refresh_token not in kept:
@@ -134,7 +130,7 @@ class TokenManager:
 
     def _check_identity(self, sid: str, tokens: TokenSet, id_token: str) -> None:
         """A refreshed id_token must be valid and name the same user (Core §12.2); a refused
-        one ends the session and revokes its grant (keys out of reach: left to the caller)."""
+        one ends the session and revokes its grant."""
         try:
             self.oidc.validate_id_token(
                 id_token, nonce=None, previous={"sub": tokens.subject} if tokens.subject else None

@@ -1,10 +1,6 @@
-"""Which sessions belong to whom, so that a logout can end them all without the browser.
-
-Two indexes named by digests (a key name gives no identity away): ``<prefix>user:<digest(sub)>``,
-a hash of our session id → ``<sign-in time>:<provider sid>`` (a logout token ends only the
-sign-ins made before it), and ``<prefix>psid:<digest(provider sid)>``, that session's ``sub``.
-Every command touches one key, so all of it works on Redis Cluster.
-"""
+"""Which sessions belong to whom, so that a logout ends them without the browser: a hash
+``<prefix>user:<digest(sub)>`` of our sid → ``<sign-in time>:<provider sid>``, and
+``<prefix>psid:<digest(provider sid)>`` → ``sub``; one key per command (Redis Cluster)."""
 
 from __future__ import annotations
 
@@ -17,7 +13,6 @@ from .tokens import TokenStore
 
 
 def _entry(value: Any) -> tuple[int, str]:
-    """(sign-in time, provider sid) of a user-index value."""
     when, _, provider_sid = as_text(value).partition(":")
     return (int(when) if when.isdigit() and len(when) < 16 else 0), provider_sid
 
@@ -31,19 +26,19 @@ class SessionRegistry:
         prefix: str,
         tokens: TokenStore,
         session_key: Callable[[str], str],
-        session_redis: Any = None,
+        session_redis: Any,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.tokens = tokens
         self.session_key = session_key
-        #: where the sessions themselves live (Flask-Session's client; usually ``redis`` too)
-        self.session_redis = session_redis if session_redis is not None else redis
+        #: Flask-Session's client, where the sessions themselves live
+        self.session_redis = session_redis
         #: the background-job handles of each session (they end with it)
         self.jobs = JobHandles(redis, prefix)
 
     def user_key(self, sub: str) -> str:
-        """The hash of user ``sub``'s sessions (our sid → provider sid)."""
+        """The hash of user ``sub``'s sessions."""
         return f"{self.prefix}user:{key_digest(sub)}"
 
     def provider_key(self, provider_sid: str) -> str:
@@ -54,7 +49,7 @@ class SessionRegistry:
         self, sid: str, sub: str, provider_sid: str | None, ttl: int, *, login_at: float
     ) -> None:
         """Remember that session ``sid`` is user ``sub``'s, opened with ``provider_sid`` at
-        ``login_at`` (seconds since the epoch)."""
+        ``login_at`` (epoch seconds)."""
         ttl = max(int(ttl), 1)
         self.redis.hset(self.user_key(sub), sid, f"{int(login_at)}:{provider_sid or ''}")
         self.redis.expire(self.user_key(sub), ttl)
@@ -64,11 +59,8 @@ class SessionRegistry:
     def _entries(
         self, sub: str | None, provider_sid: str | None, issued_at: float | None = None
     ) -> tuple[str | None, dict[str, str]]:
-        """The owner and ``{our sid: provider sid}`` of the sessions a logout names.
-
-        With ``issued_at``, only the sign-ins made at or before it (a logout token never ends
-        a sign-in that began after it was issued).
-        """
+        """The owner and ``{our sid: provider sid}`` of the sessions a logout names (with
+        ``issued_at``, only those signed in at or before it)."""
         owner = sub
         if provider_sid:
             found = self.redis.get(self.provider_key(provider_sid))
@@ -87,24 +79,18 @@ class SessionRegistry:
         return owner, entries
 
     def sessions_of(self, *, sub: str | None = None, provider_sid: str | None = None) -> set[str]:
-        """Our session ids for a provider session (of user ``sub`` when given too), else a user's.
-
-        As Back-Channel Logout 1.0 §2.7 asks: a ``sid`` names exactly the sessions opened with
-        that provider session; ``sub`` alone names every session of the user.
-        """
+        """Our sessions of a provider session (``sid``, of ``sub`` if given), else all of user
+        ``sub``'s (Back-Channel Logout 1.0 §2.7)."""
         return set(self._entries(sub, provider_sid)[1])
 
     def destroy(self, sid: str, sub: str | None = None, provider_sid: str | None = None) -> bool:
-        """End one session server-side: its data, its tokens, its job handles, its index entry.
-
-        Returns True when the session still existed. The provider session's key goes with
-        its last session.
-        """
+        """End one session server-side (data, tokens, job handles, index entries); True when it
+        still existed."""
         existed = bool(self.session_redis.delete(self.session_key(sid)))
         existed = bool(self.redis.delete(self.tokens.key(sid))) or existed  # one key per command
         self.jobs.revoke_all(sid)
         if sub:
-            if provider_sid is None:  # e.g. a refresh ended the session: find it in the index
+            if provider_sid is None:  # e.g. a refused refresh: find it in the index
                 found = self.redis.hget(self.user_key(sub), sid)
                 provider_sid = _entry(found)[1] if found else None
             self.redis.hdel(self.user_key(sub), sid)
@@ -119,11 +105,8 @@ class SessionRegistry:
         provider_sid: str | None = None,
         issued_at: float | None = None,
     ) -> list[str]:
-        """End every session a logout names (see :meth:`sessions_of`), and with ``issued_at``
-        only those signed in at or before it.
-
-        Returns the ``sub`` of each session that was still alive (one entry per session).
-        """
+        """End every session a logout names (:meth:`sessions_of`; with ``issued_at``, those signed
+        in at or before it); the ``sub`` of each one still alive."""
         owner, entries = self._entries(sub, provider_sid, issued_at)
         ended: list[str] = []
         for sid, psid in sorted(entries.items()):

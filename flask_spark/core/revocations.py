@@ -1,6 +1,5 @@
-"""Revoking tokens at the provider (RFC 7009), and queueing those it could not take (RFC 7009
-§2.2.1: retry later) in ``<prefix>revoke:pending``, sealed with the token vault and scored by
-when they were queued, for ``flask spark retry-revocations``."""
+"""Revoking tokens at the provider (RFC 7009); those it could not take wait, sealed, in a sorted
+set scored by queue time for ``flask spark retry-revocations`` (RFC 7009 §2.2.1: retry later)."""
 
 from __future__ import annotations
 
@@ -19,13 +18,8 @@ log = logging.getLogger("flask_spark")
 
 #: The "session id" a sealed pending token is bound to.
 PENDING_SID = "revoke:pending"
-#: Give up on a pending revocation after a week: the provider has expired it by then.
-DEFAULT_MAX_AGE = 7 * 24 * 3600
 #: Entries looked at per run at most.
 BATCH = 1000
-
-#: ``revoke(token, token_type_hint) -> bool`` (True when the provider confirmed).
-Revoker = Callable[[str, str], bool]
 
 
 @dataclass
@@ -46,12 +40,11 @@ class RevocationQueue:
         self.key = f"{prefix}revoke:pending"
 
     def revoke(self, oidc: OIDCClient, token: str, hint: str) -> bool:
-        """Revoke ``token`` at the provider, else queue it (sealed) for a retry; True when the
-        provider confirmed."""
+        """Revoke ``token`` at the provider, else queue it; True when the provider confirmed."""
         try:
             if oidc.revoke(token, hint):
                 return True
-        except SparkError as exc:  # SparkConfigError included (no endpoint known)
+        except SparkError as exc:
             log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
         log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
         refresh = hint == "refresh_token"
@@ -72,17 +65,16 @@ class RevocationQueue:
         """How many revocations are pending."""
         return int(self.redis.zcard(self.key))
 
-    def retry(
-        self, revoke: Revoker, *, max_age: float = DEFAULT_MAX_AGE, now: float | None = None
-    ) -> RetryReport:
-        """Try every pending revocation once; revoked, too old and unreadable entries leave."""
-        now = time.time() if now is None else now
+    def retry(self, revoke: Callable[[str, str], bool], *, max_age: float) -> RetryReport:
+        """Try each pending revocation once with ``revoke(token, hint)``; revoked, older than
+        ``max_age`` and unreadable entries leave."""
+        now = time.time()
         report = RetryReport()
         for blob, queued_at in self.redis.zrange(self.key, 0, BATCH - 1, withscores=True):
             record = self.vault.open(blob, PENDING_SID)
             if queued_at < now - max_age:
                 report.dropped += self.redis.zrem(self.key, blob)
-            elif record is None:  # sealed with a key that is no longer configured
+            elif record is None:  # sealed with a key no longer configured
                 report.unreadable += self.redis.zrem(self.key, blob)
             elif (
                 revoke(record.refresh_token, "refresh_token")
