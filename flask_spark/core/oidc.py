@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import requests
-from authlib.common.urls import url_decode
+from authlib.common.urls import add_params_to_uri, url_decode
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.auth import encode_client_secret_post
 from joserfc import jws, jwt
@@ -413,5 +413,4 @@ class OIDCClient:
             "post_logout_redirect_uri": post_logout_redirect_uri,
             "state": state,
         }
-        base = self.metadata()["end_session_endpoint"]
-        return f"{base}{'&' if '?' in base else '?'}{urlencode(params)}"
+        return str(add_params_to_uri(self.metadata()["end_session_endpoint"], params))

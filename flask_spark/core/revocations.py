@@ -82,10 +82,4 @@ class RevocationQueue:
                 else revoke(record.access_token, "access_token")
             ):
                 report.revoked += self.redis.zrem(self.key, blob)
-        if report.dropped or report.unreadable:
-            log.warning(
-                "Gave up on %d pending revocation(s) (too old) and %d unreadable one(s).",
-                report.dropped,
-                report.unreadable,
-            )
         return report
