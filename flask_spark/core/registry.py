@@ -125,11 +125,9 @@ class SessionRegistry:
         """The owner and ``{our sid: provider sid}`` of the sessions a logout names (with
         ``issued_at``, only those signed in at or before it)."""
         owner = sub
-        if provider_sid:
+        if provider_sid:  # its owner, who must be ``sub`` when given
             found = self.redis.get(self.provider_key(provider_sid))
-            owner = as_text(found) if found else None
-            if owner is None or (sub is not None and owner != sub):
-                return None, {}
+            owner = as_text(found) if found and sub in (None, as_text(found)) else None
         if not owner:
             return None, {}
         entries: dict[str, str] = {}

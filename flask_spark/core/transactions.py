@@ -30,25 +30,18 @@ def same_secret(expected: Any, given: Any) -> bool:
 class LoginTransaction:
     """What /login remembers for /callback: never sent to the browser except ``state``."""
 
-    state: str
-    nonce: str
-    code_verifier: str
     next_url: str
     binding: str
     redirect_uri: str
+    state: str = field(default_factory=lambda: generate_token(43))
+    nonce: str = field(default_factory=lambda: generate_token(43))
+    code_verifier: str = field(default_factory=lambda: generate_token(64))
     started: float = field(default_factory=time.time)
 
     @classmethod
     def begin(cls, *, next_url: str, binding: str, redirect_uri: str) -> LoginTransaction:
         """A fresh transaction: unguessable state and nonce, a 64-character PKCE verifier."""
-        return cls(
-            state=generate_token(43),
-            nonce=generate_token(43),
-            code_verifier=generate_token(64),
-            next_url=next_url,
-            binding=binding,
-            redirect_uri=redirect_uri,
-        )
+        return cls(next_url=next_url, binding=binding, redirect_uri=redirect_uri)
 
 
 class TransactionStore:
