@@ -24,6 +24,8 @@ log = logging.getLogger("flask_spark")
 
 #: The "session id" a sealed pending token is bound to.
 PENDING_SID = "revoke:pending"
+#: Give up on a pending revocation after a week: the provider has expired it by then.
+DEFAULT_MAX_AGE = 7 * 24 * 3600
 #: Entries looked at per run at most.
 BATCH = 1000
 
@@ -71,7 +73,9 @@ class RevocationQueue:
         """How many revocations are pending."""
         return int(self.redis.zcard(self.key))
 
-    def retry(self, revoke: Callable[[str, str], bool], *, max_age: float) -> RetryReport:
+    def retry(
+        self, revoke: Callable[[str, str], bool], *, max_age: float = DEFAULT_MAX_AGE
+    ) -> RetryReport:
         """Try each pending revocation once with ``revoke(token, hint)``; revoked, older than
         ``max_age`` and unreadable entries leave."""
         now = time.time()
