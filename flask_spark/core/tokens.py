@@ -9,7 +9,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -21,20 +21,18 @@ from .redis_client import as_text
 
 @dataclass(frozen=True)
 class TokenSet:
-    """The tokens of one signed-in session. Never rendered, logged or put in a cookie."""
+    """The tokens of one signed-in session. Never rendered, logged or put in a cookie (nor in
+    its repr, for tracebacks and debuggers)."""
 
-    access_token: str
-    refresh_token: str | None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     #: the sign-in's ``sub``, which a refreshed id_token must name
-    subject: str | None
+    subject: str | None = field(repr=False)
     expires_at: float
-    sid: str
+    sid: str = field(repr=False)
     version: int = 1
     #: a refreshed id_token not checked yet (keys out of reach): the tokens wait for it
-    unverified_id_token: str | None = None
-
-    def __repr__(self) -> str:  # keep tokens out of tracebacks and debuggers' summaries
-        return f"TokenSet(sid=…, version={self.version}, expires_at={self.expires_at:.0f})"
+    unverified_id_token: str | None = field(default=None, repr=False)
 
     def expires_within(self, seconds: float) -> bool:
         return self.expires_at - seconds <= time.time()
