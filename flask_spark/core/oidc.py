@@ -282,8 +282,7 @@ class OIDCClient:
         raise IdTokenError(f"The {what}'s signature is invalid.")
 
     def _check_claims(self, claims: dict[str, Any], what: str, *essential: str) -> None:
-        """``iss`` exact, ``aud`` holds this client (``azp`` is it if several or present), ``iat``
-        not in the future, ``exp`` (present or ``essential``) not passed, within the skew."""
+        """The claims every token must pass (``iss``, ``aud``/``azp``, ``iat``, ``exp``)."""
         cfg = self.config
         options: dict[str, Any] = {name: {"essential": True} for name in ("iat", *essential)}
         options["iss"] = {"essential": True, "value": cfg.issuer}
@@ -375,8 +374,7 @@ class OIDCClient:
         return self._token_call("refresh", grant_type="refresh_token", refresh_token=refresh_token)
 
     def revoke(self, token: str, token_type_hint: str) -> bool:
-        """Revoke a token (RFC 7009): True when done or impossible (it expires on its own),
-        False when a retry may help."""
+        """Revoke a token (RFC 7009); False only when a retry may help."""
         url = self.metadata().get("revocation_endpoint")
         if not url:
             log.info("No revocation endpoint: the %s expires on its own.", token_type_hint)

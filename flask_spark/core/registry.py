@@ -35,8 +35,7 @@ class JobHandles:
         return f"{self.prefix}jobs:{{{sid}}}"
 
     def issue(self, sid: str, ttl: int) -> str:
-        """A new handle for session ``sid``, valid ``ttl`` seconds at most, or until revoked or
-        the session ends."""
+        """A new handle for session ``sid``, valid ``ttl`` seconds at most (or until it ends)."""
         handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
         digest = key_digest(handle)
         ttl = max(int(ttl), 1)
@@ -111,8 +110,7 @@ class SessionRegistry:
     def register(
         self, sid: str, sub: str, provider_sid: str | None, ttl: int, *, login_at: float
     ) -> None:
-        """Remember that session ``sid`` is user ``sub``'s, opened with ``provider_sid`` at
-        ``login_at`` (epoch seconds)."""
+        """Remember session ``sid`` of user ``sub``, opened with ``provider_sid`` at login_at."""
         ttl = max(int(ttl), 1)
         self.redis.hset(self.user_key(sub), sid, f"{int(login_at)}:{provider_sid or ''}")
         self.redis.expire(self.user_key(sub), ttl)
@@ -122,8 +120,7 @@ class SessionRegistry:
     def _entries(
         self, sub: str | None, provider_sid: str | None, issued_at: float | None = None
     ) -> tuple[str | None, dict[str, str]]:
-        """The owner and ``{our sid: provider sid}`` of the sessions a logout names (with
-        ``issued_at``, only those signed in at or before it)."""
+        """The owner and ``{our sid: provider sid}`` of the sessions a logout names."""
         owner = sub
         if provider_sid:  # its owner, who must be ``sub`` when given
             found = self.redis.get(self.provider_key(provider_sid))
@@ -145,8 +142,7 @@ class SessionRegistry:
         return set(self._entries(sub, provider_sid)[1])
 
     def destroy(self, sid: str, sub: str | None = None, provider_sid: str | None = None) -> bool:
-        """End one session server-side (data, tokens, job handles, index entries); True when it
-        still existed."""
+        """End one session server-side (data, tokens, job handles, index); True if it existed."""
         existed = bool(self.session_redis.delete(self.session_key(sid)))
         existed = bool(self.redis.delete(self.tokens.key(sid))) or existed  # one key per command
         self.jobs.revoke_all(sid)

@@ -59,8 +59,7 @@ def expires_at(response: dict[str, Any], now: float | None = None) -> float:
 
 
 class TokenVault:
-    """Fernet encryption of token records; the first key encrypts, every key decrypts. A sealed
-    record is the Fernet token's bytes, a quarter smaller than its base64 text."""
+    """Fernet encryption of token records (the first key encrypts, all decrypt), as bytes."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = tuple(keys)
@@ -159,8 +158,7 @@ class TokenStore:
         self.redis.delete(self.key(sid))
 
     def lock(self, sid: str, timeout: float, wait: float) -> Lock:
-        """redis-py's lock for refreshing ``sid`` (owner token, compare-and-delete release),
-        polled every 20 ms so that a refresh storm stays quick."""
+        """redis-py's lock for refreshing ``sid``, polled every 20 ms: a refresh storm is quick."""
         lock: Lock = self.redis.lock(
             self.lock_key(sid),
             timeout=timeout,
