@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from flask_spark import logged_in
 from flask_spark.core.errors import SessionExpired
-from flask_spark.core.job_handles import MAX_HANDLES
+from flask_spark.core.registry import MAX_HANDLES
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app

@@ -1,7 +1,5 @@
-"""The OpenID Connect relying party, free of Flask: discovery, the authorize URL, code exchange,
-refresh, revocation, userinfo, and id_token / logout_token validation, through Authlib's
-``OAuth2Session`` and joserfc. It caches discovery and the JWKS, and keeps one connection pool.
-"""
+"""The OpenID Connect relying party, free of Flask, on Authlib's ``OAuth2Session`` and joserfc:
+discovery and JWKS (cached), token calls, revocation, userinfo, id_token/logout_token checks."""
 
 from __future__ import annotations
 
@@ -13,10 +11,10 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import requests
-from authlib.common.urls import url_decode
+from authlib.common.urls import add_params_to_uri, url_decode
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.auth import encode_client_secret_post
 from joserfc import jws, jwt
@@ -43,9 +41,8 @@ LOGOUT_TOKEN_MAX_AGE = 300.0
 def encode_client_secret_basic(
     client: Any, method: str, uri: str, headers: dict[str, str], body: str
 ) -> tuple[str, dict[str, str], str]:
-    """HTTP Basic client authentication as RFC 6749 §2.3.1 defines it: id and secret are each
-    form-urlencoded before Base64 (Authlib sends them raw, which a conforming provider misreads
-    as soon as they hold ``%``, ``+``, ``:`` or ``/``)."""
+    """HTTP Basic client authentication per RFC 6749 §2.3.1: id and secret form-urlencoded
+    before Base64 (Authlib sends them raw, misread once they hold ``%``, ``+``, ``:`` or ``/``)."""
     user = quote(str(client.client_id), safe="")
     password = quote(str(client.client_secret or ""), safe="")
     credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
@@ -64,8 +61,7 @@ def _json_body(
 
 
 def import_jwks(data: dict[str, Any]) -> KeySet:
-    """The keys of a JWK Set that this client can use; keys of an unknown type, or that the
-    JOSE library cannot read, are skipped (RFC 7517 §5), not allowed to spoil the whole set."""
+    """The keys of a JWK Set this client can use; unreadable ones are skipped (RFC 7517 §5)."""
     entries = data.get("keys")
     if not isinstance(entries, list):
         raise ProviderError("The provider's JWKS could not be read (no 'keys' list).")
@@ -81,15 +77,14 @@ def import_jwks(data: dict[str, Any]) -> KeySet:
 
 
 def _short_text(value: Any) -> bool:
-    """True for 1 to 255 printable ASCII characters (Core §2 bounds ``sub`` so): an
-    identifier with a newline or an escape sequence would forge lines in the app's logs."""
+    """1 to 255 printable ASCII characters (Core §2): no forged lines in the app's logs."""
     return (
         isinstance(value, str) and 0 < len(value) <= 255 and value.isascii() and value.isprintable()
     )
 
 
 class OIDCClient:
-    """The relying party of one app: talks to the provider named by :class:`SparkConfig`."""
+    """The relying party of one app, for the provider :class:`SparkConfig` names."""
 
     def __init__(self, config: SparkConfig) -> None:
         self.config = config
@@ -122,7 +117,6 @@ class OIDCClient:
         return pooled_session(self._adapter.get(), session=session)
 
     def _get_json(self, url: str, what: str, token: str | None = None) -> dict[str, Any]:
-        """GET a JSON object from the provider (with a bearer ``token`` when given)."""
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -133,8 +127,7 @@ class OIDCClient:
         )
 
     def _call(self, call: Callable[[], Any], what: str, url: str) -> dict[str, Any]:
-        """The JSON object the provider answers to ``call`` at ``url``; ProviderError for
-        anything else."""
+        """The JSON object the provider answers to ``call``; ProviderError for anything else."""
         try:
             answer = call()
             if isinstance(answer, requests.Response):
@@ -142,12 +135,9 @@ class OIDCClient:
                     raise requests.HTTPError(response=answer)
                 answer = answer.json()
         except OAuthError as exc:
-            hint = (
-                ": check SPARK_CLIENT_ID and SPARK_CLIENT_SECRET (the API key's OAuth Key and "
-                "secret)"
-                if exc.error == "invalid_client"
-                else ""
-            )
+            hint = ""
+            if exc.error == "invalid_client":
+                hint = ": check SPARK_CLIENT_ID and SPARK_CLIENT_SECRET (the API key's OAuth pair)"
             raise ProviderError(
                 f"The identity provider refused the {what}: {exc.error}{hint}.",
                 status=400,
@@ -171,7 +161,7 @@ class OIDCClient:
         return dict(answer)
 
     def metadata(self) -> dict[str, Any]:
-        """The provider's metadata: discovery, checked and overridden by configuration."""
+        """The provider's metadata: discovery (issuer checked), overridden by configuration."""
         with self._lock:
             if self._metadata is not None and time.monotonic() - self._metadata_at < METADATA_TTL:
                 return self._metadata
@@ -192,7 +182,7 @@ class OIDCClient:
                 with self._lock:
                     if self._metadata is None:
                         raise
-                    # Keep working on what we knew; try again in a minute, not on every call.
+                    # Keep what we knew; try again in a minute, not on every call.
                     self._metadata_at = time.monotonic() - METADATA_TTL + 60
                 log.warning("The discovery document could not be refreshed; using the cached one.")
                 return self._metadata
@@ -211,8 +201,7 @@ class OIDCClient:
         for key in needed:
             if not data.get(key):
                 raise ProviderError(f"The provider's discovery document has no {key}.")
-        # The endpoints called or shown to the browser: HTTPS outside loopback. Other metadata
-        # (``op_policy_uri``...) are pages for humans, never called.
+        # What is called or shown to the browser: HTTPS outside loopback.
         for key in (*overrides, "end_session_endpoint"):
             if isinstance(data.get(key), str):
                 try:
@@ -227,15 +216,9 @@ class OIDCClient:
         """The discovery document exactly as the provider publishes it (for ``doctor``)."""
         return self._get_json(self.config.discovery_url, "discovery")
 
-    def endpoint(self, name: str) -> str | None:
-        """One endpoint URL from the metadata (None when the provider has none)."""
-        value = self.metadata().get(name)
-        return value if isinstance(value, str) else None
-
     def jwks(self, *, refresh: bool = False, limited: bool = True) -> KeySet:
-        """The provider's signing keys; ``refresh`` refetches, at most once per interval since
-        the last refetch (anyone can post a logout token with a made-up ``kid``), unless not
-        ``limited``: tokens from the token endpoint itself may always pick up a rotated key."""
+        """The provider's keys; ``refresh`` refetches, once per interval if ``limited`` (anyone
+        may post a logout token with a made-up ``kid``; the token endpoint's own tokens may not)."""
         with self._lock:
             cached, now = self._jwks, time.monotonic()
             if cached is not None:
@@ -274,8 +257,7 @@ class OIDCClient:
         kty = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}.get(alg[:2], "RSA")
         keyset = None
         for refresh in (False, True):
-            # The provider may have rotated its key, under a new kid or the same one: refetch
-            # once (rate-limited, so that forged tokens cannot make us hammer the provider).
+            # A rotated key (new kid or the same one): refetch once, rate-limited.
             fetched = self.jwks(refresh=refresh, limited=not from_provider)
             if fetched is keyset:
                 break
@@ -300,9 +282,7 @@ class OIDCClient:
         raise IdTokenError(f"The {what}'s signature is invalid.")
 
     def _check_claims(self, claims: dict[str, Any], what: str, *essential: str) -> None:
-        """``iss`` is the issuer, ``aud`` names this client (and ``azp`` is it when there are
-        several audiences), ``iat`` is not in the future, ``exp`` (when present or listed in
-        ``essential``) not passed, each within the clock skew."""
+        """The claims every token must pass (``iss``, ``aud``/``azp``, ``iat``, ``exp``)."""
         cfg = self.config
         options: dict[str, Any] = {name: {"essential": True} for name in ("iat", *essential)}
         options["iss"] = {"essential": True, "value": cfg.issuer}
@@ -326,7 +306,7 @@ class OIDCClient:
         self, id_token: str, *, nonce: str | None, previous: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Validate an id_token (Core §3.1.3.7); with ``previous``, a refreshed one (§12.2)."""
-        # id_tokens only ever come from our own token request to the provider, over TLS.
+        # id_tokens only come from our own token request to the provider.
         claims = self._verify_jwt(id_token, "id_token", from_provider=True)
         self._check_claims(claims, "id_token", "sub", "exp")
         if not _short_text(claims["sub"]):
@@ -341,9 +321,8 @@ class OIDCClient:
         return claims
 
     def validate_logout_token(self, token: str) -> dict[str, Any]:
-        """Validate a back-channel ``logout_token`` (Back-Channel Logout 1.0 §2.4, §2.6): beyond
-        the common claims, the logout event, no ``nonce``, a ``sub`` or ``sid``, a ``jti`` (for
-        replay detection), and an ``iat`` no older than :data:`LOGOUT_TOKEN_MAX_AGE`."""
+        """Validate a ``logout_token`` (Back-Channel Logout 1.0 §2.6): the event, no ``nonce``,
+        ``sub`` or ``sid``, a ``jti``, ``iat`` within :data:`LOGOUT_TOKEN_MAX_AGE`."""
         claims = self._verify_jwt(token, "logout_token")
         self._check_claims(claims, "logout_token")
         events = claims.get("events")
@@ -356,7 +335,6 @@ class OIDCClient:
             raise IdTokenError("The logout_token names no sub or sid, or not as a short string.")
         if not _short_text(claims.get("jti")):
             raise IdTokenError("The logout_token has no jti (Back-Channel Logout 1.0 §2.4).")
-        # iat: present, a finite number and not in the future (checked above)
         if claims["iat"] < time.time() - LOGOUT_TOKEN_MAX_AGE - self.config.clock_skew:
             raise IdTokenError("The logout_token is too old.")
         return claims
@@ -373,40 +351,31 @@ class OIDCClient:
         )
         return str(url)
 
-    def _token_call(self, call: Callable[[OAuth2Session], Any], what: str) -> dict[str, Any]:
-        """A token endpoint call's answer, which must hold an access token."""
-        token = self._call(lambda: call(self.oauth()), what, self.metadata()["token_endpoint"])
+    def _token_call(self, what: str, **params: Any) -> dict[str, Any]:
+        """The token endpoint's answer (empty ``params`` are left out), with an access token."""
+        url = self.metadata()["token_endpoint"]
+        token = self._call(lambda: self.oauth().fetch_token(url, **params), what, url)
         if not isinstance(token.get("access_token"), str):
             raise ProviderError(f"The identity provider's {what} answer has no access_token.")
         return token
 
     def exchange_code(self, code: str, txn: LoginTransaction) -> dict[str, Any]:
-        """Trade the authorization code of ``txn`` for tokens (with its PKCE verifier)."""
-        url = self.metadata()["token_endpoint"]
-        pkce = {"code_verifier": txn.code_verifier} if self.config.use_pkce else {}
+        """Trade the authorization code of ``txn`` for tokens."""
         return self._token_call(
-            lambda s: s.fetch_token(
-                url,
-                grant_type="authorization_code",
-                code=code,
-                redirect_uri=txn.redirect_uri,
-                **pkce,
-            ),
             "code exchange",
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=txn.redirect_uri,
+            code_verifier=txn.code_verifier if self.config.use_pkce else None,
         )
 
     def refresh(self, refresh_token: str) -> dict[str, Any]:
         """Use a refresh token; the answer's new refresh token replaces it."""
-        url = self.metadata()["token_endpoint"]
-        return self._token_call(
-            lambda s: s.refresh_token(url, refresh_token=refresh_token), "refresh"
-        )
+        return self._token_call("refresh", grant_type="refresh_token", refresh_token=refresh_token)
 
     def revoke(self, token: str, token_type_hint: str) -> bool:
-        """Revoke a token (RFC 7009). True when the provider confirmed, or cannot revoke it (no
-        revocation endpoint, or not this token type: it expires on its own); False if a retry
-        may help."""
-        url = self.endpoint("revocation_endpoint")
+        """Revoke a token (RFC 7009); False only when a retry may help."""
+        url = self.metadata().get("revocation_endpoint")
         if not url:
             log.info("No revocation endpoint: the %s expires on its own.", token_type_hint)
             return True
@@ -430,23 +399,16 @@ class OIDCClient:
 
     def userinfo(self, access_token: str) -> dict[str, Any]:
         """The userinfo claims for ``access_token``."""
-        url = self.endpoint("userinfo_endpoint")
+        url = self.metadata().get("userinfo_endpoint")
         if not url:
             raise ProviderError("The provider has no userinfo endpoint.")
-        try:
-            return self._get_json(url, "userinfo", token=access_token)
-        except ProviderError:
-            raise ProviderError(
-                "The provider's userinfo endpoint did not answer with claims."
-            ) from None
+        return self._get_json(url, "userinfo", token=access_token)
 
     def logout_url(self, post_logout_redirect_uri: str, state: str) -> str:
-        """The provider's single-logout URL (Spark: ``/openid/logout``); no ``id_token_hint``,
-        as the id_token is not kept."""
+        """The provider's single-logout URL; no ``id_token_hint``: the id_token is not kept."""
         params = {
             "client_id": self.config.client_id,
             "post_logout_redirect_uri": post_logout_redirect_uri,
             "state": state,
         }
-        base = self.metadata()["end_session_endpoint"]
-        return f"{base}{'&' if '?' in base else '?'}{urlencode(params)}"
+        return str(add_params_to_uri(self.metadata()["end_session_endpoint"], params))

@@ -1,30 +1,104 @@
-"""Access tokens for one session, refreshed proactively or on 1020, never twice at once.
+"""Access tokens for one session, refreshed before expiry or on 1020, exactly once: refresh
+tokens are single use, so refresh under the session's Redis lock, re-read the record first, and
+write back only if its version is unchanged. Waiters then read the new record.
 
-Refresh tokens rotate and are single use, so concurrent requests (threads, processes, hosts)
-refresh a session once: under the session's Redis lock, re-read the record, refresh if still
-needed, write back only if its version is unchanged. Waiters then read the new record.
-"""
+Revocation (RFC 7009): tokens the provider could not take wait, sealed, in a sorted set scored
+by queue time for ``flask spark retry-revocations`` (RFC 7009 §2.2.1: retry later)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from redis.exceptions import LockError
 
-from .errors import APIUnavailable, IdTokenError, ProviderError, SessionExpired
+from .errors import APIUnavailable, IdTokenError, ProviderError, SessionExpired, SparkError
 from .oidc import OIDCClient
-from .revocations import RevocationQueue
-from .tokens import TokenSet, TokenStore
+from .redis_client import REDIS_DOWN
+from .tokens import TokenSet, TokenStore, TokenVault
 
 log = logging.getLogger("flask_spark")
+
+#: The "session id" a sealed pending token is bound to.
+PENDING_SID = "revoke:pending"
+#: Give up on a pending revocation after a week: the provider has expired it by then.
+DEFAULT_MAX_AGE = 7 * 24 * 3600
+#: Entries looked at per run at most.
+BATCH = 1000
+
+
+@dataclass
+class RetryReport:
+    """What one retry run did."""
+
+    revoked: int = 0
+    dropped: int = 0
+    unreadable: int = 0
+
+
+class RevocationQueue:
+    """Sealed tokens whose revocation failed, in ``<prefix>revoke:pending``."""
+
+    def __init__(self, redis: Any, prefix: str, vault: TokenVault) -> None:
+        self.redis = redis
+        self.vault = vault
+        self.key = f"{prefix}revoke:pending"
+
+    def revoke(self, oidc: OIDCClient, token: str, hint: str) -> bool:
+        """Revoke ``token`` at the provider, else queue it; True when the provider confirmed."""
+        try:
+            if oidc.revoke(token, hint):
+                return True
+        except SparkError as exc:
+            log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
+        log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
+        refresh = hint == "refresh_token"
+        record = TokenSet(
+            access_token="" if refresh else token,
+            refresh_token=token if refresh else None,
+            subject=None,
+            expires_at=0,
+            sid=PENDING_SID,
+        )
+        try:
+            self.redis.zadd(self.key, {self.vault.seal(record): time.time()})
+        except REDIS_DOWN as exc:
+            log.error("Could not queue the failed revocation: %s", type(exc).__name__)
+        return False
+
+    def size(self) -> int:
+        """How many revocations are pending."""
+        return int(self.redis.zcard(self.key))
+
+    def retry(
+        self, revoke: Callable[[str, str], bool], *, max_age: float = DEFAULT_MAX_AGE
+    ) -> RetryReport:
+        """Try each pending revocation once with ``revoke(token, hint)``; revoked, older than
+        ``max_age`` and unreadable entries leave."""
+        now = time.time()
+        report = RetryReport()
+        for blob, queued_at in self.redis.zrange(self.key, 0, BATCH - 1, withscores=True):
+            record = self.vault.open(blob, PENDING_SID)
+            if queued_at < now - max_age:
+                report.dropped += self.redis.zrem(self.key, blob)
+            elif record is None:  # sealed with a key no longer configured
+                report.unreadable += self.redis.zrem(self.key, blob)
+            elif (
+                revoke(record.refresh_token, "refresh_token")
+                if record.refresh_token
+                else revoke(record.access_token, "access_token")
+            ):
+                report.revoked += self.redis.zrem(self.key, blob)
+        return report
 
 
 @dataclass
 class TokenManager:
-    """Hands out valid access tokens for session ids, refreshing under a per-session lock;
-    ``on_refresh`` follows each real refresh, ``on_session_end`` a refused one."""
+    """Valid access tokens for session ids; ``on_refresh`` follows each refresh,
+    ``on_session_end`` a refused one."""
 
     store: TokenStore
     oidc: OIDCClient
@@ -36,24 +110,23 @@ class TokenManager:
 
     @property
     def revocations(self) -> RevocationQueue:
-        """Where the grants of tokens that could not be stored are revoked (or queued)."""
+        """Where the grants of tokens not stored are revoked (or queued)."""
         return RevocationQueue(self.store.redis, self.store.prefix, self.store.vault)
 
     def current(self, sid: str, blob: bytes | None = None) -> TokenSet:
-        """The session's tokens, refreshed first if the access token is about to expire;
-        ``blob`` is the sealed record when the session's round trip read it already."""
+        """The session's tokens, refreshed first if about to expire; ``blob`` is the sealed
+        record when the session's round trip read it already."""
         tokens = self._stored(sid, blob)
         if tokens.unverified_id_token:
             self._check_identity(sid, tokens, tokens.unverified_id_token)
             checked = replace(tokens, unverified_id_token=None)
-            # Same version: a refresh racing with us bumps it, and then its record wins.
+            # Same version: a racing refresh bumps it, and then its record wins.
             tokens = checked if self.store.replace(checked, tokens.version) else self._stored(sid)
         if tokens.expires_within(self.skew):
             tokens = self.refresh(sid, stale=tokens)
         return tokens
 
     def _stored(self, sid: str, blob: bytes | None = None) -> TokenSet:
-        """The session's record (opened from ``blob`` when given, else read now)."""
         tokens = self.store.vault.open(blob, sid) if blob is not None else self.store.load(sid)
         if tokens is None:
             raise SessionExpired("Your session has ended; please sign in again.")
@@ -63,7 +136,7 @@ class TokenManager:
         """Replace ``stale`` (expired, or refused with 1020) by fresh tokens, exactly once."""
         latest = self.store.load(sid)
         if latest is not None and latest.version != stale.version:
-            return latest  # already refreshed elsewhere: no need to queue for the lock
+            return latest  # refreshed elsewhere already: no need to wait for the lock
         lock = self.store.lock(sid, self.lock_timeout, self.lock_wait)
         if not lock.acquire():
             raise APIUnavailable(
@@ -73,7 +146,7 @@ class TokenManager:
         try:
             current = self._stored(sid)
             if current.version != stale.version:
-                return current  # another request (thread, worker or host) already refreshed
+                return current  # another thread, worker or host refreshed it
             if not current.refresh_token:
                 self._end(sid, current.subject)
                 raise SessionExpired("Your session's token expired and cannot be refreshed.")
@@ -109,13 +182,13 @@ class TokenManager:
             try:
                 self._check_identity(sid, fresh, id_token)
             except ProviderError as exc:
-                # The provider's keys are out of reach. The old refresh token is spent, so the
-                # new tokens are stored, but they are not used until the id_token is checked.
+                # Keys out of reach: store the new tokens (the old refresh token is spent), unused
+                # until the id_token is checked.
                 log.warning("Refreshed id_token not checked yet: %s", exc.message)
                 fresh = replace(fresh, unverified_id_token=id_token)
         if not self.store.replace(fresh, current.version):
-            # The session ended meanwhile (or, past a lock expiry, another refresh won): these
-            # tokens are stored nowhere, so give their grant back rather than leave it live.
+            # The session ended meanwhile (or, past a lock expiry, another refresh won): give
+            # back the grant of tokens stored nowhere.
             winner = self.store.load(sid)
             kept = (winner.refresh_token, winner.access_token) if winner else ()
             if fresh.refresh_token and fresh.refresh_token not in kept:
@@ -134,7 +207,7 @@ class TokenManager:
 
     def _check_identity(self, sid: str, tokens: TokenSet, id_token: str) -> None:
         """A refreshed id_token must be valid and name the same user (Core §12.2); a refused
-        one ends the session and revokes its grant (keys out of reach: left to the caller)."""
+        one ends the session and revokes its grant."""
         try:
             self.oidc.validate_id_token(
                 id_token, nonce=None, previous={"sub": tokens.subject} if tokens.subject else None

@@ -1,23 +1,80 @@
-"""Which sessions belong to whom, so that a logout can end them all without the browser.
-
-Two indexes named by digests (a key name gives no identity away): ``<prefix>user:<digest(sub)>``,
-a hash of our session id → ``<sign-in time>:<provider sid>`` (a logout token ends only the
-sign-ins made before it), and ``<prefix>psid:<digest(provider sid)>``, that session's ``sub``.
-Every command touches one key, so all of it works on Redis Cluster.
-"""
+"""Which sessions belong to whom, so that a logout ends them without the browser, and the job
+handles acting for them. Keys: ``<prefix>user:<digest(sub)>`` (our sid → ``<sign-in time>:<provider
+sid>``), ``<prefix>psid:<digest(provider sid)>`` (→ ``sub``), ``<prefix>job:<digest(handle)>``
+(→ sid), ``<prefix>jobs:{<sid>}`` (handles by age); one key per command (Redis Cluster)."""
 
 from __future__ import annotations
 
+import re
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
-from .job_handles import JobHandles
 from .redis_client import as_text, key_digest
 from .tokens import TokenStore
 
+#: Live handles per session; issuing another ends the oldest (Redis cannot grow without bound).
+MAX_HANDLES = 32
+HANDLE_PREFIX = "spark-job."
+_HANDLE = re.compile(re.escape(HANDLE_PREFIX) + r"[A-Za-z0-9_-]{43}")
+
+
+class JobHandles:
+    """Handles that let a background job call the API for a session without its id (the
+    browser's credential): never accepted as a cookie, they end with their session."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _key(self, digest: str) -> str:
+        return f"{self.prefix}job:{digest}"  # named by a digest: a key name is no handle
+
+    def _index(self, sid: str) -> str:
+        return f"{self.prefix}jobs:{{{sid}}}"
+
+    def issue(self, sid: str, ttl: int) -> str:
+        """A new handle for session ``sid``, valid ``ttl`` seconds at most (or until it ends)."""
+        handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
+        digest = key_digest(handle)
+        ttl = max(int(ttl), 1)
+        index = self._index(sid)
+        self.redis.set(self._key(digest), sid, ex=ttl)
+        self.redis.zadd(index, {digest: time.time()})
+        # Handles live until the session's absolute end: the index's TTL only ever shrinks.
+        self.redis.expire(index, ttl)
+        excess = self.redis.zcard(index) - MAX_HANDLES
+        if excess > 0:
+            for oldest, _ in self.redis.zpopmin(index, excess):
+                self.redis.delete(self._key(as_text(oldest)))
+        return handle
+
+    def session_of(self, handle: str) -> str | None:
+        """The session id ``handle`` acts for; None when unknown, revoked or ended."""
+        if not isinstance(handle, str) or not _HANDLE.fullmatch(handle):
+            return None
+        sid = self.redis.get(self._key(key_digest(handle)))
+        return as_text(sid) if sid else None
+
+    def revoke(self, handle: str) -> bool:
+        """End one handle; True when it was still valid."""
+        sid = self.session_of(handle)
+        if sid is None:
+            return False
+        digest = key_digest(handle)
+        self.redis.delete(self._key(digest))
+        self.redis.zrem(self._index(sid), digest)
+        return True
+
+    def revoke_all(self, sid: str) -> None:
+        """End every handle of session ``sid`` (the session is ending)."""
+        for digest in self.redis.zrange(self._index(sid), 0, -1):
+            self.redis.delete(self._key(as_text(digest)))
+        self.redis.delete(self._index(sid))
+
 
 def _entry(value: Any) -> tuple[int, str]:
-    """(sign-in time, provider sid) of a user-index value."""
     when, _, provider_sid = as_text(value).partition(":")
     return (int(when) if when.isdigit() and len(when) < 16 else 0), provider_sid
 
@@ -31,19 +88,19 @@ class SessionRegistry:
         prefix: str,
         tokens: TokenStore,
         session_key: Callable[[str], str],
-        session_redis: Any = None,
+        session_redis: Any,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.tokens = tokens
         self.session_key = session_key
-        #: where the sessions themselves live (Flask-Session's client; usually ``redis`` too)
-        self.session_redis = session_redis if session_redis is not None else redis
+        #: Flask-Session's client, where the sessions themselves live
+        self.session_redis = session_redis
         #: the background-job handles of each session (they end with it)
         self.jobs = JobHandles(redis, prefix)
 
     def user_key(self, sub: str) -> str:
-        """The hash of user ``sub``'s sessions (our sid → provider sid)."""
+        """The hash of user ``sub``'s sessions."""
         return f"{self.prefix}user:{key_digest(sub)}"
 
     def provider_key(self, provider_sid: str) -> str:
@@ -53,8 +110,7 @@ class SessionRegistry:
     def register(
         self, sid: str, sub: str, provider_sid: str | None, ttl: int, *, login_at: float
     ) -> None:
-        """Remember that session ``sid`` is user ``sub``'s, opened with ``provider_sid`` at
-        ``login_at`` (seconds since the epoch)."""
+        """Remember session ``sid`` of user ``sub``, opened with ``provider_sid`` at login_at."""
         ttl = max(int(ttl), 1)
         self.redis.hset(self.user_key(sub), sid, f"{int(login_at)}:{provider_sid or ''}")
         self.redis.expire(self.user_key(sub), ttl)
@@ -64,17 +120,11 @@ class SessionRegistry:
     def _entries(
         self, sub: str | None, provider_sid: str | None, issued_at: float | None = None
     ) -> tuple[str | None, dict[str, str]]:
-        """The owner and ``{our sid: provider sid}`` of the sessions a logout names.
-
-        With ``issued_at``, only the sign-ins made at or before it (a logout token never ends
-        a sign-in that began after it was issued).
-        """
+        """The owner and ``{our sid: provider sid}`` of the sessions a logout names."""
         owner = sub
-        if provider_sid:
+        if provider_sid:  # its owner, who must be ``sub`` when given
             found = self.redis.get(self.provider_key(provider_sid))
-            owner = as_text(found) if found else None
-            if owner is None or (sub is not None and owner != sub):
-                return None, {}
+            owner = as_text(found) if found and sub in (None, as_text(found)) else None
         if not owner:
             return None, {}
         entries: dict[str, str] = {}
@@ -87,24 +137,17 @@ class SessionRegistry:
         return owner, entries
 
     def sessions_of(self, *, sub: str | None = None, provider_sid: str | None = None) -> set[str]:
-        """Our session ids for a provider session (of user ``sub`` when given too), else a user's.
-
-        As Back-Channel Logout 1.0 §2.7 asks: a ``sid`` names exactly the sessions opened with
-        that provider session; ``sub`` alone names every session of the user.
-        """
+        """Our sessions of a provider session (``sid``, of ``sub`` if given), else all of user
+        ``sub``'s (Back-Channel Logout 1.0 §2.7)."""
         return set(self._entries(sub, provider_sid)[1])
 
     def destroy(self, sid: str, sub: str | None = None, provider_sid: str | None = None) -> bool:
-        """End one session server-side: its data, its tokens, its job handles, its index entry.
-
-        Returns True when the session still existed. The provider session's key goes with
-        its last session.
-        """
+        """End one session server-side (data, tokens, job handles, index); True if it existed."""
         existed = bool(self.session_redis.delete(self.session_key(sid)))
         existed = bool(self.redis.delete(self.tokens.key(sid))) or existed  # one key per command
         self.jobs.revoke_all(sid)
         if sub:
-            if provider_sid is None:  # e.g. a refresh ended the session: find it in the index
+            if provider_sid is None:  # e.g. a refused refresh: find it in the index
                 found = self.redis.hget(self.user_key(sub), sid)
                 provider_sid = _entry(found)[1] if found else None
             self.redis.hdel(self.user_key(sub), sid)
@@ -119,11 +162,8 @@ class SessionRegistry:
         provider_sid: str | None = None,
         issued_at: float | None = None,
     ) -> list[str]:
-        """End every session a logout names (see :meth:`sessions_of`), and with ``issued_at``
-        only those signed in at or before it.
-
-        Returns the ``sub`` of each session that was still alive (one entry per session).
-        """
+        """End every session a logout names (:meth:`sessions_of`; with ``issued_at``, those signed
+        in at or before it); the ``sub`` of each one still alive."""
         owner, entries = self._entries(sub, provider_sid, issued_at)
         ended: list[str] = []
         for sid, psid in sorted(entries.items()):

@@ -1,10 +1,6 @@
-"""Tokens at rest: :class:`TokenSet`, the Fernet :class:`TokenVault`, the Redis :class:`TokenStore`.
-
-A record is a Redis hash ``<prefix>tok:{<session key>}`` (the session's whole key as hash tag:
-one Cluster slot per session) of a plaintext ``version`` and the ciphertext. Writes after a
-refresh are compare-and-set on the version: a slower worker never overwrites a freshly rotated
-refresh token with the old one.
-"""
+"""Tokens at rest: a hash ``<prefix>tok:{<session key>}`` (the session's Cluster slot) of a
+plaintext version and the Fernet ciphertext, written compare-and-set on the version so that a
+slower worker never puts back a refresh token that was rotated meanwhile."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -25,27 +21,24 @@ from .redis_client import as_text
 
 @dataclass(frozen=True)
 class TokenSet:
-    """The tokens of one signed-in session. Never rendered, logged or put in a cookie."""
+    """The tokens of one signed-in session. Never rendered, logged or put in a cookie (nor in
+    its repr, for tracebacks and debuggers)."""
 
-    access_token: str
-    refresh_token: str | None
-    #: the sign-in's ``sub``: a refreshed id_token must name it (the id_token is not kept)
-    subject: str | None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    #: the sign-in's ``sub``, which a refreshed id_token must name
+    subject: str | None = field(repr=False)
     expires_at: float
-    sid: str
+    sid: str = field(repr=False)
     version: int = 1
     #: a refreshed id_token not checked yet (keys out of reach): the tokens wait for it
-    unverified_id_token: str | None = None
-
-    def __repr__(self) -> str:  # keep tokens out of tracebacks and debuggers' summaries
-        return f"TokenSet(sid=…, version={self.version}, expires_at={self.expires_at:.0f})"
+    unverified_id_token: str | None = field(default=None, repr=False)
 
     def expires_within(self, seconds: float) -> bool:
-        """True when the access token expires within ``seconds`` from now."""
         return self.expires_at - seconds <= time.time()
 
     def rotated(self, response: dict[str, Any]) -> TokenSet:
-        """The record after a refresh: a new refresh token replaces the old one when sent."""
+        """The record after a refresh (the old refresh token stays unless a new one is sent)."""
         return replace(
             self,
             access_token=response["access_token"],
@@ -65,13 +58,8 @@ def expires_at(response: dict[str, Any], now: float | None = None) -> float:
     return (time.time() if now is None else now) + lifetime
 
 
-#: The fields of a TokenSet that have a default, and their default: left out of a sealed record.
-_DEFAULTS = {f.name: f.default for f in fields(TokenSet) if f.default is not MISSING}
-
-
 class TokenVault:
-    """Fernet encryption of token records; the first key encrypts, every key decrypts. A sealed
-    record is the Fernet token's bytes, a quarter smaller than its base64 text."""
+    """Fernet encryption of token records (the first key encrypts, all decrypt), as bytes."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = tuple(keys)
@@ -79,12 +67,11 @@ class TokenVault:
 
     def seal(self, tokens: TokenSet) -> bytes:
         """Encrypt a record; the session id inside binds it to its session."""
-        record = {k: v for k, v in asdict(tokens).items() if _DEFAULTS.get(k, MISSING) != v}
-        plain = json.dumps(record, separators=(",", ":")).encode()
+        plain = json.dumps(asdict(tokens), separators=(",", ":")).encode()
         return base64.urlsafe_b64decode(self._fernet.encrypt(plain))
 
     def seal_probe(self) -> None:
-        """Encrypt and decrypt a throwaway record: proves the first key works."""
+        """Prove the first key works: encrypt and decrypt a throwaway record."""
         probe = TokenSet("probe", refresh_token=None, subject=None, expires_at=0, sid="")
         if self.open(self.seal(probe), "") != probe:
             raise SparkError("The token vault could not read back what it wrote.")
@@ -100,8 +87,7 @@ class TokenVault:
         return tokens if tokens.sid == sid else None
 
     def rotate(self, blob: bytes) -> bytes | None:
-        """``blob`` re-encrypted with the first key; None when it already is (``InvalidToken``
-        when no key opens it)."""
+        """``blob`` re-encrypted with the first key; None when it already is."""
         token = base64.urlsafe_b64encode(blob)
         try:
             Fernet(self.keys[0]).decrypt(token)
@@ -110,9 +96,8 @@ class TokenVault:
         return None
 
 
-# Compare-and-set: write only if the stored version is still the one we read (or, for a first
-# write, if there is no record). KEYS[1] record; ARGV: expected version ("" = absent), new
-# version, ciphertext, TTL in seconds (0 = keep the current TTL).
+# Write only if the stored version is the one read. ARGV: expected version ("" = no record),
+# new version, ciphertext, TTL in seconds (0 = keep the current TTL).
 _CAS_SCRIPT = """
 local current = redis.call('HGET', KEYS[1], 'v')
 if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then
@@ -139,25 +124,22 @@ class TokenStore:
         self.redis = redis
         self.vault = vault
         self.prefix = prefix
-        #: the session key's prefix: the hash tag is the session's whole key (its cluster slot)
         self.session_prefix = session_prefix
         self._cas = redis.register_script(_CAS_SCRIPT)
 
     def key(self, sid: str) -> str:
-        """The record's key; the hash tag keeps it in the cluster slot of the session's key."""
+        """The record's key, in the Cluster slot of the session's key."""
         return f"{self.prefix}tok:{{{self.session_prefix}{sid}}}"
 
     def lock_key(self, sid: str) -> str:
-        """The refresh lock's key."""
         return f"{self.prefix}lock:{{{self.session_prefix}{sid}}}"
 
     def load(self, sid: str) -> TokenSet | None:
-        """Read and decrypt the record of ``sid`` (None if absent, tampered or foreign)."""
+        """The record of ``sid`` (None if absent, tampered or foreign)."""
         return self.vault.open(self.redis.hget(self.key(sid), "d"), sid)
 
     def queue_load(self, pipeline: Any, sid: str) -> None:
-        """Queue the read of ``sid``'s sealed record on ``pipeline`` (its answer: the blob), for
-        the session interface to read it in the session's round trip (same hash slot)."""
+        """Queue the read of ``sid``'s sealed record, in the session's round trip."""
         pipeline.hget(self.key(sid), "d")
 
     def create(self, tokens: TokenSet, ttl: int) -> None:
@@ -172,12 +154,11 @@ class TokenStore:
         return bool(self._cas(keys=[self.key(tokens.sid)], args=args))
 
     def delete(self, sid: str) -> None:
-        """Forget the record of ``sid``; a refresh lock is left to its owner (or its expiry)."""
+        """Forget the record of ``sid`` (a refresh lock is left to its owner)."""
         self.redis.delete(self.key(sid))
 
     def lock(self, sid: str, timeout: float, wait: float) -> Lock:
-        """redis-py's lock (token-owned, released by compare-and-delete) for refreshing ``sid``;
-        waiters poll it every 20 ms, so that a refresh storm stays quick."""
+        """redis-py's lock for refreshing ``sid``, polled every 20 ms: a refresh storm is quick."""
         lock: Lock = self.redis.lock(
             self.lock_key(sid),
             timeout=timeout,
@@ -188,7 +169,7 @@ class TokenStore:
         return lock
 
     def scan_keys(self) -> Iterator[str]:
-        """Every token record key, found with SCAN (never KEYS)."""
+        """Every token record key, by SCAN."""
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "tok:*"
         for key in self.redis.scan_iter(match=pattern, count=500):
             yield as_text(key)
@@ -203,6 +184,6 @@ class TokenStore:
                 return "unreadable"
             if new_blob is None:
                 return "skipped"
-            # Same version: a refresh racing with us bumps it, our write fails, and we retry.
+            # Same version: a racing refresh bumps it, our write fails, and we retry.
             if self._cas(keys=[key], args=[version, version, new_blob, 0]):
                 return "rotated"

@@ -1,9 +1,6 @@
-"""Login transactions: short-lived, single-use Redis records of the sign-ins a browser started.
-
-A browser's pending sign-ins (several tabs, at most :data:`MAX_PENDING`, the oldest dropped)
-live in one list, ``<prefix>txn:{<binding>}``, the binding being a random value in a short-lived
-cookie. A callback takes its own with ``LREM``, so a replayed callback finds nothing.
-"""
+"""Login transactions: the sign-ins a browser started, single use, in one capped Redis list per
+browser (``<prefix>txn:{<binding>}``, the binding a random cookie value). A callback takes its
+own with ``LREM``, so a replayed callback finds nothing."""
 
 from __future__ import annotations
 
@@ -20,9 +17,8 @@ MAX_PENDING = 5
 
 
 def same_secret(expected: Any, given: Any) -> bool:
-    """True when ``given`` equals the secret ``expected``, both non-empty text, compared in
-    constant time as UTF-8 bytes (:func:`secrets.compare_digest` raises on non-ASCII ``str``:
-    a value a client sends must never turn a refusal into a 500)."""
+    """``given`` equals the secret ``expected``, both non-empty text, in constant time as UTF-8
+    bytes (:func:`secrets.compare_digest` raises on non-ASCII ``str``: a refusal, not a 500)."""
     if not isinstance(expected, str) or not isinstance(given, str) or not expected or not given:
         return False
     return secrets.compare_digest(
@@ -34,29 +30,22 @@ def same_secret(expected: Any, given: Any) -> bool:
 class LoginTransaction:
     """What /login remembers for /callback: never sent to the browser except ``state``."""
 
-    state: str
-    nonce: str
-    code_verifier: str
     next_url: str
     binding: str
     redirect_uri: str
+    state: str = field(default_factory=lambda: generate_token(43))
+    nonce: str = field(default_factory=lambda: generate_token(43))
+    code_verifier: str = field(default_factory=lambda: generate_token(64))
     started: float = field(default_factory=time.time)
 
     @classmethod
     def begin(cls, *, next_url: str, binding: str, redirect_uri: str) -> LoginTransaction:
         """A fresh transaction: unguessable state and nonce, a 64-character PKCE verifier."""
-        return cls(
-            state=generate_token(43),
-            nonce=generate_token(43),
-            code_verifier=generate_token(64),
-            next_url=next_url,
-            binding=binding,
-            redirect_uri=redirect_uri,
-        )
+        return cls(next_url=next_url, binding=binding, redirect_uri=redirect_uri)
 
 
 class TransactionStore:
-    """Login transactions in Redis, one capped list per browser binding, with a TTL."""
+    """Login transactions in Redis, with a TTL."""
 
     def __init__(self, redis: Any, prefix: str, ttl: int) -> None:
         self.redis = redis
@@ -86,7 +75,7 @@ class TransactionStore:
             except (ValueError, TypeError):
                 continue
             if same_secret(txn.state, state):
-                # LREM fails when a concurrent callback took it first.
+                # LREM finds nothing when a concurrent callback took it first.
                 used = self.redis.lrem(key, 1, raw)
                 return txn if used and txn.started + self.ttl >= time.time() else None
         return None

@@ -14,7 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from ..core.errors import SparkConfigError, SparkError
-from ..core.revocations import RevocationQueue
+from ..core.refresh import RevocationQueue
 from .context import current_state
 from .doctor import diagnose
 

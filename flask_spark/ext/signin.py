@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from ..core.config import check_transport
 from ..core.errors import IdTokenError, LoginError
 from ..core.redis_client import REDIS_DOWN
-from ..core.revocations import RevocationQueue
+from ..core.refresh import RevocationQueue
 from ..core.tokens import TokenSet, expires_at
 from ..core.transactions import LoginTransaction
 from ..core.user import SparkUser

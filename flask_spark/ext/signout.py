@@ -29,7 +29,7 @@ from ..core.errors import (
     TokenExpired,
 )
 from ..core.oidc import LOGOUT_TOKEN_MAX_AGE
-from ..core.revocations import RevocationQueue
+from ..core.refresh import RevocationQueue
 from ..core.tokens import TokenSet
 from ..core.transactions import same_secret
 from ..core.user import AnonymousUser, SparkUser
