@@ -1,0 +1,155 @@
+"""Attack round 3 (issue 19 item 8): what an independent attack on the code and the running demo
+found. A test marked ``xfail(strict=True)`` shows an open finding: once it is fixed the test
+passes, the strict mark fails the suite, and the fixer removes the mark."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+import redis
+from flask import Flask, render_template_string, session
+from flask_login import LoginManager, UserMixin, login_user, logout_user
+
+from flask_spark.sandbox import SandboxServer
+
+from .conftest import make_app
+from .helpers import FlowClient, live_grants
+
+
+class _User(UserMixin):
+    def __init__(self, name: str) -> None:
+        self.id = name
+
+
+def _clear_then_flash() -> None:
+    session.clear()  # the Flask tutorial's log-out, then a message for the next page
+    session["flash"] = "You are logged out."
+
+
+def _flask_login_logout() -> None:
+    logout_user()
+
+
+def _app_with_slow_logout(
+    config: dict[str, Any], log_out: Callable[[], None]
+) -> tuple[Flask, threading.Event, threading.Event]:
+    """A test app with Flask-Login and an app log-out that waits, once entered, for a signal."""
+    app = make_app(config)
+    manager = LoginManager(app)
+    manager.user_loader(_User)
+    entered, go_on = threading.Event(), threading.Event()
+
+    @app.post("/app-login")
+    def app_login() -> str:
+        login_user(_User("ann"))
+        session["cart"] = ["book"]
+        return "in"
+
+    @app.post("/app-logout")
+    def app_logout() -> str:
+        entered.set()
+        assert go_on.wait(60)
+        log_out()
+        return "out"
+
+    return app, entered, go_on
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 1: regenerate() marks the session 'replaced' (its cookie this request's to "
+    "change) even when its key was already deleted by a newer sign-in, so an old request's "
+    "app log-out overwrites or deletes the browser's newer session cookie",
+)
+@pytest.mark.parametrize("log_out", [_clear_then_flash, _flask_login_logout])
+def test_an_old_requests_app_log_out_leaves_a_newer_sign_ins_cookie_alone(
+    config: dict[str, Any], sandbox: SandboxServer, log_out: Callable[[], None]
+) -> None:
+    """Security checklist, Session: a request whose session ended elsewhere never deletes or
+    replaces the browser's (possibly newer) cookie. Here a slow app log-out of the old session
+    is still running when the same browser signs in with Flexmls again."""
+    app, entered, go_on = _app_with_slow_logout(config, log_out)
+    old = FlowClient(app, sandbox)
+    assert old.post("/app-login").status_code == 200
+    assert old.login("/called").status_code == 302
+    browser = FlowClient(app, sandbox)  # the same browser's later requests: same cookie
+    browser.client.set_cookie("session", str(old.cookie()))
+    answers: list[Any] = []
+    slow = threading.Thread(target=lambda: answers.append(old.post("/app-logout")))
+    slow.start()
+    try:
+        assert entered.wait(60)
+        assert browser.login("/called").status_code == 302  # while the log-out is in flight
+        assert browser.get("/called").status_code == 200
+    finally:
+        go_on.set()
+        slow.join(60)
+    cookies = [c for c in answers[0].headers.getlist("Set-Cookie") if c.startswith("session=")]
+    # In a browser, either answer (a new id, or Max-Age=0) drops the newer Flexmls sign-in,
+    # whose session and grant are then orphaned.
+    assert cookies == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 2: a session that ends by its idle timeout (its Redis key expires) leaves "
+    "its token record and its grant live; the next sign-in in that browser does not know it",
+)
+def test_a_sign_in_after_the_idle_timeout_leaves_one_live_grant(
+    app: Flask, flow: FlowClient, sandbox: SandboxServer, redis_client: redis.Redis
+) -> None:
+    """Security checklist: one live grant per signed-in browser. The idle timeout is the Redis
+    TTL of the session key; its expiry is what the ``delete`` below stands for."""
+    state = app.extensions["spark.state"]
+    assert flow.login("/called").status_code == 302
+    idle = str(flow.cookie())
+    redis_client.delete(state.session_interface.store_key(idle))  # the idle TTL ran out
+    assert flow.get("/called").status_code == 302  # signed out, as the idle timeout says
+    assert flow.login("/called").status_code == 302
+    assert flow.get("/called").status_code == 200
+    assert live_grants(sandbox) == 1  # the idled-out session's grant was given back
+    assert state.tokens.load(idle) is None  # and its tokens are not kept beside the new ones
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 3: spark_csrf_token() (the logout_form macro) puts the session's CSRF "
+    "token into a page without Cache-Control: no-store",
+)
+def test_a_page_with_the_sign_out_form_is_not_stored_by_shared_caches(
+    app: Flask, flow: FlowClient
+) -> None:
+    """A page that shows only ``spark_logged_in`` and the sign-out form (no name) carries a
+    per-session secret: a shared cache must not keep it for the next visitor."""
+
+    @app.get("/nav")
+    def nav() -> str:
+        return render_template_string(
+            '{% from "spark/macros.html" import login_button, logout_form %}'
+            "{% if spark_logged_in %}{{ logout_form() }}{% else %}{{ login_button() }}{% endif %}"
+        )
+
+    assert flow.login("/called").status_code == 302
+    page = flow.get("/nav")
+    assert flow.csrf() in page.get_data(as_text=True)
+    assert "no-store" in page.headers.get("Cache-Control", "")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 4: safe_next() lets '/.//host' through; a browser resolves it to a "
+    "same-origin URL whose path is '//host', one redirect(request.path) away from another site",
+)
+@pytest.mark.parametrize("next_path", ["/.//evil.example", "/x/..//evil.example"])
+def test_next_never_resolves_to_a_path_that_names_another_host(
+    flow: FlowClient, next_path: str
+) -> None:
+    answer = flow.login(next_path)
+    assert answer.status_code == 302
+    landed = urlsplit(urljoin("http://app.example/spark/callback", answer.headers["Location"]))
+    assert landed.netloc == "app.example"
+    assert not landed.path.startswith("//")
