@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -153,3 +154,46 @@ def test_next_never_resolves_to_a_path_that_names_another_host(
     landed = urlsplit(urljoin("http://app.example/spark/callback", answer.headers["Location"]))
     assert landed.netloc == "app.example"
     assert not landed.path.startswith("//")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 2: two sign-ins that one browser completes at once (two tabs) each keep a "
+    "grant; the browser holds the cookie of one, the other's grant stays live, orphaned",
+)
+def test_two_tabs_signing_in_at_once_leave_one_live_grant(
+    app: Flask, sandbox: SandboxServer
+) -> None:
+    """The checklist allows several tabs to sign in at once; the second callback left the
+    browser before the first one's cookie came back, so it carries no session cookie."""
+    first_tab = FlowClient(app, sandbox)
+    urls = [first_tab.authorize(first_tab.start_login("/called")) for _ in range(2)]
+    second_tab = FlowClient(app, sandbox)  # the same browser: its sign-in binding cookie
+    second_tab.client.set_cookie("spark_signin", str(first_tab.binding()), path="/spark")
+    assert first_tab.callback(urls[0]).status_code == 302
+    assert second_tab.callback(urls[1]).status_code == 302
+    assert second_tab.get("/called").status_code == 200  # the cookie the browser kept
+    assert live_grants(sandbox) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 5: reads renew the session key's idle TTL but never the cookie, whose "
+    "Expires is set when the session was last written: an active reader is signed out "
+    "PERMANENT_SESSION_LIFETIME after the sign-in, far below SPARK_SESSION_LIFETIME",
+)
+def test_the_cookie_lives_as_long_as_the_idle_timeout_that_activity_renews(
+    app: Flask, flow: FlowClient, redis_client: redis.Redis
+) -> None:
+    interface = app.extensions["spark.state"].session_interface
+    written = datetime.now(UTC) - timedelta(seconds=7000)  # a sign-in 7000 s ago
+    interface.get_expiration_time = lambda app, s: written + app.permanent_session_lifetime
+    assert flow.login("/called").status_code == 302
+    del interface.get_expiration_time
+    assert flow.get("/called").status_code == 200  # activity now: the idle TTL is renewed
+    ttl = redis_client.ttl(interface.store_key(str(flow.cookie())))
+    assert ttl > 7000
+    cookie = flow.client.get_cookie("session")
+    assert cookie is not None
+    left = None if cookie.expires is None else cookie.expires - datetime.now(UTC)
+    assert left is None or left.total_seconds() >= ttl - 60  # the browser keeps it as long
