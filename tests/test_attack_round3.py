@@ -5,6 +5,7 @@ passes, the strict mark fails the suite, and the fixer removes the mark."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,9 @@ import redis
 from flask import Flask, render_template_string, session
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 
+from flask_spark.core.errors import SessionExpired
+from flask_spark.core.refresh import TokenManager
+from flask_spark.core.tokens import TokenSet
 from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
@@ -197,3 +201,45 @@ def test_the_cookie_lives_as_long_as_the_idle_timeout_that_activity_renews(
     assert cookie is not None
     left = None if cookie.expires is None else cookie.expires - datetime.now(UTC)
     assert left is None or left.total_seconds() >= ttl - 60  # the browser keeps it as long
+
+
+class _Provider:
+    """The provider at the TokenManager's edge: answers one refresh, records revocations."""
+
+    def __init__(self, before_answer: Callable[[], object]) -> None:
+        self.before_answer = before_answer
+        self.revoked: list[tuple[str, str]] = []
+
+    def refresh(self, refresh_token: str) -> dict[str, Any]:
+        self.before_answer()
+        return {"access_token": "a-late", "refresh_token": "r-late", "expires_in": 86400}
+
+    def endpoint(self, name: str) -> str:
+        return "https://provider.invalid/revoke"
+
+    def revoke(self, token: str, token_type_hint: str) -> bool:
+        self.revoked.append((token, token_type_hint))
+        return True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 6: a refresh that cannot store its tokens gives back only the refresh "
+    "token; its new access token (24 h at Spark) is neither revoked nor deleted at the API, "
+    "which sign-out does for the same tokens (FBS does not say that revoking a refresh "
+    "token ends the access tokens issued with it)",
+)
+def test_a_refresh_that_cannot_store_its_tokens_gives_back_the_access_token_too(
+    app: Flask,
+) -> None:
+    state = app.extensions["spark.state"]
+    stale = TokenSet(
+        access_token="a1", refresh_token="r1", subject=None, expires_at=time.time() - 1, sid="s1"
+    )
+    state.tokens.create(stale, ttl=60)
+    provider = _Provider(before_answer=lambda: state.tokens.delete("s1"))  # signed out meanwhile
+    manager = TokenManager(state.tokens, provider, skew=0, lock_timeout=5, lock_wait=5)  # type: ignore[arg-type]
+    with pytest.raises(SessionExpired):
+        manager.refresh("s1", stale=stale)
+    assert ("r-late", "refresh_token") in provider.revoked
+    assert ("a-late", "access_token") in provider.revoked
