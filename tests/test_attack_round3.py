@@ -243,3 +243,28 @@ def test_a_refresh_that_cannot_store_its_tokens_gives_back_the_access_token_too(
         manager.refresh("s1", stale=stale)
     assert ("r-late", "refresh_token") in provider.revoked
     assert ("a-late", "access_token") in provider.revoked
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 7: a request that left the browser before a newer sign-in's cookie came "
+    "back, and reached the app after it, gets a new empty session when it writes (a flash, "
+    "the CSRF token): its Set-Cookie replaces the newer sign-in's cookie",
+)
+def test_a_request_sent_before_a_new_sign_in_does_not_replace_its_cookie(
+    app: Flask, sandbox: SandboxServer
+) -> None:
+    @app.get("/remember-visit")
+    def remember_visit() -> str:
+        session["visited"] = True  # any write: a flash, a cart, the sign-out form's token
+        return "ok"
+
+    tab = FlowClient(app, sandbox)
+    assert tab.login("/called").status_code == 302
+    old_sid = str(tab.cookie())
+    other_tab = FlowClient(app, sandbox)  # the same browser signs in again in another tab
+    other_tab.client.set_cookie("session", old_sid)
+    assert other_tab.login("/called").status_code == 302
+    late = tab.get("/remember-visit")  # sent with the old cookie, before the new one came back
+    assert late.status_code == 200
+    assert [c for c in late.headers.getlist("Set-Cookie") if c.startswith("session=")] == []
