@@ -227,13 +227,6 @@ class _Provider:
         return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 6: a refresh that cannot store its tokens gives back only the refresh "
-    "token; its new access token (24 h at Spark) is neither revoked nor deleted at the API, "
-    "which sign-out does for the same tokens (FBS does not say that revoking a refresh "
-    "token ends the access tokens issued with it)",
-)
 def test_a_refresh_that_cannot_store_its_tokens_gives_back_the_access_token_too(
     app: Flask,
 ) -> None:

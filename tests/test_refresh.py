@@ -519,7 +519,8 @@ def test_stale_write_is_refused_and_the_newer_record_wins(app: Flask) -> None:
     assert got.access_token == "a9"
     assert events == []
     assert store.load("sid-cas") == newer
-    assert provider.revoked == ["r-late"]  # the grant it could not store is given back
+    # the grant it could not store is given back: its refresh token and its access token
+    assert provider.revoked == ["r-late", "a-late"]
 
 
 def test_refresh_skipped_when_someone_else_already_refreshed(app: Flask) -> None:

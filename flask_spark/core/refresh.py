@@ -193,7 +193,7 @@ class TokenManager:
             kept = (winner.refresh_token, winner.access_token) if winner else ()
             if fresh.refresh_token and fresh.refresh_token not in kept:
                 self.revocations.revoke(self.oidc, fresh.refresh_token, "refresh_token")
-            elif fresh.access_token not in kept:
+            if fresh.access_token not in kept:
                 self.revocations.revoke(self.oidc, fresh.access_token, "access_token")
             return self._stored(sid)
         if self.on_refresh is not None:
