@@ -22,6 +22,8 @@ from flask_spark.core.api import ResoAPI, SparkAPI, StaticTokens
 from flask_spark.core.errors import UnsafeURL
 from flask_spark.core.http import pooled_session
 
+from .strategies import wire_chars, wire_text
+
 TOKEN = "the-users-token"
 
 
@@ -200,7 +202,7 @@ def url_forms(capture: Recorder, api: Recorder) -> st.SearchStrategy[str]:
             "_filter=City Eq 'Fargo'",
         ]
     )
-    noise = st.text(min_size=1, max_size=4)
+    noise = wire_text(min_size=1, max_size=4)
     crafted = st.builds(
         lambda *parts: "".join(parts),
         schemes,
@@ -284,9 +286,8 @@ def test_a_refused_next_link_is_the_apis_fault(client: SparkAPI, api: Recorder) 
 
 segment = st.from_regex(r"[A-Za-z0-9_~\-]{1,24}", fullmatch=True)
 quoted_key = segment.map(lambda key: f"Property('{key}')")
-query = st.text(
-    st.characters(codec="utf-8", exclude_characters="#\\", exclude_categories=["C", "Z"])
-    | st.just(" "),
+query = wire_text(
+    wire_chars(exclude_characters="#\\", exclude_categories=["C", "Z"]) | st.just(" "),
     max_size=40,
 )
 
