@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import settings
 from hypothesis import strategies as st
 
 
@@ -39,3 +40,9 @@ def wire_text(
 NON_ASCII = wire_chars(min_codepoint=0x80)
 #: What a header value can carry to the app: Latin-1, less DEL (werkzeug reads headers so).
 HEADER_CHARS = wire_chars(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
+
+
+def examples(n: int) -> int:
+    """``n`` examples under the default profile (100), scaled with the loaded profile's
+    ``max_examples``: a test that asks for its own count still follows ``mutation``'s 10."""
+    return max(1, n * settings.default.max_examples // 100)
