@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -150,3 +151,11 @@ def storm_with_refresh_held(
         assert gate.wait_arrivals(1, timeout=120)  # the one refresh, held at the provider
         gate.release()
         return [future.result() for future in futures]
+
+
+def node_id(value: Any) -> str:
+    """A parametrized test's id made of ``[A-Za-z0-9_.-]`` only: a node id with ``/``, spaces,
+    quotes or non-ASCII characters cannot be passed back to pytest on a command line (as
+    ``scripts/mutation`` does to run the tests of one mutant)."""
+    text = value if isinstance(value, str) else repr(value)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text) or "empty"

@@ -16,6 +16,8 @@ import redis
 
 from flask_spark.core.transactions import MAX_PENDING, LoginTransaction, TransactionStore
 
+from .helpers import node_id
+
 TTL = 600
 
 
@@ -49,6 +51,8 @@ def test_a_fresh_transaction_has_unguessable_values_and_a_pkce_verifier() -> Non
     )
     assert one.state != one.nonce
     assert abs(one.started - time.time()) < 60
+    assert (one.next_url, one.binding) == ("/dashboard", "browser-1")
+    assert one.redirect_uri == "http://localhost/spark/callback"
 
 
 def test_an_expired_transaction_is_refused_and_removed(store: TransactionStore) -> None:
@@ -66,7 +70,7 @@ def test_an_expired_transaction_is_refused_and_removed(store: TransactionStore) 
     assert store.pop("browser-1", nearly.state) == nearly
 
 
-@pytest.mark.parametrize("offered", ["", "wrong", "é", "\ud800", None, 43, ["x"]], ids=repr)
+@pytest.mark.parametrize("offered", ["", "wrong", "é", "\ud800", None, 43, ["x"]], ids=node_id)
 def test_any_other_state_gets_nothing_and_takes_nothing(
     store: TransactionStore, offered: object
 ) -> None:

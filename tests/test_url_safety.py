@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from flask_spark.core.api import ResoAPI, SparkAPI, StaticTokens
 from flask_spark.core.errors import UnsafeURL
 from flask_spark.core.http import pooled_session
-from flask_spark.core.urls import APIBase
+from flask_spark.core.urls import MAX_URL, APIBase
 
+from .helpers import node_id
 from .strategies import examples, wire_chars, wire_text
 
 TOKEN = "the-users-token"
@@ -356,6 +357,7 @@ def test_legitimate_paths_reach_the_api_under_its_base(
         "listings?_filter=City Eq 'Fargo'",
         "listings?_filter=City%20Eq%20'Fargo'&_limit=5",
     ],
+    ids=node_id,
 )
 def test_documented_paths_still_work(client: SparkAPI, api: Recorder, ref: str) -> None:
     path = client.get(ref).first()["Path"]
@@ -371,6 +373,7 @@ def test_documented_paths_still_work(client: SparkAPI, api: Recorder, ref: str) 
         "/Reso/OData/Property?$skip=1",
         "{base}/Reso/OData/Property?$skip=1&$filter=City%20eq%20'Fargo'",
     ],
+    ids=node_id,
 )
 def test_next_links_on_the_api_are_followed(client: SparkAPI, api: Recorder, link: str) -> None:
     api.next_link = link.format(base=f"http://{api.authority}")
@@ -408,7 +411,7 @@ ESCAPES = {
     "non-ASCII": "caf\u00e9",
     "space": "a b",
 }
-ESCAPE_IDS = list(ESCAPES)
+ESCAPE_IDS = [node_id(name) for name in ESCAPES]
 #: What the re-parse alone refuses: references that its parsers read outside the base path.
 LEAVES_THE_BASE = ["../admin", "a/../../admin", "..", "../../Reso/OData/Property"]
 
@@ -421,7 +424,7 @@ def _refused(send: Any, status: int) -> str:
     return refused.value.message
 
 
-@pytest.fixture(params=["path rules", "re-parse"])
+@pytest.fixture(params=["path rules", "re-parse"], ids=node_id)
 def one_layer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """One of the two layers that decide a URL, with the other one switched off.
 
@@ -464,7 +467,7 @@ def test_the_path_rules_alone_refuse_every_escape(
     assert api.seen[before:] == []
 
 
-@pytest.mark.parametrize("ref", LEAVES_THE_BASE)
+@pytest.mark.parametrize("ref", LEAVES_THE_BASE, ids=node_id)
 def test_the_reparse_alone_refuses_what_leaves_the_base(
     client: SparkAPI, api: Recorder, monkeypatch: pytest.MonkeyPatch, ref: str
 ) -> None:
@@ -513,6 +516,7 @@ def test_a_base_url_without_a_trailing_slash_gets_one(api: Recorder) -> None:
         ("http://127.0.0.1:8080/v1/", "x?a=%2F&b=@;", "http://127.0.0.1:8080/v1/x?a=%2F&b=@;"),
         ("http://127.0.0.1:8080/v1/", "x/", "http://127.0.0.1:8080/v1/x/"),
     ],
+    ids=node_id,
 )
 def test_the_same_origin_written_another_way_is_accepted(
     base: str, ref: str, expected: str
@@ -522,28 +526,49 @@ def test_the_same_origin_written_another_way_is_accepted(
     assert APIBase(base).resolve(ref) == expected
 
 
+REFUSALS = {
+    "other port": ("http://127.0.0.1:8081/v1/x", "it is not on the configured API host"),
+    "other scheme": ("https://127.0.0.1:8080/v1/x", "it is not on the configured API host"),
+    "other host name": ("http://localhost:8080/v1/x", "it is not on the configured API host"),
+    "two ports": ("http://127.0.0.1:8080:8080/v1/x", "its host part is not a plain host[:port]"),
+    "userinfo": ("http://u@127.0.0.1:8080/v1/x", "its host part is not a plain host[:port]"),
+    "other path": ("http://127.0.0.1:8080/v2/x", "its path is not under /v1/"),
+    "origin only": ("http://127.0.0.1:8080", "its path is not under /v1/"),
+    "scheme-relative": ("//127.0.0.1:8080/v1/x", "it names another host (scheme-relative)"),
+    "fragment": ("x#frag", "it holds a backslash or a fragment"),
+    "backslash": ("x\\y", "it holds a backslash or a fragment"),
+    "tab": ("x\ty", "it holds control characters or whitespace"),
+    "escape": ("a%2fb", "its path holds characters or escapes that parsers read differently"),
+    "semicolon": ("a;b", "its path holds characters or escapes that parsers read differently"),
+    "dot segment": ("a/../b", "its path has dot segments"),
+    "empty segment": ("a//b", "its path has empty segments"),
+    "too long": ("x" * (MAX_URL + 1), "it is too long"),
+    "not a string": (b"x", "it is not a string"),
+}
+
+
+def assert_refusal(base: APIBase, ref: Any, reason: str) -> None:
+    """Refused with ``reason``: status 400 for the app's path, 502 for the API's link."""
+    for link, status in ((False, 400), (True, 502)):
+        with pytest.raises(UnsafeURL) as refused:
+            base.resolve(ref, link=link)
+        assert refused.value.reason == reason
+        assert refused.value.status == status
+
+
 @pytest.mark.parametrize(
-    ("ref", "says"),
-    [
-        ("http://127.0.0.1:8081/v1/x", "not on the configured API host"),
-        ("https://127.0.0.1:8080/v1/x", "not on the configured API host"),
-        ("http://localhost:8080/v1/x", "not on the configured API host"),
-        ("http://127.0.0.1:8080:8080/v1/x", "not a plain host[:port]"),
-        ("http://u@127.0.0.1:8080/v1/x", "not a plain host[:port]"),
-        ("http://127.0.0.1:8080/v2/x", "not under /v1/"),
-        ("http://127.0.0.1:8080", "not under /v1/"),
-        ("//127.0.0.1:8080/v1/x", "scheme-relative"),
-        ("x#frag", "backslash or a fragment"),
-        ("x\\y", "backslash or a fragment"),
-        ("x\ty", "control characters"),
-    ],
+    ("ref", "reason"), list(REFUSALS.values()), ids=[node_id(name) for name in REFUSALS]
 )
-def test_another_origin_or_path_is_refused(ref: str, says: str) -> None:
-    base = APIBase("http://127.0.0.1:8080/v1/")
-    with pytest.raises(UnsafeURL) as refused:
-        base.resolve(ref)
-    assert says in refused.value.message
-    assert refused.value.status == 400
+def test_each_refusal_says_why(ref: Any, reason: str) -> None:
+    assert_refusal(APIBase("http://127.0.0.1:8080/v1/"), ref, reason)
+
+
+def test_a_base_at_the_root_checks_every_segment() -> None:
+    base = APIBase("http://127.0.0.1:8080/")
+    assert base.url == "http://127.0.0.1:8080/"
+    assert base.resolve("x") == "http://127.0.0.1:8080/x"
+    assert_refusal(base, "..", "its path has dot segments")
+    assert_refusal(base, "./x", "its path has dot segments")
 
 
 def test_a_rooted_path_is_under_the_base_and_a_rooted_link_under_the_origin() -> None:
@@ -555,31 +580,22 @@ def test_a_rooted_path_is_under_the_base_and_a_rooted_link_under_the_origin() ->
     assert refused.value.status == 502
 
 
-def test_only_strings_up_to_the_length_limit_are_resolved() -> None:
-    from flask_spark.core.urls import MAX_URL
-
-    base = APIBase("http://127.0.0.1:8080/v1/")
+def test_the_longest_reference_is_accepted() -> None:
     longest = "x" * MAX_URL
-    assert base.resolve(longest).endswith("/v1/" + longest)
-    for ref, says in ((longest + "x", "too long"), (None, "not a string"), (b"x", "not a string")):
-        with pytest.raises(UnsafeURL) as refused:
-            base.resolve(ref)  # type: ignore[arg-type]
-        assert says in refused.value.message
-        assert refused.value.status == 400
-    with pytest.raises(UnsafeURL) as refused:
-        base.resolve(None, link=True)  # type: ignore[arg-type]
-    assert refused.value.status == 502
+    assert APIBase("http://127.0.0.1:8080/v1/").resolve(longest).endswith("/v1/" + longest)
 
 
 @pytest.mark.parametrize(
-    "base",
+    ("base", "reason"),
     [
-        "http://user:secret@127.0.0.1:8080/v1/",  # requests would send the credentials
-        "http://b\u00fccher.example/v1/",  # requests sends the IDNA form, another host name
+        # requests would send the credentials
+        ("http://user:secret@127.0.0.1:8080/v1/", "it is read as another host or path"),
+        # requests sends the IDNA form, another host name
+        ("http://b\u00fccher.example/v1/", "it is read as another host or path"),
+        ("http://exa mple.example/v1/", "it cannot be parsed"),
     ],
+    ids=["userinfo", "idna", "space"],
 )
-def test_a_base_that_requests_reads_differently_sends_nothing(base: str) -> None:
+def test_a_base_that_requests_reads_differently_sends_nothing(base: str, reason: str) -> None:
     """The re-parse compares what requests will really send with the configuration."""
-    with pytest.raises(UnsafeURL) as refused:
-        APIBase(base).resolve("listings")
-    assert "read as another host or path" in refused.value.message
+    assert_refusal(APIBase(base), "listings", reason)
