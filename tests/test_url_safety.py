@@ -530,6 +530,7 @@ REFUSALS = {
     "other port": ("http://127.0.0.1:8081/v1/x", "it is not on the configured API host"),
     "other scheme": ("https://127.0.0.1:8080/v1/x", "it is not on the configured API host"),
     "other host name": ("http://localhost:8080/v1/x", "it is not on the configured API host"),
+    "look-alike host": ("http://X127.0.0.1:8080/v1/x", "it is not on the configured API host"),
     "two ports": ("http://127.0.0.1:8080:8080/v1/x", "its host part is not a plain host[:port]"),
     "userinfo": ("http://u@127.0.0.1:8080/v1/x", "its host part is not a plain host[:port]"),
     "other path": ("http://127.0.0.1:8080/v2/x", "its path is not under /v1/"),
