@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from hypothesis import settings
 
 from flask_spark import SparkAuth
 from flask_spark.sandbox import SandboxServer
@@ -17,6 +18,14 @@ from flask_spark.testing.redis_server import RedisServer
 from .helpers import FlowClient
 
 FERNET_KEY = "kTC8pYFY3W2cPHxAv8SDLw9Q4Qv0Hkq4v3b1N6dFZ8Y="  # test-only key, not a secret
+
+# Hypothesis profiles, chosen with --hypothesis-profile=NAME (the default draws fresh seeds):
+# "derandomized" replays the same examples on every run; "mutation" is the fast, repeatable
+# profile of ./scripts/mutation (a tenth of each test's examples, see tests.strategies.examples).
+settings.register_profile("derandomized", derandomize=True, database=None)
+settings.register_profile(
+    "mutation", derandomize=True, database=None, deadline=None, max_examples=10
+)
 
 
 @pytest.fixture(scope="session")

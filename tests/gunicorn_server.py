@@ -104,7 +104,7 @@ class GunicornServer:
                 except requests.RequestException:
                     pass
             time.sleep(0.05)  # readiness polling of a child process
-        output = self.log.read_text()
+        output = self.log.read_text()  # before stop() removes it
         self.stop()
         raise RuntimeError(f"gunicorn not ready in {timeout:.0f}s:\n{output}")
 

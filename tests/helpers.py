@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -157,3 +158,11 @@ def live_grants(sandbox: SandboxServer) -> int:
     state = sandbox.state
     with state.lock:
         return sum(1 for r in state.refresh_tokens.values() if not (r.revoked or r.rotated))
+
+
+def node_id(value: Any) -> str:
+    """A parametrized test's id made of ``[A-Za-z0-9_.-]`` only: a node id with ``/``, spaces,
+    quotes or non-ASCII characters cannot be passed back to pytest on a command line (as
+    ``scripts/mutation`` does to run the tests of one mutant)."""
+    text = value if isinstance(value, str) else repr(value)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text) or "empty"

