@@ -4,15 +4,15 @@ started by :mod:`flask_spark.testing`, so that every sign-in does the same thing
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, redirect, request, session, url_for
+from flask_session.base import Serializer
 from werkzeug.wrappers import Response
 
 from ..core.config import check_transport
@@ -98,30 +98,24 @@ def begin_login(state: SparkState) -> Response:
     return response
 
 
-def _param(name: str) -> str | None:
-    """A callback query parameter; None if absent; LoginError if repeated or malformed."""
+def param(name: str) -> str | None:
+    """A callback query parameter; None if absent; LoginError if repeated or not printable
+    ASCII of a sane length (fit to compare and log)."""
     values = request.args.getlist(name)
-    if len(values) > 1:
+    if len(values) > 1 or not all(
+        len(v) <= _MAX_PARAM and v.isascii() and v.isprintable() for v in values
+    ):
         raise LoginError(
-            f"The callback carried '{name}' more than once.", reason="malformed_callback"
-        )
-    if values and not well_formed(values[0]):
-        raise LoginError(
-            f"The callback's '{name}' parameter is malformed (too long or not printable ASCII).",
+            f"The callback's '{name}' parameter is repeated or malformed.",
             reason="malformed_callback",
         )
     return values[0] if values else None
 
 
-def well_formed(value: str) -> bool:
-    """A query value fit to compare and log: printable ASCII of a sane length."""
-    return len(value) <= _MAX_PARAM and value.isascii() and value.isprintable()
-
-
 def complete_login(state: SparkState) -> Response:
     """The callback: state, errors, code exchange, id_token, new session, stored tokens."""
-    txn_state = _param("state")
-    error = _param("error")
+    txn_state = param("state")
+    error = param("error")
     if not txn_state:
         raise LoginError(
             "The sign-in response has no state; please start the sign-in again.",
@@ -140,7 +134,7 @@ def complete_login(state: SparkState) -> Response:
             "a Secure cookie over plain HTTP?); please sign in again.",
             reason="state_mismatch",
         )
-    iss = _param("iss")
+    iss = param("iss")
     if iss is None and state.oidc.metadata().get("authorization_response_iss_parameter_supported"):
         raise LoginError(
             "The sign-in response lacks the issuer it promises to send (RFC 9207).",
@@ -155,10 +149,10 @@ def complete_login(state: SparkState) -> Response:
             message = "You cancelled the sign-in with Flexmls, or access was not granted."
         else:
             message = f"Flexmls could not sign you in ({error})."
-        description = _param("error_description")
+        description = param("error_description")
         message += f" {description}" if description else ""
         raise LoginError(message, reason=error if error.isidentifier() else "provider_error")
-    code = _param("code")
+    code = param("code")
     if not code:
         raise LoginError("The sign-in response has no authorization code.", reason="code_missing")
 
@@ -206,19 +200,13 @@ def start_session(
     token_response: Mapping[str, Any],
 ) -> SparkUser:
     """Sign ``session`` (the request's, or a test client's ``session_transaction()``) in as the
-    user of ``claims`` (with ``sub``) with the token endpoint's answer ``token_response``.
-
-    In order: a new session id (the old session deleted, the grant it held revoked), the
-    encrypted token record, the user and provider-session index, the session data, and the
-    ``logged_in`` signal. All or nothing: claims the session store cannot keep raise
-    :class:`~flask_spark.core.errors.LoginError` before anything is written, and a failure
-    while writing removes what was written.
-    """
+    user of ``claims`` with the token endpoint's answer ``token_response``. All or nothing:
+    unstorable claims are refused before anything is written, a failure removes what was."""
     now = time.time()
     lifetime = state.config.session_lifetime
     kept = _storable(
         {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS},
-        state.session_interface.serializer.encode,
+        state.session_interface.serializer,
     )
     sub = str(claims["sub"])
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
@@ -230,8 +218,7 @@ def start_session(
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
         if replaced is not None:
             revoke_tokens(state, replaced, revoke_access=True)
-    # A new session id (ASVS 7.2.4): the old server-side session is deleted, the app's own
-    # data is carried over.
+    # A new session id (ASVS 7.2.4), carrying the app's own data.
     state.session_interface.regenerate(session)
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = TokenSet(
@@ -265,45 +252,27 @@ def start_session(
     return user
 
 
-def _storable(claims: dict[str, Any], encode: Callable[[Any], bytes]) -> dict[str, Any]:
-    """``claims`` once checked to be plain JSON that the session store keeps unchanged in at
-    most :data:`MAX_BYTES`: refused before anything is written, not when the session is saved."""
-    why = _unstorable(claims)
-    if why is None:
-        try:
-            size = len(encode(claims))
-        except (TypeError, ValueError, RecursionError):
-            why = "values the session store cannot serialise"
-        else:
-            why = f"{size} bytes, more than {MAX_BYTES}" if size > MAX_BYTES else None
-    if why is not None:
+def _storable(claims: dict[str, Any], serializer: Serializer) -> dict[str, Any]:
+    """``claims`` if they read back unchanged from the session store in at most
+    :data:`MAX_BYTES` and :data:`MAX_DEPTH` levels; else LoginError before anything is written."""
+    try:
+        data = serializer.encode(claims)
+        ok = not _too_deep(claims) and len(data) <= MAX_BYTES and serializer.decode(data) == claims
+    except Exception:  # a value the serializer refuses (a 65-bit integer...)
+        ok = False
+    if not ok:
         raise LoginError(
-            f"The sign-in returned user details this app cannot store ({why}); nothing was "
-            "saved. Please contact the site's administrator.",
+            f"The sign-in returned user details this app cannot store (over {MAX_BYTES} bytes, "
+            f"over {MAX_DEPTH} levels deep, or values that do not read back unchanged); nothing "
+            "was saved. Please contact the site's administrator.",
             reason="claims_unstorable",
         )
     return claims
 
 
-def _unstorable(value: Any) -> str | None:
-    """Why JSON cannot keep ``value`` unchanged, or None (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return f"nested deeper than {MAX_DEPTH} levels"
-        if isinstance(item, dict):
-            if not all(isinstance(key, str) for key in item):
-                return "a key that is not text"
-            stack.extend((child, depth + 1) for child in [*item, *item.values()])
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str) and item.encode("utf-8", "replace").decode() != item:
-            return "text that is not valid Unicode"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "a number that is not finite"
-        elif isinstance(item, int) and not -(2**63) <= item < 2**63:
-            return "an integer wider than 64 bits"
-        elif not isinstance(item, str | int | float | type(None)):
-            return f"a value of type {type(item).__name__}"
-    return None
+def _too_deep(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (recursing at most that far)."""
+    if depth > MAX_DEPTH:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return isinstance(value, dict | list) and any(_too_deep(c, depth + 1) for c in children)

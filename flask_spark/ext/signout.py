@@ -1,7 +1,7 @@
 """Signing out in every form: sign-out and disconnect, single logout, the Spark Store's logout
 call, provider-initiated logout and "sign out everywhere". The local session ends first (gone
-even when the provider hangs), then the access token is deleted at the Spark API (before the
-refresh token is revoked, which would make the API refuse the call) and the tokens revoked.
+even when the provider hangs), then the access token is deleted at the Spark API (a revoked
+refresh token would make it refuse the call) and the tokens are revoked.
 """
 
 from __future__ import annotations
@@ -45,8 +45,18 @@ _MAX_LOGOUT_TOKEN = 16384
 
 
 def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -> bool:
-    """Delete the access token at the API, then revoke at the provider; True if all confirmed."""
-    confirmed = _delete_at_api(state, tokens.access_token)
+    """Delete the access token at the Spark API (404 or 1020, expired: already gone), then
+    revoke at the provider; True when all confirmed."""
+    confirmed = True
+    if state.config.delete_token_at_api:
+        token = tokens.access_token
+        try:
+            state.api_with(StaticTokens(token)).delete(f"oauth2/token/{quote(token, safe='')}")
+        except (ResourceNotFound, TokenExpired):
+            pass
+        except SparkError as exc:
+            log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
+            confirmed = False
     queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
     revocations = [(tokens.access_token, "access_token")] if revoke_access else []
     if tokens.refresh_token:
@@ -56,33 +66,14 @@ def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -
     return confirmed
 
 
-def _delete_at_api(state: SparkState, access_token: str) -> bool:
-    """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed.
-    404 and 1020 (expired) mean there is nothing left to delete."""
-    if not state.config.delete_token_at_api:
-        return True
-    try:
-        api = state.api_with(StaticTokens(access_token))
-        api.delete(f"oauth2/token/{quote(access_token, safe='')}")
-    except (ResourceNotFound, TokenExpired):
-        return True
-    except SparkError as exc:
-        log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
-        return False
-    return True
-
-
 def end_session(state: SparkState, *, revoke_access: bool) -> bool:
     """End this browser's session, then revoke its tokens; True when the provider confirmed."""
     found = session.get(SESSION_KEY)
     data: dict[str, Any] = found if isinstance(found, dict) else {}
-    sub, claims = data.get("sub"), data.get("claims")
-    user = (
-        SparkUser(claims if isinstance(claims, dict) else {"sub": sub}) if sub else AnonymousUser()
-    )
+    user = SparkUser(data["claims"]) if data else AnonymousUser()
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = state.tokens.load(sid)
-    state.registry.destroy(sid, sub, data.get("psid"))
+    state.registry.destroy(sid, data.get("sub"), data.get("psid"))
     state.session_interface.regenerate(session)  # without flask-spark's keys, the app's kept
     confirmed = True
     if tokens is not None:

@@ -35,13 +35,6 @@ def _fail(
     return error_response(status, title, message, code=reason)
 
 
-def _single_param(name: str) -> str | None:
-    """A query parameter given exactly once, printable and short; else None."""
-    values = request.args.getlist(name)
-    ok = len(values) == 1 and values[0] and signin.well_formed(values[0])
-    return values[0] if ok else None
-
-
 def create_blueprint() -> Blueprint:
     """The ``spark`` blueprint (mounted at ``SPARK_URL_PREFIX``)."""
     bp = Blueprint("spark", __name__, template_folder="templates")
@@ -139,8 +132,11 @@ def create_blueprint() -> Blueprint:
         found by the provider's ``iss`` and ``sid``, never by the cookie (a cookie-authenticated
         GET that signs out would let any page log the user out)."""
         state = current_state()
-        provider_sid = _single_param("sid")
-        if not provider_sid or not same_secret(state.config.issuer, _single_param("iss")):
+        try:
+            provider_sid, iss = signin.param("sid"), signin.param("iss")
+        except LoginError:
+            provider_sid = iss = None
+        if not provider_sid or not same_secret(state.config.issuer, iss):
             log.info("Front-channel logout refused: iss missing or unknown, or sid missing.")
             return error_response(
                 400,
