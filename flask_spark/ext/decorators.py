@@ -11,9 +11,6 @@ from flask import after_this_request, current_app, request, session
 from .context import is_logged_in
 from .responses import no_store, store_unavailable
 
-#: Methods that pass without a sign-in, as in Flask-Login: a CORS preflight carries no cookie.
-EXEMPT_METHODS = frozenset({"OPTIONS"})
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -37,13 +34,12 @@ def spark_login_required(func: F | None = None) -> F | Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if request.method in EXEMPT_METHODS:
-                return current_app.ensure_sync(view)(*args, **kwargs)
-            if getattr(session, "store_unavailable", False):
-                return store_unavailable()
-            if not is_logged_in():
-                return current_app.extensions["spark"].unauthorized()
-            after_this_request(no_store)
+            if request.method != "OPTIONS":  # as in Flask-Login: a CORS preflight has no cookie
+                if getattr(session, "store_unavailable", False):
+                    return store_unavailable()
+                if not is_logged_in():
+                    return current_app.extensions["spark"].unauthorized()
+                after_this_request(no_store)
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -54,14 +54,10 @@ def not_framed(response: Response) -> Response:
 def handle_spark_error(exc: SparkError) -> Response:
     """The answer to an error raised by flask-spark's own code: a clear 4xx or 5xx page/JSON."""
     if isinstance(exc, LoginRequired):
-        ext = current_app.extensions["spark"]
-        return ext.unauthorized()  # type: ignore[no-any-return]
+        return current_app.extensions["spark"].unauthorized()  # type: ignore[no-any-return]
     status = exc.status if 400 <= exc.status <= 599 else 500
-    if (
-        isinstance(exc, SparkAPIError | ProviderError)
-        and status >= 500
-        and status not in (503, 504)
-    ):
+    upstream = isinstance(exc, SparkAPIError | ProviderError)
+    if upstream and status >= 500 and status not in (503, 504):
         status = 502  # the API's or the provider's 5xx: a bad gateway here, not this app's 500
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
@@ -74,8 +70,10 @@ def handle_spark_error(exc: SparkError) -> Response:
     )
 
 
-def store_unavailable() -> Response:
-    """503: the session store cannot be reached (nobody is signed out by it)."""
+def store_unavailable(exc: Exception | None = None) -> Response:
+    """503: the session store cannot be reached, before or (``exc``) during a request."""
+    if exc is not None:
+        log.error("Session store unavailable during a request: %s", type(exc).__name__)
     return error_response(
         503,
         "Session store unavailable",
@@ -83,9 +81,3 @@ def store_unavailable() -> Response:
         "again in a moment.",
         code="session_store_unavailable",
     )
-
-
-def handle_store_down(exc: Exception) -> Response:
-    """Redis went away while one of flask-spark's own views was using it."""
-    log.error("Session store unavailable during a request: %s", type(exc).__name__)
-    return store_unavailable()

@@ -11,7 +11,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, redirect, request, session
 from flask_session.base import Serializer
 from werkzeug.wrappers import Response
 
@@ -25,7 +25,7 @@ from ..core.user import SparkUser
 from . import signals
 from .context import current_state, is_logged_in
 from .session_interface import SESSION_KEY, drop_spark_keys
-from .signout import revoke_tokens
+from .signout import callback_uri, revoke_tokens
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
@@ -56,12 +56,12 @@ def safe_next(value: str | None) -> str | None:
     return None if parts.scheme or parts.netloc else value
 
 
-def _binding_cookie() -> tuple[str, str, bool]:
-    """The binding cookie's name, path and Secure flag for this app."""
+def _binding_cookie() -> tuple[str, dict[str, Any]]:
+    """The binding cookie's name and its ``path`` and ``secure`` for this app."""
     if current_app.session_interface.get_cookie_secure(current_app):
-        return "__Host-" + BINDING_COOKIE, "/", True
+        return "__Host-" + BINDING_COOKIE, {"path": "/", "secure": True}
     # Plain HTTP (debug on loopback): sent back to our routes only, mounted under a prefix too.
-    return BINDING_COOKIE, request.script_root + current_state().config.url_prefix, False
+    return BINDING_COOKIE, {"path": request.script_root + current_state().config.url_prefix}
 
 
 def _binding() -> str | None:
@@ -76,7 +76,7 @@ def begin_login(state: SparkState) -> Response:
     # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
     next_path = safe_next(request.args.get("next"))
     next_url = request.script_root + next_path if next_path else state.config.login_default_next
-    redirect_uri = state.config.redirect_uri or url_for("spark.callback", _external=True)
+    redirect_uri = callback_uri(state)
     check_transport(
         redirect_uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https
     )
@@ -85,16 +85,9 @@ def begin_login(state: SparkState) -> Response:
     url = state.oidc.authorization_url(txn)
     state.transactions.save(txn)
     response = redirect(url)
-    name, path, secure = _binding_cookie()
-    response.set_cookie(
-        name,
-        binding,
-        max_age=state.config.transaction_ttl,
-        path=path,
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    name, where = _binding_cookie()
+    ttl = state.config.transaction_ttl
+    response.set_cookie(name, binding, max_age=ttl, httponly=True, samesite="Lax", **where)
     return response
 
 
@@ -124,8 +117,7 @@ def complete_login(state: SparkState) -> Response:
     binding = _binding()
     txn = state.transactions.pop(binding, txn_state) if binding else None
     if txn is None and is_logged_in():
-        # A reload of (or Back onto) a used callback: nothing about the session changes.
-        log.info("Unknown or used sign-in response while signed in: to the landing page.")
+        log.info("Used or unknown sign-in response (a reload?) while signed in: no change.")
         return redirect(state.config.login_default_next)
     if txn is None:
         raise LoginError(
@@ -159,8 +151,7 @@ def complete_login(state: SparkState) -> Response:
     response = state.oidc.exchange_code(code, txn)
     try:
         _sign_in(state, txn.nonce, response)
-    except Exception:
-        # Give back the grant of a refused sign-in, at the provider only (it calls no API).
+    except Exception:  # give the refused sign-in's grant back, at the provider only (no API)
         queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
         if isinstance(response.get("refresh_token"), str):
             queue.revoke(state.oidc, response["refresh_token"], "refresh_token")

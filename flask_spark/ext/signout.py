@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -98,19 +97,19 @@ def after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
     )
 
 
+def callback_uri(state: SparkState) -> str:
+    """The redirect URI: ``SPARK_REDIRECT_URI``, else this app's callback URL."""
+    return state.config.redirect_uri or url_for("spark.callback", _external=True)
+
+
 def to_single_logout(state: SparkState) -> BaseResponse:
     """Redirect to the provider's single logout with a fresh ``state`` kept in the session.
     It returns to the redirect URI (Spark: it "must match the redirect_uri for the client_id")
     unless configured, and the callback recognises the return by that state."""
     logout_state = secrets.token_urlsafe(32)
-    cfg = state.config
-    uri = (
-        cfg.post_logout_redirect_uri
-        or cfg.redirect_uri
-        or url_for("spark.callback", _external=True)
-    )
+    uri = state.config.post_logout_redirect_uri or callback_uri(state)
     try:
-        check_transport(uri, "The post-logout redirect URI", cfg.require_https)
+        check_transport(uri, "The post-logout redirect URI", state.config.require_https)
         url = state.oidc.logout_url(uri, logout_state)
     except (ProviderError, SparkConfigError) as exc:
         log.warning("Single logout unavailable: %s", exc.message)
@@ -120,13 +119,10 @@ def to_single_logout(state: SparkState) -> BaseResponse:
 
 
 def store_logout(state: SparkState) -> BaseResponse:
-    """The Spark Store "Single Logout URI": sign out only on proof that Spark's sign-out sent
-    the browser here, else ask (on a page that cannot be framed).
-
-    Spark does not publish how it calls the URI, signs no parameter, and any site can make a
-    cookie-carrying GET. Proof is the browser's ``Origin`` (else ``Referer``) being one of
-    ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark refusing the session's token even after a refresh.
-    """
+    """The Spark Store "Single Logout URI": Spark signs nothing and any site can send a GET
+    with the cookie, so sign out only on proof (``Origin``, else ``Referer``, one of
+    ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark refusing the session's token even after a
+    refresh), else ask on a page that cannot be framed."""
     config = state.config
     if not isinstance(session.get(SESSION_KEY), dict):
         return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
@@ -193,21 +189,20 @@ def logout_token_claims(state: SparkState) -> dict[str, Any]:
     if not token or len(token) > _MAX_LOGOUT_TOKEN:
         raise IdTokenError("A logout_token form field is required.")
     claims = state.oidc.validate_logout_token(token)
-    # It would be accepted until its exp, at most LOGOUT_TOKEN_MAX_AGE from its iat, + skew.
-    until = min(claims["iat"] + LOGOUT_TOKEN_MAX_AGE, claims.get("exp", math.inf))
-    ttl = math.ceil(until + state.config.clock_skew - time.time()) + 1
+    # Accepted at most LOGOUT_TOKEN_MAX_AGE after its iat, which may be ``skew`` ahead, + skew.
+    ttl = math.ceil(LOGOUT_TOKEN_MAX_AGE) + 2 * state.config.clock_skew + 1
     if not state.registry.first_use_of_logout_token(claims["jti"], ttl):
         raise IdTokenError("The logout_token was already used.")
     return claims
 
 
 def announce_ended(state: SparkState, subs: list[str], reason: str) -> None:
-    """``logged_out`` once per user whose sessions a provider-initiated logout ended."""
+    """``logged_out`` once per user whose sessions a logout (``reason``) ended."""
     for sub in sorted(set(subs) - {""}):
         signals.logged_out.send(
             state.app, user=SparkUser({"sub": sub}), reason=reason, sessions=subs.count(sub)
         )
-    log.info("Provider-initiated (%s) logout ended %d session(s).", reason, len(subs))
+    log.info("Logout (%s) ended %d session(s).", reason, len(subs))
 
 
 def end_user_sessions(state: SparkState, sub: str) -> int:
@@ -219,8 +214,5 @@ def end_user_sessions(state: SparkState, sub: str) -> int:
         ended += state.registry.destroy(sid, sub)
         if tokens is not None:
             revoke_tokens(state, tokens, revoke_access=True)
-    if ended:
-        signals.logged_out.send(
-            state.app, user=SparkUser({"sub": sub}), reason="everywhere", sessions=ended
-        )
+    announce_ended(state, [sub] * ended, "everywhere")
     return ended

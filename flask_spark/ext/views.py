@@ -13,7 +13,7 @@ from ..core.redis_client import REDIS_DOWN
 from ..core.transactions import same_secret
 from . import signals, signin, signout
 from .context import csrf_field_name, csrf_valid, current_state
-from .responses import error_response, handle_store_down, store_unavailable
+from .responses import error_response, store_unavailable
 from .session_interface import LOGOUT_STATE_KEY
 
 log = logging.getLogger("flask_spark")
@@ -21,7 +21,6 @@ log = logging.getLogger("flask_spark")
 
 def _no_store(response: BaseResponse) -> BaseResponse:
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
@@ -39,7 +38,7 @@ def create_blueprint() -> Blueprint:
     """The ``spark`` blueprint (mounted at ``SPARK_URL_PREFIX``)."""
     bp = Blueprint("spark", __name__, template_folder="templates")
     for exc in REDIS_DOWN:  # only this blueprint's views: the app's own Redis errors stay its own
-        bp.register_error_handler(exc, handle_store_down)
+        bp.register_error_handler(exc, store_unavailable)
 
     # Every answer of this blueprint, including those of error handlers (the app's 500 page,
     # the store-down 503 below), is uncacheable and sends no Referer: the callback's URL holds
