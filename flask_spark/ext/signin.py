@@ -9,7 +9,6 @@ import secrets
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import current_app, redirect, request, session
 from flask_session.base import Serializer
@@ -47,13 +46,12 @@ MAX_BYTES = 32 * 1024
 
 
 def safe_next(value: str | None) -> str | None:
-    """``value`` if it is a same-site relative path, else None (no open redirects)."""
+    """``value`` if it is a same-site path (``/``, not ``//``: no scheme or host), else None."""
     if not value or len(value) > _MAX_PARAM or not value.startswith("/"):
         return None
     if "\\" in value or value.startswith("//") or any(ord(c) < 0x21 or c == "\x7f" for c in value):
         return None
-    parts = urlsplit(value)
-    return None if parts.scheme or parts.netloc else value
+    return value
 
 
 def _binding_cookie() -> tuple[str, dict[str, Any]]:

@@ -1,8 +1,6 @@
-"""Signing out in every form: sign-out and disconnect, single logout, the Spark Store's logout
-call, provider-initiated logout and "sign out everywhere". The local session ends first (gone
-even when the provider hangs), then the access token is deleted at the Spark API (a revoked
-refresh token would make it refuse the call) and the tokens are revoked.
-"""
+"""Signing out in every form: sign-out, disconnect, single logout, the Spark Store's logout call,
+provider-initiated logout and "sign out everywhere". The local session ends first (even when the
+provider hangs), then the grant: the access token deleted at the API, then the tokens revoked."""
 
 from __future__ import annotations
 
@@ -103,9 +101,8 @@ def callback_uri(state: SparkState) -> str:
 
 
 def to_single_logout(state: SparkState) -> BaseResponse:
-    """Redirect to the provider's single logout with a fresh ``state`` kept in the session.
-    It returns to the redirect URI (Spark: it "must match the redirect_uri for the client_id")
-    unless configured, and the callback recognises the return by that state."""
+    """Redirect to the provider's single logout with a fresh ``state`` kept in the session; it
+    returns to the redirect URI (Spark requires it), where the callback knows it by that state."""
     logout_state = secrets.token_urlsafe(32)
     uri = state.config.post_logout_redirect_uri or callback_uri(state)
     try:
@@ -118,7 +115,7 @@ def to_single_logout(state: SparkState) -> BaseResponse:
     return redirect(url)
 
 
-def store_logout(state: SparkState) -> BaseResponse:
+def store_logout(state: SparkState) -> BaseResponse | str:
     """The Spark Store "Single Logout URI": Spark signs nothing and any site can send a GET
     with the cookie, so sign out only on proof (``Origin``, else ``Referer``, one of
     ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark refusing the session's token even after a
@@ -157,25 +154,19 @@ def _refused_by_spark(state: SparkState) -> bool:
     return False
 
 
-def _frameable(title: str, message: str) -> Response:
+def _frameable(title: str, message: str) -> str:
     """A small answer that Spark's page may show in an iframe."""
-    body = render_template(
-        "spark/error.html", status=200, title=title, message=message, code="store_logout"
-    )
-    return Response(body, mimetype="text/html")
+    return render_template("spark/error.html", title=title, message=message, code="store_logout")
 
 
 def returning_from_logout() -> bool:
-    """Whether this callback hit is single logout coming back (carrying the ``state`` the
-    sign-out kept, or no state, code or error at all), not a sign-in response."""
+    """Whether this callback hit is single logout coming back (with the ``state`` the sign-out
+    kept, or with no state, code or error), not a sign-in response (its checks then apply)."""
     expected = session.get(LOGOUT_STATE_KEY)
-    if not isinstance(expected, str):
-        return False
     given = request.args.get("state")
-    if given:
-        if not same_secret(expected, given):
-            return False  # another response (a new sign-in's): the usual checks apply
-    elif request.args.get("code") or request.args.get("error"):
+    if given and not same_secret(expected, given):
+        return False
+    if not expected or (not given and (request.args.get("code") or request.args.get("error"))):
         return False
     session.pop(LOGOUT_STATE_KEY, None)
     log.info("Single logout returned%s.", "" if given else " without its state")
