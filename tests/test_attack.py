@@ -31,7 +31,8 @@ FUZZ = settings(
 #: What a cross-site form or a script can put in a token field: any text, non-ASCII included.
 OFFERED = st.one_of(
     st.text(min_size=1, max_size=60),
-    st.text(st.characters(min_codepoint=0x80), min_size=1, max_size=60),
+    # no lone surrogates: no browser can send one (the test client cannot encode it)
+    st.text(st.characters(min_codepoint=0x80, exclude_categories=["Cs"]), min_size=1, max_size=60),
 )
 
 

@@ -1,5 +1,4 @@
-"""Error pages and JSON errors in one shape, chosen by what the client accepts, the answers to
-flask-spark's own errors, and the headers that keep its pages out of caches and frames."""
+"""Error pages or JSON (as the client accepts); headers keeping pages out of caches and frames."""
 
 from __future__ import annotations
 
@@ -43,8 +42,7 @@ def no_store(response: Response) -> Response:
 
 
 def not_framed(response: Response) -> Response:
-    """A page no other site may frame (clickjacking) and no browser may sniff as another type
-    (headers the app already set are kept)."""
+    """No framing by other sites (clickjacking), no type sniffing; the app's own headers kept."""
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -77,7 +75,6 @@ def store_unavailable(exc: Exception | None = None) -> Response:
     return error_response(
         503,
         "Session store unavailable",
-        "We cannot reach our session store right now. Your sign-in is kept; please try "
-        "again in a moment.",
+        "We cannot reach our session store right now. Your sign-in is kept; try again soon.",
         code="session_store_unavailable",
     )

@@ -1,5 +1,4 @@
-"""Signing in: the start at the provider, the callback's checks, and the new session (also
-started by :mod:`flask_spark.testing`, so that every sign-in does the same things)."""
+"""Signing in: the start, the callback's checks, the new session (:mod:`.testing`'s too)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from flask import current_app, redirect, request, session
-from flask_session.base import Serializer
 from werkzeug.wrappers import Response
 
 from ..core.config import check_transport
@@ -30,15 +28,12 @@ from .state import SparkState
 log = logging.getLogger("flask_spark")
 
 _MAX_PARAM = 2048
-#: The cookie that binds a browser to the sign-ins it started (a random value, not a session).
-#: Over HTTPS it is ``__Host-`` prefixed (Secure, Path=/, no Domain): a sibling subdomain
-#: cannot plant a value of its own in it to bind a victim to the attacker's sign-in.
+#: The cookie binding a browser to the sign-ins it started; ``__Host-`` over HTTPS (Secure, no
+#: Domain): a sibling subdomain cannot plant one to bind a victim to the attacker's sign-in.
 BINDING_COOKIE = "spark_signin"
 _BINDING = re.compile(r"[A-Za-z0-9_-]{43}")
 #: Claims that describe the token, not the user: not kept in the session.
-TECHNICAL_CLAIMS = frozenset(
-    {"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"}
-)
+TECHNICAL_CLAIMS = {"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"}
 #: Nesting of kept claim values at most (``address`` is two deep; ``groups`` lists one).
 MAX_DEPTH = 16
 #: Size of the kept claims, serialised, at most (bytes): they are read on every request.
@@ -69,8 +64,7 @@ def _binding() -> str | None:
 
 
 def begin_login(state: SparkState) -> Response:
-    """Remember a new sign-in and send the browser to the provider's authorize URL; no session
-    for a visitor who is only signing in: a short-lived cookie binds the browser to it."""
+    """Remember a new sign-in, bound to the browser by a cookie (no session), and redirect."""
     # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
     next_path = safe_next(request.args.get("next"))
     next_url = request.script_root + next_path if next_path else state.config.login_default_next
@@ -90,15 +84,13 @@ def begin_login(state: SparkState) -> Response:
 
 
 def param(name: str) -> str | None:
-    """A callback query parameter; None if absent; LoginError if repeated or not printable
-    ASCII of a sane length (fit to compare and log)."""
+    """A query parameter or None; LoginError if repeated or not short printable ASCII."""
     values = request.args.getlist(name)
     if len(values) > 1 or not all(
         len(v) <= _MAX_PARAM and v.isascii() and v.isprintable() for v in values
     ):
         raise LoginError(
-            f"The callback's '{name}' parameter is repeated or malformed.",
-            reason="malformed_callback",
+            f"The '{name}' parameter is repeated or malformed.", reason="malformed_callback"
         )
     return values[0] if values else None
 
@@ -109,8 +101,7 @@ def complete_login(state: SparkState) -> Response:
     error = param("error")
     if not txn_state:
         raise LoginError(
-            "The sign-in response has no state; please start the sign-in again.",
-            reason="state_missing",
+            "The sign-in response has no state; please sign in again.", reason="state_missing"
         )
     binding = _binding()
     txn = state.transactions.pop(binding, txn_state) if binding else None
@@ -119,26 +110,23 @@ def complete_login(state: SparkState) -> Response:
         return redirect(state.config.login_default_next)
     if txn is None:
         raise LoginError(
-            "This sign-in response is unknown, expired, already used or was started in another "
-            "browser (or this browser did not send its sign-in cookie back: cookies blocked, or "
-            "a Secure cookie over plain HTTP?); please sign in again.",
+            "This sign-in response is unknown, expired, already used or from another browser (or "
+            "its cookie did not come back: blocked, or Secure over HTTP?); please sign in again.",
             reason="state_mismatch",
         )
     iss = param("iss")
     if iss is None and state.oidc.metadata().get("authorization_response_iss_parameter_supported"):
         raise LoginError(
-            "The sign-in response lacks the issuer it promises to send (RFC 9207).",
-            reason="issuer_missing",
+            "The sign-in response lacks the issuer it promises (RFC 9207).", reason="issuer_missing"
         )
     if iss is not None and iss != state.config.issuer:
         raise LoginError(
             "The sign-in response came from an unexpected issuer.", reason="issuer_mismatch"
         )
     if error:
+        message = f"Flexmls could not sign you in ({error})."
         if error == "access_denied":
             message = "You cancelled the sign-in with Flexmls, or access was not granted."
-        else:
-            message = f"Flexmls could not sign you in ({error})."
         description = param("error_description")
         message += f" {description}" if description else ""
         raise LoginError(message, reason=error if error.isidentifier() else "provider_error")
@@ -174,9 +162,8 @@ def _sign_in(state: SparkState, nonce: str, response: dict[str, Any]) -> None:
     missing = [n for n in state.config.required_claims if claims.get(n) in (None, "", [])]
     if missing:
         raise LoginError(
-            f"Flexmls did not share {', '.join(missing)} about you, which this app needs to "
-            "sign you in. Ask the app's owner to check the requested scopes "
-            "(SPARK_SCOPE) and SPARK_REQUIRED_CLAIMS.",
+            f"Flexmls did not share {', '.join(missing)} about you, which this app needs. Ask "
+            "its owner to check the requested scopes (SPARK_SCOPE) and SPARK_REQUIRED_CLAIMS.",
             reason="claims_missing",
         )
     start_session(state, session, claims, response)
@@ -188,15 +175,24 @@ def start_session(
     claims: Mapping[str, Any],
     token_response: Mapping[str, Any],
 ) -> SparkUser:
-    """Sign ``session`` (the request's, or a test client's ``session_transaction()``) in as the
-    user of ``claims`` with the token endpoint's answer ``token_response``. All or nothing:
-    unstorable claims are refused before anything is written, a failure removes what was."""
+    """Sign ``session`` (the request's, or a test client's) in as the user of ``claims`` with
+    the token endpoint's answer: all or nothing (a failure removes what was written)."""
     now = time.time()
     lifetime = state.config.session_lifetime
-    kept = _storable(
-        {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS},
-        state.session_interface.serializer,
-    )
+    kept = {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}
+    serializer = state.session_interface.serializer
+    try:  # kept only if they read back unchanged from the session store, before any write
+        data = serializer.encode(kept)
+        ok = not _too_deep(kept) and len(data) <= MAX_BYTES and serializer.decode(data) == kept
+    except Exception:  # a value the serializer refuses (a 65-bit integer...)
+        ok = False
+    if not ok:
+        raise LoginError(
+            f"The sign-in returned user details this app cannot store (over {MAX_BYTES} bytes, "
+            f"over {MAX_DEPTH} levels deep, or values that do not read back unchanged); nothing "
+            "was saved. Please contact the site's administrator.",
+            reason="claims_unstorable",
+        )
     sub = str(claims["sub"])
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
 
@@ -207,8 +203,7 @@ def start_session(
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
         if replaced is not None:
             revoke_tokens(state, replaced, revoke_access=True)
-    # A new session id (ASVS 7.2.4), carrying the app's own data.
-    state.session_interface.regenerate(session)
+    state.session_interface.regenerate(session)  # a new id (ASVS 7.2.4), the app's data kept
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = TokenSet(
         access_token=token_response["access_token"],
@@ -239,24 +234,6 @@ def start_session(
         raise
     log.info("Signed in %s", sub)
     return user
-
-
-def _storable(claims: dict[str, Any], serializer: Serializer) -> dict[str, Any]:
-    """``claims`` if they read back unchanged from the session store in at most
-    :data:`MAX_BYTES` and :data:`MAX_DEPTH` levels; else LoginError before anything is written."""
-    try:
-        data = serializer.encode(claims)
-        ok = not _too_deep(claims) and len(data) <= MAX_BYTES and serializer.decode(data) == claims
-    except Exception:  # a value the serializer refuses (a 65-bit integer...)
-        ok = False
-    if not ok:
-        raise LoginError(
-            f"The sign-in returned user details this app cannot store (over {MAX_BYTES} bytes, "
-            f"over {MAX_DEPTH} levels deep, or values that do not read back unchanged); nothing "
-            "was saved. Please contact the site's administrator.",
-            reason="claims_unstorable",
-        )
-    return claims
 
 
 def _too_deep(value: Any, depth: int = 0) -> bool:

@@ -1,6 +1,5 @@
-"""Signing out in every form: sign-out, disconnect, single logout, the Spark Store's logout call,
-provider-initiated logout and "sign out everywhere". The local session ends first (even when the
-provider hangs), then the grant: the access token deleted at the API, then the tokens revoked."""
+"""Signing out in every form. The local session ends first (even when the provider hangs), then
+the grant: the access token is deleted at the Spark API, then the tokens are revoked."""
 
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ from ..core.tokens import TokenSet
 from ..core.transactions import same_secret
 from ..core.user import AnonymousUser, SparkUser
 from . import signals
-from .context import csrf_field_name, csrf_token
+from .context import csrf_field_name, csrf_token, current_state
 from .responses import error_response, not_framed
 from .session_interface import LOGOUT_STATE_KEY, SESSION_KEY
 from .state import SparkState
@@ -101,8 +100,7 @@ def callback_uri(state: SparkState) -> str:
 
 
 def to_single_logout(state: SparkState) -> BaseResponse:
-    """Redirect to the provider's single logout with a fresh ``state`` kept in the session; it
-    returns to the redirect URI (Spark requires it), where the callback knows it by that state."""
+    """Redirect to the provider's single logout with a fresh ``state`` kept in the session."""
     logout_state = secrets.token_urlsafe(32)
     uri = state.config.post_logout_redirect_uri or callback_uri(state)
     try:
@@ -115,11 +113,11 @@ def to_single_logout(state: SparkState) -> BaseResponse:
     return redirect(url)
 
 
-def store_logout(state: SparkState) -> BaseResponse | str:
-    """The Spark Store "Single Logout URI": Spark signs nothing and any site can send a GET
-    with the cookie, so sign out only on proof (``Origin``, else ``Referer``, one of
-    ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark refusing the session's token even after a
-    refresh), else ask on a page that cannot be framed."""
+def store_logout() -> BaseResponse | str:
+    """The Spark Store "Single Logout URI": any site can send a GET with the cookie, so sign out
+    on proof only (``Origin``, else ``Referer``, in ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark
+    refusing the session's token even after a refresh); else ask, on a page not framed."""
+    state = current_state()
     config = state.config
     if not isinstance(session.get(SESSION_KEY), dict):
         return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
@@ -174,8 +172,7 @@ def returning_from_logout() -> bool:
 
 
 def logout_token_claims(state: SparkState) -> dict[str, Any]:
-    """The claims of the posted back-channel ``logout_token``; IdTokenError if refused.
-    Its ``jti`` is remembered while the token would be accepted: no replay."""
+    """The posted ``logout_token``'s claims, its ``jti`` kept (no replay); else IdTokenError."""
     token = request.form.get("logout_token", "")
     if not token or len(token) > _MAX_LOGOUT_TOKEN:
         raise IdTokenError("A logout_token form field is required.")
@@ -197,8 +194,7 @@ def announce_ended(state: SparkState, subs: list[str], reason: str) -> None:
 
 
 def end_user_sessions(state: SparkState, sub: str) -> int:
-    """End every session of user ``sub`` and revoke their grants; how many were alive.
-    ``logged_out`` is sent once (reason ``"everywhere"``) when any were."""
+    """End every session of user ``sub`` and revoke their grants; how many were alive."""
     ended = 0
     for sid in sorted(state.registry.sessions_of(sub=sub)):
         tokens = state.tokens.load(sid)

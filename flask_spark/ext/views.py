@@ -20,8 +20,7 @@ log = logging.getLogger("flask_spark")
 
 
 def _no_store(response: BaseResponse) -> BaseResponse:
-    """Every answer of the blueprint, error handlers' too, is uncacheable and sends no Referer:
-    the callback's URL holds the authorization code and state, not to be passed on."""
+    """No caching, no Referer (the callback's URL holds the code and state), error pages too."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
@@ -108,10 +107,7 @@ def create_blueprint() -> Blueprint:
             return error_response(400, title, message, code="logout_state_mismatch")
         return redirect(current_state().config.logout_redirect)
 
-    @bp.route("/store-logout", methods=["GET", "POST"])
-    def store_logout() -> Any:
-        """The Spark Store "Single Logout URI" (see :func:`.signout.store_logout`)."""
-        return signout.store_logout(current_state())
+    bp.add_url_rule("/store-logout", view_func=signout.store_logout, methods=["GET", "POST"])
 
     @bp.get("/single-logout")
     def single_logout() -> Any:
