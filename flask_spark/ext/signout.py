@@ -37,8 +37,6 @@ from .state import SparkState
 
 log = logging.getLogger("flask_spark")
 
-_MAX_LOGOUT_TOKEN = 16384
-
 
 def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -> bool:
     """Delete the access token at the Spark API (404 or 1020, expired: already gone), then
@@ -174,7 +172,7 @@ def returning_from_logout() -> bool:
 def logout_token_claims(state: SparkState) -> dict[str, Any]:
     """The posted ``logout_token``'s claims, its ``jti`` kept (no replay); else IdTokenError."""
     token = request.form.get("logout_token", "")
-    if not token or len(token) > _MAX_LOGOUT_TOKEN:
+    if not token or len(token) > 16384:  # far longer than any signed logout token
         raise IdTokenError("A logout_token form field is required.")
     claims = state.oidc.validate_logout_token(token)
     # Accepted at most LOGOUT_TOKEN_MAX_AGE after its iat, which may be ``skew`` ahead, + skew.

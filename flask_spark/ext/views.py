@@ -60,10 +60,11 @@ def create_blueprint() -> Blueprint:
 
     @bp.errorhandler(ProviderError)
     def provider_failed(exc: ProviderError) -> BaseResponse:
-        """The provider refused the authorization code (400), or could not be reached."""
+        """The provider refused the authorization code (400), or is unreachable or untrusted."""
         if exc.status == 400:
             return _fail("token_exchange_refused", str(exc))
-        return _fail("provider_unavailable", str(exc), exc.status, "Flexmls is unavailable")
+        reason = exc.error or "provider_unavailable"
+        return _fail(reason, str(exc), exc.status, "Flexmls is unavailable")
 
     @bp.get("/login")
     def login() -> Any:
