@@ -145,11 +145,6 @@ def test_a_page_with_the_sign_out_form_is_not_stored_by_shared_caches(
     assert "no-store" in page.headers.get("Cache-Control", "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: safe_next() lets '/.//host' through; a browser resolves it to a "
-    "same-origin URL whose path is '//host', one redirect(request.path) away from another site",
-)
 @pytest.mark.parametrize(
     "next_path", ["/.//evil.example", "/x/..//evil.example", "/%2e//evil.example"]
 )

@@ -11,9 +11,6 @@ from flask import after_this_request, current_app, request, session
 from .context import is_logged_in
 from .responses import no_store, store_unavailable
 
-#: Methods that pass without a sign-in, as in Flask-Login: a CORS preflight carries no cookie.
-EXEMPT_METHODS = frozenset({"OPTIONS"})
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -26,24 +23,18 @@ def spark_login_required(func: None = None) -> Callable[[F], F]: ...
 
 
 def spark_login_required(func: F | None = None) -> F | Callable[[F], F]:
-    """Require a signed-in Flexmls user; works bare (``@spark_login_required``) or called.
-
-    Without a session, HTML requests are redirected to sign-in with ``next``; requests that
-    prefer JSON get ``401 {"error": "login_required", "login_url": ...}`` (see
-    :meth:`SparkAuth.unauthorized_handler`). ``OPTIONS`` (CORS preflights) pass; an unreachable
-    session store gives a 503. The answer is ``no-store`` unless the view set ``Cache-Control``.
-    """
+    """Require a signed-in Flexmls user (bare or called; CORS preflights pass), else answer as
+    :meth:`SparkAuth.unauthorized` (or 503: no session store); ``no-store`` unless the view said."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if request.method in EXEMPT_METHODS:
-                return current_app.ensure_sync(view)(*args, **kwargs)
-            if getattr(session, "store_unavailable", False):
-                return store_unavailable()
-            if not is_logged_in():
-                return current_app.extensions["spark"].unauthorized()
-            after_this_request(no_store)
+            if request.method != "OPTIONS":
+                if getattr(session, "store_unavailable", False):
+                    return store_unavailable()
+                if not is_logged_in():
+                    return current_app.extensions["spark"].unauthorized()
+                after_this_request(no_store)
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -1,5 +1,4 @@
-"""Error pages and JSON errors in one shape, chosen by what the client accepts, the answers to
-flask-spark's own errors, and the headers that keep its pages out of caches and frames."""
+"""Error pages or JSON (as the client accepts); headers keeping pages out of caches and frames."""
 
 from __future__ import annotations
 
@@ -43,8 +42,7 @@ def no_store(response: Response) -> Response:
 
 
 def not_framed(response: Response) -> Response:
-    """A page no other site may frame (clickjacking) and no browser may sniff as another type
-    (headers the app already set are kept)."""
+    """No framing by other sites (clickjacking), no type sniffing; the app's own headers kept."""
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -54,14 +52,10 @@ def not_framed(response: Response) -> Response:
 def handle_spark_error(exc: SparkError) -> Response:
     """The answer to an error raised by flask-spark's own code: a clear 4xx or 5xx page/JSON."""
     if isinstance(exc, LoginRequired):
-        ext = current_app.extensions["spark"]
-        return ext.unauthorized()  # type: ignore[no-any-return]
+        return current_app.extensions["spark"].unauthorized()  # type: ignore[no-any-return]
     status = exc.status if 400 <= exc.status <= 599 else 500
-    if (
-        isinstance(exc, SparkAPIError | ProviderError)
-        and status >= 500
-        and status not in (503, 504)
-    ):
+    upstream = isinstance(exc, SparkAPIError | ProviderError)
+    if upstream and status >= 500 and status not in (503, 504):
         status = 502  # the API's or the provider's 5xx: a bad gateway here, not this app's 500
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
@@ -74,18 +68,13 @@ def handle_spark_error(exc: SparkError) -> Response:
     )
 
 
-def store_unavailable() -> Response:
-    """503: the session store cannot be reached (nobody is signed out by it)."""
+def store_unavailable(exc: Exception | None = None) -> Response:
+    """503: the session store cannot be reached, before or (``exc``) during a request."""
+    if exc is not None:
+        log.error("Session store unavailable during a request: %s", type(exc).__name__)
     return error_response(
         503,
         "Session store unavailable",
-        "We cannot reach our session store right now. Your sign-in is kept; please try "
-        "again in a moment.",
+        "We cannot reach our session store right now. Your sign-in is kept; try again soon.",
         code="session_store_unavailable",
     )
-
-
-def handle_store_down(exc: Exception) -> Response:
-    """Redis went away while one of flask-spark's own views was using it."""
-    log.error("Session store unavailable during a request: %s", type(exc).__name__)
-    return store_unavailable()

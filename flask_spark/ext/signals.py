@@ -12,9 +12,8 @@ logged_in = _signals.signal("spark-logged-in")
 login_failed = _signals.signal("spark-login-failed")
 #: A session's tokens were refreshed at the provider: ``sid`` (once per real refresh).
 token_refreshed = _signals.signal("spark-token-refreshed")
-#: A user signed out, or was signed out by the provider or the app: ``user`` (may be anonymous),
-#: ``reason`` (``"logout"``, ``"frontchannel"``, ``"backchannel"``, ``"everywhere"``) and, for
-#: all but ``"logout"``, ``sessions`` (how many ended).
+#: A user was signed out: ``user`` (maybe anonymous), ``reason`` (``"logout"``, ``"session_ended"``,
+#: ``"frontchannel"``, ``"backchannel"``, ``"everywhere"``; the last three with ``sessions``).
 logged_out = _signals.signal("spark-logged-out")
 #: Tokens were revoked at the provider: ``user``, ``revoked`` (bool: did the provider confirm).
 tokens_revoked = _signals.signal("spark-tokens-revoked")

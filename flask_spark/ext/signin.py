@@ -1,18 +1,15 @@
-"""Signing in: the start at the provider, the callback's checks, and the new session (also
-started by :mod:`flask_spark.testing`, so that every sign-in does the same things)."""
+"""Signing in: the start, the callback's checks, the new session (:mod:`.testing`'s too)."""
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, redirect, request, session
 from werkzeug.wrappers import Response
 
 from ..core.config import check_transport
@@ -25,21 +22,18 @@ from ..core.user import SparkUser
 from . import signals
 from .context import current_state, is_logged_in
 from .session_interface import SESSION_KEY, drop_spark_keys
-from .signout import revoke_tokens
+from .signout import callback_uri, revoke_tokens
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
 
 _MAX_PARAM = 2048
-#: The cookie that binds a browser to the sign-ins it started (a random value, not a session).
-#: Over HTTPS it is ``__Host-`` prefixed (Secure, Path=/, no Domain): a sibling subdomain
-#: cannot plant a value of its own in it to bind a victim to the attacker's sign-in.
+#: The cookie binding a browser to the sign-ins it started; ``__Host-`` over HTTPS (Secure, no
+#: Domain): a sibling subdomain cannot plant one to bind a victim to the attacker's sign-in.
 BINDING_COOKIE = "spark_signin"
 _BINDING = re.compile(r"[A-Za-z0-9_-]{43}")
 #: Claims that describe the token, not the user: not kept in the session.
-TECHNICAL_CLAIMS = frozenset(
-    {"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"}
-)
+TECHNICAL_CLAIMS = {"nonce", "at_hash", "c_hash", "jti", "exp", "iat", "nbf", "azp", "aud"}
 #: Nesting of kept claim values at most (``address`` is two deep; ``groups`` lists one).
 MAX_DEPTH = 16
 #: Size of the kept claims, serialised, at most (bytes): they are read on every request.
@@ -47,21 +41,23 @@ MAX_BYTES = 32 * 1024
 
 
 def safe_next(value: str | None) -> str | None:
-    """``value`` if it is a same-site relative path, else None (no open redirects)."""
+    """``value`` if it is a same-site path (``/``, not ``//``, no dot segment: no scheme or host
+    once a browser resolves it), else None."""
     if not value or len(value) > _MAX_PARAM or not value.startswith("/"):
         return None
     if "\\" in value or value.startswith("//") or any(ord(c) < 0x21 or c == "\x7f" for c in value):
         return None
-    parts = urlsplit(value)
-    return None if parts.scheme or parts.netloc else value
+    # Browsers remove dot segments (``%2e`` is a dot to them): "/.//host" would land on "//host".
+    dots = {part.lower().replace("%2e", ".") for part in value.split("?")[0].split("/")}
+    return None if dots & {".", ".."} else value
 
 
-def _binding_cookie() -> tuple[str, str, bool]:
-    """The binding cookie's name, path and Secure flag for this app."""
+def _binding_cookie() -> tuple[str, dict[str, Any]]:
+    """The binding cookie's name and its ``path`` and ``secure`` for this app."""
     if current_app.session_interface.get_cookie_secure(current_app):
-        return "__Host-" + BINDING_COOKIE, "/", True
+        return "__Host-" + BINDING_COOKIE, {"path": "/", "secure": True}
     # Plain HTTP (debug on loopback): sent back to our routes only, mounted under a prefix too.
-    return BINDING_COOKIE, request.script_root + current_state().config.url_prefix, False
+    return BINDING_COOKIE, {"path": request.script_root + current_state().config.url_prefix}
 
 
 def _binding() -> str | None:
@@ -71,12 +67,11 @@ def _binding() -> str | None:
 
 
 def begin_login(state: SparkState) -> Response:
-    """Remember a new sign-in and send the browser to the provider's authorize URL; no session
-    for a visitor who is only signing in: a short-lived cookie binds the browser to it."""
+    """Remember a new sign-in, bound to the browser by a cookie (no session), and redirect."""
     # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
     next_path = safe_next(request.args.get("next"))
     next_url = request.script_root + next_path if next_path else state.config.login_default_next
-    redirect_uri = state.config.redirect_uri or url_for("spark.callback", _external=True)
+    redirect_uri = callback_uri(state)
     check_transport(
         redirect_uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https
     )
@@ -85,88 +80,67 @@ def begin_login(state: SparkState) -> Response:
     url = state.oidc.authorization_url(txn)
     state.transactions.save(txn)
     response = redirect(url)
-    name, path, secure = _binding_cookie()
-    response.set_cookie(
-        name,
-        binding,
-        max_age=state.config.transaction_ttl,
-        path=path,
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    name, where = _binding_cookie()
+    ttl = state.config.transaction_ttl
+    response.set_cookie(name, binding, max_age=ttl, httponly=True, samesite="Lax", **where)
     return response
 
 
-def _param(name: str) -> str | None:
-    """A callback query parameter; None if absent; LoginError if repeated or malformed."""
+def param(name: str) -> str | None:
+    """A query parameter or None; LoginError if repeated or not short printable ASCII."""
     values = request.args.getlist(name)
-    if len(values) > 1:
+    if len(values) > 1 or not all(
+        len(v) <= _MAX_PARAM and v.isascii() and v.isprintable() for v in values
+    ):
         raise LoginError(
-            f"The callback carried '{name}' more than once.", reason="malformed_callback"
-        )
-    if values and not well_formed(values[0]):
-        raise LoginError(
-            f"The callback's '{name}' parameter is malformed (too long or not printable ASCII).",
-            reason="malformed_callback",
+            f"The '{name}' parameter is repeated or malformed.", reason="malformed_callback"
         )
     return values[0] if values else None
 
 
-def well_formed(value: str) -> bool:
-    """A query value fit to compare and log: printable ASCII of a sane length."""
-    return len(value) <= _MAX_PARAM and value.isascii() and value.isprintable()
-
-
 def complete_login(state: SparkState) -> Response:
     """The callback: state, errors, code exchange, id_token, new session, stored tokens."""
-    txn_state = _param("state")
-    error = _param("error")
+    txn_state = param("state")
+    error = param("error")
     if not txn_state:
         raise LoginError(
-            "The sign-in response has no state; please start the sign-in again.",
-            reason="state_missing",
+            "The sign-in response has no state; please sign in again.", reason="state_missing"
         )
     binding = _binding()
     txn = state.transactions.pop(binding, txn_state) if binding else None
     if txn is None and is_logged_in():
-        # A reload of (or Back onto) a used callback: nothing about the session changes.
-        log.info("Unknown or used sign-in response while signed in: to the landing page.")
+        log.info("Used or unknown sign-in response (a reload?) while signed in: no change.")
         return redirect(state.config.login_default_next)
     if txn is None:
         raise LoginError(
-            "This sign-in response is unknown, expired, already used or was started in another "
-            "browser (or this browser did not send its sign-in cookie back: cookies blocked, or "
-            "a Secure cookie over plain HTTP?); please sign in again.",
+            "This sign-in response is unknown, expired, already used or from another browser (or "
+            "its cookie did not come back: blocked, or Secure over HTTP?); please sign in again.",
             reason="state_mismatch",
         )
-    iss = _param("iss")
+    iss = param("iss")
     if iss is None and state.oidc.metadata().get("authorization_response_iss_parameter_supported"):
         raise LoginError(
-            "The sign-in response lacks the issuer it promises to send (RFC 9207).",
-            reason="issuer_missing",
+            "The sign-in response lacks the issuer it promises (RFC 9207).", reason="issuer_missing"
         )
     if iss is not None and iss != state.config.issuer:
         raise LoginError(
             "The sign-in response came from an unexpected issuer.", reason="issuer_mismatch"
         )
     if error:
+        message = f"Flexmls could not sign you in ({error})."
         if error == "access_denied":
             message = "You cancelled the sign-in with Flexmls, or access was not granted."
-        else:
-            message = f"Flexmls could not sign you in ({error})."
-        description = _param("error_description")
+        description = param("error_description")
         message += f" {description}" if description else ""
         raise LoginError(message, reason=error if error.isidentifier() else "provider_error")
-    code = _param("code")
+    code = param("code")
     if not code:
         raise LoginError("The sign-in response has no authorization code.", reason="code_missing")
 
     response = state.oidc.exchange_code(code, txn)
     try:
         _sign_in(state, txn.nonce, response)
-    except Exception:
-        # Give back the grant of a refused sign-in, at the provider only (it calls no API).
+    except Exception:  # give the refused sign-in's grant back, at the provider only (no API)
         queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
         if isinstance(response.get("refresh_token"), str):
             queue.revoke(state.oidc, response["refresh_token"], "refresh_token")
@@ -191,9 +165,8 @@ def _sign_in(state: SparkState, nonce: str, response: dict[str, Any]) -> None:
     missing = [n for n in state.config.required_claims if claims.get(n) in (None, "", [])]
     if missing:
         raise LoginError(
-            f"Flexmls did not share {', '.join(missing)} about you, which this app needs to "
-            "sign you in. Ask the app's owner to check the requested scopes "
-            "(SPARK_SCOPE) and SPARK_REQUIRED_CLAIMS.",
+            f"Flexmls did not share {', '.join(missing)} about you, which this app needs. Ask "
+            "its owner to check the requested scopes (SPARK_SCOPE) and SPARK_REQUIRED_CLAIMS.",
             reason="claims_missing",
         )
     start_session(state, session, claims, response)
@@ -205,21 +178,24 @@ def start_session(
     claims: Mapping[str, Any],
     token_response: Mapping[str, Any],
 ) -> SparkUser:
-    """Sign ``session`` (the request's, or a test client's ``session_transaction()``) in as the
-    user of ``claims`` (with ``sub``) with the token endpoint's answer ``token_response``.
-
-    In order: a new session id (the old session deleted, the grant it held revoked), the
-    encrypted token record, the user and provider-session index, the session data, and the
-    ``logged_in`` signal. All or nothing: claims the session store cannot keep raise
-    :class:`~flask_spark.core.errors.LoginError` before anything is written, and a failure
-    while writing removes what was written.
-    """
+    """Sign ``session`` (the request's, or a test client's) in as the user of ``claims`` with
+    the token endpoint's answer: all or nothing (a failure removes what was written)."""
     now = time.time()
     lifetime = state.config.session_lifetime
-    kept = _storable(
-        {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS},
-        state.session_interface.serializer.encode,
-    )
+    kept = {k: v for k, v in claims.items() if k not in TECHNICAL_CLAIMS}
+    serializer = state.session_interface.serializer
+    try:  # kept only if they read back unchanged from the session store, before any write
+        data = serializer.encode(kept)
+        ok = not _too_deep(kept) and len(data) <= MAX_BYTES and serializer.decode(data) == kept
+    except Exception:  # a value the serializer refuses (a 65-bit integer...)
+        ok = False
+    if not ok:
+        raise LoginError(
+            f"The sign-in returned user details this app cannot store (over {MAX_BYTES} bytes, "
+            f"over {MAX_DEPTH} levels deep, or values that do not read back unchanged); nothing "
+            "was saved. Please contact the site's administrator.",
+            reason="claims_unstorable",
+        )
     sub = str(claims["sub"])
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
 
@@ -230,9 +206,7 @@ def start_session(
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
         if replaced is not None:
             revoke_tokens(state, replaced, revoke_access=True)
-    # A new session id (ASVS 7.2.4): the old server-side session is deleted, the app's own
-    # data is carried over.
-    state.session_interface.regenerate(session)
+    state.session_interface.regenerate(session)  # a new id (ASVS 7.2.4), the app's data kept
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = TokenSet(
         access_token=token_response["access_token"],
@@ -265,45 +239,9 @@ def start_session(
     return user
 
 
-def _storable(claims: dict[str, Any], encode: Callable[[Any], bytes]) -> dict[str, Any]:
-    """``claims`` once checked to be plain JSON that the session store keeps unchanged in at
-    most :data:`MAX_BYTES`: refused before anything is written, not when the session is saved."""
-    why = _unstorable(claims)
-    if why is None:
-        try:
-            size = len(encode(claims))
-        except (TypeError, ValueError, RecursionError):
-            why = "values the session store cannot serialise"
-        else:
-            why = f"{size} bytes, more than {MAX_BYTES}" if size > MAX_BYTES else None
-    if why is not None:
-        raise LoginError(
-            f"The sign-in returned user details this app cannot store ({why}); nothing was "
-            "saved. Please contact the site's administrator.",
-            reason="claims_unstorable",
-        )
-    return claims
-
-
-def _unstorable(value: Any) -> str | None:
-    """Why JSON cannot keep ``value`` unchanged, or None (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return f"nested deeper than {MAX_DEPTH} levels"
-        if isinstance(item, dict):
-            if not all(isinstance(key, str) for key in item):
-                return "a key that is not text"
-            stack.extend((child, depth + 1) for child in [*item, *item.values()])
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str) and item.encode("utf-8", "replace").decode() != item:
-            return "text that is not valid Unicode"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "a number that is not finite"
-        elif isinstance(item, int) and not -(2**63) <= item < 2**63:
-            return "an integer wider than 64 bits"
-        elif not isinstance(item, str | int | float | type(None)):
-            return f"a value of type {type(item).__name__}"
-    return None
+def _too_deep(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (recursing at most that far)."""
+    if depth > MAX_DEPTH:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return isinstance(value, dict | list) and any(_too_deep(c, depth + 1) for c in children)

@@ -1,15 +1,11 @@
-"""Signing out in every form: sign-out and disconnect, single logout, the Spark Store's logout
-call, provider-initiated logout and "sign out everywhere". The local session ends first (gone
-even when the provider hangs), then the access token is deleted at the Spark API (before the
-refresh token is revoked, which would make the API refuse the call) and the tokens revoked.
-"""
+"""Signing out in every form. The local session ends first (even when the provider hangs), then
+the grant: the access token is deleted at the Spark API, then the tokens are revoked."""
 
 from __future__ import annotations
 
 import logging
 import math
 import secrets
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -34,19 +30,27 @@ from ..core.tokens import TokenSet
 from ..core.transactions import same_secret
 from ..core.user import AnonymousUser, SparkUser
 from . import signals
-from .context import csrf_field_name, csrf_token
+from .context import csrf_field_name, csrf_token, current_state
 from .responses import error_response, not_framed
 from .session_interface import LOGOUT_STATE_KEY, SESSION_KEY
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
 
-_MAX_LOGOUT_TOKEN = 16384
-
 
 def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -> bool:
-    """Delete the access token at the API, then revoke at the provider; True if all confirmed."""
-    confirmed = _delete_at_api(state, tokens.access_token)
+    """Delete the access token at the Spark API (404 or 1020, expired: already gone), then
+    revoke at the provider; True when all confirmed."""
+    confirmed = True
+    if state.config.delete_token_at_api:
+        token = tokens.access_token
+        try:
+            state.api_with(StaticTokens(token)).delete(f"oauth2/token/{quote(token, safe='')}")
+        except (ResourceNotFound, TokenExpired):
+            pass
+        except SparkError as exc:
+            log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
+            confirmed = False
     queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
     revocations = [(tokens.access_token, "access_token")] if revoke_access else []
     if tokens.refresh_token:
@@ -56,33 +60,14 @@ def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -
     return confirmed
 
 
-def _delete_at_api(state: SparkState, access_token: str) -> bool:
-    """``DELETE oauth2/token/<token>`` at the Spark API; False (logged) when it failed.
-    404 and 1020 (expired) mean there is nothing left to delete."""
-    if not state.config.delete_token_at_api:
-        return True
-    try:
-        api = state.api_with(StaticTokens(access_token))
-        api.delete(f"oauth2/token/{quote(access_token, safe='')}")
-    except (ResourceNotFound, TokenExpired):
-        return True
-    except SparkError as exc:
-        log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
-        return False
-    return True
-
-
 def end_session(state: SparkState, *, revoke_access: bool) -> bool:
     """End this browser's session, then revoke its tokens; True when the provider confirmed."""
     found = session.get(SESSION_KEY)
     data: dict[str, Any] = found if isinstance(found, dict) else {}
-    sub, claims = data.get("sub"), data.get("claims")
-    user = (
-        SparkUser(claims if isinstance(claims, dict) else {"sub": sub}) if sub else AnonymousUser()
-    )
+    user = SparkUser(data["claims"]) if data else AnonymousUser()
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = state.tokens.load(sid)
-    state.registry.destroy(sid, sub, data.get("psid"))
+    state.registry.destroy(sid, data.get("sub"), data.get("psid"))
     state.session_interface.regenerate(session)  # without flask-spark's keys, the app's kept
     confirmed = True
     if tokens is not None:
@@ -107,19 +92,17 @@ def after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
     )
 
 
+def callback_uri(state: SparkState) -> str:
+    """The redirect URI: ``SPARK_REDIRECT_URI``, else this app's callback URL."""
+    return state.config.redirect_uri or url_for("spark.callback", _external=True)
+
+
 def to_single_logout(state: SparkState) -> BaseResponse:
-    """Redirect to the provider's single logout with a fresh ``state`` kept in the session.
-    It returns to the redirect URI (Spark: it "must match the redirect_uri for the client_id")
-    unless configured, and the callback recognises the return by that state."""
+    """Redirect to the provider's single logout with a fresh ``state`` kept in the session."""
     logout_state = secrets.token_urlsafe(32)
-    cfg = state.config
-    uri = (
-        cfg.post_logout_redirect_uri
-        or cfg.redirect_uri
-        or url_for("spark.callback", _external=True)
-    )
+    uri = state.config.post_logout_redirect_uri or callback_uri(state)
     try:
-        check_transport(uri, "The post-logout redirect URI", cfg.require_https)
+        check_transport(uri, "The post-logout redirect URI", state.config.require_https)
         url = state.oidc.logout_url(uri, logout_state)
     except (ProviderError, SparkConfigError) as exc:
         log.warning("Single logout unavailable: %s", exc.message)
@@ -128,14 +111,11 @@ def to_single_logout(state: SparkState) -> BaseResponse:
     return redirect(url)
 
 
-def store_logout(state: SparkState) -> BaseResponse:
-    """The Spark Store "Single Logout URI": sign out only on proof that Spark's sign-out sent
-    the browser here, else ask (on a page that cannot be framed).
-
-    Spark does not publish how it calls the URI, signs no parameter, and any site can make a
-    cookie-carrying GET. Proof is the browser's ``Origin`` (else ``Referer``) being one of
-    ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark refusing the session's token even after a refresh.
-    """
+def store_logout() -> BaseResponse | str:
+    """The Spark Store "Single Logout URI": any site can send a GET with the cookie, so sign out
+    on proof only (``Origin``, else ``Referer``, in ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark
+    refusing the session's token even after a refresh); else ask, on a page not framed."""
+    state = current_state()
     config = state.config
     if not isinstance(session.get(SESSION_KEY), dict):
         return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
@@ -170,25 +150,19 @@ def _refused_by_spark(state: SparkState) -> bool:
     return False
 
 
-def _frameable(title: str, message: str) -> Response:
+def _frameable(title: str, message: str) -> str:
     """A small answer that Spark's page may show in an iframe."""
-    body = render_template(
-        "spark/error.html", status=200, title=title, message=message, code="store_logout"
-    )
-    return Response(body, mimetype="text/html")
+    return render_template("spark/error.html", title=title, message=message, code="store_logout")
 
 
 def returning_from_logout() -> bool:
-    """Whether this callback hit is single logout coming back (carrying the ``state`` the
-    sign-out kept, or no state, code or error at all), not a sign-in response."""
+    """Whether this callback hit is single logout coming back (with the ``state`` the sign-out
+    kept, or with no state, code or error), not a sign-in response (its checks then apply)."""
     expected = session.get(LOGOUT_STATE_KEY)
-    if not isinstance(expected, str):
-        return False
     given = request.args.get("state")
-    if given:
-        if not same_secret(expected, given):
-            return False  # another response (a new sign-in's): the usual checks apply
-    elif request.args.get("code") or request.args.get("error"):
+    if given and not same_secret(expected, given):
+        return False
+    if not expected or (not given and (request.args.get("code") or request.args.get("error"))):
         return False
     session.pop(LOGOUT_STATE_KEY, None)
     log.info("Single logout returned%s.", "" if given else " without its state")
@@ -196,40 +170,34 @@ def returning_from_logout() -> bool:
 
 
 def logout_token_claims(state: SparkState) -> dict[str, Any]:
-    """The claims of the posted back-channel ``logout_token``; IdTokenError if refused.
-    Its ``jti`` is remembered while the token would be accepted: no replay."""
+    """The posted ``logout_token``'s claims, its ``jti`` kept (no replay); else IdTokenError."""
     token = request.form.get("logout_token", "")
-    if not token or len(token) > _MAX_LOGOUT_TOKEN:
+    if not token or len(token) > 16384:  # far longer than any signed logout token
         raise IdTokenError("A logout_token form field is required.")
     claims = state.oidc.validate_logout_token(token)
-    # It would be accepted until its exp, at most LOGOUT_TOKEN_MAX_AGE from its iat, + skew.
-    until = min(claims["iat"] + LOGOUT_TOKEN_MAX_AGE, claims.get("exp", math.inf))
-    ttl = math.ceil(until + state.config.clock_skew - time.time()) + 1
+    # Accepted at most LOGOUT_TOKEN_MAX_AGE after its iat, which may be ``skew`` ahead, + skew.
+    ttl = math.ceil(LOGOUT_TOKEN_MAX_AGE) + 2 * state.config.clock_skew + 1
     if not state.registry.first_use_of_logout_token(claims["jti"], ttl):
         raise IdTokenError("The logout_token was already used.")
     return claims
 
 
 def announce_ended(state: SparkState, subs: list[str], reason: str) -> None:
-    """``logged_out`` once per user whose sessions a provider-initiated logout ended."""
+    """``logged_out`` once per user whose sessions a logout (``reason``) ended."""
     for sub in sorted(set(subs) - {""}):
         signals.logged_out.send(
             state.app, user=SparkUser({"sub": sub}), reason=reason, sessions=subs.count(sub)
         )
-    log.info("Provider-initiated (%s) logout ended %d session(s).", reason, len(subs))
+    log.info("Logout (%s) ended %d session(s).", reason, len(subs))
 
 
 def end_user_sessions(state: SparkState, sub: str) -> int:
-    """End every session of user ``sub`` and revoke their grants; how many were alive.
-    ``logged_out`` is sent once (reason ``"everywhere"``) when any were."""
+    """End every session of user ``sub`` and revoke their grants; how many were alive."""
     ended = 0
     for sid in sorted(state.registry.sessions_of(sub=sub)):
         tokens = state.tokens.load(sid)
         ended += state.registry.destroy(sid, sub)
         if tokens is not None:
             revoke_tokens(state, tokens, revoke_access=True)
-    if ended:
-        signals.logged_out.send(
-            state.app, user=SparkUser({"sub": sub}), reason="everywhere", sessions=ended
-        )
+    announce_ended(state, [sub] * ended, "everywhere")
     return ended

@@ -13,15 +13,15 @@ from ..core.redis_client import REDIS_DOWN
 from ..core.transactions import same_secret
 from . import signals, signin, signout
 from .context import csrf_field_name, csrf_valid, current_state
-from .responses import error_response, handle_store_down, store_unavailable
+from .responses import error_response, store_unavailable
 from .session_interface import LOGOUT_STATE_KEY
 
 log = logging.getLogger("flask_spark")
 
 
 def _no_store(response: BaseResponse) -> BaseResponse:
+    """No caching, no Referer (the callback's URL holds the code and state), error pages too."""
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
@@ -35,22 +35,11 @@ def _fail(
     return error_response(status, title, message, code=reason)
 
 
-def _single_param(name: str) -> str | None:
-    """A query parameter given exactly once, printable and short; else None."""
-    values = request.args.getlist(name)
-    ok = len(values) == 1 and values[0] and signin.well_formed(values[0])
-    return values[0] if ok else None
-
-
 def create_blueprint() -> Blueprint:
     """The ``spark`` blueprint (mounted at ``SPARK_URL_PREFIX``)."""
     bp = Blueprint("spark", __name__, template_folder="templates")
     for exc in REDIS_DOWN:  # only this blueprint's views: the app's own Redis errors stay its own
-        bp.register_error_handler(exc, handle_store_down)
-
-    # Every answer of this blueprint, including those of error handlers (the app's 500 page,
-    # the store-down 503 below), is uncacheable and sends no Referer: the callback's URL holds
-    # the authorization code and state, and a page shown at that URL must not pass them on.
+        bp.register_error_handler(exc, store_unavailable)
     bp.after_request(_no_store)
 
     @bp.before_request
@@ -61,23 +50,26 @@ def create_blueprint() -> Blueprint:
         if request.endpoint in ("spark.logout", "spark.revoke") and not csrf_valid(
             request.form.get(csrf_field_name()) or request.headers.get("X-CSRFToken")
         ):
-            return error_response(
-                400,
-                "Form expired",
-                "This form has expired or did not come from this site; reload the page and try "
-                "again.",
-                code="csrf_failed",
-            )
+            message = "This form has expired or did not come from this site; reload the page."
+            return error_response(400, "Form expired", message, code="csrf_failed")
         return None
+
+    @bp.errorhandler(LoginError)
+    def login_failed(exc: LoginError) -> BaseResponse:
+        return _fail(exc.reason, exc.message, exc.status)
+
+    @bp.errorhandler(ProviderError)
+    def provider_failed(exc: ProviderError) -> BaseResponse:
+        """The provider refused the authorization code (400), or is unreachable or untrusted."""
+        if exc.status == 400:
+            return _fail("token_exchange_refused", str(exc))
+        reason = exc.error or "provider_unavailable"
+        return _fail(reason, str(exc), exc.status, "Flexmls is unavailable")
 
     @bp.get("/login")
     def login() -> Any:
         try:
             return signin.begin_login(current_state())
-        except ProviderError as exc:
-            return _fail(
-                exc.error or "provider_unavailable", str(exc), exc.status, "Flexmls is unavailable"
-            )
         except SparkConfigError as exc:  # a deployment mistake, e.g. http behind a TLS proxy
             log.error("Sign-in refused by configuration: %s", exc.message)
             return _fail("configuration_error", exc.message, 500, "Sign-in is misconfigured")
@@ -87,14 +79,7 @@ def create_blueprint() -> Blueprint:
         state = current_state()
         if signout.returning_from_logout():
             return redirect(state.config.logout_redirect)
-        try:
-            return signin.complete_login(state)
-        except LoginError as exc:
-            return _fail(exc.reason, exc.message, exc.status or 400)
-        except ProviderError as exc:
-            if exc.status == 400:
-                return _fail("token_exchange_refused", str(exc), 400)
-            return _fail("provider_unavailable", str(exc), exc.status, "Flexmls is unavailable")
+        return signin.complete_login(state)
 
     @bp.post("/logout")
     def logout() -> Any:
@@ -115,44 +100,32 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/logged-out")
     def logout_return() -> Any:
-        """A way back after single logout (post_logout_redirect_uri pointed here):
-        ``state`` must be the one we sent."""
+        """Back from single logout (``post_logout_redirect_uri``) with the ``state`` we sent."""
         if not same_secret(session.pop(LOGOUT_STATE_KEY, None), request.args.get("state")):
             log.info("Single-logout return refused: state missing or not ours.")
-            return error_response(
-                400,
-                "Unexpected sign-out response",
-                "This sign-out response does not match a sign-out started here. You are "
-                "signed out of this app.",
-                code="logout_state_mismatch",
-            )
+            message = "This sign-out response matches no sign-out started here. You are signed out."
+            title = "Unexpected sign-out response"
+            return error_response(400, title, message, code="logout_state_mismatch")
         return redirect(current_state().config.logout_redirect)
 
-    @bp.route("/store-logout", methods=["GET", "POST"])
-    def store_logout() -> Any:
-        """The Spark Store "Single Logout URI" (see :func:`.signout.store_logout`)."""
-        return signout.store_logout(current_state())
+    bp.add_url_rule("/store-logout", view_func=signout.store_logout, methods=["GET", "POST"])
 
     @bp.get("/single-logout")
     def single_logout() -> Any:
-        """Front-channel logout (Front-Channel Logout 1.0 §2), in an iframe: the sessions are
-        found by the provider's ``iss`` and ``sid``, never by the cookie (a cookie-authenticated
-        GET that signs out would let any page log the user out)."""
+        """Front-channel logout (Front-Channel Logout 1.0 §2), in an iframe: sessions found by
+        ``iss`` and ``sid``, never by the cookie (else any page could log the user out)."""
         state = current_state()
-        provider_sid = _single_param("sid")
-        if not provider_sid or not same_secret(state.config.issuer, _single_param("iss")):
+        try:
+            provider_sid, iss = signin.param("sid"), signin.param("iss")
+        except LoginError:
+            provider_sid = iss = None
+        if not provider_sid or not same_secret(state.config.issuer, iss):
             log.info("Front-channel logout refused: iss missing or unknown, or sid missing.")
-            return error_response(
-                400,
-                "Bad logout request",
-                "This logout request does not name this app's provider and session.",
-                code="logout_request_invalid",
-            )
+            message = "This logout request does not name this app's provider and session."
+            return error_response(400, "Bad logout request", message, code="logout_request_invalid")
         ended = state.registry.destroy_all(provider_sid=provider_sid)
         signout.announce_ended(state, ended, "frontchannel")
-        return Response(
-            "<!doctype html><title>Signed out</title><p>Signed out.</p>", mimetype="text/html"
-        )
+        return "<!doctype html><title>Signed out</title><p>Signed out.</p>"
 
     @bp.post("/backchannel-logout")
     def backchannel_logout() -> Any:
@@ -162,11 +135,11 @@ def create_blueprint() -> Blueprint:
             claims = signout.logout_token_claims(state)
         except (IdTokenError, ProviderError) as exc:
             log.info("Back-channel logout refused: %s", exc.message)
-            return Response('{"error": "invalid_request"}', status=400, mimetype="application/json")
+            return {"error": "invalid_request"}, 400
         ended = state.registry.destroy_all(  # sub and sid: absent, or short strings
             sub=claims.get("sub"), provider_sid=claims.get("sid"), issued_at=claims["iat"]
         )
         signout.announce_ended(state, ended, "backchannel")
-        return Response("", status=200)
+        return ""
 
     return bp
