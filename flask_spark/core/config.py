@@ -9,6 +9,7 @@ providers change them with ``SparkAuth(app, **options)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,37 +92,29 @@ class SparkConfig:
     session_lifetime: int
     http_timeout: float
     require_https: bool
-    # -- derived ---------------------------------------------------------------------------
+    # -- derived: discovery_url from the issuer, redis is Flask-Session's SESSION_REDIS -------
     discovery_url: str
-    #: Flask-Session's SESSION_REDIS client, when the app set one
     redis: Any
-    session_key_prefix: str
     #: a refresh (token call, then a JWKS fetch) must end before its lock expires
     lock_timeout: float
     lock_wait: float
     ephemeral_key: bool = False
-    #: the development key's file (debug without SPARK_TOKEN_KEYS), else None
     dev_key_file: str | None = None
-    debug: bool = False
     # -- options: SparkAuth(app, name=value), for tests and providers other than Spark --------
     authorization_endpoint: str | None = None
     token_endpoint: str | None = None
     userinfo_endpoint: str | None = None
     revocation_endpoint: str | None = None
     jwks_uri: str | None = None
-    #: single logout; default: discovery's end_session_endpoint, else <issuer>/openid/logout
     logout_endpoint: str | None = None
     #: default: the redirect URI, as Spark requires ("must match the redirect_uri")
     post_logout_redirect_uri: str | None = None
     token_endpoint_auth_method: str = "client_secret_post"  # noqa: S105
-    #: form (RFC 6749, as FBS's PHP client sends) or json (as FBS's docs show)
     token_request_format: str = "form"  # noqa: S105
-    #: PKCE (S256); a provider without it ignores the parameters (RFC 7636 §5)
     use_pkce: bool = True
     id_token_algorithms: tuple[str, ...] = ("RS256",)
     clock_skew: int = 60
     fetch_userinfo: bool = False
-    #: origins proving a Spark Store logout (Origin/Referer); default: the issuer's
     store_logout_origins: tuple[str, ...] = ()
     store_logout_verify: bool = True
     store_logout_confirm: bool = True
@@ -138,8 +131,7 @@ class SparkConfig:
 _OPTIONS = frozenset(
     f.name
     for f in dataclasses.fields(SparkConfig)
-    if f.default is not dataclasses.MISSING
-    and f.name not in {"ephemeral_key", "dev_key_file", "debug"}
+    if f.default is not dataclasses.MISSING and f.name not in {"ephemeral_key", "dev_key_file"}
 )
 
 
@@ -177,16 +169,10 @@ def origin_of(url: str) -> str | None:
 
 
 def replacement(key: str) -> str | None:
-    """What replaced ``key`` if it is a removed setting: a derived value, a Flask or
-    Flask-Session setting, or the ``SparkAuth(app, name=...)`` option of the same name."""
+    """What replaced ``key`` if it is a removed setting (an option keeps its name, lower-case)."""
     name = key.removeprefix("SPARK_").lower()
-    if key in REMOVED:
-        return REMOVED[key]
-    if name in _DERIVED:
-        return _DERIVED[name]
-    if name in _OPTIONS:
-        return f"SparkAuth(app, {name}=...)"
-    return None
+    option = f"SparkAuth(app, {name}=...)" if name in _OPTIONS else None
+    return REMOVED.get(key) or _DERIVED.get(name) or option
 
 
 def unknown_keys(config: Mapping[str, Any]) -> list[str]:
@@ -242,10 +228,7 @@ def load_config(
             ", ".join(unknown),
         )
     relaxed = debug or testing
-
-    def get(key: str) -> Any:
-        return _value(config, key)
-
+    get = functools.partial(_value, config)
     for key, what in (("SPARK_CLIENT_ID", "OAuth Key"), ("SPARK_CLIENT_SECRET", "secret")):
         if not get(key):
             problems.append(
@@ -266,11 +249,15 @@ def load_config(
             "SPARK_REDIS_URL is not set. Set it to your Redis server, e.g. "
             "redis://127.0.0.1:6379/0 (an embedded Redis is only started in debug or testing)."
         )
-    user_agent = get("SPARK_USER_AGENT")
+    user_agent = str(get("SPARK_USER_AGENT") or "")
     if not user_agent and not relaxed:
         problems.append(
             "SPARK_USER_AGENT is not set. The Spark API refuses calls without an "
             "X-SparkApi-User-Agent header (code 1016): set it to your application's name."
+        )
+    if not (user_agent.isascii() and user_agent.isprintable() and user_agent == user_agent.strip()):
+        problems.append(
+            f"SPARK_USER_AGENT must be printable ASCII, no surrounding spaces: {user_agent!r}."
         )
     claims = get("SPARK_REQUIRED_CLAIMS")
     if not isinstance(claims, list | tuple) or not all(isinstance(c, str) and c for c in claims):
@@ -298,7 +285,7 @@ def load_config(
         client_secret=str(get("SPARK_CLIENT_SECRET")),
         token_keys=keys,
         redis_url=get("SPARK_REDIS_URL"),
-        user_agent=str(user_agent or "flask-spark-dev"),
+        user_agent=user_agent or "flask-spark-dev",
         issuer=issuer,
         api_base_url=_with_slash(str(get("SPARK_API_BASE_URL"))),
         reso_base_url=_with_slash(str(get("SPARK_RESO_BASE_URL"))),
@@ -315,13 +302,11 @@ def load_config(
         require_https=not relaxed if require_https is None else bool(require_https),
         discovery_url=issuer.rstrip("/") + _WELL_KNOWN,
         redis=redis_client,
-        session_key_prefix=str(config.get("SESSION_KEY_PREFIX") or "session:"),
         lock_timeout=3 * http_timeout,
         lock_wait=3 * http_timeout,
         store_logout_origins=(issuer,),
         ephemeral_key=ephemeral,
         dev_key_file=dev_key_file,
-        debug=debug,
     )
     try:
         cfg = dataclasses.replace(cfg, **(options or {}))
