@@ -1,4 +1,5 @@
-"""The ``SPARK_*`` settings: their defaults, their meaning and their validation.
+"""The ``SPARK_*`` settings: their defaults, their meaning and their validation, and the
+development key used in debug without ``SPARK_TOKEN_KEYS``.
 
 :func:`load_config` reads a Flask ``app.config`` into a frozen :class:`SparkConfig` at
 ``init_app`` time, so that a mistake is reported when the app starts, naming the key to set.
@@ -11,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .dev_key import token_keys
+from cryptography.fernet import Fernet
+
 from .errors import SparkConfigError
 from .http import is_loopback_host
 
@@ -67,6 +70,13 @@ _DERIVED = {
 }
 
 _AUTH_METHODS = ("client_secret_post", "client_secret_basic")
+#: The development key's file name in the app's instance folder (debug without keys).
+DEV_KEY_FILE = "spark-dev-key"
+PROXY_FIX_HINT = (
+    "Behind a TLS-terminating proxy (nginx, a load balancer, Heroku...), wrap the app so it sees "
+    "the original scheme and host: `from werkzeug.middleware.proxy_fix import ProxyFix; "
+    "app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
+)
 
 
 @dataclass(frozen=True)
@@ -141,12 +151,7 @@ def check_transport(url: str, what: str, require_https: bool) -> None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SparkConfigError(f"{what} must be an absolute http(s) URL, got {url!r}.")
     if require_https and parts.scheme != "https" and not is_loopback_host(parts.hostname):
-        hint = (
-            " Behind a TLS-terminating proxy, wrap the app in "
-            "werkzeug.middleware.proxy_fix.ProxyFix so it sees the original scheme."
-            if "redirect" in what.lower()
-            else ""
-        )
+        hint = " " + PROXY_FIX_HINT if "redirect" in what.lower() else ""
         raise SparkConfigError(
             f"{what} must use HTTPS outside debug and testing (got {url!r}; plain HTTP is only "
             f"allowed to loopback hosts, or with SPARK_REQUIRE_HTTPS = False).{hint}"
@@ -363,3 +368,69 @@ def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
 
 def _with_slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
+
+
+def token_keys(
+    value: Any, *, debug: bool, testing: bool, instance_path: str | None
+) -> tuple[tuple[str, ...], bool, str | None]:
+    """The validated keys, whether they are ephemeral, and the development key's file (without
+    keys: in debug, the key kept in the instance folder, so a reloader's restart keeps everyone
+    signed in; in testing, an ephemeral key)."""
+    if not value:
+        if not (debug or testing):
+            raise SparkConfigError(
+                "SPARK_TOKEN_KEYS is not set: flask-spark will not store tokens without an "
+                "encryption key. Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key."
+            )
+        path = None
+        if debug and not testing and instance_path:
+            path = os.path.join(instance_path, DEV_KEY_FILE)
+        log.warning(
+            "SPARK_TOKEN_KEYS is not set: using %s (debug/testing only). Set SPARK_TOKEN_KEYS "
+            "(`flask spark keygen`) before deploying.",
+            f"the development key kept in {path}" if path else "an ephemeral key",
+        )
+        return (development_key(path) if path else Fernet.generate_key().decode(),), not path, path
+    if isinstance(value, str | bytes):  # from an environment variable: comma-separated
+        value = [part.strip() for part in _text(value).split(",") if part.strip()]
+    keys = tuple(_text(key) for key in value)
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise SparkConfigError(
+                f"SPARK_TOKEN_KEYS[{index}] is not a valid Fernet key (32 url-safe base64 "
+                "bytes). Make one with `flask spark keygen`."
+            ) from None
+    return keys, False, None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def development_key(path: str) -> str:
+    """The Fernet key kept at ``path``, made on first use (readable by this user only) in one
+    step (a hard link of a finished file): a process starting meanwhile reads all or nothing."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if not os.path.exists(path):
+        draft = f"{path}.{os.getpid()}.tmp"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(Fernet.generate_key().decode() + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(draft)
+    with open(path, encoding="ascii") as file:
+        key = file.read().strip()
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        raise SparkConfigError(
+            f"{path} does not hold a Fernet key: delete the file and a new one is made (this "
+            "signs everyone out of the development app), or set SPARK_TOKEN_KEYS."
+        ) from None
+    return key

@@ -13,19 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ..core.config import load_config, unknown_keys
+from ..core.config import PROXY_FIX_HINT, load_config, unknown_keys
 from ..core.errors import SparkConfigError, SparkError
 from ..core.http import is_loopback_host
 from ..core.oidc import OIDCClient
 from ..core.redis_client import REDIS_DOWN
 
 Status = Literal["OK", "WARN", "FAIL"]
-
-PROXY_FIX_HINT = (
-    "Behind a TLS-terminating proxy (nginx, a load balancer, Heroku...), wrap the app so it sees "
-    "the original scheme and host: `from werkzeug.middleware.proxy_fix import ProxyFix; "
-    "app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
-)
 
 
 @dataclass(frozen=True)
@@ -156,11 +150,6 @@ def _check_redis(app: Flask, state: Any) -> str:
         raise Fail(
             f"cannot reach {where} ({type(exc).__name__}: {exc})",
             "Start Redis, or point SPARK_REDIS_URL at it (redis://host:6379/0; rediss:// for TLS).",
-        ) from None
-    except Exception as exc:
-        raise Fail(
-            f"{where} refused a write ({type(exc).__name__}: {exc})",
-            "Check the Redis user's ACL, and that the URL names the primary, not a replica.",
         ) from None
     if cfg.redis is None and not cfg.redis_url:
         raise Warn(
