@@ -1,8 +1,5 @@
-"""The error hierarchy: everything flask-spark raises derives from :class:`SparkError`.
-
-API errors map Spark's numeric codes to one class per family, so that callers can
-``except RateLimited`` without memorising codes.
-"""
+"""Everything flask-spark raises derives from :class:`SparkError`; API errors get one class per
+family of Spark's numeric codes, so that callers can ``except RateLimited``."""
 
 from __future__ import annotations
 
@@ -213,11 +210,8 @@ _STATUS_CLASSES: dict[int, type[SparkAPIError]] = {
 
 
 def numeric_code(value: object) -> int | None:
-    """``value`` as a number when it is a non-negative int or a short string of ASCII digits.
-
-    What an API sends is untrusted: ``"²".isdigit()`` is true but ``int("²")`` fails, and
-    ``int()`` refuses strings of thousands of digits, so neither may reach ``int()``.
-    """
+    """``value`` as a number when it is a non-negative int or a short string of ASCII digits
+    (untrusted: ``int("²")`` fails although ``"²".isdigit()``, and so do thousands of digits)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -162,13 +162,10 @@ def _check_redis(app: Flask, state: Any) -> str:
 def _check_keys(app: Flask, state: Any) -> str:
     cfg = state.config
     if cfg.dev_key_file or cfg.ephemeral_key:
-        kept = (
-            f"the development key kept in {cfg.dev_key_file}"
-            if cfg.dev_key_file
-            else "an ephemeral key (sessions end at every restart)"
-        )
+        kept = cfg.dev_key_file and f"the development key kept in {cfg.dev_key_file}"
         raise Warn(
-            f"SPARK_TOKEN_KEYS is not set: {kept} is in use (debug/testing only)",
+            f"SPARK_TOKEN_KEYS is not set: {kept or 'an ephemeral key'} is in use (debug/testing "
+            "only)",
             f"Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: {_key_hint(app)}.",
         )
     state.vault.seal_probe()
@@ -177,8 +174,7 @@ def _check_keys(app: Flask, state: Any) -> str:
 
 
 def _key_hint(app: Flask) -> str:
-    """The shell when the app's ``SPARK_*`` keys come from the environment, Python when they
-    are set in code, else both."""
+    """Where to set the key: where the app's ``SPARK_*`` settings come from (else both ways)."""
     shell = "`export SPARK_TOKEN_KEYS=<key>` in the shell"
     python = "`app.config['SPARK_TOKEN_KEYS'] = ['<key>']` in Python"
     given = {k: v for k, v in app.config.items() if k.startswith("SPARK_") and v is not None}
@@ -195,16 +191,11 @@ def _check_discovery(app: Flask, state: Any) -> str:
         meta = client.metadata()
         keys = client.jwks()
     except SparkError as exc:
-        fix = (
-            f"Check SPARK_ISSUER ({cfg.issuer}) and that this host can reach "
-            f"{cfg.discovery_url} (firewall, outbound proxy)."
-        )
-        if getattr(exc, "error", None) == "discovery_issuer_mismatch":
-            fix = (
-                f"SPARK_ISSUER ({cfg.issuer}) must be exactly the issuer the provider announces "
-                f"at {cfg.discovery_url}: correct SPARK_ISSUER if both are your provider's."
-            )
-        raise Fail(exc.message, fix) from None
+        raise Fail(
+            exc.message,
+            f"SPARK_ISSUER ({cfg.issuer}) must be exactly the issuer the provider announces at "
+            f"{cfg.discovery_url}, and this host must reach it (firewall, outbound proxy).",
+        ) from None
     count = len(getattr(keys, "keys", []) or [])
     return (
         f"issuer {meta['issuer']} matches; token endpoint {meta['token_endpoint']}; "
@@ -260,11 +251,9 @@ def _check_provider_features(app: Flask, state: Any) -> str:
 def _behind_proxy_fix(app: Flask) -> bool:
     """True when ``app.wsgi_app`` is (or wraps) werkzeug's ``ProxyFix``."""
     wsgi: Any = app.wsgi_app
-    for _ in range(10):
-        if isinstance(wsgi, ProxyFix):
-            return True
-        wsgi = getattr(wsgi, "app", None) or getattr(wsgi, "wsgi_app", None)
-    return False
+    while wsgi is not None and not isinstance(wsgi, ProxyFix):
+        wsgi = getattr(wsgi, "app", None)  # the wrapped app, by WSGI middleware convention
+    return wsgi is not None
 
 
 def _check_redirect_uri(app: Flask, state: Any) -> str:
