@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import textwrap
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import click
@@ -23,9 +24,8 @@ if TYPE_CHECKING:
 
 
 class SparkGroup(AppGroup):
-    """The ``spark`` group, with the commands of the app's own ``spark`` group beside its own
-    (``flask`` finds plugin commands first, which would hide the app's); a name both use is
-    flask-spark's. Its own commands are found without loading the app."""
+    """The ``spark`` group, with the app's own ``spark`` commands beside flask-spark's (``flask``
+    finds a plugin's group first, which would hide the app's); a name both use is flask-spark's."""
 
     def _apps_own(self, ctx: click.Context) -> click.Group | None:
         info = ctx.find_object(ScriptInfo)
@@ -96,11 +96,9 @@ def _app_context(ctx: click.Context) -> AppContext:
 @click.pass_context
 def rotate_keys(ctx: click.Context) -> None:
     """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
-    counts = {"rotated": 0, "skipped": 0, "unreadable": 0}
     with _app_context(ctx):
         store = current_state().tokens
-        for key in store.scan_keys():
-            counts[store.rotate_key(key)] += 1
+        counts = Counter(store.rotate_key(key) for key in store.scan_keys())
     click.echo(
         f"rotated {counts['rotated']}, skipped {counts['skipped']} (already on the first key), "
         f"unreadable {counts['unreadable']}"
