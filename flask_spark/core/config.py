@@ -215,11 +215,8 @@ def load_config(
     instance_path: str | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> SparkConfig:
-    """Validate the ``SPARK_*`` keys of ``config`` and the ``options``, filling in defaults.
-
-    Every problem is reported at once, one line each, in the :class:`SparkConfigError`. In debug
-    (not testing) without ``SPARK_TOKEN_KEYS``, the key is kept in ``instance_path``.
-    """
+    """Validate the ``SPARK_*`` keys of ``config`` and the ``options``, filling in defaults;
+    every problem at once, one line each, in the :class:`SparkConfigError`."""
     problems = [
         f"{key} was removed: use {replacement(key)}."
         for key in config
@@ -346,21 +343,13 @@ def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
         if origin is None:
             problems.append(f"store_logout_origins: {item!r} is not an http(s) origin.")
         origins.append(origin or "")
-    urls = {
-        "SPARK_ISSUER": cfg.issuer,
-        "SPARK_API_BASE_URL": cfg.api_base_url,
-        "SPARK_RESO_BASE_URL": cfg.reso_base_url,
-        "SPARK_REDIRECT_URI": cfg.redirect_uri,
-    }
-    for field in dataclasses.fields(cfg):
-        if field.name.endswith(("_endpoint", "_uri")) and field.name != "redirect_uri":
-            urls[field.name] = getattr(cfg, field.name)
-    for what, url in urls.items():
-        try:
-            if url:
-                check_transport(url, what, cfg.require_https)
-        except SparkConfigError as exc:
-            problems.append(exc.message)
+    for name in [f.name for f in dataclasses.fields(cfg)]:
+        url, key = getattr(cfg, name), f"SPARK_{name.upper()}"
+        if url and (name == "issuer" or name.endswith(("_base_url", "_uri", "_endpoint"))):
+            try:
+                check_transport(url, key if key in DEFAULTS else name, cfg.require_https)
+            except SparkConfigError as exc:
+                problems.append(exc.message)
     return dataclasses.replace(
         cfg, id_token_algorithms=algorithms, store_logout_origins=tuple(origins)
     )
