@@ -26,17 +26,13 @@ from .http import is_loopback_host
 log = logging.getLogger("flask_spark")
 
 SPARK_ISSUER = "https://sparkplatform.com"
-_WELL_KNOWN = "/.well-known/openid-configuration"
 
 #: Key -> (default, one-line documentation). The docs' configuration page is generated from this.
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_CLIENT_ID": (None, "The API key's OAuth Key (the OpenID client id). Required."),
     "SPARK_CLIENT_SECRET": (None, "The API key's secret. Required."),
     "SPARK_TOKEN_KEYS": (None, "Fernet keys (`flask spark keygen`): first encrypts, all decrypt."),
-    "SPARK_REDIS_URL": (
-        None,
-        "redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://.",
-    ),
+    "SPARK_REDIS_URL": (None, "redis://, rediss://, unix://, redis+cluster://, redis+sentinel://"),
     "SPARK_USER_AGENT": (None, "Sent as X-SparkApi-User-Agent; required by the Spark API."),
     "SPARK_ISSUER": (SPARK_ISSUER, "The OpenID provider; its endpoints come from discovery."),
     "SPARK_API_BASE_URL": ("https://sparkapi.com/v1/", "Spark API base URL."),
@@ -302,7 +298,7 @@ def load_config(
         session_lifetime=lifetime,
         http_timeout=http_timeout,
         require_https=not relaxed if require_https is None else bool(require_https),
-        discovery_url=issuer.rstrip("/") + _WELL_KNOWN,
+        discovery_url=issuer.rstrip("/") + "/.well-known/openid-configuration",
         redis=redis_client,
         lock_timeout=3 * http_timeout,
         lock_wait=3 * http_timeout,
