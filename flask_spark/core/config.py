@@ -55,7 +55,7 @@ REMOVED: dict[str, str] = {
     "SPARK_CONFIGURE_SESSION": "Flask-Session: flask-spark extends its Redis sessions",
     "SPARK_NO_STORE_PROTECTED": "a view's own Cache-Control header (no-store is its default)",
 }
-#: A field that a removed ``SPARK_<FIELD>`` setting used to set, now derived -> from what.
+#: Removed ``SPARK_<NAME>`` settings now derived or Flask's, by lower-case name -> from what.
 _DERIVED = {
     "discovery_url": "SPARK_ISSUER (discovery is read at the issuer's well-known path)",
     "redis": "Flask-Session's SESSION_REDIS",
