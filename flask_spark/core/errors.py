@@ -22,9 +22,6 @@ class SparkError(Exception):
         if code is not None:
             self.code = code
 
-    def __str__(self) -> str:
-        return self.message
-
 
 class SparkConfigError(SparkError, RuntimeError):
     """The configuration is missing or invalid; one line per problem, naming what to set."""
