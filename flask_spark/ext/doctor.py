@@ -101,11 +101,8 @@ def _world(url: str) -> str:
 def _check_config(app: Flask, state: Any) -> str:
     """What load_config cannot see: settings that disagree, typos, CSRFProtect's order."""
     cfg = state.config
-    urls = {
-        "SPARK_ISSUER": cfg.issuer,
-        "SPARK_API_BASE_URL": cfg.api_base_url,
-        "SPARK_RESO_BASE_URL": cfg.reso_base_url,
-    }
+    keys = ("SPARK_ISSUER", "SPARK_API_BASE_URL", "SPARK_RESO_BASE_URL")
+    urls = {key: getattr(cfg, key.removeprefix("SPARK_").lower()) for key in keys}
     if len({_world(url) for url in urls.values()}) > 1:
         raise Fail(
             "the settings point at different platforms: "
@@ -164,8 +161,8 @@ def _check_keys(app: Flask, state: Any) -> str:
     if cfg.dev_key_file or cfg.ephemeral_key:
         kept = cfg.dev_key_file and f"the development key kept in {cfg.dev_key_file}"
         raise Warn(
-            f"SPARK_TOKEN_KEYS is not set: {kept or 'an ephemeral key'} is in use (debug/testing "
-            "only)",
+            f"SPARK_TOKEN_KEYS is not set: {kept or 'an ephemeral key'} is in use "
+            "(debug/testing only)",
             f"Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: {_key_hint(app)}.",
         )
     state.vault.seal_probe()
