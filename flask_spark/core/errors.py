@@ -32,8 +32,8 @@ class LoginError(SparkError):
 
     status = 400
 
-    def __init__(self, message: str, *, reason: str, status: int | None = None) -> None:
-        super().__init__(message, status=status, code=reason)
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, code=reason)
         self.reason = reason
 
 
