@@ -72,6 +72,12 @@ def test_no_user_agent_outside_debug_is_a_clear_error() -> None:
         production(SPARK_USER_AGENT=None)
 
 
+@pytest.mark.parametrize("agent", [" padded", "caf\u00e9", "two\nlines"])
+def test_a_user_agent_that_is_no_header_value_is_refused(agent: str) -> None:
+    with pytest.raises(SparkConfigError, match="SPARK_USER_AGENT must be printable ASCII"):
+        production(SPARK_USER_AGENT=agent)
+
+
 @pytest.mark.parametrize(
     ("key", "url"),
     [
@@ -285,7 +291,6 @@ def test_flask_and_flask_session_settings_are_used() -> None:
         SPARK_REDIS_URL=None,
     )
     assert cfg.redis is client
-    assert cfg.session_key_prefix == "shop:"
 
 
 def test_the_runtime_library_has_at_most_25_settings() -> None:

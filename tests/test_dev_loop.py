@@ -21,8 +21,7 @@ import pytest
 from flask import Flask
 
 from flask_spark import SparkAuth, spark_login_required, spark_user
-from flask_spark.core.config import load_config
-from flask_spark.core.dev_key import DEV_KEY_FILE, development_key
+from flask_spark.core.config import DEV_KEY_FILE, development_key, load_config
 from flask_spark.core.errors import SparkConfigError
 from flask_spark.testing import login_test_client
 from flask_spark.testing.redis_server import free_port

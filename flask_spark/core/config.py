@@ -1,4 +1,5 @@
-"""The ``SPARK_*`` settings: their defaults, their meaning and their validation.
+"""The ``SPARK_*`` settings: their defaults, their meaning and their validation, and the
+development key used in debug without ``SPARK_TOKEN_KEYS``.
 
 :func:`load_config` reads a Flask ``app.config`` into a frozen :class:`SparkConfig` at
 ``init_app`` time, so that a mistake is reported when the app starts, naming the key to set.
@@ -9,30 +10,29 @@ providers change them with ``SparkAuth(app, **options)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .dev_key import token_keys
+from cryptography.fernet import Fernet
+
 from .errors import SparkConfigError
 from .http import is_loopback_host
 
 log = logging.getLogger("flask_spark")
 
 SPARK_ISSUER = "https://sparkplatform.com"
-_WELL_KNOWN = "/.well-known/openid-configuration"
 
 #: Key -> (default, one-line documentation). The docs' configuration page is generated from this.
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_CLIENT_ID": (None, "The API key's OAuth Key (the OpenID client id). Required."),
     "SPARK_CLIENT_SECRET": (None, "The API key's secret. Required."),
     "SPARK_TOKEN_KEYS": (None, "Fernet keys (`flask spark keygen`): first encrypts, all decrypt."),
-    "SPARK_REDIS_URL": (
-        None,
-        "redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://.",
-    ),
+    "SPARK_REDIS_URL": (None, "redis://, rediss://, unix://, redis+cluster://, redis+sentinel://"),
     "SPARK_USER_AGENT": (None, "Sent as X-SparkApi-User-Agent; required by the Spark API."),
     "SPARK_ISSUER": (SPARK_ISSUER, "The OpenID provider; its endpoints come from discovery."),
     "SPARK_API_BASE_URL": ("https://sparkapi.com/v1/", "Spark API base URL."),
@@ -55,7 +55,7 @@ REMOVED: dict[str, str] = {
     "SPARK_CONFIGURE_SESSION": "Flask-Session: flask-spark extends its Redis sessions",
     "SPARK_NO_STORE_PROTECTED": "a view's own Cache-Control header (no-store is its default)",
 }
-#: A field that a removed ``SPARK_<FIELD>`` setting used to set, now derived -> from what.
+#: Removed ``SPARK_<NAME>`` settings now derived or Flask's, by lower-case name -> from what.
 _DERIVED = {
     "discovery_url": "SPARK_ISSUER (discovery is read at the issuer's well-known path)",
     "redis": "Flask-Session's SESSION_REDIS",
@@ -66,6 +66,13 @@ _DERIVED = {
 }
 
 _AUTH_METHODS = ("client_secret_post", "client_secret_basic")
+#: The development key's file name in the app's instance folder (debug without keys).
+DEV_KEY_FILE = "spark-dev-key"
+PROXY_FIX_HINT = (
+    "Behind a TLS-terminating proxy (nginx, a load balancer, Heroku...), wrap the app so it sees "
+    "the original scheme and host: `from werkzeug.middleware.proxy_fix import ProxyFix; "
+    "app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
+)
 
 
 @dataclass(frozen=True)
@@ -91,37 +98,29 @@ class SparkConfig:
     session_lifetime: int
     http_timeout: float
     require_https: bool
-    # -- derived ---------------------------------------------------------------------------
+    # -- derived: discovery_url from the issuer, redis is Flask-Session's SESSION_REDIS -------
     discovery_url: str
-    #: Flask-Session's SESSION_REDIS client, when the app set one
     redis: Any
-    session_key_prefix: str
     #: a refresh (token call, then a JWKS fetch) must end before its lock expires
     lock_timeout: float
     lock_wait: float
     ephemeral_key: bool = False
-    #: the development key's file (debug without SPARK_TOKEN_KEYS), else None
     dev_key_file: str | None = None
-    debug: bool = False
     # -- options: SparkAuth(app, name=value), for tests and providers other than Spark --------
     authorization_endpoint: str | None = None
     token_endpoint: str | None = None
     userinfo_endpoint: str | None = None
     revocation_endpoint: str | None = None
     jwks_uri: str | None = None
-    #: single logout; default: discovery's end_session_endpoint, else <issuer>/openid/logout
     logout_endpoint: str | None = None
     #: default: the redirect URI, as Spark requires ("must match the redirect_uri")
     post_logout_redirect_uri: str | None = None
     token_endpoint_auth_method: str = "client_secret_post"  # noqa: S105
-    #: form (RFC 6749, as FBS's PHP client sends) or json (as FBS's docs show)
     token_request_format: str = "form"  # noqa: S105
-    #: PKCE (S256); a provider without it ignores the parameters (RFC 7636 §5)
     use_pkce: bool = True
     id_token_algorithms: tuple[str, ...] = ("RS256",)
     clock_skew: int = 60
     fetch_userinfo: bool = False
-    #: origins proving a Spark Store logout (Origin/Referer); default: the issuer's
     store_logout_origins: tuple[str, ...] = ()
     store_logout_verify: bool = True
     store_logout_confirm: bool = True
@@ -138,8 +137,7 @@ class SparkConfig:
 _OPTIONS = frozenset(
     f.name
     for f in dataclasses.fields(SparkConfig)
-    if f.default is not dataclasses.MISSING
-    and f.name not in {"ephemeral_key", "dev_key_file", "debug"}
+    if f.default is not dataclasses.MISSING and f.name not in {"ephemeral_key", "dev_key_file"}
 )
 
 
@@ -149,12 +147,7 @@ def check_transport(url: str, what: str, require_https: bool) -> None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SparkConfigError(f"{what} must be an absolute http(s) URL, got {url!r}.")
     if require_https and parts.scheme != "https" and not is_loopback_host(parts.hostname):
-        hint = (
-            " Behind a TLS-terminating proxy, wrap the app in "
-            "werkzeug.middleware.proxy_fix.ProxyFix so it sees the original scheme."
-            if "redirect" in what.lower()
-            else ""
-        )
+        hint = " " + PROXY_FIX_HINT if "redirect" in what.lower() else ""
         raise SparkConfigError(
             f"{what} must use HTTPS outside debug and testing (got {url!r}; plain HTTP is only "
             f"allowed to loopback hosts, or with SPARK_REQUIRE_HTTPS = False).{hint}"
@@ -177,16 +170,10 @@ def origin_of(url: str) -> str | None:
 
 
 def replacement(key: str) -> str | None:
-    """What replaced ``key`` if it is a removed setting: a derived value, a Flask or
-    Flask-Session setting, or the ``SparkAuth(app, name=...)`` option of the same name."""
+    """What replaced ``key`` if it is a removed setting (an option keeps its name, lower-case)."""
     name = key.removeprefix("SPARK_").lower()
-    if key in REMOVED:
-        return REMOVED[key]
-    if name in _DERIVED:
-        return _DERIVED[name]
-    if name in _OPTIONS:
-        return f"SparkAuth(app, {name}=...)"
-    return None
+    option = f"SparkAuth(app, {name}=...)" if name in _OPTIONS else None
+    return REMOVED.get(key) or _DERIVED.get(name) or option
 
 
 def unknown_keys(config: Mapping[str, Any]) -> list[str]:
@@ -224,11 +211,8 @@ def load_config(
     instance_path: str | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> SparkConfig:
-    """Validate the ``SPARK_*`` keys of ``config`` and the ``options``, filling in defaults.
-
-    Every problem is reported at once, one line each, in the :class:`SparkConfigError`. In debug
-    (not testing) without ``SPARK_TOKEN_KEYS``, the key is kept in ``instance_path``.
-    """
+    """Validate the ``SPARK_*`` keys of ``config`` and the ``options``, filling in defaults;
+    every problem at once, one line each, in the :class:`SparkConfigError`."""
     problems = [
         f"{key} was removed: use {replacement(key)}."
         for key in config
@@ -242,10 +226,7 @@ def load_config(
             ", ".join(unknown),
         )
     relaxed = debug or testing
-
-    def get(key: str) -> Any:
-        return _value(config, key)
-
+    get = functools.partial(_value, config)
     for key, what in (("SPARK_CLIENT_ID", "OAuth Key"), ("SPARK_CLIENT_SECRET", "secret")):
         if not get(key):
             problems.append(
@@ -266,11 +247,15 @@ def load_config(
             "SPARK_REDIS_URL is not set. Set it to your Redis server, e.g. "
             "redis://127.0.0.1:6379/0 (an embedded Redis is only started in debug or testing)."
         )
-    user_agent = get("SPARK_USER_AGENT")
+    user_agent = str(get("SPARK_USER_AGENT") or "")
     if not user_agent and not relaxed:
         problems.append(
             "SPARK_USER_AGENT is not set. The Spark API refuses calls without an "
             "X-SparkApi-User-Agent header (code 1016): set it to your application's name."
+        )
+    if not (user_agent.isascii() and user_agent.isprintable() and user_agent == user_agent.strip()):
+        problems.append(
+            f"SPARK_USER_AGENT must be printable ASCII, no surrounding spaces: {user_agent!r}."
         )
     claims = get("SPARK_REQUIRED_CLAIMS")
     if not isinstance(claims, list | tuple) or not all(isinstance(c, str) and c for c in claims):
@@ -298,7 +283,7 @@ def load_config(
         client_secret=str(get("SPARK_CLIENT_SECRET")),
         token_keys=keys,
         redis_url=get("SPARK_REDIS_URL"),
-        user_agent=str(user_agent or "flask-spark-dev"),
+        user_agent=user_agent or "flask-spark-dev",
         issuer=issuer,
         api_base_url=_with_slash(str(get("SPARK_API_BASE_URL"))),
         reso_base_url=_with_slash(str(get("SPARK_RESO_BASE_URL"))),
@@ -313,15 +298,13 @@ def load_config(
         session_lifetime=lifetime,
         http_timeout=http_timeout,
         require_https=not relaxed if require_https is None else bool(require_https),
-        discovery_url=issuer.rstrip("/") + _WELL_KNOWN,
+        discovery_url=issuer.rstrip("/") + "/.well-known/openid-configuration",
         redis=redis_client,
-        session_key_prefix=str(config.get("SESSION_KEY_PREFIX") or "session:"),
         lock_timeout=3 * http_timeout,
         lock_wait=3 * http_timeout,
         store_logout_origins=(issuer,),
         ephemeral_key=ephemeral,
         dev_key_file=dev_key_file,
-        debug=debug,
     )
     try:
         cfg = dataclasses.replace(cfg, **(options or {}))
@@ -356,21 +339,13 @@ def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
         if origin is None:
             problems.append(f"store_logout_origins: {item!r} is not an http(s) origin.")
         origins.append(origin or "")
-    urls = {
-        "SPARK_ISSUER": cfg.issuer,
-        "SPARK_API_BASE_URL": cfg.api_base_url,
-        "SPARK_RESO_BASE_URL": cfg.reso_base_url,
-        "SPARK_REDIRECT_URI": cfg.redirect_uri,
-    }
-    for field in dataclasses.fields(cfg):
-        if field.name.endswith(("_endpoint", "_uri")) and field.name != "redirect_uri":
-            urls[field.name] = getattr(cfg, field.name)
-    for what, url in urls.items():
-        try:
-            if url:
-                check_transport(url, what, cfg.require_https)
-        except SparkConfigError as exc:
-            problems.append(exc.message)
+    for name in [f.name for f in dataclasses.fields(cfg)]:
+        url, key = getattr(cfg, name), f"SPARK_{name.upper()}"
+        if url and (name == "issuer" or name.endswith(("_base_url", "_uri", "_endpoint"))):
+            try:
+                check_transport(url, key if key in DEFAULTS else name, cfg.require_https)
+            except SparkConfigError as exc:
+                problems.append(exc.message)
     return dataclasses.replace(
         cfg, id_token_algorithms=algorithms, store_logout_origins=tuple(origins)
     )
@@ -378,3 +353,69 @@ def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
 
 def _with_slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
+
+
+def token_keys(
+    value: Any, *, debug: bool, testing: bool, instance_path: str | None
+) -> tuple[tuple[str, ...], bool, str | None]:
+    """The validated keys, whether they are ephemeral, and the development key's file (without
+    keys: in debug, the key kept in the instance folder, so a reloader's restart keeps everyone
+    signed in; in testing, an ephemeral key)."""
+    if not value:
+        if not (debug or testing):
+            raise SparkConfigError(
+                "SPARK_TOKEN_KEYS is not set: flask-spark will not store tokens without an "
+                "encryption key. Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key."
+            )
+        path = None
+        if debug and not testing and instance_path:
+            path = os.path.join(instance_path, DEV_KEY_FILE)
+        log.warning(
+            "SPARK_TOKEN_KEYS is not set: using %s (debug/testing only). Set SPARK_TOKEN_KEYS "
+            "(`flask spark keygen`) before deploying.",
+            f"the development key kept in {path}" if path else "an ephemeral key",
+        )
+        return (development_key(path) if path else Fernet.generate_key().decode(),), not path, path
+    if isinstance(value, str | bytes):  # from an environment variable: comma-separated
+        value = [part.strip() for part in _text(value).split(",") if part.strip()]
+    keys = tuple(_text(key) for key in value)
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise SparkConfigError(
+                f"SPARK_TOKEN_KEYS[{index}] is not a valid Fernet key (32 url-safe base64 "
+                "bytes). Make one with `flask spark keygen`."
+            ) from None
+    return keys, False, None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def development_key(path: str) -> str:
+    """The Fernet key kept at ``path``, made on first use (readable by this user only) in one
+    step (a hard link of a finished file): a process starting meanwhile reads all or nothing."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if not os.path.exists(path):
+        draft = f"{path}.{os.getpid()}.tmp"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(Fernet.generate_key().decode() + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(draft)
+    with open(path, encoding="ascii") as file:
+        key = file.read().strip()
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        raise SparkConfigError(
+            f"{path} does not hold a Fernet key: delete the file and a new one is made (this "
+            "signs everyone out of the development app), or set SPARK_TOKEN_KEYS."
+        ) from None
+    return key

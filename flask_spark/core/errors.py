@@ -1,8 +1,5 @@
-"""The error hierarchy: everything flask-spark raises derives from :class:`SparkError`.
-
-API errors map Spark's numeric codes to one class per family, so that callers can
-``except RateLimited`` without memorising codes.
-"""
+"""Everything flask-spark raises derives from :class:`SparkError`; API errors get one class per
+family of Spark's numeric codes, so that callers can ``except RateLimited``."""
 
 from __future__ import annotations
 
@@ -25,9 +22,6 @@ class SparkError(Exception):
         if code is not None:
             self.code = code
 
-    def __str__(self) -> str:
-        return self.message
-
 
 class SparkConfigError(SparkError, RuntimeError):
     """The configuration is missing or invalid; one line per problem, naming what to set."""
@@ -38,8 +32,8 @@ class LoginError(SparkError):
 
     status = 400
 
-    def __init__(self, message: str, *, reason: str, status: int | None = None) -> None:
-        super().__init__(message, status=status, code=reason)
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, code=reason)
         self.reason = reason
 
 
@@ -213,11 +207,8 @@ _STATUS_CLASSES: dict[int, type[SparkAPIError]] = {
 
 
 def numeric_code(value: object) -> int | None:
-    """``value`` as a number when it is a non-negative int or a short string of ASCII digits.
-
-    What an API sends is untrusted: ``"²".isdigit()`` is true but ``int("²")`` fails, and
-    ``int()`` refuses strings of thousands of digits, so neither may reach ``int()``.
-    """
+    """``value`` as a number when it is a non-negative int or a short string of ASCII digits
+    (untrusted: ``int("²")`` fails although ``"²".isdigit()``, and so do thousands of digits)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

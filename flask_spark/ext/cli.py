@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import textwrap
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import click
@@ -23,9 +24,8 @@ if TYPE_CHECKING:
 
 
 class SparkGroup(AppGroup):
-    """The ``spark`` group, with the commands of the app's own ``spark`` group beside its own
-    (``flask`` finds plugin commands first, which would hide the app's); a name both use is
-    flask-spark's. Its own commands are found without loading the app."""
+    """The ``spark`` group, with the app's own ``spark`` commands beside flask-spark's (``flask``
+    finds a plugin's group first, which would hide the app's); a name both use is flask-spark's."""
 
     def _apps_own(self, ctx: click.Context) -> click.Group | None:
         info = ctx.find_object(ScriptInfo)
@@ -96,11 +96,9 @@ def _app_context(ctx: click.Context) -> AppContext:
 @click.pass_context
 def rotate_keys(ctx: click.Context) -> None:
     """Re-encrypt every stored token record with the first key of SPARK_TOKEN_KEYS."""
-    counts = {"rotated": 0, "skipped": 0, "unreadable": 0}
     with _app_context(ctx):
         store = current_state().tokens
-        for key in store.scan_keys():
-            counts[store.rotate_key(key)] += 1
+        counts = Counter(store.rotate_key(key) for key in store.scan_keys())
     click.echo(
         f"rotated {counts['rotated']}, skipped {counts['skipped']} (already on the first key), "
         f"unreadable {counts['unreadable']}"
@@ -108,16 +106,9 @@ def rotate_keys(ctx: click.Context) -> None:
 
 
 @spark_cli.command("retry-revocations", with_appcontext=False)
-@click.option(
-    "--max-age",
-    default=7 * 24 * 3600,
-    show_default=True,
-    type=int,
-    help="Give up on revocations queued longer ago than this many seconds.",
-)
 @click.pass_context
-def retry_revocations(ctx: click.Context, max_age: int) -> None:
-    """Retry the token revocations that failed at sign-out (run it from cron)."""
+def retry_revocations(ctx: click.Context) -> None:
+    """Retry the token revocations that failed at sign-out, for a week (run it from cron)."""
     with _app_context(ctx):
         state = current_state()
         queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
@@ -128,7 +119,7 @@ def retry_revocations(ctx: click.Context, max_age: int) -> None:
             except SparkError:
                 return False
 
-        report = queue.retry(revoke, max_age=max_age)
+        report = queue.retry(revoke)
     click.echo(
         f"revoked {report.revoked}, pending {queue.size()}, dropped {report.dropped} "
         f"(too old), unreadable {report.unreadable}"
@@ -151,16 +142,12 @@ def sandbox(args: tuple[str, ...]) -> None:
 @click.option("--strict", is_flag=True, help="Fail on warnings too (e.g. debug-only settings).")
 @click.pass_context
 def doctor(ctx: click.Context, strict: bool) -> None:
-    """Check the configuration, Redis, the keys, discovery, the redirect URI and the user agent.
-
-    Prints one row per check (OK, WARN or FAIL, with what to fix) and exits with status 1 when
-    a check fails. Run it where the app runs, with the same environment.
-    """
-    if current_app:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        results = diagnose(lambda: app)
-    else:
-        results = diagnose(ctx.ensure_object(ScriptInfo).load_app)
+    """Check the app's configuration, Redis, keys, provider, redirect URI and session cookie;
+    exit with status 1 when a check fails."""
+    load_app = ctx.ensure_object(ScriptInfo).load_app
+    if current_app:  # already inside the app's context
+        load_app = current_app._get_current_object  # type: ignore[attr-defined]
+    results = diagnose(load_app)
     width = max(len(r.name) for r in results)
     indent = " " * (width + 8)
     columns = min(max(shutil.get_terminal_size().columns, 80), 120)
@@ -172,12 +159,12 @@ def doctor(ctx: click.Context, strict: bool) -> None:
         for line in lines[1:] + _wrap(f"fix: {r.fix}" if r.fix else "", columns - len(indent)):
             click.echo(indent + line)
     failed = [r for r in results if r.status == "FAIL" or (strict and r.status == "WARN")]
-    warned = sum(r.status == "WARN" for r in results)
     if failed:
         click.echo(f"\n{len(failed)} of {len(results)} checks failed.")
         ctx.exit(1)
-    summary = f"\nAll {len(results)} checks passed"
-    click.echo(summary + (f" ({warned} warning(s): fine for development only)." if warned else "."))
+    warned = sum(r.status == "WARN" for r in results)
+    note = f" ({warned} warning(s): fine for development only)" if warned else ""
+    click.echo(f"\nAll {len(results)} checks passed{note}.")
 
 
 def _wrap(text: str, width: int) -> list[str]:

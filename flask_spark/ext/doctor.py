@@ -13,20 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ..core.config import load_config, unknown_keys
+from ..core.config import PROXY_FIX_HINT, load_config, unknown_keys
 from ..core.errors import SparkConfigError, SparkError
 from ..core.http import is_loopback_host
 from ..core.oidc import OIDCClient
 from ..core.redis_client import REDIS_DOWN
 
 Status = Literal["OK", "WARN", "FAIL"]
-
-PROXY_FIX_HINT = (
-    "Behind a TLS-terminating proxy (nginx, a load balancer, Heroku...), wrap the app so it sees "
-    "the original scheme and host: `from werkzeug.middleware.proxy_fix import ProxyFix; "
-    "app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
-)
-_CONFIG_FIX = "Fix the setting named above, then run `flask spark doctor` again."
 
 
 @dataclass(frozen=True)
@@ -51,33 +44,15 @@ class Fail(Exception):
 
 
 class Warn(Fail):
-    """A check that passes only because the app runs in debug or testing."""
+    """Acceptable in development, or when the app means it; a failure under ``--strict``."""
 
     status: Status = "WARN"
 
 
-def _run(name: str, check: Callable[[], str]) -> CheckResult:
-    try:
-        return CheckResult(name, "OK", check())
-    except Fail as exc:
-        return CheckResult(name, exc.status, exc.detail, exc.fix)
-    except SparkError as exc:
-        return CheckResult(name, "FAIL", exc.message)
-    except Exception as exc:  # a check must never crash the table
-        return CheckResult(name, "FAIL", f"{type(exc).__name__}: {exc}")
-
-
-def config_errors(exc: SparkConfigError) -> list[CheckResult]:
-    """One FAIL row per configuration problem."""
-    lines = exc.message.split("\n")
-    return [CheckResult("configuration", "FAIL", line, _CONFIG_FIX) for line in lines]
-
-
 def diagnose(load_app: Callable[[], Flask]) -> list[CheckResult]:
-    """Load the app and check it; configuration errors while loading are FAIL rows.
+    """Load the app and run every check; each configuration problem is a FAIL row.
 
-    flask-spark's own log warnings (the debug-only key and Redis, unknown keys...) are held back
-    meanwhile: each has its row in the table, and is said once there.
+    flask-spark's log warnings are held back meanwhile: each is said once, in its row.
     """
     logger = logging.getLogger("flask_spark")
     level = logger.level
@@ -85,42 +60,34 @@ def diagnose(load_app: Callable[[], Flask]) -> list[CheckResult]:
     try:
         app = load_app()
         with app.app_context():
-            return run_checks(app)
+            state = app.extensions.get("spark.state")
+            if state is None:
+                raise app.extensions.get("spark.unconfigured") or SparkConfigError(
+                    "flask-spark is not initialised on this app: call SparkAuth(app), or "
+                    "spark.init_app(app) in your app factory."
+                )
+            load_config(  # again: the settings may have changed since init_app
+                app.config,
+                debug=app.debug,
+                testing=app.testing,
+                instance_path=app.instance_path,
+                options=app.extensions["spark"].options,
+            )
+            return [_run(name, check, app, state) for name, check in CHECKS]
     except SparkConfigError as exc:
-        return config_errors(exc)
+        fix = "Fix the setting named above, then run `flask spark doctor` again."
+        return [CheckResult("configuration", "FAIL", line, fix) for line in exc.message.split("\n")]
     finally:
         logger.setLevel(level)
 
 
-def run_checks(app: Flask) -> list[CheckResult]:
-    """Every check against ``app`` (call inside its app context)."""
-    state = app.extensions.get("spark.state")
+def _run(name: str, check: Callable[[Flask, Any], str], app: Flask, state: Any) -> CheckResult:
     try:
-        if state is None:
-            raise app.extensions.get("spark.unconfigured") or SparkConfigError(
-                "flask-spark is not initialised on this app: call SparkAuth(app), or "
-                "spark.init_app(app) in your app factory."
-            )
-        load_config(  # again: the settings may have changed since init_app
-            app.config,
-            debug=app.debug,
-            testing=app.testing,
-            instance_path=app.instance_path,
-            options=app.extensions["spark"].options,
-        )
-    except SparkConfigError as exc:
-        return config_errors(exc)
-    checks: list[tuple[str, Callable[[], str]]] = [
-        ("configuration", lambda: _check_config(app, state)),
-        ("redis", lambda: _check_redis(state)),
-        ("token keys", lambda: _check_keys(state)),
-        ("discovery", lambda: _check_discovery(state)),
-        ("provider features", lambda: _check_provider_features(state)),
-        ("redirect uri", lambda: _check_redirect_uri(app, state)),
-        ("user agent", lambda: _check_user_agent(state)),
-        ("session cookie", lambda: _check_cookie(app, state)),
-    ]
-    return [_run(name, check) for name, check in checks]
+        return CheckResult(name, "OK", check(app, state))
+    except Fail as exc:
+        return CheckResult(name, exc.status, exc.detail, exc.fix)
+    except Exception as exc:  # a check must never crash the table
+        return CheckResult(name, "FAIL", f"{type(exc).__name__}: {exc}")
 
 
 def _world(url: str) -> str:
@@ -132,18 +99,14 @@ def _world(url: str) -> str:
 
 
 def _check_config(app: Flask, state: Any) -> str:
-    """Settings that disagree with each other, typos, and Flask-WTF's CSRFProtect order."""
+    """What load_config cannot see: settings that disagree, typos, CSRFProtect's order."""
     cfg = state.config
-    urls = {
-        "SPARK_ISSUER": cfg.issuer,
-        "SPARK_API_BASE_URL": cfg.api_base_url,
-        "SPARK_RESO_BASE_URL": cfg.reso_base_url,
-    }
-    worlds = {key: _world(url) for key, url in urls.items()}
-    if len(set(worlds.values())) > 1:
+    keys = ("SPARK_ISSUER", "SPARK_API_BASE_URL", "SPARK_RESO_BASE_URL")
+    urls = {key: getattr(cfg, key.removeprefix("SPARK_").lower()) for key in keys}
+    if len({_world(url) for url in urls.values()}) > 1:
         raise Fail(
             "the settings point at different platforms: "
-            + "; ".join(f"{key} {urls[key]} is on {worlds[key]}" for key in urls)
+            + "; ".join(f"{key} {url} is on {_world(url)}" for key, url in urls.items())
             + "; tokens from one issuer are refused by another platform's API",
             "Point all three at the same platform (`flask spark sandbox` prints the sandbox's).",
         )
@@ -161,19 +124,21 @@ def _check_config(app: Flask, state: Any) -> str:
             "csrf.exempt('flask_spark.ext.views.backchannel_logout').",
         )
     mode = "debug" if app.debug else "testing" if app.testing else "production"
-    return f"valid ({mode} mode); issuer {cfg.issuer}"
+    changed = "; ".join(state.session_overrides)
+    return f"valid ({mode} mode); issuer {cfg.issuer}; flask-spark changes {changed}"
 
 
-def _check_redis(state: Any) -> str:
+def _check_redis(app: Flask, state: Any) -> str:
     cfg = state.config
-    where = "the embedded development Redis"
     if cfg.redis is not None:
         where = "the SESSION_REDIS client"
-    if cfg.redis is None and cfg.redis_url:
+    elif cfg.redis_url:
         parts = urlsplit(cfg.redis_url)
         host = parts.netloc.rsplit("@", 1)[-1]
         hidden = f"{parts.username or ''}:***@{host}" if parts.password is not None else host
         where = urlunsplit(parts._replace(netloc=hidden))
+    else:
+        where = "the embedded development Redis"
     probe = f"{cfg.key_prefix}doctor:{secrets.token_hex(8)}"
     try:
         state.redis.set(probe, b"1", ex=30)
@@ -183,12 +148,6 @@ def _check_redis(state: Any) -> str:
             f"cannot reach {where} ({type(exc).__name__}: {exc})",
             "Start Redis, or point SPARK_REDIS_URL at it (redis://host:6379/0; rediss:// for TLS).",
         ) from None
-    except Exception as exc:
-        raise Fail(
-            f"{where} refused a write ({type(exc).__name__}: {exc})",
-            "flask-spark needs read-write access: check the Redis user's ACL and that the URL "
-            "names the primary, not a read-only replica.",
-        ) from None
     if cfg.redis is None and not cfg.redis_url:
         raise Warn(
             f"reachable: {where} started because SPARK_REDIS_URL is not set (debug/testing only)",
@@ -197,63 +156,43 @@ def _check_redis(state: Any) -> str:
     return f"reachable and writable: {where}"
 
 
-def _check_keys(state: Any) -> str:
+def _check_keys(app: Flask, state: Any) -> str:
     cfg = state.config
-    fix = (
-        "Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: "
-        f"{_setting_hint(state.app.config, 'SPARK_TOKEN_KEYS')}."
-    )
-    if cfg.dev_key_file:
+    if cfg.dev_key_file or cfg.ephemeral_key:
+        kept = cfg.dev_key_file and f"the development key kept in {cfg.dev_key_file}"
         raise Warn(
-            f"SPARK_TOKEN_KEYS is not set: the development key kept in {cfg.dev_key_file} is in "
-            "use (debug only); sign-ins survive restarts of this app",
-            fix,
-        )
-    if cfg.ephemeral_key:
-        raise Warn(
-            "SPARK_TOKEN_KEYS is not set: an ephemeral key is in use (debug/testing only); "
-            "sessions end at every restart and are not shared between worker processes",
-            fix,
+            f"SPARK_TOKEN_KEYS is not set: {kept or 'an ephemeral key'} is in use "
+            "(debug/testing only)",
+            f"Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: {_key_hint(app)}.",
         )
     state.vault.seal_probe()
     count = len(cfg.token_keys)
-    if count == 1:
-        return "1 Fernet key: encrypts and decrypts"
-    return (
-        f"{count} Fernet keys: the first encrypts, all decrypt "
-        "(run `flask spark rotate-keys`, then drop the old keys)"
-    )
+    return f"{count} Fernet key{'s' if count > 1 else ''}: the first encrypts, all decrypt"
 
 
-def _setting_hint(config: Any, key: str) -> str:
-    """How to set ``key`` where this app's settings live: the shell when its ``SPARK_*`` keys
-    come from the environment, Python when they are set in code, else both ways."""
-    shell = f"`export {key}=<key>` in the shell"
-    python = f"`app.config[{key!r}] = ['<key>']` in Python"
-    given = {k: v for k, v in config.items() if k.startswith("SPARK_") and v is not None}
+def _key_hint(app: Flask) -> str:
+    """Where to set the key: where the app's ``SPARK_*`` settings come from (else both ways)."""
+    shell = "`export SPARK_TOKEN_KEYS=<key>` in the shell"
+    python = "`app.config['SPARK_TOKEN_KEYS'] = ['<key>']` in Python"
+    given = {k: v for k, v in app.config.items() if k.startswith("SPARK_") and v is not None}
     from_env = [k for k, v in given.items() if os.environ.get(k) == v]
     if given and len(from_env) == len(given):
         return shell
     return python if given and not from_env else f"{shell}, or {python}"
 
 
-def _check_discovery(state: Any) -> str:
+def _check_discovery(app: Flask, state: Any) -> str:
     cfg = state.config
     client = OIDCClient(cfg)  # a fresh client: never an answer cached by the app
     try:
         meta = client.metadata()
         keys = client.jwks()
     except SparkError as exc:
-        fix = (
-            f"Check SPARK_ISSUER ({cfg.issuer}) and that this host can reach "
-            f"{cfg.discovery_url} (firewall, outbound proxy)."
-        )
-        if getattr(exc, "error", None) == "discovery_issuer_mismatch":
-            fix = (
-                f"SPARK_ISSUER ({cfg.issuer}) must be exactly the issuer the provider announces "
-                f"at {cfg.discovery_url}: correct SPARK_ISSUER if both are your provider's."
-            )
-        raise Fail(exc.message, fix) from None
+        raise Fail(
+            exc.message,
+            f"SPARK_ISSUER ({cfg.issuer}) must be exactly the issuer the provider announces at "
+            f"{cfg.discovery_url}, and this host must reach it (firewall, outbound proxy).",
+        ) from None
     count = len(getattr(keys, "keys", []) or [])
     return (
         f"issuer {meta['issuer']} matches; token endpoint {meta['token_endpoint']}; "
@@ -261,32 +200,31 @@ def _check_discovery(state: Any) -> str:
     )
 
 
-def _check_provider_features(state: Any) -> str:
-    """What this app will do against what the provider's discovery document advertises.
-
-    Spark publishes less than a generic provider (no PKCE, no logout channels, no ``sid``);
-    PKCE, on by default and ignored where unsupported, is only noted.
-    """
+def _check_provider_features(app: Flask, state: Any) -> str:
+    """What this app will use against what the provider's discovery document advertises."""
     cfg = state.config
-    client = OIDCClient(cfg)
     try:
-        client.metadata()
-        meta = client.published_metadata()
+        meta = OIDCClient(cfg).published_metadata()
     except SparkError:
         raise Warn("not checked: the discovery document could not be read") from None
 
-    def advertised(key: str) -> list[str] | None:
-        value = meta.get(key)
-        return [str(v) for v in value] if isinstance(value, list) else None
+    def lacks(key: str, values: Any) -> list[str]:
+        offered = meta.get(key)
+        return [v for v in values if isinstance(offered, list) and v not in offered]
 
-    warnings: list[str] = []
-    fixes: list[str] = []
     pkce = ""
-    if cfg.use_pkce and "S256" not in (advertised("code_challenge_methods_supported") or []):
+    if cfg.use_pkce and "S256" not in (meta.get("code_challenge_methods_supported") or []):
         pkce = (
             "; PKCE is sent but not advertised (a provider without it ignores it; if sign-in "
             "fails with invalid_request, use SparkAuth(app, use_pkce=False))"
         )
+    channels = "front- or back-channel logout advertised"
+    if not (meta.get("backchannel_logout_supported") or meta.get("frontchannel_logout_supported")):
+        channels = (
+            "no front- or back-channel logout is advertised: sign-outs at the provider reach "
+            "this app only through the Spark Store Single Logout URI (/spark/store-logout)"
+        )
+    warnings, fixes = [], []
     if cfg.single_logout and not (cfg.logout_endpoint or meta.get("end_session_endpoint")):
         warnings.append(
             "single logout is on (SPARK_SINGLE_LOGOUT) but the provider advertises no "
@@ -294,23 +232,13 @@ def _check_provider_features(state: Any) -> str:
             "FBS's own clients use"
         )
         fixes.append("Try a sign-out against the provider.")
-    channels = "front- or back-channel logout advertised"
-    if not meta.get("backchannel_logout_supported") and not meta.get(
-        "frontchannel_logout_supported"
-    ):
-        channels = (
-            "no front- or back-channel logout is advertised: sign-outs at the provider reach "
-            "this app only through the Spark Store Single Logout URI (/spark/store-logout)"
-        )
-    scopes = advertised("scopes_supported")
-    unknown = [s for s in cfg.scope.split() if scopes is not None and s not in scopes]
-    if unknown:
-        warnings.append(f"requested scopes {', '.join(unknown)} are not in scopes_supported")
+    scopes = lacks("scopes_supported", cfg.scope.split())
+    if scopes:
+        warnings.append(f"requested scopes {', '.join(scopes)} are not in scopes_supported")
         fixes.append("Check SPARK_SCOPE against the provider's scopes_supported.")
-    claims = advertised("claims_supported")
-    missing = [c for c in cfg.required_claims if claims is not None and c not in claims]
-    if missing:
-        warnings.append(f"required claims {', '.join(missing)} are not in claims_supported")
+    claims = lacks("claims_supported", cfg.required_claims)
+    if claims:
+        warnings.append(f"required claims {', '.join(claims)} are not in claims_supported")
         fixes.append("Check SPARK_REQUIRED_CLAIMS: a sign-in without them is refused.")
     if warnings:
         raise Warn("; ".join(warnings) + f"; {channels}{pkce}", " ".join(fixes))
@@ -320,11 +248,9 @@ def _check_provider_features(state: Any) -> str:
 def _behind_proxy_fix(app: Flask) -> bool:
     """True when ``app.wsgi_app`` is (or wraps) werkzeug's ``ProxyFix``."""
     wsgi: Any = app.wsgi_app
-    for _ in range(10):
-        if isinstance(wsgi, ProxyFix):
-            return True
-        wsgi = getattr(wsgi, "app", None) or getattr(wsgi, "wsgi_app", None)
-    return False
+    while wsgi is not None and not isinstance(wsgi, ProxyFix):
+        wsgi = getattr(wsgi, "app", None)  # the wrapped app, by WSGI middleware convention
+    return wsgi is not None
 
 
 def _check_redirect_uri(app: Flask, state: Any) -> str:
@@ -337,34 +263,24 @@ def _check_redirect_uri(app: Flask, state: Any) -> str:
     elif app.config.get("SERVER_NAME"):
         uri, source = external, "SERVER_NAME and PREFERRED_URL_SCHEME"
     else:
-        example = f"http(s)://<host>{path}"
+        derived = f"derived from each request's host and scheme (http(s)://<host>{path})"
         if _behind_proxy_fix(app):
-            return (
-                f"derived from each request's host and scheme ({example}); ProxyFix is "
-                "installed: the proxy's X-Forwarded-Proto/Host count"
-            )
+            return f"{derived}; ProxyFix is installed: the proxy's X-Forwarded-Proto/Host count"
         if cfg.require_https:
             raise Warn(
-                f"derived from each request's host and scheme ({example}); if a proxy terminates "
-                "TLS, the app sees http:// and the sign-in refuses to start",
+                f"{derived}; if a proxy terminates TLS, the app sees http:// and the sign-in "
+                "refuses to start",
                 "Set SPARK_REDIRECT_URI to the exact URI registered with your key (or "
                 "SERVER_NAME and PREFERRED_URL_SCHEME='https'). " + PROXY_FIX_HINT,
             )
-        return f"derived from each request's host and scheme ({example})"
+        return derived
     parts = urlsplit(uri)
-    plain_http = parts.scheme != "https" and not is_loopback_host(parts.hostname)
-    if plain_http and cfg.require_https:
-        raise Fail(
-            f"{uri} (from {source}) is not HTTPS; outside debug the sign-in refuses it and the "
-            "provider sends the authorization code in the clear",
+    if parts.scheme != "https" and not is_loopback_host(parts.hostname):
+        raise (Fail if cfg.require_https else Warn)(
+            f"{uri} (from {source}) is not HTTPS: the sign-in refuses it outside debug and "
+            "testing, and the provider would send the authorization code in the clear",
             "Serve the app over HTTPS and make the URI https:// (SPARK_REDIRECT_URI, or "
             "PREFERRED_URL_SCHEME='https' with SERVER_NAME). " + PROXY_FIX_HINT,
-        )
-    if plain_http:
-        raise Warn(
-            f"{uri} (from {source}) is plain HTTP on a non-loopback host: accepted only in "
-            "debug/testing",
-            "Use an https:// redirect URI in production. " + PROXY_FIX_HINT,
         )
     if parts.path != path:
         raise Warn(
@@ -375,7 +291,7 @@ def _check_redirect_uri(app: Flask, state: Any) -> str:
     return f"{uri} (from {source}; register exactly this with your key)"
 
 
-def _check_user_agent(state: Any) -> str:
+def _check_user_agent(app: Flask, state: Any) -> str:
     agent = state.config.user_agent
     if agent == "flask-spark-dev":
         raise Warn(
@@ -383,25 +299,19 @@ def _check_user_agent(state: Any) -> str:
             "Set SPARK_USER_AGENT to your application's name: the Spark API refuses calls "
             "without an X-SparkApi-User-Agent header (code 1016).",
         )
-    if not agent.isascii() or not agent.isprintable() or agent != agent.strip():
-        raise Fail(
-            f"SPARK_USER_AGENT {agent!r} is not a valid header value",
-            "Use printable ASCII without line breaks or surrounding spaces.",
-        )
     return f"X-SparkApi-User-Agent: {agent}"
 
 
 def _check_cookie(app: Flask, state: Any) -> str:
-    secure = app.config.get("SESSION_COOKIE_SECURE")
-    httponly = app.config.get("SESSION_COOKIE_HTTPONLY")
-    samesite = app.config.get("SESSION_COOKIE_SAMESITE")
+    secure, httponly, samesite = (
+        app.config.get(f"SESSION_COOKIE_{name}") for name in ("SECURE", "HTTPONLY", "SAMESITE")
+    )
     flags = [f for f, on in (("Secure", secure), ("HttpOnly", httponly)) if on]
-    flags += [f"SameSite={samesite}"] if samesite else []
-    shown = ", ".join(flags) or "no flags"
+    shown = ", ".join(flags + ([f"SameSite={samesite}"] if samesite else [])) or "no flags"
     lax = "Use SESSION_COOKIE_SAMESITE = 'Lax' (the default flask-spark sets)."
     if not httponly:
         raise Fail(
-            f"the session cookie is readable by page scripts ({shown})",
+            f"page scripts can read the session cookie ({shown})",
             "Remove SESSION_COOKIE_HTTPONLY = False.",
         )
     if state.config.require_https and not secure:
@@ -417,7 +327,25 @@ def _check_cookie(app: Flask, state: Any) -> str:
         )
     if str(samesite).lower() != "lax":
         raise Warn(f"SameSite is {samesite!r} ({shown}): other sites' requests carry it", lax)
+    if state.plantable_cookie:
+        raise Warn(
+            f"the session cookie {state.plantable_cookie!r} ({shown}) has no __Host- prefix: a "
+            "sibling subdomain can plant a session id in it",
+            "Name it __Host-<name> (SESSION_COOKIE_NAME), unless its visitors' sessions must stay.",
+        )
     if state.cookie_defaults:
         chosen = ", ".join(f"{k}={v!r}" for k, v in sorted(state.cookie_defaults.items()))
         return f"{shown} (flask-spark set {chosen}: the app had left Flask's default)"
     return f"{shown} (as the app configured it)"
+
+
+CHECKS: list[tuple[str, Callable[[Flask, Any], str]]] = [
+    ("configuration", _check_config),
+    ("redis", _check_redis),
+    ("token keys", _check_keys),
+    ("discovery", _check_discovery),
+    ("provider features", _check_provider_features),
+    ("redirect uri", _check_redirect_uri),
+    ("user agent", _check_user_agent),
+    ("session cookie", _check_cookie),
+]
