@@ -20,15 +20,16 @@ from .session_interface import CSRF_KEY, SESSION_KEY
 from .state import SparkState
 
 
-def current_state() -> SparkState:
-    """The :class:`SparkState` of the current app."""
+def current_state(app: Flask | None = None) -> SparkState:
+    """The :class:`SparkState` of ``app`` (default: the current app)."""
+    app = app or current_app
     try:
-        state: SparkState = current_app.extensions["spark.state"]
+        state: SparkState = app.extensions["spark.state"]
     except KeyError:
-        raise current_app.extensions.get("spark.unconfigured") or SparkConfigError(
+        raise app.extensions.get("spark.unconfigured") or SparkConfigError(
             "flask-spark is not initialised on this app: call SparkAuth(app) or init_app(app)."
         ) from None
-    if current_app.session_interface is not state.session_interface:
+    if app.session_interface is not state.session_interface:
         raise SparkConfigError(
             "The app's session interface was replaced after SparkAuth(app) (Session(app) called "
             "later?). Set it up before SparkAuth(app), or not at all: flask-spark installs one."
@@ -39,11 +40,9 @@ def current_state() -> SparkState:
 def login_data() -> dict[str, Any] | None:
     """The signed-in session's non-secret data, or None (reads the session only)."""
     data = session.get(SESSION_KEY)
-    if not isinstance(data, dict):
-        return None
-    if float(data.get("expires", 0)) <= time.time():
-        return None
-    return data
+    if isinstance(data, dict) and float(data.get("expires", 0)) > time.time():
+        return data
+    return None
 
 
 def is_logged_in() -> bool:
@@ -129,29 +128,9 @@ def csrf_valid(given: str | None) -> bool:
     return same_secret(expected, given)
 
 
-#: The provider's server-to-server POST: it carries a signed logout_token, never a CSRF token.
-BACKCHANNEL_ENDPOINT = "spark.backchannel_logout"
-
-
-def exempt_backchannel_from_csrf(app: Flask) -> bool:
-    """Exempt the back-channel logout view from Flask-WTF's ``CSRFProtect`` if the app has it.
-
-    Through its public ``exempt()``; False when the app has no ``CSRFProtect`` yet (one set up
-    after ``SparkAuth(app)`` must exempt the view itself; ``flask spark doctor`` says how).
-    """
-    csrf = app.extensions.get("csrf")
-    view = app.view_functions.get(BACKCHANNEL_ENDPOINT)
-    if csrf is None or view is None or not hasattr(csrf, "exempt"):
-        return False
-    csrf.exempt(view)
-    return True
-
-
 def login_url(next: str | None = None) -> str:
     """The URL of the sign-in view, with ``next`` when given."""
-    if next:
-        next = next.rstrip("?")
-    return url_for("spark.login", next=next) if next else url_for("spark.login")
+    return url_for("spark.login", next=(next or "").rstrip("?") or None)
 
 
 def logout_url() -> str:
