@@ -18,7 +18,6 @@ from werkzeug.wrappers import Response
 
 from ..core.errors import SessionStoreUnavailable, SparkConfigError
 from ..core.redis_client import REDIS_DOWN
-from .responses import store_unavailable
 
 log = logging.getLogger("flask_spark")
 
@@ -29,6 +28,13 @@ LOGOUT_STATE_KEY = "_spark_logout_state"
 #: Every key flask-spark owns: what its sign-in and sign-out change, and nothing else.
 OWN_KEYS = (SESSION_KEY, CSRF_KEY, LOGOUT_STATE_KEY)
 
+#: Flask-Session's constructor arguments that an app's own set-up keeps, and their settings.
+_SETTINGS = {
+    "key_prefix": "SESSION_KEY_PREFIX",
+    "use_signer": "SESSION_USE_SIGNER",
+    "permanent": "SESSION_PERMANENT",
+    "sid_length": "SESSION_ID_LENGTH",
+}
 _NOT_STORED: tuple[type[Exception], ...] = (*REDIS_DOWN, SessionStoreUnavailable)
 #: What ``secrets.token_urlsafe`` makes: a cookie value of another shape costs no Redis call.
 _SID = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -56,8 +62,7 @@ class SparkSession(RedisSession):  # type: ignore[misc]
         self.cleared = False
         #: the id and Flexmls sign-in it came with: a sign-in the app's own code drops
         #: (``session.clear()``, a log-out) is ended for real when the session is saved
-        signin = stored.get(SESSION_KEY)
-        self.opened = (sid, signin if isinstance(signin, dict) else None)
+        self.opened = (sid, stored.get(SESSION_KEY))
 
     def clear(self) -> None:
         """Empty the session; a stored one gets a new id when saved (an app's log-in or
@@ -149,8 +154,6 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         """Store a changed session; touch the browser's cookie only for what this request
         stored or ended itself, and answer a change that could not be stored as an error."""
-        if not isinstance(session, SparkSession):
-            return
         if session.accessed:
             response.vary.add("Cookie")
         if not session.modified:
@@ -195,10 +198,7 @@ def _answer_store_down(app: Flask, response: Response) -> None:
     when it has one, else flask-spark's 503 (Flask saves the session after the response is
     made, so the response is rewritten in place)."""
     exc = SessionStoreUnavailable("We cannot store your session right now; please try again.")
-    try:
-        answer = app.make_response(app.handle_user_exception(exc))
-    except SessionStoreUnavailable:
-        answer = store_unavailable()
+    answer = app.make_response(app.handle_user_exception(exc))
     response.status_code = answer.status_code
     response.headers = answer.headers
     response.set_data(answer.get_data())
@@ -209,16 +209,9 @@ def session_interface_for(app: Flask, client: Any) -> SparkSessionInterface:
     extended (its client, prefix, serializer and id settings), else Flask-Session's Redis
     sessions set up from the app's ``SESSION_*`` settings on ``client``."""
     current: Any = app.session_interface
-    if isinstance(current, SparkSessionInterface):
-        return current  # another SparkAuth on this app already installed it
     if isinstance(current, RedisSessionInterface):
         adopted = SparkSessionInterface(
-            app,
-            current.client,
-            key_prefix=current.key_prefix,
-            use_signer=current.use_signer,
-            permanent=current.permanent,
-            sid_length=current.sid_length,
+            app, current.client, **{name: getattr(current, name) for name in _SETTINGS}
         )
         adopted.serializer = current.serializer
         return adopted
@@ -228,15 +221,9 @@ def session_interface_for(app: Flask, client: Any) -> SparkSessionInterface:
             "Redis one: flask-spark keeps its sessions in Redis. Use SESSION_TYPE = 'redis' "
             "with Session(app), or let SparkAuth(app) set it up."
         )
-    config = app.config
+    settings = {**_SETTINGS, "serialization_format": "SESSION_SERIALIZATION_FORMAT"}
     return SparkSessionInterface(
         app,
-        config.get("SESSION_REDIS") or client,
-        key_prefix=config.get("SESSION_KEY_PREFIX", Defaults.SESSION_KEY_PREFIX),
-        use_signer=config.get("SESSION_USE_SIGNER", Defaults.SESSION_USE_SIGNER),
-        permanent=config.get("SESSION_PERMANENT", Defaults.SESSION_PERMANENT),
-        sid_length=config.get("SESSION_ID_LENGTH", Defaults.SESSION_ID_LENGTH),
-        serialization_format=config.get(
-            "SESSION_SERIALIZATION_FORMAT", Defaults.SESSION_SERIALIZATION_FORMAT
-        ),
+        app.config.get("SESSION_REDIS") or client,
+        **{name: app.config.get(key, getattr(Defaults, key)) for name, key in settings.items()},
     )
