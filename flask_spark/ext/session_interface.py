@@ -21,11 +21,10 @@ from ..core.redis_client import REDIS_DOWN
 
 log = logging.getLogger("flask_spark")
 
-#: The keys flask-spark keeps in the session (its data; the app's own keys sit beside them).
+#: The keys flask-spark owns in the session (the app's own keys sit beside them).
 SESSION_KEY = "_spark"
 CSRF_KEY = "_spark_csrf"
 LOGOUT_STATE_KEY = "_spark_logout_state"
-#: Every key flask-spark owns: what its sign-in and sign-out change, and nothing else.
 OWN_KEYS = (SESSION_KEY, CSRF_KEY, LOGOUT_STATE_KEY)
 
 #: Flask-Session's constructor arguments that an app's own set-up keeps, and their settings.
@@ -49,24 +48,21 @@ class Stored(dict[str, Any]):
 
 class SparkSession(RedisSession):  # type: ignore[misc]
     """A Flask-Session session that knows whether it came from Redis (then a write-back must
-    not recreate a key deleted meanwhile) and holds its token record, read along with it."""
+    not recreate a key deleted meanwhile), with the token record read along with it."""
 
     def __init__(self, initial: Any = None, sid: str = "", permanent: Any = None):
         super().__init__(initial, sid, permanent)
         stored = initial if isinstance(initial, Stored) else Stored()
-        #: the sealed token record, never part of the data; taken once by the API client
-        self.token_blob = stored.token_blob
+        self.token_blob = stored.token_blob  # never part of the data; taken once
         self.from_store = isinstance(initial, Stored) and not stored.down
         self.store_unavailable = stored.down  # empty, and never saved
         self.replaced = False  # this request ended the session it came with
         self.cleared = False
-        #: the id and Flexmls sign-in it came with: a sign-in the app's own code drops
-        #: (``session.clear()``, a log-out) is ended for real when the session is saved
+        #: the id and sign-in it came with: a sign-in the app's code drops is ended on save
         self.opened = (sid, stored.get(SESSION_KEY))
 
     def clear(self) -> None:
-        """Empty the session; a stored one gets a new id when saved (an app's log-in or
-        log-out through ``session.clear()`` never keeps the id the browser came with)."""
+        """Empty the session; a stored one gets a new id when saved (an app's log-in or log-out)."""
         super().clear()
         self.cleared = True
 
@@ -86,8 +82,8 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
     prefetch: Callable[[Any, str], None] | None = None
 
     def __init__(self, app: Flask, client: Any, **options: Any) -> None:
-        # Flask-Session replaces a client that is not a ``redis.Redis`` (a RedisCluster) by a
-        # local ``Redis()``: hand it a placeholder that never connects, then keep ours.
+        # Flask-Session replaces a client that is not a ``redis.Redis`` (a RedisCluster): hand
+        # it a placeholder that never connects, then keep ours.
         super().__init__(app, client if isinstance(client, Redis) else Redis(), **options)
         self.client = client
         #: ends a Flexmls sign-in the app's code dropped, given (sid, its data); True if alive
@@ -99,10 +95,9 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         sid = store_id[len(self.key_prefix) :]
         if not _SID.fullmatch(sid):
             return None
-        ttl = int(self.app.permanent_session_lifetime.total_seconds())
         try:
             pipeline = self.client.pipeline(transaction=False)
-            pipeline.getex(store_id, ex=ttl)
+            pipeline.getex(store_id, ex=self.app.permanent_session_lifetime)
             if self.prefetch is not None:
                 self.prefetch(pipeline, sid)
             raw, *blob = pipeline.execute()
@@ -122,22 +117,15 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
 
     def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> bool:
         """Write the session; one loaded from Redis only while its key still exists."""
-        return bool(
-            self.client.set(
-                store_id,
-                self.serializer.encode(session),
-                ex=int(session_lifetime.total_seconds()),
-                xx=session.from_store,
-            )
-        )
+        data = self.serializer.encode(session)
+        return bool(self.client.set(store_id, data, ex=session_lifetime, xx=session.from_store))
 
     def _delete_session(self, store_id: str) -> bool:
         """Delete a session; True when it still existed."""
         return bool(self.client.delete(store_id))
 
     def regenerate(self, session: Any) -> None:
-        """A new session id for the app's data, the old key deleted; a Flexmls sign-in in the
-        session ends (when the session is saved: its tokens are revoked)."""
+        """A new id for the session's data, the old key deleted; its Flexmls sign-in ends."""
         drop_spark_keys(session)
         if session.from_store:
             self._delete_session(self._get_store_id(session.sid))
@@ -178,7 +166,11 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
                 return  # ended elsewhere while this request ran: it stays ended
         except _NOT_STORED as exc:
             log.error("A changed session could not be stored: %s", type(exc).__name__)
-            _answer_store_down(app, response)
+            # The response is made already: it becomes the answer to the error, in place.
+            down = SessionStoreUnavailable("We cannot store your session right now; try again.")
+            answer = app.make_response(app.handle_user_exception(down))
+            response.status_code, response.headers = answer.status_code, answer.headers
+            response.set_data(answer.get_data())
             return
         response.set_cookie(
             name,
@@ -191,17 +183,6 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
             path=path,
             partitioned=self.get_cookie_partitioned(app),
         )
-
-
-def _answer_store_down(app: Flask, response: Response) -> None:
-    """Turn ``response`` into the answer to :class:`SessionStoreUnavailable`: the app's handler
-    when it has one, else flask-spark's 503 (Flask saves the session after the response is
-    made, so the response is rewritten in place)."""
-    exc = SessionStoreUnavailable("We cannot store your session right now; please try again.")
-    answer = app.make_response(app.handle_user_exception(exc))
-    response.status_code = answer.status_code
-    response.headers = answer.headers
-    response.set_data(answer.get_data())
 
 
 def session_interface_for(app: Flask, client: Any) -> SparkSessionInterface:
