@@ -1,4 +1,5 @@
-"""Build the redis-py client from ``SPARK_REDIS_URL``: a server, a Cluster or a Sentinel set."""
+"""The redis-py client for ``SPARK_REDIS_URL`` (a server, a Cluster or a Sentinel set) or an
+embedded development Redis, what "Redis is down" means, and helpers for replies and key names."""
 
 from __future__ import annotations
 
@@ -86,26 +87,25 @@ def redis_from_url(url: str) -> Any:
             **timeouts,
         )
     if scheme == "redis+sentinel":
-        if not path:
+        service, db = [*path, "0"][:2] if path else ("", "0")
+        if not service:
             raise SparkConfigError(
                 "A redis+sentinel:// URL needs the service name: "
                 "redis+sentinel://host:26379/mymaster/0"
             )
-        try:
-            db = int(path[1]) if len(path) > 1 else 0
-        except ValueError:
+        if not db.isdigit():
             raise SparkConfigError(
-                f"The database in a redis+sentinel:// URL must be a number, got {path[1]!r}."
-            ) from None
+                f"The database in a redis+sentinel:// URL must be a number, got {db!r}."
+            )
         sentinel = Sentinel(
             _nodes(parts.netloc, 26379),
             sentinel_kwargs={"socket_timeout": 5.0},
             password=password,
-            db=db,
+            db=int(db),
             health_check_interval=30,
             **timeouts,
         )
-        return sentinel.master_for(path[0])
+        return sentinel.master_for(service)
     raise SparkConfigError(
         f"SPARK_REDIS_URL has an unknown scheme {scheme!r}: use redis://, rediss://, unix://, "
         "redis+cluster:// or redis+sentinel://."

@@ -1,6 +1,5 @@
-"""What a request knows about its user: the app's runtime, the sign-in, the user and the API
-client (and their proxies ``spark_user``, ``spark_api``), the sign-out form's CSRF token and the
-sign-in / sign-out URLs."""
+"""What a request knows: the app's runtime, the sign-in, the user and API client (and their
+proxies ``spark_user``, ``spark_api``), the forms' CSRF token, the sign-in / sign-out URLs."""
 
 from __future__ import annotations
 
@@ -51,11 +50,8 @@ def is_logged_in() -> bool:
 
 
 def current_user() -> SparkUser | AnonymousUser:
-    """The signed-in user of this request (cached on ``g``).
-
-    A response that read a signed-in user is about that user: it gets ``Cache-Control:
-    no-store`` unless the view set its own ``Cache-Control``.
-    """
+    """The signed-in user of this request (cached on ``g``); a response that read one is about
+    that user: it gets ``Cache-Control: no-store`` unless the view set its own."""
     cached = g.get("_spark_user")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
@@ -89,20 +85,13 @@ spark_user: SparkUser | AnonymousUser = cast("SparkUser | AnonymousUser", LocalP
 
 
 def csrf_token() -> str:
-    """The token the sign-out and revoke forms carry.
-
-    Flask-WTF's token when its ``CSRFProtect`` guards the app (so that its check passes too),
-    else this session's own token, created on first use.
-    """
+    """The token the sign-out and revoke forms carry: Flask-WTF's when its ``CSRFProtect``
+    guards the app (so that its check passes too), else this session's own."""
     if "csrf" in current_app.extensions:
         from flask_wtf.csrf import generate_csrf
 
         return str(generate_csrf())
-    token = session.get(CSRF_KEY)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session[CSRF_KEY] = token
-    return token
+    return str(session.setdefault(CSRF_KEY, secrets.token_urlsafe(32)))
 
 
 def csrf_field_name() -> str:

@@ -40,25 +40,20 @@ log = logging.getLogger("flask_spark")
 #: The idle timeout of a session whose app left Flask's PERMANENT_SESSION_LIFETIME (31 days).
 IDLE_TIMEOUT = timedelta(hours=2)
 
-UnauthorizedHandler = Callable[[], Any]
-
 
 class SparkAuth:
     """The flask-spark extension: ``SparkAuth(app)`` or ``SparkAuth()`` + :meth:`init_app`."""
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
-        self._unauthorized: UnauthorizedHandler | None = None
+        self._unauthorized: Callable[[], Any] | None = None
         #: values that are no settings (tests, providers other than Spark): see SparkConfig
         self.options = options
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Validate the configuration and register the session, blueprint, helpers and CLI.
-
-        An app with no ``SPARK_*`` setting at all (its own CLI commands and tests, in an
-        environment without them) starts; flask-spark's error is raised when it is used.
-        """
+        """Validate the configuration and register the session, blueprint, helpers and CLI. An
+        app with no ``SPARK_*`` setting at all starts; flask-spark raises the error when used."""
         app.extensions["spark"] = self
         if "spark" not in app.cli.commands:
             app.cli.add_command(spark_cli)
@@ -96,14 +91,12 @@ class SparkAuth:
         if not any(SparkError in found for found in handlers):  # the app's own handler wins
             app.register_error_handler(SparkError, handle_spark_error)
 
-    def unauthorized_handler(self, handler: UnauthorizedHandler) -> UnauthorizedHandler:
+    def unauthorized_handler(self, handler: Callable[[], Any]) -> Callable[[], Any]:
         """Decorator: replace the answer given when a protected view has no signed-in user."""
         self._unauthorized = handler
         return handler
 
-    def state(self, app: Flask | None = None) -> SparkState:
-        """The runtime of ``app`` (default: the current app)."""
-        return current_state(app)
+    state = staticmethod(current_state)
 
     def job_handle(self) -> str:
         """A handle for a background job acting for this request's signed-in user (never give
@@ -135,13 +128,8 @@ class SparkAuth:
             return self._unauthorized()
         url = login_url(request.full_path if request.method == "GET" else None)
         if wants_json():
-            response = jsonify(
-                error="login_required",
-                message="Sign in with Flexmls to continue.",
-                login_url=url,
-            )
-            response.status_code = 401
-            return response
+            message = "Sign in with Flexmls to continue."
+            return jsonify(error="login_required", message=message, login_url=url), 401
         return redirect(url)
 
 
@@ -171,9 +159,8 @@ def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> d
 
 
 def end_dropped_signin(state: SparkState, sid: str, data: dict[str, Any]) -> bool:
-    """End a Flexmls sign-in that the app's own code removed from its session (``session.clear()``,
-    a log-out, a new id): its records go, its grant is revoked (or queued for a retry).
-    False when it had already ended (flask-spark's own sign-out, or a logout elsewhere)."""
+    """End a Flexmls sign-in that the app's own code dropped (``session.clear()``, a new id):
+    records gone, grant revoked. False when it had already ended (a sign-out, here or elsewhere)."""
     tokens = state.tokens.load(sid)
     if tokens is None:
         return False

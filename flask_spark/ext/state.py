@@ -83,11 +83,6 @@ class SparkState:
     def _session_ended(self, sid: str, subject: str | None) -> None:
         self.registry.destroy(sid, subject)
 
-    @property
-    def http(self) -> Any:
-        """The pooled HTTP session of this process for API calls."""
-        return self._http.get()
-
     def api_for(self, sid: str, *, in_request: bool = False) -> SparkAPI:
         """A Spark API client acting for the session ``sid`` (refresh rules included)."""
         return self.api_with(SessionTokenSource(self, sid, in_request=in_request))
@@ -97,7 +92,7 @@ class SparkState:
         common: dict[str, Any] = {
             "user_agent": self.config.user_agent,
             "tokens": tokens,
-            "http": self.http,
+            "http": self._http.get(),
             "timeout": self.config.http_timeout,
         }
         reso = ResoAPI(base_url=self.config.reso_base_url, **common)
