@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
-import redis.sentinel
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
@@ -20,12 +19,11 @@ from .errors import SparkConfigError
 
 log = logging.getLogger("flask_spark")
 
-#: The exceptions that mean "Redis is unreachable right now".
+#: The exceptions that mean "Redis is unreachable right now" (a Sentinel's is a ConnectionError).
 REDIS_DOWN: tuple[type[Exception], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
     redis.exceptions.ClusterDownError,
-    redis.sentinel.MasterNotFoundError,
 )
 
 
@@ -114,11 +112,9 @@ def redis_from_url(url: str) -> Any:
 
 def _nodes(netloc: str, default_port: int) -> list[tuple[str, int]]:
     """The ``host[:port]`` list of a URL (``[v6]`` hosts too), ``default_port`` where none."""
-    nodes = []
-    for text in netloc.rsplit("@", 1)[-1].split(","):
-        host = urlsplit(f"//{text}")
-        try:
-            nodes.append((host.hostname or text, host.port or default_port))
-        except ValueError:
-            raise SparkConfigError(f"Bad host:port {text!r} in SPARK_REDIS_URL.") from None
-    return nodes
+    listed = netloc.rsplit("@", 1)[-1]  # not the credentials
+    try:
+        hosts = [urlsplit(f"//{text}") for text in listed.split(",")]
+        return [(host.hostname or "", host.port or default_port) for host in hosts]
+    except ValueError:
+        raise SparkConfigError(f"Bad host:port in {listed!r} (SPARK_REDIS_URL).") from None

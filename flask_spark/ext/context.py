@@ -1,5 +1,6 @@
 """What a request knows: the app's runtime, the sign-in, the user and API client (and their
-proxies ``spark_user``, ``spark_api``), the forms' CSRF token, the sign-in / sign-out URLs."""
+proxies ``spark_user``, ``spark_api``), the forms' CSRF token, the sign-in / sign-out URLs, and
+the template helpers that show them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import secrets
 import time
 from typing import Any, cast
 
-from flask import Flask, after_this_request, current_app, g, session, url_for
+from flask import Flask, after_this_request, current_app, g, has_request_context, session, url_for
 from werkzeug.local import LocalProxy
 
 from ..core.api import SparkAPI
@@ -52,30 +53,24 @@ def is_logged_in() -> bool:
 def current_user() -> SparkUser | AnonymousUser:
     """The signed-in user of this request (cached on ``g``); a response that read one is about
     that user: it gets ``Cache-Control: no-store`` unless the view set its own."""
-    cached = g.get("_spark_user")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    data = login_data()
-    user: SparkUser | AnonymousUser = AnonymousUser()
-    if data:
-        user = SparkUser(data["claims"])
-        after_this_request(no_store)
-    g._spark_user = user
-    return user
+    if "_spark_user" not in g:
+        data = login_data()
+        g._spark_user = SparkUser(data["claims"]) if data else AnonymousUser()
+        if data:
+            after_this_request(no_store)
+    return g._spark_user  # type: ignore[no-any-return]
 
 
 def current_api() -> SparkAPI:
     """The Spark API client of the signed-in user of this request (cached on ``g``); the
     response gets ``no-store`` as with :func:`current_user`."""
-    cached = g.get("_spark_api")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    if not is_logged_in():
-        raise LoginRequired("Sign in with Flexmls to use the Spark API.")
-    api = current_state().api_for(session.sid, in_request=True)  # type: ignore[attr-defined]
-    after_this_request(no_store)
-    g._spark_api = api
-    return api
+    if "_spark_api" not in g:
+        if not is_logged_in():
+            raise LoginRequired("Sign in with Flexmls to use the Spark API.")
+        sid: str = session.sid  # type: ignore[attr-defined]
+        g._spark_api = current_state().api_for(sid, in_request=True)
+        after_this_request(no_store)
+    return g._spark_api  # type: ignore[no-any-return]
 
 
 #: The Spark API client of the signed-in user (``spark_api.reso`` for the RESO Web API).
@@ -103,8 +98,6 @@ def csrf_field_name() -> str:
 
 def csrf_valid(given: str | None) -> bool:
     """True when ``given`` is this session's sign-out token (Flask-WTF's when it is active)."""
-    if not given:
-        return False
     if "csrf" in current_app.extensions:
         from flask_wtf.csrf import ValidationError, validate_csrf
 
@@ -113,8 +106,7 @@ def csrf_valid(given: str | None) -> bool:
         except ValidationError:
             return False
         return True
-    expected = session.get(CSRF_KEY)
-    return same_secret(expected, given)
+    return same_secret(session.get(CSRF_KEY), given)
 
 
 def login_url(next: str | None = None) -> str:
@@ -125,3 +117,19 @@ def login_url(next: str | None = None) -> str:
 def logout_url() -> str:
     """The URL the sign-out form posts to."""
     return url_for("spark.logout")
+
+
+def register_template_helpers(app: Flask) -> None:
+    """The template context and globals (``spark/macros.html`` holds the macros)."""
+
+    @app.context_processor
+    def spark_context() -> dict[str, Any]:
+        if not has_request_context():  # e.g. an e-mail rendered by a background job
+            return {"spark_user": AnonymousUser(), "spark_logged_in": False}
+        # The proxy: a page that never shows the user is not made uncacheable.
+        return {"spark_user": spark_user, "spark_logged_in": is_logged_in()}
+
+    app.add_template_global(login_url, "spark_login_url")
+    app.add_template_global(logout_url, "spark_logout_url")
+    app.add_template_global(csrf_token, "spark_csrf_token")
+    app.add_template_global(csrf_field_name, "spark_csrf_field")

@@ -1,5 +1,5 @@
-"""``SparkAuth``: validates the configuration and wires the session, the blueprint, the helpers
-and the CLI into an app, changing nothing there that flask-spark does not own."""
+"""``SparkAuth``: validates the configuration and wires the session (safe cookie settings where
+the app kept Flask's defaults), the blueprint, the helpers and the CLI into an app."""
 
 from __future__ import annotations
 
@@ -10,26 +10,17 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, has_request_context, jsonify, redirect, request, session
+from flask import Flask, jsonify, redirect, request, session
 from flask_session.redis import RedisSessionInterface
 
 from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
 from ..core.errors import LoginRequired, SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
-from ..core.user import AnonymousUser, SparkUser
+from ..core.user import SparkUser
 from . import signals
 from .cli import spark_cli
-from .context import (
-    csrf_field_name,
-    csrf_token,
-    current_state,
-    is_logged_in,
-    login_data,
-    login_url,
-    logout_url,
-    spark_user,
-)
+from .context import current_state, login_data, login_url, register_template_helpers
 from .responses import handle_spark_error, wants_json
 from .signout import end_user_sessions, revoke_tokens
 from .state import JobTokenSource, SparkState
@@ -134,10 +125,9 @@ class SparkAuth:
 
 
 def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> dict[str, Any]:
-    """Make the session safe where the app left Flask's default; returns what was set:
-    ``Secure`` when HTTPS is required, ``SameSite=Lax`` (``Strict`` would drop it on the
-    provider's redirect back), an idle timeout of 2 hours instead of 31 days, and with ``rename``
-    the name ``__Host-session`` (``Path=/``, no ``Domain``: no other host can plant an id in it)."""
+    """Make the session safe where the app left Flask's default (returns what was set): ``Secure``
+    over HTTPS, ``SameSite=Lax`` (``Strict`` drops it on the provider's redirect), a 2-hour idle
+    timeout, with ``rename`` the name ``__Host-session`` (no other host can plant an id in it)."""
     wanted: dict[str, Any] = {
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": IDLE_TIMEOUT,
@@ -170,22 +160,6 @@ def end_dropped_signin(state: SparkState, sid: str, data: dict[str, Any]) -> boo
     signals.tokens_revoked.send(state.app, user=user, revoked=confirmed)
     signals.logged_out.send(state.app, user=user, reason="session_ended")
     return True
-
-
-def register_template_helpers(app: Flask) -> None:
-    """The template context and globals (``spark/macros.html`` holds the macros)."""
-
-    @app.context_processor
-    def spark_context() -> dict[str, Any]:
-        if not has_request_context():  # e.g. an e-mail rendered by a background job
-            return {"spark_user": AnonymousUser(), "spark_logged_in": False}
-        # The proxy: a page that never shows the user is not made uncacheable.
-        return {"spark_user": spark_user, "spark_logged_in": is_logged_in()}
-
-    app.add_template_global(login_url, "spark_login_url")
-    app.add_template_global(logout_url, "spark_logout_url")
-    app.add_template_global(csrf_token, "spark_csrf_token")
-    app.add_template_global(csrf_field_name, "spark_csrf_field")
 
 
 def _follow_flask_login(app: Flask) -> None:

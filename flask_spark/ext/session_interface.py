@@ -186,9 +186,8 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
 
 
 def session_interface_for(app: Flask, client: Any) -> SparkSessionInterface:
-    """flask-spark's session interface for ``app``: the app's own Flask-Session Redis set-up
-    extended (its client, prefix, serializer and id settings), else Flask-Session's Redis
-    sessions set up from the app's ``SESSION_*`` settings on ``client``."""
+    """The app's own Flask-Session Redis set-up extended (its client, prefix, serializer...), else
+    Flask-Session's Redis sessions from the app's ``SESSION_*`` settings on ``client``."""
     current: Any = app.session_interface
     if isinstance(current, RedisSessionInterface):
         adopted = SparkSessionInterface(

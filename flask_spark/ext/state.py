@@ -128,17 +128,15 @@ class SessionTokenSource:
         return self._tokens
 
     def access_token(self) -> str:
-        """A valid access token, refreshed first if about to expire. A request reads the record
-        once (a rotation elsewhere meets the 401 path of :meth:`refresh`); a background client
-        on every call, so that it stops as soon as the user signs out anywhere."""
+        """A valid access token, refreshed if about to expire; read once per request (a rotation
+        elsewhere meets :meth:`refresh`), on every call outside one (a sign-out stops a job)."""
         cached = self._tokens
         if self.in_request and cached and not cached.expires_within(self.state.manager.skew):
             return cached.access_token
         return self._current(blob=None if cached else self._prefetched()).access_token
 
     def _prefetched(self) -> bytes | None:
-        """The record read with this request's session, taken once, while the session is still
-        the one it was read with and signed in (a sign-out earlier in the request deleted it)."""
+        """The record read with this request's still signed-in session, taken once."""
         own: Any = session
         if not self.in_request or own.sid != self.sid or SESSION_KEY not in own:
             return None
