@@ -1,11 +1,5 @@
 """flask-spark: "Sign in with Flexmls" for Flask, and the Spark API / RESO Web API on the user's
-behalf, with tokens that never leave the server.
-
-The top level holds what an app needs; the rest lives in named submodules:
-:mod:`flask_spark.core` (framework-free: configuration, errors, the OpenID client, tokens, API
-clients), :mod:`flask_spark.ext` (the Flask layer), and the development tooling
-:mod:`flask_spark.sandbox` and :mod:`flask_spark.testing`.
-"""
+behalf, with tokens that never leave the server. The top level holds what an app needs."""
 
 from __future__ import annotations
 

@@ -117,6 +117,6 @@ def test_the_apps_api_session_is_resolved_for_its_api_hosts(
     clean_env.setenv("HTTPS_PROXY", proxy.url)
     clean_env.setenv("NO_PROXY", "resoapi.example")
     app: Flask = make_app(config)
-    http = app.extensions["spark.state"].http
+    http = app.extensions["spark.state"].api_for("a-session").http
     assert http.trust_env is False
     assert http.proxies == {"https://sparkapi.com": proxy.url}

@@ -598,3 +598,14 @@ def test_sign_out_everywhere(
     assert event["user"].id == MEMBER.id
     assert spark.sign_out_everywhere(MEMBER.id, app) == 0  # nothing left to end
     assert len(everywhere_events) == 1
+
+
+def test_doctor_warns_of_a_session_cookie_name_open_to_planting(config: dict[str, Any]) -> None:
+    """Over HTTPS, a name without the __Host- prefix lets a sibling subdomain plant a session
+    id (login CSRF); an app that chose its own name keeps it, and doctor says so."""
+    app = build_app(production(config, SESSION_COOKIE_NAME="shop", SESSION_COOKIE_SECURE=True))
+    assert app.config["SESSION_COOKIE_NAME"] == "shop"
+    text = " ".join(app.test_cli_runner().invoke(args=["spark", "doctor"]).output.split())
+    assert "WARN session cookie the session cookie 'shop'" in text
+    assert "has no __Host- prefix" in text
+    assert "flask-spark changes SESSION_REFRESH_EACH_REQUEST" in text

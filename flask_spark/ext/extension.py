@@ -1,5 +1,5 @@
-"""``SparkAuth``: validates the configuration and wires the session, the blueprint, the helpers
-and the CLI into an app, changing nothing there that flask-spark does not own."""
+"""``SparkAuth``: validates the configuration and wires the session (safe cookie settings where
+the app kept Flask's defaults), the blueprint, the helpers and the CLI into an app."""
 
 from __future__ import annotations
 
@@ -10,30 +10,20 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, has_request_context, jsonify, redirect, request, session
+from flask import Flask, jsonify, redirect, request, session
 from flask_session.redis import RedisSessionInterface
 
 from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
 from ..core.errors import LoginRequired, SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
-from ..core.user import AnonymousUser, SparkUser
+from ..core.user import SparkUser
 from . import signals
 from .cli import spark_cli
-from .context import (
-    csrf_field_name,
-    csrf_token,
-    current_state,
-    exempt_backchannel_from_csrf,
-    is_logged_in,
-    login_data,
-    login_url,
-    logout_url,
-    spark_user,
-)
+from .context import current_state, login_data, login_url, register_template_helpers
 from .responses import handle_spark_error, wants_json
 from .signout import end_user_sessions, revoke_tokens
-from .state import SparkState
+from .state import JobTokenSource, SparkState
 from .views import create_blueprint
 
 log = logging.getLogger("flask_spark")
@@ -41,36 +31,23 @@ log = logging.getLogger("flask_spark")
 #: The idle timeout of a session whose app left Flask's PERMANENT_SESSION_LIFETIME (31 days).
 IDLE_TIMEOUT = timedelta(hours=2)
 
-UnauthorizedHandler = Callable[[], Any]
-
-#: A session setting still equal to Flask's default was not chosen by the app.
-_FLASK_COOKIE_DEFAULTS = {
-    key: Flask.default_config[key]
-    for key in (
-        "SESSION_COOKIE_SECURE",
-        "SESSION_COOKIE_HTTPONLY",
-        "SESSION_COOKIE_SAMESITE",
-        "PERMANENT_SESSION_LIFETIME",
-    )
-}
-
 
 class SparkAuth:
     """The flask-spark extension: ``SparkAuth(app)`` or ``SparkAuth()`` + :meth:`init_app`."""
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
-        self._unauthorized: UnauthorizedHandler | None = None
+        self._unauthorized: Callable[[], Any] | None = None
         #: values that are no settings (tests, providers other than Spark): see SparkConfig
         self.options = options
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Validate the configuration and register the session, blueprint, helpers and CLI.
-
-        An app with no ``SPARK_*`` setting at all (its own CLI commands and tests, in an
-        environment without them) starts; flask-spark's error is raised when it is used.
-        """
+        """Validate the configuration and register the session, blueprint, helpers and CLI. An
+        app with no ``SPARK_*`` setting at all starts; flask-spark raises the error when used."""
+        app.extensions["spark"] = self
+        if "spark" not in app.cli.commands:
+            app.cli.add_command(spark_cli)
         try:
             config = load_config(
                 app.config,
@@ -83,60 +60,38 @@ class SparkAuth:
             if any(k.startswith("SPARK_") and v is not None for k, v in app.config.items()):
                 raise
             log.warning("flask-spark is not configured here: %s", exc.message)
-            app.extensions["spark"] = self
             app.extensions["spark.unconfigured"] = exc
-            if "spark" not in app.cli.commands:
-                app.cli.add_command(spark_cli)
             return
-        own_setup = isinstance(app.session_interface, RedisSessionInterface)
-        cookie_defaults = apply_cookie_defaults(app, config, rename=not own_setup)
+        own_setup = isinstance(app.session_interface, RedisSessionInterface)  # its cookie stays
         state = SparkState(app, config)
-        state.cookie_defaults = cookie_defaults
-        name = app.config["SESSION_COOKIE_NAME"]
-        if config.require_https and not name.startswith("__Host-"):
-            state.plantable_cookie = name
+        state.cookie_defaults = apply_cookie_defaults(app, config, rename=not own_setup)
         app.session_interface = state.session_interface
         state.session_interface.on_signin_dropped = functools.partial(end_dropped_signin, state)
         _follow_flask_login(app)
-        app.extensions["spark"] = self
         app.extensions["spark.state"] = state
         app.register_blueprint(create_blueprint(), url_prefix=config.url_prefix)
         install_log_redaction(
             r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("spark.")
         )
-        state.backchannel_csrf_exempt = exempt_backchannel_from_csrf(app)
+        csrf = app.extensions.get("csrf")  # Flask-WTF: the provider's POST has no CSRF token
+        if csrf is not None:
+            csrf.exempt(app.view_functions["spark.backchannel_logout"])
+        state.backchannel_csrf_exempt = csrf is not None
         register_template_helpers(app)
-        if "spark" not in app.cli.commands:
-            app.cli.add_command(spark_cli)
         handlers = app.error_handler_spec.get(None, {}).values()
         if not any(SparkError in found for found in handlers):  # the app's own handler wins
             app.register_error_handler(SparkError, handle_spark_error)
 
-    def unauthorized_handler(self, handler: UnauthorizedHandler) -> UnauthorizedHandler:
+    def unauthorized_handler(self, handler: Callable[[], Any]) -> Callable[[], Any]:
         """Decorator: replace the answer given when a protected view has no signed-in user."""
         self._unauthorized = handler
         return handler
 
-    def state(self, app: Flask | None = None) -> SparkState:
-        """The runtime of ``app`` (default: the current app)."""
-        if app is None:
-            return current_state()
-        try:
-            state: SparkState = app.extensions["spark.state"]
-        except KeyError:
-            raise app.extensions.get("spark.unconfigured") or SparkConfigError(
-                "flask-spark is not initialised on this app: call SparkAuth(app) or init_app(app)."
-            ) from None
-        return state
+    state = staticmethod(current_state)
 
     def job_handle(self) -> str:
-        """A handle for a background job acting for the signed-in user of this request.
-
-        Give the job this handle, never the session id (the browser's credential): with
-        :meth:`api_for_job` it gives API calls on the user's behalf and nothing else. It ends
-        when the session ends, or with :meth:`revoke_job_handle`. Raises
-        :class:`~flask_spark.LoginRequired` when nobody is signed in.
-        """
+        """A handle for a background job acting for this request's signed-in user (never give
+        it the session id, the browser's credential); it ends with the session or when revoked."""
         data = login_data()
         if data is None:
             raise LoginRequired("Sign in with Flexmls before starting a job on your behalf.")
@@ -144,21 +99,19 @@ class SparkAuth:
         return current_state().registry.jobs.issue(sid, int(float(data["expires"]) - time.time()))
 
     def api_for_job(self, handle: str, app: Flask | None = None) -> SparkAPI:
-        """A Spark API client for the session of a :meth:`job_handle`, outside a request.
-
-        The handle is checked on every call: once revoked, or once the user signed out, the
-        next call raises :class:`~flask_spark.core.errors.SessionExpired`.
-        """
-        return self.state(app).api_for_job(handle)
+        """A Spark API client for the session of a :meth:`job_handle`, outside a request; its
+        calls raise ``SessionExpired`` once the handle is revoked or the user signed out."""
+        state = current_state(app)
+        return state.api_with(JobTokenSource(state, handle))
 
     def revoke_job_handle(self, handle: str, app: Flask | None = None) -> bool:
         """End a job handle now; True when it was still valid."""
-        return self.state(app).registry.jobs.revoke(handle)
+        return current_state(app).registry.jobs.revoke(handle)
 
     def sign_out_everywhere(self, sub: str, app: Flask | None = None) -> int:
         """End every session of user ``sub`` on every device and revoke their grants; returns
         how many ended (if any, ``logged_out`` is sent once: ``reason="everywhere"``)."""
-        return end_user_sessions(self.state(app), sub)
+        return end_user_sessions(current_state(app), sub)
 
     def unauthorized(self) -> Any:
         """The answer to a request that needs a signed-in user and has none."""
@@ -166,35 +119,23 @@ class SparkAuth:
             return self._unauthorized()
         url = login_url(request.full_path if request.method == "GET" else None)
         if wants_json():
-            response = jsonify(
-                error="login_required",
-                message="Sign in with Flexmls to continue.",
-                login_url=url,
-            )
-            response.status_code = 401
-            return response
+            message = "Sign in with Flexmls to continue."
+            return jsonify(error="login_required", message=message, login_url=url), 401
         return redirect(url)
 
 
 def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> dict[str, Any]:
-    """Make the session safe where the app left Flask's default; returns what was set:
-    ``Secure`` when HTTPS is required, ``HttpOnly``, ``SameSite=Lax`` (``Strict`` would drop it on
-    the provider's redirect back), an idle timeout of 2 hours instead of 31 days, and with
-    ``rename`` the name ``__Host-session`` (``Path=/``, no ``Domain``: another host cannot plant
-    a session id in it)."""
+    """Make the session safe where the app left Flask's default (returns what was set): ``Secure``
+    over HTTPS, ``SameSite=Lax`` (``Strict`` drops it on the provider's redirect), a 2-hour idle
+    timeout, with ``rename`` the name ``__Host-session`` (no other host can plant an id in it)."""
     wanted: dict[str, Any] = {
-        "SESSION_COOKIE_SECURE": True if config.require_https else None,
-        "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": IDLE_TIMEOUT,
     }
-    applied: dict[str, Any] = {}
-    for key, value in wanted.items():
-        if value is None or app.config.get(key) != _FLASK_COOKIE_DEFAULTS[key]:
-            continue
-        if value != app.config.get(key):
-            app.config[key] = value
-            applied[key] = value
+    if config.require_https:
+        wanted["SESSION_COOKIE_SECURE"] = True
+    applied = {k: v for k, v in wanted.items() if app.config[k] == Flask.default_config[k]}
+    app.config.update(applied)
     if (
         rename
         and app.config["SESSION_COOKIE_SECURE"]
@@ -208,37 +149,17 @@ def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> d
 
 
 def end_dropped_signin(state: SparkState, sid: str, data: dict[str, Any]) -> bool:
-    """End a Flexmls sign-in that the app's own code removed from its session (``session.clear()``,
-    a log-out, a new id): its records go, its grant is revoked (or queued for a retry).
-    False when it had already ended (flask-spark's own sign-out, or a logout elsewhere)."""
+    """End a Flexmls sign-in that the app's own code dropped (``session.clear()``, a new id):
+    records gone, grant revoked. False when it had already ended (a sign-out, here or elsewhere)."""
     tokens = state.tokens.load(sid)
     if tokens is None:
         return False
     state.registry.destroy(sid, data.get("sub"), data.get("psid"))
     confirmed = revoke_tokens(state, tokens, revoke_access=True)
-    claims = data.get("claims")
-    user = SparkUser(claims if isinstance(claims, dict) else {"sub": tokens.subject})
+    user = SparkUser(data["claims"])
     signals.tokens_revoked.send(state.app, user=user, revoked=confirmed)
     signals.logged_out.send(state.app, user=user, reason="session_ended")
     return True
-
-
-def register_template_helpers(app: Flask) -> None:
-    """The template helpers: ``spark_user``, ``spark_logged_in``, ``spark_login_url(next=None)``,
-    ``spark_logout_url()``, ``spark_csrf_token()`` and ``spark_csrf_field()`` (the sign-out and
-    revoke forms' token and its field name); ``spark/macros.html`` holds the macros."""
-
-    @app.context_processor
-    def spark_context() -> dict[str, Any]:
-        if not has_request_context():  # e.g. an e-mail rendered by a background job
-            return {"spark_user": AnonymousUser(), "spark_logged_in": False}
-        # The proxy: a page that never shows the user is not made uncacheable.
-        return {"spark_user": spark_user, "spark_logged_in": is_logged_in()}
-
-    app.add_template_global(login_url, "spark_login_url")
-    app.add_template_global(logout_url, "spark_logout_url")
-    app.add_template_global(csrf_token, "spark_csrf_token")
-    app.add_template_global(csrf_field_name, "spark_csrf_field")
 
 
 def _follow_flask_login(app: Flask) -> None:
@@ -254,4 +175,4 @@ def _follow_flask_login(app: Flask) -> None:
 
 def _new_session_id(app: Flask, **_: Any) -> None:
     if getattr(session, "from_store", False):  # not already new in this request
-        app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+        session.lost = not app.session_interface.regenerate(session)  # type: ignore[attr-defined]

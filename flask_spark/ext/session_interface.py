@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -18,17 +18,22 @@ from werkzeug.wrappers import Response
 
 from ..core.errors import SessionStoreUnavailable, SparkConfigError
 from ..core.redis_client import REDIS_DOWN
-from .responses import store_unavailable
 
 log = logging.getLogger("flask_spark")
 
-#: The keys flask-spark keeps in the session (its data; the app's own keys sit beside them).
+#: The keys flask-spark owns in the session (the app's own keys sit beside them).
 SESSION_KEY = "_spark"
 CSRF_KEY = "_spark_csrf"
 LOGOUT_STATE_KEY = "_spark_logout_state"
-#: Every key flask-spark owns: what its sign-in and sign-out change, and nothing else.
 OWN_KEYS = (SESSION_KEY, CSRF_KEY, LOGOUT_STATE_KEY)
 
+#: Flask-Session's constructor arguments that an app's own set-up keeps, and their settings.
+_SETTINGS = {
+    "key_prefix": "SESSION_KEY_PREFIX",
+    "use_signer": "SESSION_USE_SIGNER",
+    "permanent": "SESSION_PERMANENT",
+    "sid_length": "SESSION_ID_LENGTH",
+}
 _NOT_STORED: tuple[type[Exception], ...] = (*REDIS_DOWN, SessionStoreUnavailable)
 #: What ``secrets.token_urlsafe`` makes: a cookie value of another shape costs no Redis call.
 _SID = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -43,25 +48,24 @@ class Stored(dict[str, Any]):
 
 class SparkSession(RedisSession):  # type: ignore[misc]
     """A Flask-Session session that knows whether it came from Redis (then a write-back must
-    not recreate a key deleted meanwhile) and holds its token record, read along with it."""
+    not recreate a key deleted meanwhile), with the token record read along with it."""
 
     def __init__(self, initial: Any = None, sid: str = "", permanent: Any = None):
         super().__init__(initial, sid, permanent)
         stored = initial if isinstance(initial, Stored) else Stored()
-        #: the sealed token record, never part of the data; taken once by the API client
-        self.token_blob = stored.token_blob
+        self.token_blob = stored.token_blob  # never part of the data; taken once
         self.from_store = isinstance(initial, Stored) and not stored.down
         self.store_unavailable = stored.down  # empty, and never saved
         self.replaced = False  # this request ended the session it came with
+        #: the app's code replaced a session that a newer sign-in (in another tab) had ended
+        #: meanwhile: nothing is stored, and the browser's (newer) cookie is left alone
+        self.lost = False
         self.cleared = False
-        #: the id and Flexmls sign-in it came with: a sign-in the app's own code drops
-        #: (``session.clear()``, a log-out) is ended for real when the session is saved
-        signin = stored.get(SESSION_KEY)
-        self.opened = (sid, signin if isinstance(signin, dict) else None)
+        #: the id and sign-in it came with: a sign-in the app's code drops is ended on save
+        self.opened = (sid, stored.get(SESSION_KEY))
 
     def clear(self) -> None:
-        """Empty the session; a stored one gets a new id when saved (an app's log-in or
-        log-out through ``session.clear()`` never keeps the id the browser came with)."""
+        """Empty the session; a stored one gets a new id when saved (an app's log-in or log-out)."""
         super().clear()
         self.cleared = True
 
@@ -81,8 +85,8 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
     prefetch: Callable[[Any, str], None] | None = None
 
     def __init__(self, app: Flask, client: Any, **options: Any) -> None:
-        # Flask-Session replaces a client that is not a ``redis.Redis`` (a RedisCluster) by a
-        # local ``Redis()``: hand it a placeholder that never connects, then keep ours.
+        # Flask-Session replaces a client that is not a ``redis.Redis`` (a RedisCluster): hand
+        # it a placeholder that never connects, then keep ours.
         super().__init__(app, client if isinstance(client, Redis) else Redis(), **options)
         self.client = client
         #: ends a Flexmls sign-in the app's code dropped, given (sid, its data); True if alive
@@ -94,10 +98,9 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         sid = store_id[len(self.key_prefix) :]
         if not _SID.fullmatch(sid):
             return None
-        ttl = int(self.app.permanent_session_lifetime.total_seconds())
         try:
             pipeline = self.client.pipeline(transaction=False)
-            pipeline.getex(store_id, ex=ttl)
+            pipeline.getex(store_id, ex=self.app.permanent_session_lifetime)
             if self.prefetch is not None:
                 self.prefetch(pipeline, sid)
             raw, *blob = pipeline.execute()
@@ -117,30 +120,34 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
 
     def _upsert_session(self, session_lifetime: timedelta, session: Any, store_id: str) -> bool:
         """Write the session; one loaded from Redis only while its key still exists."""
-        return bool(
-            self.client.set(
-                store_id,
-                self.serializer.encode(session),
-                ex=int(session_lifetime.total_seconds()),
-                xx=session.from_store,
-            )
-        )
+        data = self.serializer.encode(session)
+        return bool(self.client.set(store_id, data, ex=session_lifetime, xx=session.from_store))
 
     def _delete_session(self, store_id: str) -> bool:
         """Delete a session; True when it still existed."""
         return bool(self.client.delete(store_id))
 
-    def regenerate(self, session: Any) -> None:
-        """A new session id for the app's data, the old key deleted; a Flexmls sign-in in the
-        session ends (when the session is saved: its tokens are revoked)."""
+    def regenerate(self, session: Any) -> bool:
+        """A new id for the session's data, the old key deleted; its Flexmls sign-in ends.
+        False when a stored session's key was gone already (ended elsewhere meanwhile)."""
         drop_spark_keys(session)
+        existed = False
         if session.from_store:
-            self._delete_session(self._get_store_id(session.sid))
+            existed = self._delete_session(self._get_store_id(session.sid))
             session.replaced = True  # the browser's cookie is this request's to change
         session.sid = self._generate_sid(self.sid_length)
         session.from_store = False
         session.token_blob = None
         session.modified = True
+        return existed
+
+    def get_expiration_time(self, app: Flask, session: Any) -> datetime | None:
+        """A signed-in session's cookie lasts as long as its sign-in (reads renew the idle
+        timeout in Redis, not the cookie); any other, as Flask-Session says."""
+        signin = session.get(SESSION_KEY)
+        if signin and session.permanent:
+            return datetime.fromtimestamp(float(signin["expires"]), UTC)
+        return super().get_expiration_time(app, session)  # type: ignore[no-any-return]
 
     def store_key(self, sid: str) -> str:
         """The Redis key of session ``sid`` (Flask-Session's own format)."""
@@ -149,8 +156,6 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         """Store a changed session; touch the browser's cookie only for what this request
         stored or ended itself, and answer a change that could not be stored as an error."""
-        if not isinstance(session, SparkSession):
-            return
         if session.accessed:
             response.vary.add("Cookie")
         if not session.modified:
@@ -165,7 +170,9 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
             if signin and dropped and dropped(sid, signin):  # the app dropped it: ended here
                 session.replaced = True
             if session.cleared and session.from_store and session:
-                self.regenerate(session)
+                session.lost = not self.regenerate(session)
+            if session.lost:
+                return  # a newer session may own the browser's cookie now
             store_id = self._get_store_id(session.sid)
             if not session:
                 if self._delete_session(store_id) or session.replaced:  # ended here
@@ -175,7 +182,11 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
                 return  # ended elsewhere while this request ran: it stays ended
         except _NOT_STORED as exc:
             log.error("A changed session could not be stored: %s", type(exc).__name__)
-            _answer_store_down(app, response)
+            # The response is made already: it becomes the answer to the error, in place.
+            down = SessionStoreUnavailable("We cannot store your session right now; try again.")
+            answer = app.make_response(app.handle_user_exception(down))
+            response.status_code, response.headers = answer.status_code, answer.headers
+            response.set_data(answer.get_data())
             return
         response.set_cookie(
             name,
@@ -190,35 +201,13 @@ class SparkSessionInterface(RedisSessionInterface):  # type: ignore[misc]
         )
 
 
-def _answer_store_down(app: Flask, response: Response) -> None:
-    """Turn ``response`` into the answer to :class:`SessionStoreUnavailable`: the app's handler
-    when it has one, else flask-spark's 503 (Flask saves the session after the response is
-    made, so the response is rewritten in place)."""
-    exc = SessionStoreUnavailable("We cannot store your session right now; please try again.")
-    try:
-        answer = app.make_response(app.handle_user_exception(exc))
-    except SessionStoreUnavailable:
-        answer = store_unavailable()
-    response.status_code = answer.status_code
-    response.headers = answer.headers
-    response.set_data(answer.get_data())
-
-
 def session_interface_for(app: Flask, client: Any) -> SparkSessionInterface:
-    """flask-spark's session interface for ``app``: the app's own Flask-Session Redis set-up
-    extended (its client, prefix, serializer and id settings), else Flask-Session's Redis
-    sessions set up from the app's ``SESSION_*`` settings on ``client``."""
+    """The app's own Flask-Session Redis set-up extended (its client, prefix, serializer...), else
+    Flask-Session's Redis sessions from the app's ``SESSION_*`` settings on ``client``."""
     current: Any = app.session_interface
-    if isinstance(current, SparkSessionInterface):
-        return current  # another SparkAuth on this app already installed it
     if isinstance(current, RedisSessionInterface):
         adopted = SparkSessionInterface(
-            app,
-            current.client,
-            key_prefix=current.key_prefix,
-            use_signer=current.use_signer,
-            permanent=current.permanent,
-            sid_length=current.sid_length,
+            app, current.client, **{name: getattr(current, name) for name in _SETTINGS}
         )
         adopted.serializer = current.serializer
         return adopted
@@ -228,15 +217,9 @@ def session_interface_for(app: Flask, client: Any) -> SparkSessionInterface:
             "Redis one: flask-spark keeps its sessions in Redis. Use SESSION_TYPE = 'redis' "
             "with Session(app), or let SparkAuth(app) set it up."
         )
-    config = app.config
+    settings = {**_SETTINGS, "serialization_format": "SESSION_SERIALIZATION_FORMAT"}
     return SparkSessionInterface(
         app,
-        config.get("SESSION_REDIS") or client,
-        key_prefix=config.get("SESSION_KEY_PREFIX", Defaults.SESSION_KEY_PREFIX),
-        use_signer=config.get("SESSION_USE_SIGNER", Defaults.SESSION_USE_SIGNER),
-        permanent=config.get("SESSION_PERMANENT", Defaults.SESSION_PERMANENT),
-        sid_length=config.get("SESSION_ID_LENGTH", Defaults.SESSION_ID_LENGTH),
-        serialization_format=config.get(
-            "SESSION_SERIALIZATION_FORMAT", Defaults.SESSION_SERIALIZATION_FORMAT
-        ),
+        app.config.get("SESSION_REDIS") or client,
+        **{name: app.config.get(key, getattr(Defaults, key)) for name, key in settings.items()},
     )

@@ -4,7 +4,6 @@ the API clients it hands out, with their token sources (a session's, a backgroun
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, session
@@ -32,18 +31,9 @@ class SparkState:
     def __init__(self, app: Flask, config: SparkConfig) -> None:
         self.app = app
         self.config = config
-        #: the session-cookie settings flask-spark chose because the app had not (for doctor)
+        #: for doctor: the session-cookie settings flask-spark chose because the app had not,
+        #: and whether Flask-WTF's CSRFProtect lets the back-channel logout POST through
         self.cookie_defaults: dict[str, Any] = {}
-        #: the session cookie's name when the app chose one that another host can plant
-        #: (no ``__Host-`` prefix) while HTTPS is required (for doctor)
-        self.plantable_cookie: str | None = None
-        #: Flask-Session settings whose meaning flask-spark changes (for doctor)
-        self.session_overrides = [
-            "SESSION_REFRESH_EACH_REQUEST: an unchanged session is not written again (its read "
-            "renews the idle timeout); its cookie is sent when the session is written"
-        ]
-        #: Flask-WTF's CSRFProtect was there at init_app and now lets the provider's
-        #: back-channel logout POST through (for doctor)
         self.backchannel_csrf_exempt = False
         self.redis = self._connect()
         self.session_interface = session_interface_for(app, self.redis)
@@ -74,18 +64,11 @@ class SparkState:
         self._http = ProcessLocal(self._api_session)
 
     def _connect(self) -> Any:
-        cfg = self.config
-        if cfg.redis is not None:
-            return cfg.redis
-        if cfg.redis_url:
-            return redis_from_url(cfg.redis_url)
-        client = embedded_redis(self.app.instance_path)
-        log.warning(
-            "SPARK_REDIS_URL is not set: using an embedded redis-server for debug/testing, "
-            "kept in %s.",
-            self.app.instance_path,
-        )
-        return client
+        if self.config.redis is not None:
+            return self.config.redis
+        if self.config.redis_url:
+            return redis_from_url(self.config.redis_url)
+        return embedded_redis(self.app.instance_path)
 
     def _api_session(self) -> Any:
         """A pooled session whose adapter retries idempotent calls (urllib3's ``Retry``)."""
@@ -94,39 +77,26 @@ class SparkState:
         hosts = (cfg.api_base_url, cfg.reso_base_url)  # their proxies resolved once
         return pooled_session(pooled_adapter(retries=retries), hosts=hosts)
 
-    @property
-    def http(self) -> Any:
-        """The pooled HTTP session of this process for API calls."""
-        return self._http.get()
-
-    # -- API clients -----------------------------------------------------------------------
-
-    def api_for(self, sid: str, *, in_request: bool = False) -> SparkAPI:
-        """A Spark API client acting for the session ``sid`` (refresh rules included)."""
-        return self.api_with(SessionTokenSource(self, sid, in_request=in_request))
-
-    def api_for_job(self, handle: str) -> SparkAPI:
-        """A Spark API client acting, call by call, for the session of a job ``handle``."""
-        return self.api_with(JobTokenSource(self, handle))
-
-    def api_with(self, tokens: TokenSource) -> SparkAPI:
-        """A Spark API client (with its RESO client) on this app's pool, using ``tokens``."""
-        common: dict[str, Any] = {
-            "user_agent": self.config.user_agent,
-            "tokens": tokens,
-            "http": self.http,
-            "timeout": self.config.http_timeout,
-        }
-        reso = ResoAPI(base_url=self.config.reso_base_url, **common)
-        return SparkAPI(base_url=self.config.api_base_url, reso=reso, **common)
-
-    # -- hooks -----------------------------------------------------------------------------
-
     def _refreshed(self, sid: str, tokens: TokenSet) -> None:
         signals.token_refreshed.send(self.app, sid=sid)
 
     def _session_ended(self, sid: str, subject: str | None) -> None:
         self.registry.destroy(sid, subject)
+
+    def api_for(self, sid: str, *, in_request: bool = False) -> SparkAPI:
+        """A Spark API client acting for the session ``sid`` (refresh rules included)."""
+        return self.api_with(SessionTokenSource(self, sid, in_request=in_request))
+
+    def api_with(self, tokens: TokenSource) -> SparkAPI:
+        """A Spark API client (with its RESO client) on this process's pool, using ``tokens``."""
+        common: dict[str, Any] = {
+            "user_agent": self.config.user_agent,
+            "tokens": tokens,
+            "http": self._http.get(),
+            "timeout": self.config.http_timeout,
+        }
+        reso = ResoAPI(base_url=self.config.reso_base_url, **common)
+        return SparkAPI(base_url=self.config.api_base_url, reso=reso, **common)
 
 
 class SessionTokenSource:
@@ -138,9 +108,14 @@ class SessionTokenSource:
         self.in_request = in_request
         self._tokens: TokenSet | None = None
 
-    def _guard(self, fetch: Callable[[], TokenSet]) -> TokenSet:
+    def _current(self, stale: TokenSet | None = None, blob: bytes | None = None) -> TokenSet:
+        """The session's tokens (``stale`` refreshed when given); a Redis outage as a 503."""
+        manager = self.state.manager
         try:
-            tokens = fetch()
+            if stale is not None:
+                self._tokens = manager.refresh(self.sid, stale=stale)
+            else:
+                self._tokens = manager.current(self.sid, blob)
         except SessionExpired:
             if self.in_request:
                 drop_spark_keys(session)
@@ -150,66 +125,46 @@ class SessionTokenSource:
             raise SessionStoreUnavailable(
                 "We cannot reach our session store right now; please retry."
             ) from None
-        self._tokens = tokens
-        return tokens
+        return self._tokens
 
     def access_token(self) -> str:
-        """A valid access token (refreshed first if it is about to expire).
-
-        Within a request the record is read from Redis once (a token another worker rotated
-        meanwhile is caught by the 401 path in :meth:`refresh`). A background client reads it
-        on every call, so that it stops as soon as the user signs out anywhere.
-        """
+        """A valid access token, refreshed if about to expire; read once per request (a rotation
+        elsewhere meets :meth:`refresh`), on every call outside one (a sign-out stops a job)."""
         cached = self._tokens
-        if (
-            self.in_request
-            and cached is not None
-            and not cached.expires_within(self.state.manager.skew)
-        ):
+        if self.in_request and cached and not cached.expires_within(self.state.manager.skew):
             return cached.access_token
-        blob = self._prefetched() if cached is None else None
-        return self._guard(lambda: self.state.manager.current(self.sid, blob)).access_token
+        return self._current(blob=None if cached else self._prefetched()).access_token
 
     def _prefetched(self) -> bytes | None:
-        """The record read with this request's session, taken once (None: read it from Redis).
-
-        Only while the session is still the one it was read with, and still signed in (a
-        sign-out earlier in the request leaves the record to Redis, where it is gone).
-        """
-        if (
-            not self.in_request
-            or getattr(session, "sid", None) != self.sid
-            or SESSION_KEY not in session
-        ):
+        """The record read with this request's still signed-in session, taken once."""
+        own: Any = session
+        if not self.in_request or own.sid != self.sid or SESSION_KEY not in own:
             return None
-        blob: bytes | None = getattr(session, "token_blob", None)
-        if blob is not None:
-            session.token_blob = None  # type: ignore[attr-defined]
-        return blob
+        blob, own.token_blob = own.token_blob, None
+        return blob  # type: ignore[no-any-return]
 
     def refresh(self, rejected: str) -> str:
         """A new token after the API refused ``rejected`` (1020 or an invalid token)."""
         stale = self._tokens
         if stale is None or stale.access_token != rejected:
-            stale = self._guard(lambda: self.state.manager.current(self.sid))
+            stale = self._current()
             if stale.access_token != rejected:
                 return stale.access_token
-        fresh = self._guard(lambda: self.state.manager.refresh(self.sid, stale=stale))
-        return fresh.access_token
+        return self._current(stale=stale).access_token
 
 
-class JobTokenSource:
+class JobTokenSource(SessionTokenSource):
     """The tokens of the session a job handle names, looked up on every call: a revoked handle
     or an ended session (idle timeout included) stops the job with ``SessionExpired``."""
 
     def __init__(self, state: SparkState, handle: str) -> None:
-        self.state = state
+        super().__init__(state, "", in_request=False)
         self.handle = handle
 
     def __repr__(self) -> str:  # the handle is a credential for API calls: not in reprs
         return "JobTokenSource(handle=…)"
 
-    def _session(self) -> SessionTokenSource:
+    def _current(self, stale: TokenSet | None = None, blob: bytes | None = None) -> TokenSet:
         registry = self.state.registry
         sid = registry.jobs.session_of(self.handle)
         # The idle timeout ends a session by expiring its key, not through a sign-out: the
@@ -219,10 +174,5 @@ class JobTokenSource:
             sid = None
         if sid is None:
             raise SessionExpired("This job's handle was revoked, or the user's sign-in ended.")
-        return SessionTokenSource(self.state, sid, in_request=False)
-
-    def access_token(self) -> str:
-        return self._session().access_token()
-
-    def refresh(self, rejected: str) -> str:
-        return self._session().refresh(rejected)
+        self.sid = sid
+        return super()._current(stale, blob)
