@@ -136,10 +136,16 @@ class SessionRegistry:
             entries = {s: p for s, p in entries.items() if p == provider_sid}
         return owner, entries
 
-    def sessions_of(self, *, sub: str | None = None, provider_sid: str | None = None) -> set[str]:
+    def sessions_of(
+        self,
+        *,
+        sub: str | None = None,
+        provider_sid: str | None = None,
+        signed_in_before: float | None = None,
+    ) -> set[str]:
         """Our sessions of a provider session (``sid``, of ``sub`` if given), else all of user
-        ``sub``'s (Back-Channel Logout 1.0 §2.7)."""
-        return set(self._entries(sub, provider_sid)[1])
+        ``sub``'s (Back-Channel Logout 1.0 §2.7); only those signed in by a time if given."""
+        return set(self._entries(sub, provider_sid, signed_in_before)[1])
 
     def destroy(self, sid: str, sub: str | None = None, provider_sid: str | None = None) -> bool:
         """End one session server-side (data, tokens, job handles, index); True if it existed."""

@@ -22,7 +22,7 @@ from ..core.user import SparkUser
 from . import signals
 from .context import current_state, is_logged_in
 from .session_interface import SESSION_KEY, drop_spark_keys
-from .signout import callback_uri, revoke_tokens
+from .signout import callback_uri, end_idle_sessions, revoke_tokens
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
@@ -228,6 +228,7 @@ def start_session(
         }
         # A receiver that raises fails the sign-in: Flask saves the session even on a 500.
         signals.logged_in.send(state.app, user=user)
+        end_idle_sessions(state, sub)
     except Exception:
         drop_spark_keys(session)
         try:  # best effort: the store may be what failed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -201,3 +202,15 @@ def end_user_sessions(state: SparkState, sub: str) -> int:
             revoke_tokens(state, tokens, revoke_access=True)
     announce_ended(state, [sub] * ended, "everywhere")
     return ended
+
+
+def end_idle_sessions(state: SparkState, sub: str) -> None:
+    """Revoke the grants of user ``sub``'s sessions that their idle timeout ended (the session
+    key expired in Redis, its token record did not): a new sign-in leaves one live grant. A
+    sign-in of the last minute is left alone: its session may not be stored yet."""
+    for sid in state.registry.sessions_of(sub=sub, signed_in_before=time.time() - 60):
+        if not state.registry.session_redis.exists(state.registry.session_key(sid)):
+            tokens = state.tokens.load(sid)
+            state.registry.destroy(sid, sub)
+            if tokens is not None:
+                revoke_tokens(state, tokens, revoke_access=True)
