@@ -149,7 +149,7 @@ def test_redis_outage_gives_503_and_recovers_with_every_session(
     # The outage: Redis writes its data to dump.rdb and exits.
     store.shutdown(save=True)
     assert redis_server.process is not None
-    redis_server.process.wait(10)
+    redis_server.process.wait(120)
     with pytest.raises(redis.ConnectionError):
         store.ping()
 

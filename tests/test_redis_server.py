@@ -39,7 +39,7 @@ def test_embedded_redis_dies_with_a_killed_parent() -> None:
     redis_pid = int(parent.stdout.readline())
     assert _alive(redis_pid)
     parent.send_signal(signal.SIGTERM)  # what a plain `kill` does: atexit never runs
-    parent.wait(10)
+    parent.wait(120)
     deadline = time.monotonic() + 10
     while _alive(redis_pid):  # polling for the kernel's SIGTERM to take effect, with a deadline
         if time.monotonic() > deadline:

@@ -570,7 +570,7 @@ def test_threads_of_one_process_refresh_once(
 
     def job() -> None:
         api = spark.api_for_job(job_handle(app, sid), app)
-        barrier.wait(timeout=10)
+        barrier.wait(timeout=120)
         try:
             results.append(api.get("my/account").first()["Id"])
         except Exception as exc:
