@@ -98,7 +98,7 @@ def app_config(sandbox: SandboxServer, redis_server: RedisServer, prefix: str) -
         "SPARK_USER_AGENT": "flask-spark-tests",
         "SPARK_KEY_PREFIX": prefix,
         "SESSION_KEY_PREFIX": prefix + "session:",
-        "SPARK_HTTP_TIMEOUT": 5.0,
+        "SPARK_HTTP_TIMEOUT": 30.0,  # a loaded -n 8 run: timeout tests set their own
     }
 
 

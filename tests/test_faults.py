@@ -33,7 +33,7 @@ from .helpers import MEMBER, FlowClient
 #: SPARK_HTTP_TIMEOUT of these tests: ample for an answer on a loaded machine. A timeout test
 #: holds the sandbox's answer (SandboxServer.hold) until the client has given up, so no
 #: outcome depends on how fast anything runs.
-TIMEOUT = 3.0
+TIMEOUT = 10.0
 JSON = {"Accept": "application/json"}
 
 

@@ -193,7 +193,7 @@ def test_no_secret_leaks_from_any_flow(
     capture: Capture,
 ) -> None:
     secrets = Secrets()
-    config = {**app_config(sandbox, redis_server, key_prefix), "SPARK_HTTP_TIMEOUT": 3.0}
+    config = {**app_config(sandbox, redis_server, key_prefix), "SPARK_HTTP_TIMEOUT": 10.0}
     app = instrumented(config, capture, secrets)
     ext: SparkAuth = app.extensions["spark"]
 
