@@ -111,16 +111,21 @@ def test_a_browser_keeps_at_most_max_pending_the_oldest_dropped(
         assert store.pop("browser-1", txn.state) == txn
 
 
+def key(store: TransactionStore, binding: str) -> str:
+    """The browser's list, as the module documents it: ``<prefix>txn:{<binding>}``."""
+    return f"{store.prefix}txn:{{{binding}}}"
+
+
 def test_the_list_expires_with_the_ttl(store: TransactionStore, redis_client: redis.Redis) -> None:
     store.save(begin())
-    assert 0 < redis_client.ttl(store.key("browser-1")) <= TTL
+    assert 0 < redis_client.ttl(key(store, "browser-1")) <= TTL
     short = TransactionStore(redis_client, store.prefix, 0)
     short.save(begin("browser-3"))
-    assert 0 < redis_client.ttl(short.key("browser-3")) <= 1
+    assert 0 < redis_client.ttl(key(short, "browser-3")) <= 1
 
 
 def test_an_unreadable_entry_is_skipped(store: TransactionStore, redis_client: redis.Redis) -> None:
     txn = begin()
     store.save(txn)
-    redis_client.lpush(store.key("browser-1"), b"not json", json.dumps({"state": txn.state}))
+    redis_client.lpush(key(store, "browser-1"), b"not json", json.dumps({"state": txn.state}))
     assert store.pop("browser-1", txn.state) == txn
