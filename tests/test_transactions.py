@@ -14,7 +14,12 @@ from dataclasses import replace
 import pytest
 import redis
 
-from flask_spark.core.transactions import MAX_PENDING, LoginTransaction, TransactionStore
+from flask_spark.core.transactions import (
+    MAX_PENDING,
+    LoginTransaction,
+    TransactionStore,
+    same_secret,
+)
 
 from .helpers import node_id
 
@@ -80,6 +85,29 @@ def test_any_other_state_gets_nothing_and_takes_nothing(
     assert store.pop("browser-1", txn.state[:-1]) is None
     assert store.pending("browser-1") == 1
     assert store.pop("browser-1", txn.state) == txn
+
+
+@pytest.mark.parametrize(
+    ("expected", "given", "same"),
+    [
+        ("s-3cr3t", "s-3cr3t", True),
+        ("caf\u00e9", "caf\u00e9", True),  # non-ASCII text: compared as UTF-8, not a 500
+        ("\ud800x", "\ud800x", True),  # a lone surrogate (a query string can carry one)
+        ("s-3cr3t", "s-3cr3u", False),
+        ("caf\u00e9", "cafe", False),
+        ("s-3cr3t", "", False),
+        ("", "", False),  # an empty secret is no secret: never matched, not even by ""
+        (None, None, False),
+        ("s-3cr3t", None, False),
+        (None, "s-3cr3t", False),
+        (b"s-3cr3t", b"s-3cr3t", False),  # text only
+        ("s-3cr3t", b"s-3cr3t", False),
+    ],
+    ids=node_id,
+)
+def test_the_state_and_csrf_comparison(expected: object, given: object, same: bool) -> None:
+    """``same_secret`` (state, logout state, CSRF token, ``iss``): equal non-empty text only."""
+    assert same_secret(expected, given) is same
 
 
 def test_a_transaction_belongs_to_the_browser_that_started_it(store: TransactionStore) -> None:
