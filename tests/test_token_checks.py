@@ -453,6 +453,24 @@ def test_without_a_kid_every_published_signing_key_is_tried(
     assert OIDCClient(rp.config).validate_id_token(unnamed, nonce=NONCE)
 
 
+def test_an_algorithm_of_no_known_key_type_finds_no_key(
+    config: SparkConfig, provider: Provider
+) -> None:
+    """An allowed algorithm the JOSE library does not know is refused, never a crash."""
+    rp = OIDCClient(replace(config, id_token_algorithms=("XY256",)))
+    token = raw_token({"alg": "XY256", "kid": SIGNING.kid}, id_claims(provider))
+    refused(lambda: rp.validate_id_token(token, nonce=NONCE), "key the provider does not publish")
+
+
+def test_valid_tokens_use_the_cached_jwks(rp: OIDCClient, provider: Provider) -> None:
+    """The JWKS is fetched once, not once per token, while every ``kid`` is known."""
+    fetched = provider.jwks_fetches
+    for _ in range(3):
+        assert rp.validate_id_token(sign(id_claims(provider)), nonce=NONCE)
+        assert rp.validate_logout_token(sign(logout_claims(provider)))
+    assert provider.jwks_fetches - fetched == 1
+
+
 def test_forged_logout_tokens_cannot_make_us_fetch_the_jwks_again_and_again(
     rp: OIDCClient, provider: Provider
 ) -> None:

@@ -75,6 +75,18 @@ def test_an_expired_transaction_is_refused_and_removed(store: TransactionStore) 
     assert store.pop("browser-1", nearly.state) == nearly
 
 
+def test_a_transaction_is_good_for_its_ttl_to_the_second(
+    store: TransactionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last, late = begin(started=1_800_000_000.0), begin(started=1_800_000_000.0)
+    store.save(last)
+    store.save(late)
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0 + TTL)
+    assert store.pop("browser-1", last.state) == last
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0 + TTL + 0.001)
+    assert store.pop("browser-1", late.state) is None
+
+
 @pytest.mark.parametrize("offered", ["", "wrong", "é", "\ud800", None, 43, ["x"]], ids=node_id)
 def test_any_other_state_gets_nothing_and_takes_nothing(
     store: TransactionStore, offered: object
