@@ -11,23 +11,27 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from flask_spark.core.config import SparkConfig, load_config
 from flask_spark.core.errors import IdTokenError, ProviderError
 from flask_spark.core.oidc import LOGOUT_TOKEN_MAX_AGE, OIDCClient, import_jwks
+from flask_spark.ext.signout import logout_token_claims
 
 from .helpers import node_id
 
@@ -327,11 +331,12 @@ def test_a_valid_logout_token_is_accepted(rp: OIDCClient, provider: Provider) ->
         ({"events": [EVENT]}, "no back-channel logout event"),
         ({"events": {"http://schemas.openid.net/event/other": {}}}, "no back-channel logout"),
         ({"nonce": "n"}, "must not carry a nonce"),
-        ({"sub": None, "sid": None}, "names neither a sub nor a sid"),
-        ({"sub": "", "sid": None}, "names neither a sub nor a sid"),
-        ({"sub": "a\nb"}, "sub is not a short string"),
-        ({"sid": "a\x1b[2Jb"}, "sid is not a short string"),
-        ({"sid": "x" * 256}, "sid is not a short string"),
+        ({"sub": None, "sid": None}, "names no sub or sid, or not as a short string"),
+        ({"sub": "", "sid": None}, "names no sub or sid, or not as a short string"),
+        ({"sub": "a\nb"}, "names no sub or sid, or not as a short string"),
+        ({"sid": "a\x1b[2Jb"}, "names no sub or sid, or not as a short string"),
+        ({"sid": "x" * 256}, "names no sub or sid, or not as a short string"),
+        ({"sub": None, "sid": 7}, "names no sub or sid, or not as a short string"),
         ({"jti": None}, "no jti"),
         ({"jti": "é"}, "no jti"),
         ({"iat": None}, "claim iat"),
@@ -348,42 +353,68 @@ def test_a_logout_token_breaking_a_rule_is_refused(
     refused(lambda: rp.validate_logout_token(token), says)
 
 
-def test_logout_token_times(rp: OIDCClient, provider: Provider) -> None:
+def frozen(monkeypatch: pytest.MonkeyPatch, rp: OIDCClient, now: int) -> None:
+    """The clock stopped at ``now`` for the relying party and the JOSE library alike (the
+    JWKS fetched before, on the real clock)."""
+    rp.jwks()
+    monkeypatch.setattr(time, "time", lambda: float(now))
+
+
+def test_logout_token_times(
+    rp: OIDCClient, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``iat`` neither in the future nor older than the limit (each with the clock skew),
-    ``exp`` when present not passed, by the caller's clock ``now``. (The JOSE library checks
-    ``iat`` and ``exp`` too, by the system clock: the two clocks are set apart here so that
-    each boundary is this check's.)"""
+    ``exp`` when present not passed, each boundary to the second."""
     skew = rp.config.clock_skew
-    real = int(time.time())
+    now = int(time.time()) - 1000  # a clock of its own, not the signer's
+    tokens = {
+        name: sign(logout_claims(provider, **changes))
+        for name, changes in {
+            "latest": {"iat": now + skew},
+            "future": {"iat": now + skew + 1},
+            "nan": {"iat": float("nan")},
+            "oldest": {"iat": int(now - LOGOUT_TOKEN_MAX_AGE - skew)},
+            "too-old": {"iat": int(now - LOGOUT_TOKEN_MAX_AGE - skew) - 1},
+            "last-second": {"iat": now, "exp": now - skew + 1},
+            "expired": {"iat": now, "exp": now - skew},
+        }.items()
+    }
+    frozen(monkeypatch, rp, now)
+    assert rp.validate_logout_token(tokens["latest"])
+    refused(lambda: rp.validate_logout_token(tokens["future"]), "claim iat")
+    refused(lambda: rp.validate_logout_token(tokens["nan"]), "claim iat")
+    assert rp.validate_logout_token(tokens["oldest"])
+    refused(lambda: rp.validate_logout_token(tokens["too-old"]), "too old")
+    assert rp.validate_logout_token(tokens["last-second"])
+    refused(lambda: rp.validate_logout_token(tokens["expired"]), "claim exp")
 
-    def check(now: int, **changes: Any) -> Any:
-        token = sign(logout_claims(provider, **changes))
-        return lambda: rp.validate_logout_token(token, now=now)
 
-    behind = real - 200  # the caller's clock is behind: iat may be "in the future" for it
-    assert check(behind, iat=behind + skew)()
-    refused(check(behind, iat=behind + skew + 1), "iat is missing or in the future")
-    refused(check(behind, iat=float("nan")), "claim iat")
-    oldest = int(real - LOGOUT_TOKEN_MAX_AGE - skew)
-    assert check(real, iat=oldest)()
-    refused(check(real, iat=oldest - 1), "too old")
-    ahead = real + 200  # the caller's clock is ahead: exp may have passed for it
-    assert check(ahead, iat=real, exp=ahead - skew)()
-    refused(check(ahead, iat=real, exp=ahead - skew - 1), "has expired")
-
-
+@pytest.mark.parametrize(
+    ("exp", "remembered"),
+    [(None, LOGOUT_TOKEN_MAX_AGE), (10, 10), (10**9, LOGOUT_TOKEN_MAX_AGE)],
+    ids=["no-exp", "exp-first", "iat-first"],
+)
 def test_a_logout_token_is_remembered_until_it_could_no_longer_be_accepted(
     rp: OIDCClient,
+    provider: Provider,
+    monkeypatch: pytest.MonkeyPatch,
+    exp: int | None,
+    remembered: float,
 ) -> None:
+    """Its ``jti`` is kept (no replay) until the earlier of ``exp`` and ``iat`` plus the
+    maximum age, with the clock skew, as the back-channel endpoint computes it."""
     skew = rp.config.clock_skew
-    iat = 1_800_000_000
-    assert rp.logout_token_accepted_until({"iat": iat}) == iat + LOGOUT_TOKEN_MAX_AGE + skew
-    assert rp.logout_token_accepted_until({"iat": iat, "exp": iat + 10}) == iat + 10 + skew
-    later = {"iat": iat, "exp": iat + 10**9}
-    assert rp.logout_token_accepted_until(later) == iat + LOGOUT_TOKEN_MAX_AGE + skew
-    for absurd in (float("inf"), "soon", None, True):
-        claims = {"iat": iat, "exp": absurd}
-        assert rp.logout_token_accepted_until(claims) == iat + LOGOUT_TOKEN_MAX_AGE + skew
+    iat = int(time.time()) - 1000
+    token = sign(logout_claims(provider, iat=iat, exp=exp and iat + exp))
+    kept: list[tuple[str, int]] = []
+    registry = SimpleNamespace(
+        first_use_of_logout_token=lambda jti, ttl: not kept.append((jti, ttl))
+    )
+    state: Any = SimpleNamespace(oidc=rp, config=rp.config, registry=registry)
+    frozen(monkeypatch, rp, iat)
+    with Flask(__name__).test_request_context(method="POST", data={"logout_token": token}):
+        assert logout_token_claims(state)["jti"] == "jti-1"
+    assert kept == [("jti-1", math.ceil(remembered + skew) + 1)]
 
 
 def test_the_clock_skew_is_allowed_both_ways(rp: OIDCClient, provider: Provider) -> None:
@@ -422,6 +453,24 @@ def test_without_a_kid_every_published_signing_key_is_tried(
     assert OIDCClient(rp.config).validate_id_token(unnamed, nonce=NONCE)
 
 
+def test_an_algorithm_of_no_known_key_type_finds_no_key(
+    config: SparkConfig, provider: Provider
+) -> None:
+    """An allowed algorithm the JOSE library does not know is refused, never a crash."""
+    rp = OIDCClient(replace(config, id_token_algorithms=("XY256",)))
+    token = raw_token({"alg": "XY256", "kid": SIGNING.kid}, id_claims(provider))
+    refused(lambda: rp.validate_id_token(token, nonce=NONCE), "key the provider does not publish")
+
+
+def test_valid_tokens_use_the_cached_jwks(rp: OIDCClient, provider: Provider) -> None:
+    """The JWKS is fetched once, not once per token, while every ``kid`` is known."""
+    fetched = provider.jwks_fetches
+    for _ in range(3):
+        assert rp.validate_id_token(sign(id_claims(provider)), nonce=NONCE)
+        assert rp.validate_logout_token(sign(logout_claims(provider)))
+    assert provider.jwks_fetches - fetched == 1
+
+
 def test_forged_logout_tokens_cannot_make_us_fetch_the_jwks_again_and_again(
     rp: OIDCClient, provider: Provider
 ) -> None:
@@ -456,8 +505,8 @@ def test_unusable_keys_are_skipped_and_said_so(caplog: pytest.LogCaptureFixture)
         keys = import_jwks({"keys": ["not a key", strange, usable]})
     assert [k.kid for k in keys] == [SIGNING.kid]
     assert [r.getMessage() for r in caplog.records] == [
-        "Skipped a JWKS key this client cannot use (kty='XYZ', kid='k9')."
-    ]
+        "Skipped a JWKS key this client cannot use."
+    ] * 2
     with pytest.raises(ProviderError) as caught:
         import_jwks({"keys": [strange]})
     assert str(caught.value) == "The provider's JWKS holds no key this client can use."

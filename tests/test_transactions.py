@@ -14,7 +14,12 @@ from dataclasses import replace
 import pytest
 import redis
 
-from flask_spark.core.transactions import MAX_PENDING, LoginTransaction, TransactionStore
+from flask_spark.core.transactions import (
+    MAX_PENDING,
+    LoginTransaction,
+    TransactionStore,
+    same_secret,
+)
 
 from .helpers import node_id
 
@@ -70,6 +75,18 @@ def test_an_expired_transaction_is_refused_and_removed(store: TransactionStore) 
     assert store.pop("browser-1", nearly.state) == nearly
 
 
+def test_a_transaction_is_good_for_its_ttl_to_the_second(
+    store: TransactionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last, late = begin(started=1_800_000_000.0), begin(started=1_800_000_000.0)
+    store.save(last)
+    store.save(late)
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0 + TTL)
+    assert store.pop("browser-1", last.state) == last
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0 + TTL + 0.001)
+    assert store.pop("browser-1", late.state) is None
+
+
 @pytest.mark.parametrize("offered", ["", "wrong", "é", "\ud800", None, 43, ["x"]], ids=node_id)
 def test_any_other_state_gets_nothing_and_takes_nothing(
     store: TransactionStore, offered: object
@@ -80,6 +97,29 @@ def test_any_other_state_gets_nothing_and_takes_nothing(
     assert store.pop("browser-1", txn.state[:-1]) is None
     assert store.pending("browser-1") == 1
     assert store.pop("browser-1", txn.state) == txn
+
+
+@pytest.mark.parametrize(
+    ("expected", "given", "same"),
+    [
+        ("s-3cr3t", "s-3cr3t", True),
+        ("caf\u00e9", "caf\u00e9", True),  # non-ASCII text: compared as UTF-8, not a 500
+        ("\ud800x", "\ud800x", True),  # a lone surrogate (a query string can carry one)
+        ("s-3cr3t", "s-3cr3u", False),
+        ("caf\u00e9", "cafe", False),
+        ("s-3cr3t", "", False),
+        ("", "", False),  # an empty secret is no secret: never matched, not even by ""
+        (None, None, False),
+        ("s-3cr3t", None, False),
+        (None, "s-3cr3t", False),
+        (b"s-3cr3t", b"s-3cr3t", False),  # text only
+        ("s-3cr3t", b"s-3cr3t", False),
+    ],
+    ids=node_id,
+)
+def test_the_state_and_csrf_comparison(expected: object, given: object, same: bool) -> None:
+    """``same_secret`` (state, logout state, CSRF token, ``iss``): equal non-empty text only."""
+    assert same_secret(expected, given) is same
 
 
 def test_a_transaction_belongs_to_the_browser_that_started_it(store: TransactionStore) -> None:
@@ -111,16 +151,21 @@ def test_a_browser_keeps_at_most_max_pending_the_oldest_dropped(
         assert store.pop("browser-1", txn.state) == txn
 
 
+def key(store: TransactionStore, binding: str) -> str:
+    """The browser's list, as the module documents it: ``<prefix>txn:{<binding>}``."""
+    return f"{store.prefix}txn:{{{binding}}}"
+
+
 def test_the_list_expires_with_the_ttl(store: TransactionStore, redis_client: redis.Redis) -> None:
     store.save(begin())
-    assert 0 < redis_client.ttl(store.key("browser-1")) <= TTL
+    assert 0 < redis_client.ttl(key(store, "browser-1")) <= TTL
     short = TransactionStore(redis_client, store.prefix, 0)
     short.save(begin("browser-3"))
-    assert 0 < redis_client.ttl(short.key("browser-3")) <= 1
+    assert 0 < redis_client.ttl(key(short, "browser-3")) <= 1
 
 
 def test_an_unreadable_entry_is_skipped(store: TransactionStore, redis_client: redis.Redis) -> None:
     txn = begin()
     store.save(txn)
-    redis_client.lpush(store.key("browser-1"), b"not json", json.dumps({"state": txn.state}))
+    redis_client.lpush(key(store, "browser-1"), b"not json", json.dumps({"state": txn.state}))
     assert store.pop("browser-1", txn.state) == txn

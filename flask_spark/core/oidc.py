@@ -254,7 +254,7 @@ class OIDCClient:
             )
         if kid is not None and not isinstance(kid, str):
             raise IdTokenError(f"The {what} has an invalid kid.")
-        kty = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}.get(alg[:2], "RSA")
+        kty = getattr(jws.JWSRegistry.algorithms.get(alg), "key_type", None)  # None: no key
         keyset = None
         for refresh in (False, True):
             # A rotated key (new kid or the same one): refetch once, rate-limited.

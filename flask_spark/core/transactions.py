@@ -19,10 +19,10 @@ MAX_PENDING = 5
 def same_secret(expected: Any, given: Any) -> bool:
     """``given`` equals the secret ``expected``, both non-empty text, in constant time as UTF-8
     bytes (:func:`secrets.compare_digest` raises on non-ASCII ``str``: a refusal, not a 500)."""
-    if not isinstance(expected, str) or not isinstance(given, str) or not expected or not given:
+    if not isinstance(expected, str) or not isinstance(given, str) or not expected:
         return False
     return secrets.compare_digest(
-        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+        expected.encode(errors="surrogatepass"), given.encode(errors="surrogatepass")
     )
 
 
