@@ -1,8 +1,5 @@
-"""Clients for the Spark API and the RESO Web API, free of Flask: bearer token, Spark's headers,
-typed errors, one refresh and retry on a refused token. Transport retries are the pooled
-session's (:mod:`flask_spark.core.retry`). ``gather``, the ``a*`` coroutines and ``paginate``'s
-fetch-ahead run calls on worker threads, each with a copy of the caller's context.
-"""
+"""Clients for the Spark API and the RESO Web API, free of Flask: typed errors, one refresh on a
+refused token; ``gather``, ``a*`` and ``paginate`` run calls on threads, in the caller's context."""
 
 from __future__ import annotations
 
@@ -31,8 +28,7 @@ Params = Mapping[str, Any] | None
 
 
 class TokenSource(Protocol):
-    """Where a client gets its bearer token; called under the client's lock (need not be
-    thread-safe)."""
+    """Where a client gets its bearer token; called under the client's lock."""
 
     def access_token(self) -> str:
         """A token believed valid (refreshed proactively when close to expiry)."""
@@ -134,8 +130,7 @@ def error_from_response(response: requests.Response, service: str) -> SparkAPIEr
 
 
 class BaseClient:
-    """What both APIs share: headers, bearer token, refresh on a refused token, the
-    concurrency cap; ``http`` is a pooled ``requests.Session``."""
+    """What both APIs share: headers, token, refresh, concurrency cap; ``http`` is pooled."""
 
     service = "API"
 
@@ -155,7 +150,6 @@ class BaseClient:
         # Shared with the RESO client of the same SparkAPI: one token, one refresh, one limit.
         self._token_lock = threading.RLock()
         self._slots = threading.BoundedSemaphore(CONCURRENCY)
-        # The session's own headers (User-Agent, Accept-Encoding...) merged once, not per call.
         self._headers = {
             **getattr(http, "headers", {}),
             "Accept": "application/json",
@@ -165,9 +159,8 @@ class BaseClient:
     def request(
         self, method: str, path: str, *, params: Params = None, json: Any = None
     ) -> requests.Response:
-        """Send one call (refresh-once-on-1020 included); the raw 2xx response.
-        :class:`~flask_spark.core.errors.UnsafeURL`, before any request, for a ``path`` that
-        could take the token elsewhere."""
+        """Send one call (refreshing once on a refused token); the raw 2xx response. ``UnsafeURL``,
+        before any request, for a ``path`` that could take the token elsewhere."""
         method = method.upper()
         url = self.base.resolve(path)
         with self._token_lock:
@@ -186,8 +179,7 @@ class BaseClient:
         self, method: str, url: str, token: str, params: Params, body: Any
     ) -> requests.Response:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
-        # Sent on the pooled session without ``Session.request``'s merging of its settings on
-        # every call: the headers are merged above, proxies and CA bundle by ``pooled_session``.
+        # Not ``Session.request``: settings are merged once, in ``__init__`` and ``pooled_session``.
         prepared = requests.Request(method, url, headers, json=body, params=params).prepare()
         try:
             with self._slots:
@@ -225,8 +217,8 @@ def _ahead(calls: Iterable[Callable[[], Any]]) -> Generator[Any, None, None]:
 
 
 def _token_refused(response: requests.Response) -> bool:
-    """A 401 that a refresh may cure: code 1020, ``error='invalid_token'`` (also a token revoked
-    at Flexmls: its refresh then fails and ends the session), or the RESO API's OData form."""
+    """A 401 a refresh may cure: code 1020, an OData error or ``invalid_token`` (also a revoked
+    token: its refresh then fails and ends the session)."""
     body = _json(response)
     if isinstance(body, dict):
         envelope = body.get("D")
@@ -371,8 +363,7 @@ class SparkAPI(BaseClient):
 
 
 def _number(info: Mapping[str, Any], name: str, default: Any) -> int:
-    """A pagination value from the answer (``default`` when absent); a value that is not a
-    number is the API's fault, not a crash."""
+    """A pagination value (``default`` when absent); one that is not a number is the API's fault."""
     given = info.get(name)
     value = numeric_code(default if given is None else given)
     if value is None:

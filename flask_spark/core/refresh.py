@@ -1,9 +1,6 @@
-"""Access tokens for one session, refreshed before expiry or on 1020, exactly once: refresh
-tokens are single use, so refresh under the session's Redis lock, re-read the record first, and
-write back only if its version is unchanged. Waiters then read the new record.
-
-Revocation (RFC 7009): tokens the provider could not take wait, sealed, in a sorted set scored
-by queue time for ``flask spark retry-revocations`` (RFC 7009 §2.2.1: retry later)."""
+"""Refresh exactly once (refresh tokens are single use): under the session's Redis lock, re-read
+the record, write back only if its version is unchanged. Revocations the provider could not take
+wait, sealed, for ``flask spark retry-revocations`` (RFC 7009 §2.2.1)."""
 
 from __future__ import annotations
 
@@ -49,11 +46,8 @@ class RevocationQueue:
 
     def revoke(self, oidc: OIDCClient, token: str, hint: str) -> bool:
         """Revoke ``token`` at the provider, else queue it; True when the provider confirmed."""
-        try:
-            if oidc.revoke(token, hint):
-                return True
-        except SparkError as exc:
-            log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
+        if _revoked(oidc, token, hint):
+            return True
         log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
         refresh = hint == "refresh_token"
         record = TokenSet(
@@ -73,11 +67,9 @@ class RevocationQueue:
         """How many revocations are pending."""
         return int(self.redis.zcard(self.key))
 
-    def retry(
-        self, revoke: Callable[[str, str], bool], *, max_age: float = DEFAULT_MAX_AGE
-    ) -> RetryReport:
-        """Try each pending revocation once with ``revoke(token, hint)``; revoked, older than
-        ``max_age`` and unreadable entries leave."""
+    def retry(self, oidc: OIDCClient, *, max_age: float = DEFAULT_MAX_AGE) -> RetryReport:
+        """Try each pending revocation once; revoked, older than ``max_age`` and unreadable
+        entries leave."""
         now = time.time()
         report = RetryReport()
         for blob, queued_at in self.redis.zrange(self.key, 0, BATCH - 1, withscores=True):
@@ -87,12 +79,20 @@ class RevocationQueue:
             elif record is None:  # sealed with a key no longer configured
                 report.unreadable += self.redis.zrem(self.key, blob)
             elif (
-                revoke(record.refresh_token, "refresh_token")
+                _revoked(oidc, record.refresh_token, "refresh_token")
                 if record.refresh_token
-                else revoke(record.access_token, "access_token")
+                else _revoked(oidc, record.access_token, "access_token")
             ):
                 report.revoked += self.redis.zrem(self.key, blob)
         return report
+
+
+def _revoked(oidc: OIDCClient, token: str, hint: str) -> bool:
+    try:
+        return oidc.revoke(token, hint)
+    except SparkError as exc:
+        log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
+        return False
 
 
 @dataclass
