@@ -37,14 +37,14 @@ class TokenSource(Protocol):
         """A new token after the API refused ``rejected``; None when it cannot be refreshed."""
 
 
+@dataclass
 class StaticTokens:
     """A fixed token (e.g. to delete it at the API); a 1020 answer is final."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    token: str = field(repr=False)
 
     def access_token(self) -> str:
-        return self._token
+        return self.token
 
     def refresh(self, rejected: str) -> str | None:
         return None

@@ -130,10 +130,8 @@ class SessionRegistry:
         entries: dict[str, str] = {}
         for sid, value in self.redis.hgetall(self.user_key(owner)).items():
             login_at, psid = _entry(value)
-            if issued_at is None or login_at <= issued_at:
+            if (issued_at is None or login_at <= issued_at) and psid == (provider_sid or psid):
                 entries[as_text(sid)] = psid
-        if provider_sid:
-            entries = {s: p for s, p in entries.items() if p == provider_sid}
         return owner, entries
 
     def sessions_of(self, *, sub: str | None = None, provider_sid: str | None = None) -> set[str]:

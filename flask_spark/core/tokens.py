@@ -100,9 +100,7 @@ class TokenVault:
 # new version, ciphertext, TTL in seconds (0 = keep the current TTL).
 _CAS_SCRIPT = """
 local current = redis.call('HGET', KEYS[1], 'v')
-if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then
-  return 0
-end
+if (current or '') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
 if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 return 1
