@@ -66,7 +66,6 @@ class SparkResponse:
         return len(self.results)
 
     def first(self) -> Any:
-        """The first result, or None."""
         return self.results[0] if self.results else None
 
 
@@ -197,7 +196,7 @@ class BaseClient:
 
     def gather(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run ``calls`` (e.g. ``lambda: spark_api.get("my/account")``) at once; their results
-        in order. Once all have ended, the first error in that order is raised."""
+        in order, or the first error in that order once all have ended."""
         workers = max(1, min(CONCURRENCY, len(calls)))
         with ThreadPoolExecutor(workers, thread_name_prefix="flask-spark-api") as pool:
             futures = [pool.submit(copy_context().run, call) for call in calls]

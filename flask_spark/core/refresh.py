@@ -64,7 +64,6 @@ class RevocationQueue:
         return False
 
     def size(self) -> int:
-        """How many revocations are pending."""
         return int(self.redis.zcard(self.key))
 
     def retry(self, oidc: OIDCClient, *, max_age: float = DEFAULT_MAX_AGE) -> RetryReport:
@@ -97,8 +96,7 @@ def _revoked(oidc: OIDCClient, token: str, hint: str) -> bool:
 
 @dataclass
 class TokenManager:
-    """Valid access tokens for session ids; ``on_refresh`` follows each refresh,
-    ``on_session_end`` a refused one."""
+    """Valid access tokens for session ids, with hooks after a refresh and a session's end."""
 
     store: TokenStore
     oidc: OIDCClient
@@ -182,8 +180,7 @@ class TokenManager:
             try:
                 self._check_identity(sid, fresh, id_token)
             except ProviderError as exc:
-                # Keys out of reach: store the new tokens (the old refresh token is spent), unused
-                # until the id_token is checked.
+                # Keys out of reach: store the tokens (the old refresh token is spent), unused.
                 log.warning("Refreshed id_token not checked yet: %s", exc.message)
                 fresh = replace(fresh, unverified_id_token=id_token)
         if not self.store.replace(fresh, current.version):

@@ -1,7 +1,6 @@
-"""Which sessions belong to whom, so that a logout ends them without the browser, and the job
-handles acting for them. Keys: ``<prefix>user:<digest(sub)>`` (our sid → ``<sign-in time>:<provider
-sid>``), ``<prefix>psid:<digest(provider sid)>`` (→ ``sub``), ``<prefix>job:<digest(handle)>``
-(→ sid), ``<prefix>jobs:{<sid>}`` (handles by age); one key per command (Redis Cluster)."""
+"""Whose sessions are whose, for a logout without the browser, and the job handles acting for
+them. Keys: ``user:<digest(sub)>`` (sid → ``<sign-in time>:<provider sid>``),
+``psid:<digest(psid)>`` (→ sub), ``job:<digest(handle)>`` (→ sid), ``jobs:{<sid>}`` (by age)."""
 
 from __future__ import annotations
 
@@ -100,11 +99,9 @@ class SessionRegistry:
         self.jobs = JobHandles(redis, prefix)
 
     def user_key(self, sub: str) -> str:
-        """The hash of user ``sub``'s sessions."""
         return f"{self.prefix}user:{key_digest(sub)}"
 
     def provider_key(self, provider_sid: str) -> str:
-        """The user (``sub``) of one provider-side session."""
         return f"{self.prefix}psid:{key_digest(provider_sid)}"
 
     def register(
@@ -135,8 +132,7 @@ class SessionRegistry:
         return owner, entries
 
     def sessions_of(self, *, sub: str | None = None, provider_sid: str | None = None) -> set[str]:
-        """Our sessions of a provider session (``sid``, of ``sub`` if given), else all of user
-        ``sub``'s (Back-Channel Logout 1.0 §2.7)."""
+        """The sessions of a provider session (of ``sub`` if given), else of ``sub`` (BCL §2.7)."""
         return set(self._entries(sub, provider_sid)[1])
 
     def destroy(self, sid: str, sub: str | None = None, provider_sid: str | None = None) -> bool:
@@ -160,8 +156,8 @@ class SessionRegistry:
         provider_sid: str | None = None,
         issued_at: float | None = None,
     ) -> list[str]:
-        """End every session a logout names (:meth:`sessions_of`; with ``issued_at``, those signed
-        in at or before it); the ``sub`` of each one still alive."""
+        """End the sessions a logout names (signed in by ``issued_at`` if given); one ``sub`` for
+        each that was still alive."""
         owner, entries = self._entries(sub, provider_sid, issued_at)
         ended: list[str] = []
         for sid, psid in sorted(entries.items()):

@@ -21,8 +21,7 @@ from .redis_client import as_text
 
 @dataclass(frozen=True)
 class TokenSet:
-    """The tokens of one signed-in session. Never rendered, logged or put in a cookie (nor in
-    its repr, for tracebacks and debuggers)."""
+    """The tokens of one signed-in session: never rendered, logged, put in a cookie or a repr."""
 
     access_token: str = field(repr=False)
     refresh_token: str | None = field(repr=False)
@@ -96,8 +95,7 @@ class TokenVault:
         return None
 
 
-# Write only if the stored version is the one read. ARGV: expected version ("" = no record),
-# new version, ciphertext, TTL in seconds (0 = keep the current TTL).
+# ARGV: expected version ("" = no record), new version, ciphertext, TTL (0 = keep the current TTL).
 _CAS_SCRIPT = """
 local current = redis.call('HGET', KEYS[1], 'v')
 if (current or '') ~= ARGV[1] then return 0 end
@@ -133,7 +131,6 @@ class TokenStore:
         return f"{self.prefix}lock:{{{self.session_prefix}{sid}}}"
 
     def load(self, sid: str) -> TokenSet | None:
-        """The record of ``sid`` (None if absent, tampered or foreign)."""
         return self.vault.open(self.redis.hget(self.key(sid), "d"), sid)
 
     def queue_load(self, pipeline: Any, sid: str) -> None:
@@ -167,7 +164,6 @@ class TokenStore:
         return lock
 
     def scan_keys(self) -> Iterator[str]:
-        """Every token record key, by SCAN."""
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "tok:*"
         for key in self.redis.scan_iter(match=pattern, count=500):
             yield as_text(key)
