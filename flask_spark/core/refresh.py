@@ -161,11 +161,7 @@ class TokenManager:
         except ProviderError as exc:
             if exc.error not in ("invalid_grant", "invalid_token", "unauthorized_client"):
                 if exc.status < 500:  # e.g. temporarily_unavailable: the provider's trouble
-                    raise ProviderError(
-                        f"The identity provider could not refresh the sign-in ({exc.error}).",
-                        status=502,
-                        error=exc.error,
-                    ) from None
+                    exc.status = 502
                 raise
             # Re-read once: a worker without the lock (lock expiry) may have refreshed already.
             again = self.store.load(sid)
