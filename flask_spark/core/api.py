@@ -287,19 +287,13 @@ class SparkAPI(BaseClient):
         return await asyncio.to_thread(self.call, "DELETE", path, params=params)
 
     def paginate(
-        self,
-        path: str,
-        params: Params = None,
-        *,
-        max_records: int | None = None,
-        page_size: int = 25,
+        self, path: str, params: Params = None, *, max_records: int | None = None
     ) -> Iterator[Any]:
-        """Every record of a collection, in order. ``_skiptoken`` in ``params`` (``""`` to start)
-        walks the tokens the answers carry; ``_skip`` walks offsets; otherwise ``_page`` walks
-        page numbers, :data:`CONCURRENCY` at a time: those ``max_records`` needs from the start,
-        the rest once the first answer gives ``TotalPages``. ``page_size`` is ``_limit`` (0-25)."""
-        query = dict(params or {})
-        query.setdefault("_limit", page_size)
+        """Every record of a collection, in order (``_limit`` 25 unless given). ``_skiptoken`` in
+        ``params`` (``""`` to start) walks the tokens the answers carry; ``_skip`` walks offsets;
+        otherwise ``_page`` walks page numbers, :data:`CONCURRENCY` at a time: those
+        ``max_records`` needs at once, the rest once the first answer gives ``TotalPages``."""
+        query = {"_limit": 25, **(params or {})}
         style = "skiptoken" if "_skiptoken" in query else "skip" if "_skip" in query else "page"
         if style != "skiptoken":
             query["_pagination"] = 1
