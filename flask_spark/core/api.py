@@ -344,9 +344,7 @@ class SparkAPI(BaseClient):
                     info = page.pagination or {}
                     current = _number(info, "CurrentPage", number)
                     last = _number(info, "TotalPages", current)
-                    if not page.results or current >= last:
-                        return
-                    if max_records is not None and seen >= max_records:
+                    if not page.results or current >= last:  # ``paginate`` stops at ``max_records``
                         return
             finally:
                 pages.close()
