@@ -160,7 +160,6 @@ class BaseClient:
     ) -> requests.Response:
         """Send one call (refreshing once on a refused token); the raw 2xx response. ``UnsafeURL``,
         before any request, for a ``path`` that could take the token elsewhere."""
-        method = method.upper()
         url = self.base.resolve(path)
         with self._token_lock:
             token = self.tokens.access_token()
@@ -190,8 +189,7 @@ class BaseClient:
         except requests.RequestException as exc:
             raise SparkAPIError(
                 f"The {self.service} could not be reached at {self.base.url} "
-                f"({type(exc).__name__}).",
-                status=502,
+                f"({type(exc).__name__})."
             ) from None
 
     def gather(self, *calls: Callable[[], Any]) -> list[Any]:
@@ -372,7 +370,6 @@ def parse_spark(response: requests.Response) -> SparkResponse:
     if not isinstance(envelope, dict):
         raise UnexpectedResponse(
             f"The Spark API answered HTTP {response.status_code} without its D envelope.",
-            status=502,
             body=body if body is not None else response.text[:200],
         )
     if envelope.get("Success") is False:
@@ -420,7 +417,6 @@ def parse_reso(response: requests.Response) -> ResoResponse:
     if not isinstance(body, dict):
         raise UnexpectedResponse(
             f"The RESO Web API answered HTTP {response.status_code} with a body that is not JSON.",
-            status=502,
             body=response.text[:200],
         )
     link = body.get("@odata.nextLink")

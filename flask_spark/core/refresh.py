@@ -138,8 +138,7 @@ class TokenManager:
         lock = self.store.lock(sid, self.lock_timeout, self.lock_wait)
         if not lock.acquire():
             raise APIUnavailable(
-                "Another request is refreshing this session's token and did not finish in time.",
-                status=503,
+                "Another request is refreshing this session's token and did not finish in time."
             )
         try:
             current = self._stored(sid)
@@ -193,8 +192,7 @@ class TokenManager:
             self.on_refresh(sid, fresh)
         if fresh.unverified_id_token:
             raise APIUnavailable(
-                "The identity provider's keys are unreachable; please retry in a moment.",
-                status=503,
+                "The identity provider's keys are unreachable; please retry in a moment."
             )
         return fresh
 
