@@ -19,12 +19,9 @@ from .tokens import TokenSet, TokenStore, TokenVault
 
 log = logging.getLogger("flask_spark")
 
-#: The "session id" a sealed pending token is bound to.
-PENDING_SID = "revoke:pending"
-#: Give up on a pending revocation after a week: the provider has expired it by then.
-DEFAULT_MAX_AGE = 7 * 24 * 3600
-#: Entries looked at per run at most.
-BATCH = 1000
+PENDING_SID = "revoke:pending"  # the "session id" a sealed pending token is bound to
+MAX_AGE = 7 * 24 * 3600  # the provider has expired a week-old token: no use trying again
+BATCH = 1000  # entries looked at per run at most
 
 
 @dataclass
@@ -66,14 +63,13 @@ class RevocationQueue:
     def size(self) -> int:
         return int(self.redis.zcard(self.key))
 
-    def retry(self, oidc: OIDCClient, *, max_age: float = DEFAULT_MAX_AGE) -> RetryReport:
-        """Try each pending revocation once; revoked, older than ``max_age`` and unreadable
-        entries leave."""
+    def retry(self, oidc: OIDCClient) -> RetryReport:
+        """Try each pending revocation once; revoked, week-old and unreadable entries leave."""
         now = time.time()
         report = RetryReport()
         for blob, queued_at in self.redis.zrange(self.key, 0, BATCH - 1, withscores=True):
             record = self.vault.open(blob, PENDING_SID)
-            if queued_at < now - max_age:
+            if queued_at < now - MAX_AGE:
                 report.dropped += self.redis.zrem(self.key, blob)
             elif record is None:  # sealed with a key no longer configured
                 report.unreadable += self.redis.zrem(self.key, blob)

@@ -95,7 +95,6 @@ class SessionRegistry:
         self.session_key = session_key
         #: Flask-Session's client, where the sessions themselves live
         self.session_redis = session_redis
-        #: the background-job handles of each session (they end with it)
         self.jobs = JobHandles(redis, prefix)
 
     def user_key(self, sub: str) -> str:
