@@ -195,8 +195,7 @@ class BaseClient:
     def gather(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run ``calls`` (e.g. ``lambda: spark_api.get("my/account")``) at once; their results
         in order, or the first error in that order once all have ended."""
-        workers = max(1, min(CONCURRENCY, len(calls)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="flask-spark-api") as pool:
+        with ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="flask-spark-api") as pool:
             futures = [pool.submit(copy_context().run, call) for call in calls]
         return [future.result() for future in futures]
 
