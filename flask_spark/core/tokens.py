@@ -69,12 +69,6 @@ class TokenVault:
         plain = json.dumps(asdict(tokens), separators=(",", ":")).encode()
         return base64.urlsafe_b64decode(self._fernet.encrypt(plain))
 
-    def seal_probe(self) -> None:
-        """Prove the first key works: encrypt and decrypt a throwaway record."""
-        probe = TokenSet("probe", refresh_token=None, subject=None, expires_at=0, sid="")
-        if self.open(self.seal(probe), "") != probe:
-            raise SparkError("The token vault could not read back what it wrote.")
-
     def open(self, blob: bytes | None, sid: str) -> TokenSet | None:
         """Decrypt a record for ``sid``; absent, tampered, foreign or undecryptable gives None."""
         if not blob:
@@ -111,8 +105,7 @@ class TokenStore:
     def __init__(
         self, redis: Any, vault: TokenVault, prefix: str = "spark:", session_prefix: str = ""
     ) -> None:
-        encoder = getattr(redis, "get_encoder", None)
-        if encoder is not None and getattr(encoder(), "decode_responses", False):
+        if redis.get_encoder().decode_responses:
             raise SparkConfigError(
                 "The Redis client decodes responses (decode_responses=True): flask-spark "
                 "stores binary records. Give it a client made with decode_responses=False."
