@@ -73,8 +73,7 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
 
 
 def same_origin_redirects(response: requests.Response, *args: Any, **kwargs: Any) -> Any:
-    """A response hook: a redirect to another scheme, host or port raises
-    :class:`RedirectRefused` before anything is sent there."""
+    """A response hook: :class:`RedirectRefused` for a redirect to another scheme, host or port."""
     if response.is_redirect:
         target = urljoin(response.url, response.headers["Location"])
         try:
