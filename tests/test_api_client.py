@@ -85,7 +85,6 @@ def add_api_views(app: Flask) -> Flask:
                 spec["path"],
                 params=spec.get("params"),
                 max_records=spec.get("max_records"),
-                page_size=spec.get("page_size", 25),
             )
         )
         return {"ids": [r["Id"] for r in records]}
@@ -323,7 +322,7 @@ def test_paginate_walks_every_page(user: FlowClient, sandbox: SandboxServer) -> 
     before = api_calls(sandbox)
     response = user.post(
         "/paginate",
-        json={"path": "listings", "params": {"_filter": f"City Eq '{CITY}'"}, "page_size": 7},
+        json={"path": "listings", "params": {"_filter": f"City Eq '{CITY}'", "_limit": 7}},
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     ids = response.json["ids"]
@@ -341,8 +340,7 @@ def test_paginate_is_bounded_by_max_records(
         "/paginate",
         json={
             "path": "listings",
-            "params": {"_filter": f"City Eq '{CITY}'"},
-            "page_size": 7,
+            "params": {"_filter": f"City Eq '{CITY}'", "_limit": 7},
             "max_records": max_records,
         },
     )
@@ -357,8 +355,7 @@ def test_paginate_with_skiptoken(user: FlowClient, sandbox: SandboxServer) -> No
         "/paginate",
         json={
             "path": "listings",
-            "params": {"_filter": f"City Eq '{CITY}'", "_skiptoken": ""},
-            "page_size": 20,
+            "params": {"_filter": f"City Eq '{CITY}'", "_skiptoken": "", "_limit": 20},
         },
     )
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -373,8 +370,7 @@ def test_paginate_with_skip_walks_offsets(user: FlowClient, sandbox: SandboxServ
         "/paginate",
         json={
             "path": "listings",
-            "params": {"_filter": f"City Eq '{CITY}'", "_skip": 5},
-            "page_size": 20,
+            "params": {"_filter": f"City Eq '{CITY}'", "_skip": 5, "_limit": 20},
         },
     )
     assert response.status_code == 200, response.get_data(as_text=True)

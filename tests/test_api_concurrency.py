@@ -99,9 +99,9 @@ def add_views(app: Flask) -> Flask:
     @app.get("/paginate")
     @spark_login_required
     def paginate() -> dict[str, Any]:
-        params = {"_filter": f"City Eq '{CITY}'"}
+        params = {"_filter": f"City Eq '{CITY}'", "_limit": 7}
         most = request.args.get("max", type=int)
-        records = spark_api.paginate("listings", params, max_records=most, page_size=7)
+        records = spark_api.paginate("listings", params, max_records=most)
         return {"ids": [r["Id"] for r in records]}
 
     return app

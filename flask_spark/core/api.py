@@ -1,8 +1,5 @@
-"""Clients for the Spark API and the RESO Web API, free of Flask: bearer token, Spark's headers,
-typed errors, one refresh and retry on a refused token. Transport retries are the pooled
-session's (:mod:`flask_spark.core.retry`). ``gather``, the ``a*`` coroutines and ``paginate``'s
-fetch-ahead run calls on worker threads, each with a copy of the caller's context.
-"""
+"""Clients for the Spark API and the RESO Web API, free of Flask: typed errors, one refresh on a
+refused token; ``gather``, ``a*`` and ``paginate`` run calls on threads, in the caller's context."""
 
 from __future__ import annotations
 
@@ -31,8 +28,7 @@ Params = Mapping[str, Any] | None
 
 
 class TokenSource(Protocol):
-    """Where a client gets its bearer token; called under the client's lock (need not be
-    thread-safe)."""
+    """Where a client gets its bearer token; called under the client's lock."""
 
     def access_token(self) -> str:
         """A token believed valid (refreshed proactively when close to expiry)."""
@@ -41,14 +37,14 @@ class TokenSource(Protocol):
         """A new token after the API refused ``rejected``; None when it cannot be refreshed."""
 
 
+@dataclass
 class StaticTokens:
     """A fixed token (e.g. to delete it at the API); a 1020 answer is final."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    token: str = field(repr=False)
 
     def access_token(self) -> str:
-        return self._token
+        return self.token
 
     def refresh(self, rejected: str) -> str | None:
         return None
@@ -70,7 +66,6 @@ class SparkResponse:
         return len(self.results)
 
     def first(self) -> Any:
-        """The first result, or None."""
         return self.results[0] if self.results else None
 
 
@@ -134,8 +129,7 @@ def error_from_response(response: requests.Response, service: str) -> SparkAPIEr
 
 
 class BaseClient:
-    """What both APIs share: headers, bearer token, refresh on a refused token, the
-    concurrency cap; ``http`` is a pooled ``requests.Session``."""
+    """What both APIs share: headers, token, refresh, concurrency cap; ``http`` is pooled."""
 
     service = "API"
 
@@ -155,7 +149,6 @@ class BaseClient:
         # Shared with the RESO client of the same SparkAPI: one token, one refresh, one limit.
         self._token_lock = threading.RLock()
         self._slots = threading.BoundedSemaphore(CONCURRENCY)
-        # The session's own headers (User-Agent, Accept-Encoding...) merged once, not per call.
         self._headers = {
             **getattr(http, "headers", {}),
             "Accept": "application/json",
@@ -165,10 +158,8 @@ class BaseClient:
     def request(
         self, method: str, path: str, *, params: Params = None, json: Any = None
     ) -> requests.Response:
-        """Send one call (refresh-once-on-1020 included); the raw 2xx response.
-        :class:`~flask_spark.core.errors.UnsafeURL`, before any request, for a ``path`` that
-        could take the token elsewhere."""
-        method = method.upper()
+        """Send one call (refreshing once on a refused token); the raw 2xx response. ``UnsafeURL``,
+        before any request, for a ``path`` that could take the token elsewhere."""
         url = self.base.resolve(path)
         with self._token_lock:
             token = self.tokens.access_token()
@@ -186,8 +177,7 @@ class BaseClient:
         self, method: str, url: str, token: str, params: Params, body: Any
     ) -> requests.Response:
         headers = {**self._headers, "Authorization": f"Bearer {token}"}
-        # Sent on the pooled session without ``Session.request``'s merging of its settings on
-        # every call: the headers are merged above, proxies and CA bundle by ``pooled_session``.
+        # Not ``Session.request``: settings are merged once, in ``__init__`` and ``pooled_session``.
         prepared = requests.Request(method, url, headers, json=body, params=params).prepare()
         try:
             with self._slots:
@@ -199,15 +189,13 @@ class BaseClient:
         except requests.RequestException as exc:
             raise SparkAPIError(
                 f"The {self.service} could not be reached at {self.base.url} "
-                f"({type(exc).__name__}).",
-                status=502,
+                f"({type(exc).__name__})."
             ) from None
 
     def gather(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run ``calls`` (e.g. ``lambda: spark_api.get("my/account")``) at once; their results
-        in order. Once all have ended, the first error in that order is raised."""
-        workers = max(1, min(CONCURRENCY, len(calls)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="flask-spark-api") as pool:
+        in order, or the first error in that order once all have ended."""
+        with ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="flask-spark-api") as pool:
             futures = [pool.submit(copy_context().run, call) for call in calls]
         return [future.result() for future in futures]
 
@@ -225,8 +213,8 @@ def _ahead(calls: Iterable[Callable[[], Any]]) -> Generator[Any, None, None]:
 
 
 def _token_refused(response: requests.Response) -> bool:
-    """A 401 that a refresh may cure: code 1020, ``error='invalid_token'`` (also a token revoked
-    at Flexmls: its refresh then fails and ends the session), or the RESO API's OData form."""
+    """A 401 a refresh may cure: code 1020, an OData error or ``invalid_token`` (also a revoked
+    token: its refresh then fails and ends the session)."""
     body = _json(response)
     if isinstance(body, dict):
         envelope = body.get("D")
@@ -296,19 +284,13 @@ class SparkAPI(BaseClient):
         return await asyncio.to_thread(self.call, "DELETE", path, params=params)
 
     def paginate(
-        self,
-        path: str,
-        params: Params = None,
-        *,
-        max_records: int | None = None,
-        page_size: int = 25,
+        self, path: str, params: Params = None, *, max_records: int | None = None
     ) -> Iterator[Any]:
-        """Every record of a collection, in order. ``_skiptoken`` in ``params`` (``""`` to start)
-        walks the tokens the answers carry; ``_skip`` walks offsets; otherwise ``_page`` walks
-        page numbers, :data:`CONCURRENCY` at a time: those ``max_records`` needs from the start,
-        the rest once the first answer gives ``TotalPages``. ``page_size`` is ``_limit`` (0-25)."""
-        query = dict(params or {})
-        query.setdefault("_limit", page_size)
+        """Every record of a collection, in order (``_limit`` 25 unless given). ``_skiptoken`` in
+        ``params`` (``""`` to start) walks the tokens the answers carry; ``_skip`` walks offsets;
+        otherwise ``_page`` walks page numbers, :data:`CONCURRENCY` at a time: those
+        ``max_records`` needs at once, the rest once the first answer gives ``TotalPages``."""
+        query = {"_limit": 25, **(params or {})}
         style = "skiptoken" if "_skiptoken" in query else "skip" if "_skip" in query else "page"
         if style != "skiptoken":
             query["_pagination"] = 1
@@ -359,9 +341,7 @@ class SparkAPI(BaseClient):
                     info = page.pagination or {}
                     current = _number(info, "CurrentPage", number)
                     last = _number(info, "TotalPages", current)
-                    if not page.results or current >= last:
-                        return
-                    if max_records is not None and seen >= max_records:
+                    if not page.results or current >= last:  # ``paginate`` stops at ``max_records``
                         return
             finally:
                 pages.close()
@@ -371,8 +351,7 @@ class SparkAPI(BaseClient):
 
 
 def _number(info: Mapping[str, Any], name: str, default: Any) -> int:
-    """A pagination value from the answer (``default`` when absent); a value that is not a
-    number is the API's fault, not a crash."""
+    """A pagination value (``default`` when absent); one that is not a number is the API's fault."""
     given = info.get(name)
     value = numeric_code(default if given is None else given)
     if value is None:
@@ -390,7 +369,6 @@ def parse_spark(response: requests.Response) -> SparkResponse:
     if not isinstance(envelope, dict):
         raise UnexpectedResponse(
             f"The Spark API answered HTTP {response.status_code} without its D envelope.",
-            status=502,
             body=body if body is not None else response.text[:200],
         )
     if envelope.get("Success") is False:
@@ -438,7 +416,6 @@ def parse_reso(response: requests.Response) -> ResoResponse:
     if not isinstance(body, dict):
         raise UnexpectedResponse(
             f"The RESO Web API answered HTTP {response.status_code} with a body that is not JSON.",
-            status=502,
             body=response.text[:200],
         )
     link = body.get("@odata.nextLink")

@@ -41,10 +41,9 @@ def pooled_session(
     hosts: Sequence[str] = (),
     session: requests.Session | None = None,
 ) -> requests.Session:
-    """``session`` (or a new one) on ``adapter`` (or a new pool): no cookies kept (one user's
-    must never reach another's call), no redirect to another origin; never closed by its users
-    (that would close the shared pool). Given ``hosts``, the base URLs it will call, their proxies
-    and CA bundle are read from the environment once, not per call; ``~/.netrc`` is ignored."""
+    """``session`` (or a new one) on ``adapter``: no cookies kept, no redirect to another origin;
+    never closed by its users (it shares the pool). The proxies and CA bundle of ``hosts`` are read
+    from the environment once, not per call; ``~/.netrc`` is ignored."""
     session = session or requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     session.hooks["response"].append(same_origin_redirects)
@@ -74,8 +73,7 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
 
 
 def same_origin_redirects(response: requests.Response, *args: Any, **kwargs: Any) -> Any:
-    """A response hook: a redirect to another scheme, host or port raises
-    :class:`RedirectRefused` before anything is sent there."""
+    """A response hook: :class:`RedirectRefused` for a redirect to another scheme, host or port."""
     if response.is_redirect:
         target = urljoin(response.url, response.headers["Location"])
         try:
@@ -98,7 +96,6 @@ class ProcessLocal(Generic[T]):
         self._value: T | None = None
 
     def get(self) -> T:
-        """The value for this process, built on first use."""
         with self._lock:
             if self._pid != os.getpid() or self._value is None:
                 self._value, self._pid = self._factory(), os.getpid()

@@ -1,8 +1,5 @@
-"""Keep secrets out of log records: Spark puts the access token in a URL path
-(``DELETE /v1/oauth2/token/<token>``, logged by urllib3), and access logs print the sign-in
-callback's one-time ``code`` and ``state``. Only flask-spark's own routes get ``code`` and
-``state`` masked: an app's ``/search?state=CA&code=94110`` is logged as it is.
-"""
+"""Keep secrets out of logs: the access token in ``/v1/oauth2/token/<token>`` (urllib3 logs it),
+and ``code`` and ``state`` in flask-spark's routes (an app's ``/search?state=CA`` is left alone)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Access tokens for one session, refreshed before expiry or on 1020, exactly once: refresh
-tokens are single use, so refresh under the session's Redis lock, re-read the record first, and
-write back only if its version is unchanged. Waiters then read the new record.
-
-Revocation (RFC 7009): tokens the provider could not take wait, sealed, in a sorted set scored
-by queue time for ``flask spark retry-revocations`` (RFC 7009 §2.2.1: retry later)."""
+"""Refresh exactly once (refresh tokens are single use): under the session's Redis lock, re-read
+the record, write back only if its version is unchanged. Revocations the provider could not take
+wait, sealed, for ``flask spark retry-revocations`` (RFC 7009 §2.2.1)."""
 
 from __future__ import annotations
 
@@ -22,12 +19,9 @@ from .tokens import TokenSet, TokenStore, TokenVault
 
 log = logging.getLogger("flask_spark")
 
-#: The "session id" a sealed pending token is bound to.
-PENDING_SID = "revoke:pending"
-#: Give up on a pending revocation after a week: the provider has expired it by then.
-DEFAULT_MAX_AGE = 7 * 24 * 3600
-#: Entries looked at per run at most.
-BATCH = 1000
+PENDING_SID = "revoke:pending"  # the "session id" a sealed pending token is bound to
+MAX_AGE = 7 * 24 * 3600  # the provider has expired a week-old token: no use trying again
+BATCH = 1000  # entries looked at per run at most
 
 
 @dataclass
@@ -49,11 +43,8 @@ class RevocationQueue:
 
     def revoke(self, oidc: OIDCClient, token: str, hint: str) -> bool:
         """Revoke ``token`` at the provider, else queue it; True when the provider confirmed."""
-        try:
-            if oidc.revoke(token, hint):
-                return True
-        except SparkError as exc:
-            log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
+        if _revoked(oidc, token, hint):
+            return True
         log.warning("The %s revocation failed; queued for `flask spark retry-revocations`.", hint)
         refresh = hint == "refresh_token"
         record = TokenSet(
@@ -70,35 +61,38 @@ class RevocationQueue:
         return False
 
     def size(self) -> int:
-        """How many revocations are pending."""
         return int(self.redis.zcard(self.key))
 
-    def retry(
-        self, revoke: Callable[[str, str], bool], *, max_age: float = DEFAULT_MAX_AGE
-    ) -> RetryReport:
-        """Try each pending revocation once with ``revoke(token, hint)``; revoked, older than
-        ``max_age`` and unreadable entries leave."""
+    def retry(self, oidc: OIDCClient) -> RetryReport:
+        """Try each pending revocation once; revoked, week-old and unreadable entries leave."""
         now = time.time()
         report = RetryReport()
         for blob, queued_at in self.redis.zrange(self.key, 0, BATCH - 1, withscores=True):
             record = self.vault.open(blob, PENDING_SID)
-            if queued_at < now - max_age:
+            if queued_at < now - MAX_AGE:
                 report.dropped += self.redis.zrem(self.key, blob)
             elif record is None:  # sealed with a key no longer configured
                 report.unreadable += self.redis.zrem(self.key, blob)
             elif (
-                revoke(record.refresh_token, "refresh_token")
+                _revoked(oidc, record.refresh_token, "refresh_token")
                 if record.refresh_token
-                else revoke(record.access_token, "access_token")
+                else _revoked(oidc, record.access_token, "access_token")
             ):
                 report.revoked += self.redis.zrem(self.key, blob)
         return report
 
 
+def _revoked(oidc: OIDCClient, token: str, hint: str) -> bool:
+    try:
+        return oidc.revoke(token, hint)
+    except SparkError as exc:
+        log.warning("Revocation of the %s at the provider failed: %s", hint, exc.message)
+        return False
+
+
 @dataclass
 class TokenManager:
-    """Valid access tokens for session ids; ``on_refresh`` follows each refresh,
-    ``on_session_end`` a refused one."""
+    """Valid access tokens for session ids, with hooks after a refresh and a session's end."""
 
     store: TokenStore
     oidc: OIDCClient
@@ -140,8 +134,7 @@ class TokenManager:
         lock = self.store.lock(sid, self.lock_timeout, self.lock_wait)
         if not lock.acquire():
             raise APIUnavailable(
-                "Another request is refreshing this session's token and did not finish in time.",
-                status=503,
+                "Another request is refreshing this session's token and did not finish in time."
             )
         try:
             current = self._stored(sid)
@@ -155,7 +148,7 @@ class TokenManager:
             try:
                 lock.release()
             except LockError:
-                log.warning("The refresh lock expired before release; raise SPARK_LOCK_TIMEOUT.")
+                log.warning("The refresh lock expired before release; raise SPARK_HTTP_TIMEOUT.")
 
     def _do_refresh(self, sid: str, current: TokenSet) -> TokenSet:
         try:
@@ -163,11 +156,7 @@ class TokenManager:
         except ProviderError as exc:
             if exc.error not in ("invalid_grant", "invalid_token", "unauthorized_client"):
                 if exc.status < 500:  # e.g. temporarily_unavailable: the provider's trouble
-                    raise ProviderError(
-                        f"The identity provider could not refresh the sign-in ({exc.error}).",
-                        status=502,
-                        error=exc.error,
-                    ) from None
+                    exc.status = 502
                 raise
             # Re-read once: a worker without the lock (lock expiry) may have refreshed already.
             again = self.store.load(sid)
@@ -182,8 +171,7 @@ class TokenManager:
             try:
                 self._check_identity(sid, fresh, id_token)
             except ProviderError as exc:
-                # Keys out of reach: store the new tokens (the old refresh token is spent), unused
-                # until the id_token is checked.
+                # Keys out of reach: store the tokens (the old refresh token is spent), unused.
                 log.warning("Refreshed id_token not checked yet: %s", exc.message)
                 fresh = replace(fresh, unverified_id_token=id_token)
         if not self.store.replace(fresh, current.version):
@@ -200,8 +188,7 @@ class TokenManager:
             self.on_refresh(sid, fresh)
         if fresh.unverified_id_token:
             raise APIUnavailable(
-                "The identity provider's keys are unreachable; please retry in a moment.",
-                status=503,
+                "The identity provider's keys are unreachable; please retry in a moment."
             )
         return fresh
 

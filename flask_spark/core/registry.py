@@ -1,7 +1,6 @@
-"""Which sessions belong to whom, so that a logout ends them without the browser, and the job
-handles acting for them. Keys: ``<prefix>user:<digest(sub)>`` (our sid → ``<sign-in time>:<provider
-sid>``), ``<prefix>psid:<digest(provider sid)>`` (→ ``sub``), ``<prefix>job:<digest(handle)>``
-(→ sid), ``<prefix>jobs:{<sid>}`` (handles by age); one key per command (Redis Cluster)."""
+"""Whose sessions are whose, for a logout without the browser, and the job handles acting for
+them. Keys: ``user:<digest(sub)>`` (sid → ``<sign-in time>:<provider sid>``),
+``psid:<digest(psid)>`` (→ sub), ``job:<digest(handle)>`` (→ sid), ``jobs:{<sid>}`` (by age)."""
 
 from __future__ import annotations
 
@@ -96,15 +95,12 @@ class SessionRegistry:
         self.session_key = session_key
         #: Flask-Session's client, where the sessions themselves live
         self.session_redis = session_redis
-        #: the background-job handles of each session (they end with it)
         self.jobs = JobHandles(redis, prefix)
 
     def user_key(self, sub: str) -> str:
-        """The hash of user ``sub``'s sessions."""
         return f"{self.prefix}user:{key_digest(sub)}"
 
     def provider_key(self, provider_sid: str) -> str:
-        """The user (``sub``) of one provider-side session."""
         return f"{self.prefix}psid:{key_digest(provider_sid)}"
 
     def register(
@@ -130,10 +126,8 @@ class SessionRegistry:
         entries: dict[str, str] = {}
         for sid, value in self.redis.hgetall(self.user_key(owner)).items():
             login_at, psid = _entry(value)
-            if issued_at is None or login_at <= issued_at:
+            if (issued_at is None or login_at <= issued_at) and psid == (provider_sid or psid):
                 entries[as_text(sid)] = psid
-        if provider_sid:
-            entries = {s: p for s, p in entries.items() if p == provider_sid}
         return owner, entries
 
     def sessions_of(
@@ -143,8 +137,8 @@ class SessionRegistry:
         provider_sid: str | None = None,
         signed_in_before: float | None = None,
     ) -> set[str]:
-        """Our sessions of a provider session (``sid``, of ``sub`` if given), else all of user
-        ``sub``'s (Back-Channel Logout 1.0 §2.7); only those signed in by a time if given."""
+        """The sessions of a provider session (of ``sub`` if given), else of ``sub`` (BCL §2.7);
+        only those signed in by ``signed_in_before`` if given."""
         return set(self._entries(sub, provider_sid, signed_in_before)[1])
 
     def destroy(self, sid: str, sub: str | None = None, provider_sid: str | None = None) -> bool:
@@ -168,8 +162,8 @@ class SessionRegistry:
         provider_sid: str | None = None,
         issued_at: float | None = None,
     ) -> list[str]:
-        """End every session a logout names (:meth:`sessions_of`; with ``issued_at``, those signed
-        in at or before it); the ``sub`` of each one still alive."""
+        """End the sessions a logout names (signed in by ``issued_at`` if given); one ``sub`` for
+        each that was still alive."""
         owner, entries = self._entries(sub, provider_sid, issued_at)
         ended: list[str] = []
         for sid, psid in sorted(entries.items()):

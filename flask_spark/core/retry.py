@@ -31,8 +31,8 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 class BoundedRetry(Retry):
-    """``Retry`` that stops once the next wait would take one call past ``max_time`` seconds,
-    and reads ``Retry-After`` in fractional seconds, an unreadable one as absent."""
+    """``Retry`` that stops before a wait would take a call past ``max_time`` seconds; reads
+    ``Retry-After`` in fractional seconds, an unreadable one as absent."""
 
     #: per call: when its first retryable answer came (monotonic), and the next attempt's wait
     started: float | None = None
@@ -72,10 +72,8 @@ class BoundedRetry(Retry):
 
 
 def api_retry(max_retries: int, backoff: float, max_time: float) -> BoundedRetry:
-    """The retry policy of the API clients' pool: up to ``max_retries`` retries of an
-    idempotent call answered 429, 500, 502, 503 or 504. Retry *n* waits ``Retry-After`` when
-    given, else at most ``backoff * 2**(n-1)`` (none before the first). Connection errors are
-    not retried, and the last answer is returned, not raised, when retries run out."""
+    """The API pool's policy: retry *n* waits ``Retry-After``, else at most ``backoff * 2**(n-1)``;
+    connection errors are not retried; the last answer is returned when retries run out."""
     return BoundedRetry(
         total=None,
         status=max_retries,

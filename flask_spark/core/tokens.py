@@ -21,8 +21,7 @@ from .redis_client import as_text
 
 @dataclass(frozen=True)
 class TokenSet:
-    """The tokens of one signed-in session. Never rendered, logged or put in a cookie (nor in
-    its repr, for tracebacks and debuggers)."""
+    """The tokens of one signed-in session: never rendered, logged, put in a cookie or a repr."""
 
     access_token: str = field(repr=False)
     refresh_token: str | None = field(repr=False)
@@ -70,12 +69,6 @@ class TokenVault:
         plain = json.dumps(asdict(tokens), separators=(",", ":")).encode()
         return base64.urlsafe_b64decode(self._fernet.encrypt(plain))
 
-    def seal_probe(self) -> None:
-        """Prove the first key works: encrypt and decrypt a throwaway record."""
-        probe = TokenSet("probe", refresh_token=None, subject=None, expires_at=0, sid="")
-        if self.open(self.seal(probe), "") != probe:
-            raise SparkError("The token vault could not read back what it wrote.")
-
     def open(self, blob: bytes | None, sid: str) -> TokenSet | None:
         """Decrypt a record for ``sid``; absent, tampered, foreign or undecryptable gives None."""
         if not blob:
@@ -96,13 +89,10 @@ class TokenVault:
         return None
 
 
-# Write only if the stored version is the one read. ARGV: expected version ("" = no record),
-# new version, ciphertext, TTL in seconds (0 = keep the current TTL).
+# ARGV: expected version ("" = no record), new version, ciphertext, TTL (0 = keep the current TTL).
 _CAS_SCRIPT = """
 local current = redis.call('HGET', KEYS[1], 'v')
-if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then
-  return 0
-end
+if (current or '') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
 if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 return 1
@@ -115,8 +105,7 @@ class TokenStore:
     def __init__(
         self, redis: Any, vault: TokenVault, prefix: str = "spark:", session_prefix: str = ""
     ) -> None:
-        encoder = getattr(redis, "get_encoder", None)
-        if encoder is not None and getattr(encoder(), "decode_responses", False):
+        if redis.get_encoder().decode_responses:
             raise SparkConfigError(
                 "The Redis client decodes responses (decode_responses=True): flask-spark "
                 "stores binary records. Give it a client made with decode_responses=False."
@@ -135,7 +124,6 @@ class TokenStore:
         return f"{self.prefix}lock:{{{self.session_prefix}{sid}}}"
 
     def load(self, sid: str) -> TokenSet | None:
-        """The record of ``sid`` (None if absent, tampered or foreign)."""
         return self.vault.open(self.redis.hget(self.key(sid), "d"), sid)
 
     def queue_load(self, pipeline: Any, sid: str) -> None:
@@ -169,7 +157,6 @@ class TokenStore:
         return lock
 
     def scan_keys(self) -> Iterator[str]:
-        """Every token record key, by SCAN."""
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "tok:*"
         for key in self.redis.scan_iter(match=pattern, count=500):
             yield as_text(key)

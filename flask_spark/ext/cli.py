@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
-from ..core.errors import SparkConfigError, SparkError
+from ..core.errors import SparkConfigError
 from ..core.refresh import RevocationQueue
 from .context import current_state
 from .doctor import diagnose
@@ -112,14 +112,7 @@ def retry_revocations(ctx: click.Context) -> None:
     with _app_context(ctx):
         state = current_state()
         queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
-
-        def revoke(token: str, hint: str) -> bool:
-            try:
-                return state.oidc.revoke(token, hint)
-            except SparkError:
-                return False
-
-        report = queue.retry(revoke)
+        report = queue.retry(state.oidc)
     click.echo(
         f"revoked {report.revoked}, pending {queue.size()}, dropped {report.dropped} "
         f"(too old), unreadable {report.unreadable}"

@@ -169,7 +169,6 @@ def _check_keys(app: Flask, state: Any) -> str:
             "(debug/testing only)",
             f"Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: {_key_hint(app)}.",
         )
-    state.vault.seal_probe()
     count = len(cfg.token_keys)
     return f"{count} Fernet key{'s' if count > 1 else ''}: the first encrypts, all decrypt"
 
