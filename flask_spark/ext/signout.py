@@ -114,7 +114,7 @@ def to_single_logout(state: SparkState) -> BaseResponse:
 
 def store_logout() -> BaseResponse | str:
     """The Spark Store "Single Logout URI": any site can send a GET with the cookie, so sign out
-    on proof only (``Origin``, else ``Referer``, in ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark
+    on proof only (``Origin``, else ``Referer``, in the ``store_logout_origins`` option, or Spark
     refusing the session's token even after a refresh); else ask, on a page not framed."""
     state = current_state()
     config = state.config
