@@ -4,7 +4,6 @@ the grant: the access token is deleted at the Spark API, then the tokens are rev
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +15,6 @@ from ..core.api import StaticTokens
 from ..core.config import check_transport, origin_of
 from ..core.errors import (
     AuthenticationError,
-    IdTokenError,
     LoginRequired,
     ProviderError,
     ResourceNotFound,
@@ -24,7 +22,6 @@ from ..core.errors import (
     SparkError,
     TokenExpired,
 )
-from ..core.oidc import LOGOUT_TOKEN_MAX_AGE
 from ..core.refresh import RevocationQueue
 from ..core.tokens import TokenSet
 from ..core.transactions import same_secret
@@ -124,8 +121,14 @@ def store_logout() -> BaseResponse | str:
         origin = request.headers.get("Referer")
     origin = origin_of(origin) if origin else None
     proven, how = origin is not None and origin in config.store_logout_origins, "origin"
-    if not proven and config.store_logout_verify:
-        proven, how = _refused_by_spark(state), "token refused"
+    if not proven and config.store_logout_verify:  # does Spark still take the session's token?
+        how = "token refused"
+        try:
+            state.api_for(session.sid, in_request=True).get("my/account")  # type: ignore[attr-defined]
+        except (LoginRequired, AuthenticationError):
+            proven = True
+        except SparkError as exc:  # unreachable, rate limited...: proves nothing either way
+            log.info("Store logout: could not ask the Spark API (%s).", type(exc).__name__)
     if proven:
         end_session(state, revoke_access=True)
         log.info("Store logout (%s): signed out.", how)
@@ -137,17 +140,6 @@ def store_logout() -> BaseResponse | str:
         )
     page = render_template("spark/store_logout.html", field=csrf_field_name(), token=csrf_token())
     return not_framed(Response(page, mimetype="text/html"))  # a button: no clickjacking
-
-
-def _refused_by_spark(state: SparkState) -> bool:
-    """True when Spark no longer accepts this session's token (nor refreshes it)."""
-    try:
-        state.api_for(session.sid, in_request=True).get("my/account")  # type: ignore[attr-defined]
-    except (LoginRequired, AuthenticationError):
-        return True
-    except SparkError as exc:  # unreachable, rate limited...: proves nothing either way
-        log.info("Store logout: could not ask the Spark API (%s).", type(exc).__name__)
-    return False
 
 
 def _frameable(title: str, message: str) -> str:
@@ -167,19 +159,6 @@ def returning_from_logout() -> bool:
     session.pop(LOGOUT_STATE_KEY, None)
     log.info("Single logout returned%s.", "" if given else " without its state")
     return True
-
-
-def logout_token_claims(state: SparkState) -> dict[str, Any]:
-    """The posted ``logout_token``'s claims, its ``jti`` kept (no replay); else IdTokenError."""
-    token = request.form.get("logout_token", "")
-    if not token or len(token) > 16384:  # far longer than any signed logout token
-        raise IdTokenError("A logout_token form field is required.")
-    claims = state.oidc.validate_logout_token(token)
-    # Accepted at most LOGOUT_TOKEN_MAX_AGE after its iat, which may be ``skew`` ahead, + skew.
-    ttl = math.ceil(LOGOUT_TOKEN_MAX_AGE) + 2 * state.config.clock_skew + 1
-    if not state.registry.first_use_of_logout_token(claims["jti"], ttl):
-        raise IdTokenError("The logout_token was already used.")
-    return claims
 
 
 def announce_ended(state: SparkState, subs: list[str], reason: str) -> None:
