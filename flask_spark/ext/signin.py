@@ -12,7 +12,6 @@ from typing import Any
 from flask import current_app, redirect, request, session
 from werkzeug.wrappers import Response
 
-from ..core.config import check_transport
 from ..core.errors import IdTokenError, LoginError
 from ..core.redis_client import REDIS_DOWN
 from ..core.refresh import RevocationQueue
@@ -72,9 +71,6 @@ def begin_login(state: SparkState) -> Response:
     next_path = safe_next(request.args.get("next"))
     next_url = request.script_root + next_path if next_path else state.config.login_default_next
     redirect_uri = callback_uri(state)
-    check_transport(
-        redirect_uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https
-    )
     binding = _binding() or secrets.token_urlsafe(32)
     txn = LoginTransaction.begin(next_url=next_url, binding=binding, redirect_uri=redirect_uri)
     url = state.oidc.authorization_url(txn)
@@ -191,9 +187,8 @@ def start_session(
         ok = False
     if not ok:
         raise LoginError(
-            f"The sign-in returned user details this app cannot store (over {MAX_BYTES} bytes, "
-            f"over {MAX_DEPTH} levels deep, or values that do not read back unchanged); nothing "
-            "was saved. Please contact the site's administrator.",
+            f"The sign-in returned user details this app cannot store (over {MAX_BYTES} bytes or "
+            f"{MAX_DEPTH} levels, or not read back unchanged); please tell the site's owner.",
             reason="claims_unstorable",
         )
     sub = str(claims["sub"])

@@ -90,16 +90,20 @@ def after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
 
 
 def callback_uri(state: SparkState) -> str:
-    """The redirect URI: ``SPARK_REDIRECT_URI``, else this app's callback URL."""
-    return state.config.redirect_uri or url_for("spark.callback", _external=True)
+    """The redirect URI: ``SPARK_REDIRECT_URI`` (checked with the configuration), else this
+    app's callback URL (SparkConfigError if it is plain HTTP where HTTPS is required)."""
+    if state.config.redirect_uri:
+        return state.config.redirect_uri
+    uri = url_for("spark.callback", _external=True)
+    check_transport(uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https)
+    return uri
 
 
 def to_single_logout(state: SparkState) -> BaseResponse:
     """Redirect to the provider's single logout with a fresh ``state`` kept in the session."""
     logout_state = secrets.token_urlsafe(32)
-    uri = state.config.post_logout_redirect_uri or callback_uri(state)
     try:
-        check_transport(uri, "The post-logout redirect URI", state.config.require_https)
+        uri = state.config.post_logout_redirect_uri or callback_uri(state)
         url = state.oidc.logout_url(uri, logout_state)
     except (ProviderError, SparkConfigError) as exc:
         log.warning("Single logout unavailable: %s", exc.message)
@@ -148,8 +152,8 @@ def _frameable(title: str, message: str) -> str:
 
 
 def returning_from_logout() -> bool:
-    """Whether this callback hit is single logout coming back (with the ``state`` the sign-out
-    kept, or with no state, code or error), not a sign-in response (its checks then apply)."""
+    """Whether this callback hit is single logout returning (with its ``state``, or with none
+    and no code or error), not a sign-in response."""
     expected = session.get(LOGOUT_STATE_KEY)
     given = request.args.get("state")
     if given and not same_secret(expected, given):
