@@ -99,9 +99,7 @@ def complete_login(state: SparkState) -> Response:
     txn_state = param("state")
     error = param("error")
     if not txn_state:
-        raise LoginError(
-            "The sign-in response has no state; please sign in again.", reason="state_missing"
-        )
+        raise LoginError("A sign-in response without state; sign in again.", reason="state_missing")
     binding = _binding()
     txn = state.transactions.pop(binding, txn_state) if binding else None
     if txn is None and is_logged_in():
@@ -115,13 +113,9 @@ def complete_login(state: SparkState) -> Response:
         )
     iss = param("iss")
     if iss is None and state.oidc.metadata().get("authorization_response_iss_parameter_supported"):
-        raise LoginError(
-            "The sign-in response lacks the issuer it promises (RFC 9207).", reason="issuer_missing"
-        )
+        raise LoginError("The sign-in response has no issuer (RFC 9207).", reason="issuer_missing")
     if iss is not None and iss != state.config.issuer:
-        raise LoginError(
-            "The sign-in response came from an unexpected issuer.", reason="issuer_mismatch"
-        )
+        raise LoginError("A sign-in response from an unexpected issuer.", reason="issuer_mismatch")
     if error:
         message = f"Flexmls could not sign you in ({error})."
         if error == "access_denied":
@@ -154,9 +148,7 @@ def _sign_in(state: SparkState, nonce: str, response: dict[str, Any]) -> None:
     if state.config.fetch_userinfo:
         info = state.oidc.userinfo(response["access_token"])
         if info.get("sub") != claims["sub"]:
-            raise IdTokenError(
-                "The userinfo response is about another user.", reason="userinfo_sub_mismatch"
-            )
+            raise IdTokenError("The userinfo names another user.", reason="userinfo_sub_mismatch")
         claims = {**info, **claims}
     missing = [n for n in state.config.required_claims if claims.get(n) in (None, "", [])]
     if missing:

@@ -139,9 +139,7 @@ def store_logout() -> BaseResponse | str:
         return redirect(config.logout_redirect)
     log.info("Store logout not proven (origin %s); nothing signed out.", origin or "unknown")
     if not config.store_logout_confirm:
-        return _frameable(
-            "Still signed in", "This sign-out request could not be verified, so nothing was done."
-        )
+        return _frameable("Still signed in", "This sign-out could not be verified: nothing done.")
     page = render_template("spark/store_logout.html", field=csrf_field_name(), token=csrf_token())
     return not_framed(Response(page, mimetype="text/html"))  # a button: no clickjacking
 
