@@ -14,14 +14,13 @@ from werkzeug.wrappers import Response
 
 from ..core.errors import IdTokenError, LoginError
 from ..core.redis_client import REDIS_DOWN
-from ..core.refresh import RevocationQueue
 from ..core.tokens import TokenSet, expires_at
 from ..core.transactions import LoginTransaction
 from ..core.user import SparkUser
 from . import signals
 from .context import current_state, is_logged_in
 from .session_interface import SESSION_KEY, drop_spark_keys
-from .signout import callback_uri, revoke_tokens
+from .signout import callback_uri, revoke_at_provider, revoke_tokens
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
@@ -131,10 +130,7 @@ def complete_login(state: SparkState) -> Response:
     try:
         _sign_in(state, txn.nonce, response)
     except Exception:  # give the refused sign-in's grant back, at the provider only (no API)
-        queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
-        if isinstance(response.get("refresh_token"), str):
-            queue.revoke(state.oidc, response["refresh_token"], "refresh_token")
-        queue.revoke(state.oidc, response["access_token"], "access_token")
+        revoke_at_provider(state, response["access_token"], response.get("refresh_token"))
         raise
     return redirect(txn.next_url)
 

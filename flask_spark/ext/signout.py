@@ -48,13 +48,17 @@ def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -
         except SparkError as exc:
             log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
             confirmed = False
+    access = tokens.access_token if revoke_access else None
+    return revoke_at_provider(state, access, tokens.refresh_token) and confirmed
+
+
+def revoke_at_provider(state: SparkState, access: object, refresh: object) -> bool:
+    """Revoke the tokens given (text ones) at the provider, each queued for a retry if that
+    fails; True when the provider confirmed all."""
     queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
-    revocations = [(tokens.access_token, "access_token")] if revoke_access else []
-    if tokens.refresh_token:
-        revocations.append((tokens.refresh_token, "refresh_token"))
-    for token, hint in revocations:
-        confirmed = queue.revoke(state.oidc, token, hint) and confirmed
-    return confirmed
+    pairs = [(access, "access_token"), (refresh, "refresh_token")]
+    done = [queue.revoke(state.oidc, t, hint) for t, hint in pairs if t and isinstance(t, str)]
+    return all(done)  # each revoked, even after a failure
 
 
 def end_session(state: SparkState, *, revoke_access: bool) -> bool:

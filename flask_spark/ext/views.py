@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 from flask import Blueprint, Response, redirect, request, session
-from werkzeug.wrappers import Response as BaseResponse
 
 from ..core.errors import IdTokenError, LoginError, ProviderError, SparkConfigError
 from ..core.oidc import LOGOUT_TOKEN_MAX_AGE
@@ -27,9 +26,7 @@ def _no_referrer(response: Response) -> Response:
     return no_store(response)
 
 
-def _fail(
-    reason: str, message: str, status: int = 400, title: str = "Sign-in failed"
-) -> BaseResponse:
+def _fail(reason: str, message: str, status: int = 400, title: str = "Sign-in failed") -> Response:
     """Reject a sign-in: signal, log (no secrets), answer with a clear page or JSON."""
     signals.login_failed.send(current_state().app, reason=reason, message=message)
     log.info("Sign-in rejected (%s): %s", reason, message)
@@ -56,11 +53,11 @@ def create_blueprint() -> Blueprint:
         return None
 
     @bp.errorhandler(LoginError)
-    def login_failed(exc: LoginError) -> BaseResponse:
+    def login_failed(exc: LoginError) -> Response:
         return _fail(exc.reason, exc.message)
 
     @bp.errorhandler(ProviderError)
-    def provider_failed(exc: ProviderError) -> BaseResponse:
+    def provider_failed(exc: ProviderError) -> Response:
         if exc.status == 400:  # the provider refused the authorization code
             return _fail("token_exchange_refused", str(exc))
         reason = exc.error or "provider_unavailable"
