@@ -124,10 +124,8 @@ def store_logout() -> BaseResponse | str:
     config = state.config
     if not isinstance(session.get(SESSION_KEY), dict):
         return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
-    origin = request.headers.get("Origin")
-    if not origin or origin == "null":
-        origin = request.headers.get("Referer")
-    origin = origin_of(origin) if origin else None
+    sent = request.headers.get("Origin") or "null"
+    origin = origin_of(request.headers.get("Referer", "") if sent == "null" else sent)
     proven, how = origin is not None and origin in config.store_logout_origins, "origin"
     if not proven and config.store_logout_verify:  # does Spark still take the session's token?
         how = "token refused"
@@ -158,9 +156,8 @@ def returning_from_logout() -> bool:
     and no code or error), not a sign-in response."""
     expected = session.get(LOGOUT_STATE_KEY)
     given = request.args.get("state")
-    if given and not same_secret(expected, given):
-        return False
-    if not expected or (not given and (request.args.get("code") or request.args.get("error"))):
+    answered = request.args.get("code") or request.args.get("error")
+    if not (same_secret(expected, given) if given else expected and not answered):
         return False
     session.pop(LOGOUT_STATE_KEY, None)
     log.info("Single logout returned%s.", "" if given else " without its state")
