@@ -72,9 +72,8 @@ def begin_login(state: SparkState) -> Response:
     redirect_uri = callback_uri(state)
     binding = _binding() or secrets.token_urlsafe(32)
     txn = LoginTransaction.begin(next_url=next_url, binding=binding, redirect_uri=redirect_uri)
-    url = state.oidc.authorization_url(txn)
+    response = redirect(state.oidc.authorization_url(txn))
     state.transactions.save(txn)
-    response = redirect(url)
     name, where = _binding_cookie()
     ttl = state.config.transaction_ttl
     response.set_cookie(name, binding, max_age=ttl, httponly=True, samesite="Lax", **where)
@@ -87,9 +86,7 @@ def param(name: str) -> str | None:
     if len(values) > 1 or not all(
         len(v) <= _MAX_PARAM and v.isascii() and v.isprintable() for v in values
     ):
-        raise LoginError(
-            f"The '{name}' parameter is repeated or malformed.", reason="malformed_callback"
-        )
+        raise LoginError(f"Parameter '{name}' repeated or malformed.", reason="malformed_callback")
     return values[0] if values else None
 
 

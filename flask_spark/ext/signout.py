@@ -53,8 +53,7 @@ def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -
 
 
 def revoke_at_provider(state: SparkState, access: object, refresh: object) -> bool:
-    """Revoke the tokens given (text ones) at the provider, each queued for a retry if that
-    fails; True when the provider confirmed all."""
+    """Revoke the text tokens given at the provider (a failure is queued); True if all confirmed."""
     queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
     pairs = [(access, "access_token"), (refresh, "refresh_token")]
     done = [queue.revoke(state.oidc, t, hint) for t, hint in pairs if t and isinstance(t, str)]
@@ -94,8 +93,7 @@ def after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
 
 
 def callback_uri(state: SparkState) -> str:
-    """The redirect URI: ``SPARK_REDIRECT_URI`` (checked with the configuration), else this
-    app's callback URL (SparkConfigError if it is plain HTTP where HTTPS is required)."""
+    """``SPARK_REDIRECT_URI``, else this app's callback URL (SparkConfigError: HTTP, not HTTPS)."""
     if state.config.redirect_uri:
         return state.config.redirect_uri
     uri = url_for("spark.callback", _external=True)
@@ -121,13 +119,12 @@ def store_logout() -> BaseResponse | str:
     on proof only (``Origin``, else ``Referer``, in ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark
     refusing the session's token even after a refresh); else ask, on a page not framed."""
     state = current_state()
-    config = state.config
     if not isinstance(session.get(SESSION_KEY), dict):
         return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
     sent = request.headers.get("Origin") or "null"
     origin = origin_of(request.headers.get("Referer", "") if sent == "null" else sent)
-    proven, how = origin is not None and origin in config.store_logout_origins, "origin"
-    if not proven and config.store_logout_verify:  # does Spark still take the session's token?
+    proven, how = origin is not None and origin in state.config.store_logout_origins, "origin"
+    if not proven and state.config.store_logout_verify:  # does Spark still take its token?
         how = "token refused"
         try:
             state.api_for(session.sid, in_request=True).get("my/account")  # type: ignore[attr-defined]
@@ -138,9 +135,9 @@ def store_logout() -> BaseResponse | str:
     if proven:
         end_session(state, revoke_access=True)
         log.info("Store logout (%s): signed out.", how)
-        return redirect(config.logout_redirect)
+        return redirect(state.config.logout_redirect)
     log.info("Store logout not proven (origin %s); nothing signed out.", origin or "unknown")
-    if not config.store_logout_confirm:
+    if not state.config.store_logout_confirm:
         return _frameable("Still signed in", "This sign-out could not be verified: nothing done.")
     page = render_template("spark/store_logout.html", field=csrf_field_name(), token=csrf_token())
     return not_framed(Response(page, mimetype="text/html"))  # a button: no clickjacking

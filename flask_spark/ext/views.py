@@ -27,9 +27,10 @@ def _no_referrer(response: Response) -> Response:
 
 
 def _fail(reason: str, message: str, status: int = 400, title: str = "Sign-in failed") -> Response:
-    """Reject a sign-in: signal, log (no secrets), answer with a clear page or JSON."""
+    """Reject a sign-in: signal, log (no secrets; a 5xx as an error), answer with a page or JSON."""
     signals.login_failed.send(current_state().app, reason=reason, message=message)
-    log.info("Sign-in rejected (%s): %s", reason, message)
+    level = logging.ERROR if status >= 500 else logging.INFO
+    log.log(level, "Sign-in rejected (%s): %s", reason, message)
     return error_response(status, title, message, code=reason)
 
 
@@ -68,15 +69,13 @@ def create_blueprint() -> Blueprint:
         try:
             return signin.begin_login(current_state())
         except SparkConfigError as exc:  # a deployment mistake, e.g. http behind a TLS proxy
-            log.error("Sign-in refused by configuration: %s", exc.message)
             return _fail("configuration_error", exc.message, 500, "Sign-in is misconfigured")
 
     @bp.get("/callback")
     def callback() -> Any:
-        state = current_state()
         if signout.returning_from_logout():
-            return redirect(state.config.logout_redirect)
-        return signin.complete_login(state)
+            return redirect(current_state().config.logout_redirect)
+        return signin.complete_login(current_state())
 
     @bp.post("/logout")
     def logout() -> Any:
