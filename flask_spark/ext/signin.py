@@ -66,7 +66,6 @@ def _binding() -> str | None:
 
 def begin_login(state: SparkState) -> Response:
     """Remember a new sign-in, bound to the browser by a cookie (no session), and redirect."""
-    # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
     next_path = safe_next(request.args.get("next"))
     next_url = request.script_root + next_path if next_path else state.config.login_default_next
     redirect_uri = callback_uri(state)
@@ -179,8 +178,7 @@ def start_session(
     sub = str(claims["sub"])
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
 
-    previous = session.get(SESSION_KEY)
-    if isinstance(previous, dict):  # signing in again over a sign-in: its grant ends with it
+    if isinstance(previous := session.get(SESSION_KEY), dict):  # signed in: that grant ends
         old_sid: str = session.sid  # type: ignore[attr-defined]
         replaced = state.tokens.load(old_sid)
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
@@ -221,7 +219,7 @@ def start_session(
 
 def _too_deep(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (recursing at most that far)."""
-    if depth > MAX_DEPTH:
-        return True
     children = value.values() if isinstance(value, dict) else value
-    return isinstance(value, dict | list) and any(_too_deep(c, depth + 1) for c in children)
+    return depth > MAX_DEPTH or (
+        isinstance(value, dict | list) and any(_too_deep(c, depth + 1) for c in children)
+    )

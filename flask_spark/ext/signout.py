@@ -62,8 +62,7 @@ def revoke_at_provider(state: SparkState, access: object, refresh: object) -> bo
 
 def end_session(state: SparkState, *, revoke_access: bool) -> bool:
     """End this browser's session, then revoke its tokens; True when the provider confirmed."""
-    found = session.get(SESSION_KEY)
-    data: dict[str, Any] = found if isinstance(found, dict) else {}
+    data: dict[str, Any] = found if isinstance(found := session.get(SESSION_KEY), dict) else {}
     user = SparkUser(data["claims"]) if data else AnonymousUser()
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = state.tokens.load(sid)
@@ -115,9 +114,8 @@ def to_single_logout(state: SparkState) -> BaseResponse:
 
 
 def store_logout() -> BaseResponse | str:
-    """The Spark Store "Single Logout URI": any site can send a GET with the cookie, so sign out
-    on proof only (``Origin``, else ``Referer``, in ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark
-    refusing the session's token even after a refresh); else ask, on a page not framed."""
+    """The Spark Store "Single Logout URI": any site can GET it with the cookie, so sign out only on
+    proof (its origin in ``SPARK_STORE_LOGOUT_ORIGINS``, or Spark refusing its token); else ask."""
     state = current_state()
     if not isinstance(session.get(SESSION_KEY), dict):
         return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
@@ -149,8 +147,7 @@ def _frameable(title: str, message: str) -> str:
 
 
 def returning_from_logout() -> bool:
-    """Whether this callback hit is single logout returning (with its ``state``, or with none
-    and no code or error), not a sign-in response."""
+    """Whether this callback hit is single logout returning, not a sign-in response."""
     expected = session.get(LOGOUT_STATE_KEY)
     given = request.args.get("state")
     answered = request.args.get("code") or request.args.get("error")
