@@ -15,11 +15,7 @@ def wants_json() -> bool:
     """True when the request prefers JSON to HTML (API clients, fetch/XHR)."""
     if request.is_json or request.headers.get("X-Requested-With") == "XMLHttpRequest":
         return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return (
-        best == "application/json"
-        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
-    )
+    return request.accept_mimetypes["application/json"] > request.accept_mimetypes["text/html"]
 
 
 def error_response(status: int, title: str, message: str, *, code: str) -> Response:

@@ -12,17 +12,15 @@ from typing import Any
 from flask import current_app, redirect, request, session
 from werkzeug.wrappers import Response
 
-from ..core.config import check_transport
 from ..core.errors import IdTokenError, LoginError
 from ..core.redis_client import REDIS_DOWN
-from ..core.refresh import RevocationQueue
 from ..core.tokens import TokenSet, expires_at
 from ..core.transactions import LoginTransaction
 from ..core.user import SparkUser
 from . import signals
 from .context import current_state, is_logged_in
 from .session_interface import SESSION_KEY, drop_spark_keys
-from .signout import callback_uri, end_idle_sessions, revoke_tokens
+from .signout import callback_uri, end_idle_sessions, revoke_at_provider, revoke_tokens
 from .state import SparkState
 
 log = logging.getLogger("flask_spark")
@@ -68,18 +66,13 @@ def _binding() -> str | None:
 
 def begin_login(state: SparkState) -> Response:
     """Remember a new sign-in, bound to the browser by a cookie (no session), and redirect."""
-    # ``next`` is a path within the app: under a mount point (SCRIPT_NAME) it lands there.
     next_path = safe_next(request.args.get("next"))
     next_url = request.script_root + next_path if next_path else state.config.login_default_next
     redirect_uri = callback_uri(state)
-    check_transport(
-        redirect_uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https
-    )
     binding = _binding() or secrets.token_urlsafe(32)
     txn = LoginTransaction.begin(next_url=next_url, binding=binding, redirect_uri=redirect_uri)
-    url = state.oidc.authorization_url(txn)
+    response = redirect(state.oidc.authorization_url(txn))
     state.transactions.save(txn)
-    response = redirect(url)
     name, where = _binding_cookie()
     ttl = state.config.transaction_ttl
     response.set_cookie(name, binding, max_age=ttl, httponly=True, samesite="Lax", **where)
@@ -92,9 +85,7 @@ def param(name: str) -> str | None:
     if len(values) > 1 or not all(
         len(v) <= _MAX_PARAM and v.isascii() and v.isprintable() for v in values
     ):
-        raise LoginError(
-            f"The '{name}' parameter is repeated or malformed.", reason="malformed_callback"
-        )
+        raise LoginError(f"Parameter '{name}' repeated or malformed.", reason="malformed_callback")
     return values[0] if values else None
 
 
@@ -103,9 +94,7 @@ def complete_login(state: SparkState) -> Response:
     txn_state = param("state")
     error = param("error")
     if not txn_state:
-        raise LoginError(
-            "The sign-in response has no state; please sign in again.", reason="state_missing"
-        )
+        raise LoginError("A sign-in response without state; sign in again.", reason="state_missing")
     binding = _binding()
     txn = state.transactions.pop(binding, txn_state) if binding else None
     if txn is None and is_logged_in():
@@ -119,13 +108,9 @@ def complete_login(state: SparkState) -> Response:
         )
     iss = param("iss")
     if iss is None and state.oidc.metadata().get("authorization_response_iss_parameter_supported"):
-        raise LoginError(
-            "The sign-in response lacks the issuer it promises (RFC 9207).", reason="issuer_missing"
-        )
+        raise LoginError("The sign-in response has no issuer (RFC 9207).", reason="issuer_missing")
     if iss is not None and iss != state.config.issuer:
-        raise LoginError(
-            "The sign-in response came from an unexpected issuer.", reason="issuer_mismatch"
-        )
+        raise LoginError("A sign-in response from an unexpected issuer.", reason="issuer_mismatch")
     if error:
         message = f"Flexmls could not sign you in ({error})."
         if error == "access_denied":
@@ -141,10 +126,7 @@ def complete_login(state: SparkState) -> Response:
     try:
         _sign_in(state, txn.nonce, response)
     except Exception:  # give the refused sign-in's grant back, at the provider only (no API)
-        queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
-        if isinstance(response.get("refresh_token"), str):
-            queue.revoke(state.oidc, response["refresh_token"], "refresh_token")
-        queue.revoke(state.oidc, response["access_token"], "access_token")
+        revoke_at_provider(state, response["access_token"], response.get("refresh_token"))
         raise
     return redirect(txn.next_url)
 
@@ -158,9 +140,7 @@ def _sign_in(state: SparkState, nonce: str, response: dict[str, Any]) -> None:
     if state.config.fetch_userinfo:
         info = state.oidc.userinfo(response["access_token"])
         if info.get("sub") != claims["sub"]:
-            raise IdTokenError(
-                "The userinfo response is about another user.", reason="userinfo_sub_mismatch"
-            )
+            raise IdTokenError("The userinfo names another user.", reason="userinfo_sub_mismatch")
         claims = {**info, **claims}
     missing = [n for n in state.config.required_claims if claims.get(n) in (None, "", [])]
     if missing:
@@ -191,16 +171,14 @@ def start_session(
         ok = False
     if not ok:
         raise LoginError(
-            f"The sign-in returned user details this app cannot store (over {MAX_BYTES} bytes, "
-            f"over {MAX_DEPTH} levels deep, or values that do not read back unchanged); nothing "
-            "was saved. Please contact the site's administrator.",
+            f"The sign-in returned user details this app cannot store (over {MAX_BYTES} bytes or "
+            f"{MAX_DEPTH} levels, or not read back unchanged); please tell the site's owner.",
             reason="claims_unstorable",
         )
     sub = str(claims["sub"])
     provider_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
 
-    previous = session.get(SESSION_KEY)
-    if isinstance(previous, dict):  # signing in again over a sign-in: its grant ends with it
+    if isinstance(previous := session.get(SESSION_KEY), dict):  # signed in: that grant ends
         old_sid: str = session.sid  # type: ignore[attr-defined]
         replaced = state.tokens.load(old_sid)
         state.registry.destroy(old_sid, previous.get("sub"), previous.get("psid"))
@@ -242,7 +220,7 @@ def start_session(
 
 def _too_deep(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (recursing at most that far)."""
-    if depth > MAX_DEPTH:
-        return True
     children = value.values() if isinstance(value, dict) else value
-    return isinstance(value, dict | list) and any(_too_deep(c, depth + 1) for c in children)
+    return depth > MAX_DEPTH or (
+        isinstance(value, dict | list) and any(_too_deep(c, depth + 1) for c in children)
+    )

@@ -4,7 +4,6 @@ the grant: the access token is deleted at the Spark API, then the tokens are rev
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import time
 from typing import Any
@@ -17,7 +16,6 @@ from ..core.api import StaticTokens
 from ..core.config import check_transport, origin_of
 from ..core.errors import (
     AuthenticationError,
-    IdTokenError,
     LoginRequired,
     ProviderError,
     ResourceNotFound,
@@ -25,7 +23,6 @@ from ..core.errors import (
     SparkError,
     TokenExpired,
 )
-from ..core.oidc import LOGOUT_TOKEN_MAX_AGE
 from ..core.refresh import RevocationQueue
 from ..core.tokens import TokenSet
 from ..core.transactions import same_secret
@@ -52,19 +49,21 @@ def revoke_tokens(state: SparkState, tokens: TokenSet, *, revoke_access: bool) -
         except SparkError as exc:
             log.warning("Deleting the access token at the Spark API failed: %s", exc.message)
             confirmed = False
+    access = tokens.access_token if revoke_access else None
+    return revoke_at_provider(state, access, tokens.refresh_token) and confirmed
+
+
+def revoke_at_provider(state: SparkState, access: object, refresh: object) -> bool:
+    """Revoke the text tokens given at the provider (a failure is queued); True if all confirmed."""
     queue = RevocationQueue(state.redis, state.config.key_prefix, state.vault)
-    revocations = [(tokens.access_token, "access_token")] if revoke_access else []
-    if tokens.refresh_token:
-        revocations.append((tokens.refresh_token, "refresh_token"))
-    for token, hint in revocations:
-        confirmed = queue.revoke(state.oidc, token, hint) and confirmed
-    return confirmed
+    pairs = [(access, "access_token"), (refresh, "refresh_token")]
+    done = [queue.revoke(state.oidc, t, hint) for t, hint in pairs if t and isinstance(t, str)]
+    return all(done)  # each revoked, even after a failure
 
 
 def end_session(state: SparkState, *, revoke_access: bool) -> bool:
     """End this browser's session, then revoke its tokens; True when the provider confirmed."""
-    found = session.get(SESSION_KEY)
-    data: dict[str, Any] = found if isinstance(found, dict) else {}
+    data: dict[str, Any] = found if isinstance(found := session.get(SESSION_KEY), dict) else {}
     user = SparkUser(data["claims"]) if data else AnonymousUser()
     sid: str = session.sid  # type: ignore[attr-defined]
     tokens = state.tokens.load(sid)
@@ -94,16 +93,19 @@ def after_logout(state: SparkState, confirmed: bool) -> BaseResponse:
 
 
 def callback_uri(state: SparkState) -> str:
-    """The redirect URI: ``SPARK_REDIRECT_URI``, else this app's callback URL."""
-    return state.config.redirect_uri or url_for("spark.callback", _external=True)
+    """``SPARK_REDIRECT_URI``, else this app's callback URL (SparkConfigError: HTTP, not HTTPS)."""
+    if state.config.redirect_uri:
+        return state.config.redirect_uri
+    uri = url_for("spark.callback", _external=True)
+    check_transport(uri, "The redirect URI (SPARK_REDIRECT_URI)", state.config.require_https)
+    return uri
 
 
 def to_single_logout(state: SparkState) -> BaseResponse:
     """Redirect to the provider's single logout with a fresh ``state`` kept in the session."""
     logout_state = secrets.token_urlsafe(32)
-    uri = state.config.post_logout_redirect_uri or callback_uri(state)
     try:
-        check_transport(uri, "The post-logout redirect URI", state.config.require_https)
+        uri = state.config.post_logout_redirect_uri or callback_uri(state)
         url = state.oidc.logout_url(uri, logout_state)
     except (ProviderError, SparkConfigError) as exc:
         log.warning("Single logout unavailable: %s", exc.message)
@@ -113,42 +115,31 @@ def to_single_logout(state: SparkState) -> BaseResponse:
 
 
 def store_logout() -> BaseResponse | str:
-    """The Spark Store "Single Logout URI": any site can send a GET with the cookie, so sign out
-    on proof only (``Origin``, else ``Referer``, in the ``store_logout_origins`` option, or Spark
-    refusing the session's token even after a refresh); else ask, on a page not framed."""
+    """The Spark Store "Single Logout URI": any site can GET it with the cookie, so sign out only
+    on proof (its origin in ``store_logout_origins``, or Spark refusing its token); else ask."""
     state = current_state()
-    config = state.config
     if not isinstance(session.get(SESSION_KEY), dict):
         return _frameable("Nothing to sign out", "This browser is not signed in to this app.")
-    origin = request.headers.get("Origin")
-    if not origin or origin == "null":
-        origin = request.headers.get("Referer")
-    origin = origin_of(origin) if origin else None
-    proven, how = origin is not None and origin in config.store_logout_origins, "origin"
-    if not proven and config.store_logout_verify:
-        proven, how = _refused_by_spark(state), "token refused"
+    sent = request.headers.get("Origin") or "null"
+    origin = origin_of(request.headers.get("Referer", "") if sent == "null" else sent)
+    proven, how = origin is not None and origin in state.config.store_logout_origins, "origin"
+    if not proven and state.config.store_logout_verify:  # does Spark still take its token?
+        how = "token refused"
+        try:
+            state.api_for(session.sid, in_request=True).get("my/account")  # type: ignore[attr-defined]
+        except (LoginRequired, AuthenticationError):
+            proven = True
+        except SparkError as exc:  # unreachable, rate limited...: proves nothing either way
+            log.info("Store logout: could not ask the Spark API (%s).", type(exc).__name__)
     if proven:
         end_session(state, revoke_access=True)
         log.info("Store logout (%s): signed out.", how)
-        return redirect(config.logout_redirect)
+        return redirect(state.config.logout_redirect)
     log.info("Store logout not proven (origin %s); nothing signed out.", origin or "unknown")
-    if not config.store_logout_confirm:
-        return _frameable(
-            "Still signed in", "This sign-out request could not be verified, so nothing was done."
-        )
+    if not state.config.store_logout_confirm:
+        return _frameable("Still signed in", "This sign-out could not be verified: nothing done.")
     page = render_template("spark/store_logout.html", field=csrf_field_name(), token=csrf_token())
     return not_framed(Response(page, mimetype="text/html"))  # a button: no clickjacking
-
-
-def _refused_by_spark(state: SparkState) -> bool:
-    """True when Spark no longer accepts this session's token (nor refreshes it)."""
-    try:
-        state.api_for(session.sid, in_request=True).get("my/account")  # type: ignore[attr-defined]
-    except (LoginRequired, AuthenticationError):
-        return True
-    except SparkError as exc:  # unreachable, rate limited...: proves nothing either way
-        log.info("Store logout: could not ask the Spark API (%s).", type(exc).__name__)
-    return False
 
 
 def _frameable(title: str, message: str) -> str:
@@ -157,30 +148,15 @@ def _frameable(title: str, message: str) -> str:
 
 
 def returning_from_logout() -> bool:
-    """Whether this callback hit is single logout coming back (with the ``state`` the sign-out
-    kept, or with no state, code or error), not a sign-in response (its checks then apply)."""
+    """Whether this callback hit is single logout returning, not a sign-in response."""
     expected = session.get(LOGOUT_STATE_KEY)
     given = request.args.get("state")
-    if given and not same_secret(expected, given):
-        return False
-    if not expected or (not given and (request.args.get("code") or request.args.get("error"))):
+    answered = request.args.get("code") or request.args.get("error")
+    if not (same_secret(expected, given) if given else expected and not answered):
         return False
     session.pop(LOGOUT_STATE_KEY, None)
     log.info("Single logout returned%s.", "" if given else " without its state")
     return True
-
-
-def logout_token_claims(state: SparkState) -> dict[str, Any]:
-    """The posted ``logout_token``'s claims, its ``jti`` kept (no replay); else IdTokenError."""
-    token = request.form.get("logout_token", "")
-    if not token or len(token) > 16384:  # far longer than any signed logout token
-        raise IdTokenError("A logout_token form field is required.")
-    claims = state.oidc.validate_logout_token(token)
-    # Accepted at most LOGOUT_TOKEN_MAX_AGE after its iat, which may be ``skew`` ahead, + skew.
-    ttl = math.ceil(LOGOUT_TOKEN_MAX_AGE) + 2 * state.config.clock_skew + 1
-    if not state.registry.first_use_of_logout_token(claims["jti"], ttl):
-        raise IdTokenError("The logout_token was already used.")
-    return claims
 
 
 def announce_ended(state: SparkState, subs: list[str], reason: str) -> None:

@@ -3,35 +3,34 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from flask import Blueprint, Response, redirect, request, session
-from werkzeug.wrappers import Response as BaseResponse
 
 from ..core.errors import IdTokenError, LoginError, ProviderError, SparkConfigError
+from ..core.oidc import LOGOUT_TOKEN_MAX_AGE
 from ..core.redis_client import REDIS_DOWN
 from ..core.transactions import same_secret
 from . import signals, signin, signout
 from .context import csrf_field_name, csrf_valid, current_state
-from .responses import error_response, store_unavailable
+from .responses import error_response, no_store, store_unavailable
 from .session_interface import LOGOUT_STATE_KEY
 
 log = logging.getLogger("flask_spark")
 
 
-def _no_store(response: BaseResponse) -> BaseResponse:
-    """No caching, no Referer (the callback's URL holds the code and state), error pages too."""
-    response.headers["Cache-Control"] = "no-store"
+def _no_referrer(response: Response) -> Response:
+    """No Referer (the callback's URL holds the code and state), no caching: error pages too."""
     response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return no_store(response)
 
 
-def _fail(
-    reason: str, message: str, status: int = 400, title: str = "Sign-in failed"
-) -> BaseResponse:
-    """Reject a sign-in: signal, log (no secrets), answer with a clear page or JSON."""
+def _fail(reason: str, message: str, status: int = 400, title: str = "Sign-in failed") -> Response:
+    """Reject a sign-in: signal, log (no secrets; a 5xx as an error), answer with a page or JSON."""
     signals.login_failed.send(current_state().app, reason=reason, message=message)
-    log.info("Sign-in rejected (%s): %s", reason, message)
+    level = logging.ERROR if status >= 500 else logging.INFO
+    log.log(level, "Sign-in rejected (%s): %s", reason, message)
     return error_response(status, title, message, code=reason)
 
 
@@ -40,7 +39,7 @@ def create_blueprint() -> Blueprint:
     bp = Blueprint("spark", __name__, template_folder="templates")
     for exc in REDIS_DOWN:  # only this blueprint's views: the app's own Redis errors stay its own
         bp.register_error_handler(exc, store_unavailable)
-    bp.after_request(_no_store)
+    bp.after_request(_no_referrer)
 
     @bp.before_request
     def guard() -> Response | None:
@@ -55,13 +54,12 @@ def create_blueprint() -> Blueprint:
         return None
 
     @bp.errorhandler(LoginError)
-    def login_failed(exc: LoginError) -> BaseResponse:
-        return _fail(exc.reason, exc.message, exc.status)
+    def login_failed(exc: LoginError) -> Response:
+        return _fail(exc.reason, exc.message)
 
     @bp.errorhandler(ProviderError)
-    def provider_failed(exc: ProviderError) -> BaseResponse:
-        """The provider refused the authorization code (400), or is unreachable or untrusted."""
-        if exc.status == 400:
+    def provider_failed(exc: ProviderError) -> Response:
+        if exc.status == 400:  # the provider refused the authorization code
             return _fail("token_exchange_refused", str(exc))
         reason = exc.error or "provider_unavailable"
         return _fail(reason, str(exc), exc.status, "Flexmls is unavailable")
@@ -71,19 +69,16 @@ def create_blueprint() -> Blueprint:
         try:
             return signin.begin_login(current_state())
         except SparkConfigError as exc:  # a deployment mistake, e.g. http behind a TLS proxy
-            log.error("Sign-in refused by configuration: %s", exc.message)
             return _fail("configuration_error", exc.message, 500, "Sign-in is misconfigured")
 
     @bp.get("/callback")
     def callback() -> Any:
-        state = current_state()
         if signout.returning_from_logout():
-            return redirect(state.config.logout_redirect)
-        return signin.complete_login(state)
+            return redirect(current_state().config.logout_redirect)
+        return signin.complete_login(current_state())
 
     @bp.post("/logout")
     def logout() -> Any:
-        """Sign out: revoke the refresh token, delete the access token, end the session."""
         state = current_state()
         confirmed = signout.end_session(state, revoke_access=False)
         if state.config.single_logout:
@@ -92,7 +87,6 @@ def create_blueprint() -> Blueprint:
 
     @bp.post("/revoke")
     def revoke() -> Any:
-        """Disconnect: revoke both tokens and end the session (or send to the provider's page)."""
         state = current_state()
         page = state.config.revoke_at_provider_page
         confirmed = signout.end_session(state, revoke_access=page is None)
@@ -100,7 +94,6 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/logged-out")
     def logout_return() -> Any:
-        """Back from single logout (``post_logout_redirect_uri``) with the ``state`` we sent."""
         if not same_secret(session.pop(LOGOUT_STATE_KEY, None), request.args.get("state")):
             log.info("Single-logout return refused: state missing or not ours.")
             message = "This sign-out response matches no sign-out started here. You are signed out."
@@ -112,8 +105,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/single-logout")
     def single_logout() -> Any:
-        """Front-channel logout (Front-Channel Logout 1.0 §2), in an iframe: sessions found by
-        ``iss`` and ``sid``, never by the cookie (else any page could log the user out)."""
+        """Front-channel logout: sessions found by ``iss`` and ``sid``, never by the cookie."""
         state = current_state()
         try:
             provider_sid, iss = signin.param("sid"), signin.param("iss")
@@ -129,10 +121,16 @@ def create_blueprint() -> Blueprint:
 
     @bp.post("/backchannel-logout")
     def backchannel_logout() -> Any:
-        """Back-channel logout: a signed ``logout_token`` from the provider ends sessions."""
         state = current_state()
+        token = request.form.get("logout_token", "")
         try:
-            claims = signout.logout_token_claims(state)
+            if not token or len(token) > 16384:  # far longer than any signed logout token
+                raise IdTokenError("A logout_token form field is required.")
+            claims = state.oidc.validate_logout_token(token)
+            # Accepted at most LOGOUT_TOKEN_MAX_AGE after its iat (up to skew ahead), + skew.
+            ttl = math.ceil(LOGOUT_TOKEN_MAX_AGE) + 2 * state.config.clock_skew + 1
+            if not state.registry.first_use_of_logout_token(claims["jti"], ttl):
+                raise IdTokenError("The logout_token was already used.")
         except (IdTokenError, ProviderError) as exc:
             log.info("Back-channel logout refused: %s", exc.message)
             return {"error": "invalid_request"}, 400
