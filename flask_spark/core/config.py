@@ -1,11 +1,5 @@
-"""The ``SPARK_*`` settings: their defaults, their meaning and their validation, and the
-development key used in debug without ``SPARK_TOKEN_KEYS``.
-
-:func:`load_config` reads a Flask ``app.config`` into a frozen :class:`SparkConfig` at
-``init_app`` time, so that a mistake is reported when the app starts, naming the key to set.
-Values with one right answer are fields with a default instead of keys; tests and unusual
-providers change them with ``SparkAuth(app, **options)``.
-"""
+"""The ``SPARK_*`` settings, validated into a frozen :class:`SparkConfig` when the app starts
+(each mistake names the key to set), and the development key used in debug without keys."""
 
 from __future__ import annotations
 
@@ -65,8 +59,10 @@ _DERIVED = {
     "lock_wait": "3 x SPARK_HTTP_TIMEOUT, derived",
 }
 
-_AUTH_METHODS = ("client_secret_post", "client_secret_basic")
-#: The development key's file name in the app's instance folder (debug without keys).
+_CHOICES = {
+    "token_endpoint_auth_method": ("client_secret_post", "client_secret_basic"),
+    "token_request_format": ("form", "json"),
+}
 DEV_KEY_FILE = "spark-dev-key"
 PROXY_FIX_HINT = (
     "Behind a TLS-terminating proxy (nginx, a load balancer, Heroku...), wrap the app so it sees "
@@ -218,13 +214,8 @@ def load_config(
         for key in config
         if key.startswith("SPARK_") and key not in DEFAULTS and replacement(key)
     ]
-    unknown = unknown_keys(config)
-    if unknown:
-        log.warning(
-            "Ignored: %s (not flask-spark settings; a typo, or a value that is now fixed or a "
-            "SparkAuth(app, ...) option: see the configuration docs).",
-            ", ".join(unknown),
-        )
+    if unknown := unknown_keys(config):
+        log.warning("Ignored: %s (not flask-spark settings: a typo?).", ", ".join(unknown))
     relaxed = debug or testing
     get = functools.partial(_value, config)
     for key, what in (("SPARK_CLIENT_ID", "OAuth Key"), ("SPARK_CLIENT_SECRET", "secret")):
@@ -243,16 +234,10 @@ def load_config(
         problems.append(exc.message)
     redis_client = config.get("SESSION_REDIS")
     if get("SPARK_REDIS_URL") is None and redis_client is None and not relaxed:
-        problems.append(
-            "SPARK_REDIS_URL is not set. Set it to your Redis server, e.g. "
-            "redis://127.0.0.1:6379/0 (an embedded Redis is only started in debug or testing)."
-        )
+        problems.append("SPARK_REDIS_URL is not set: set it to your Redis server's URL.")
     user_agent = str(get("SPARK_USER_AGENT") or "")
     if not user_agent and not relaxed:
-        problems.append(
-            "SPARK_USER_AGENT is not set. The Spark API refuses calls without an "
-            "X-SparkApi-User-Agent header (code 1016): set it to your application's name."
-        )
+        problems.append("SPARK_USER_AGENT is not set: name your app (X-SparkApi-User-Agent).")
     if not (user_agent.isascii() and user_agent.isprintable() and user_agent == user_agent.strip()):
         problems.append(
             f"SPARK_USER_AGENT must be printable ASCII, no surrounding spaces: {user_agent!r}."
@@ -277,7 +262,6 @@ def load_config(
     require_https = get("SPARK_REQUIRE_HTTPS")
     issuer = str(get("SPARK_ISSUER"))  # compared verbatim: "https://idp/" and "https://idp" differ
     http_timeout = float(numbers["SPARK_HTTP_TIMEOUT"])
-    lifetime = int(numbers["SPARK_SESSION_LIFETIME"])
     cfg = SparkConfig(
         client_id=str(get("SPARK_CLIENT_ID")),
         client_secret=str(get("SPARK_CLIENT_SECRET")),
@@ -295,7 +279,7 @@ def load_config(
         logout_redirect=str(get("SPARK_LOGOUT_REDIRECT")),
         single_logout=bool(get("SPARK_SINGLE_LOGOUT")),
         key_prefix=str(get("SPARK_KEY_PREFIX")),
-        session_lifetime=lifetime,
+        session_lifetime=int(numbers["SPARK_SESSION_LIFETIME"]),
         http_timeout=http_timeout,
         require_https=not relaxed if require_https is None else bool(require_https),
         discovery_url=issuer.rstrip("/") + "/.well-known/openid-configuration",
@@ -318,15 +302,9 @@ def load_config(
 
 def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
     """Add the problems of the URLs and the options to ``problems``; fill in the origins."""
-    if cfg.token_endpoint_auth_method not in _AUTH_METHODS:
-        problems.append(
-            f"token_endpoint_auth_method must be one of {', '.join(_AUTH_METHODS)}, "
-            f"got {cfg.token_endpoint_auth_method!r}."
-        )
-    if cfg.token_request_format not in ("form", "json"):
-        problems.append(
-            f"token_request_format must be 'form' or 'json', got {cfg.token_request_format!r}."
-        )
+    for name, allowed in _CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            problems.append(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}.")
     algorithms = tuple(cfg.id_token_algorithms)
     if not algorithms or [a for a in algorithms if a == "none" or a.startswith("HS")]:
         problems.append(
@@ -358,9 +336,8 @@ def _with_slash(url: str) -> str:
 def token_keys(
     value: Any, *, debug: bool, testing: bool, instance_path: str | None
 ) -> tuple[tuple[str, ...], bool, str | None]:
-    """The validated keys, whether they are ephemeral, and the development key's file (without
-    keys: in debug, the key kept in the instance folder, so a reloader's restart keeps everyone
-    signed in; in testing, an ephemeral key)."""
+    """The validated keys, whether they are ephemeral, and the development key's file: without
+    keys, in debug, one kept in the instance folder (a reload keeps everyone signed in)."""
     if not value:
         if not (debug or testing):
             raise SparkConfigError(
