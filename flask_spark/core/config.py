@@ -145,8 +145,8 @@ def check_transport(url: str, what: str, require_https: bool) -> None:
     if require_https and parts.scheme != "https" and not is_loopback_host(parts.hostname):
         hint = " " + PROXY_FIX_HINT if "redirect" in what.lower() else ""
         raise SparkConfigError(
-            f"{what} must use HTTPS outside debug and testing (got {url!r}; plain HTTP is only "
-            f"allowed to loopback hosts, or with SPARK_REQUIRE_HTTPS = False).{hint}"
+            f"{what} must use HTTPS (or a loopback host, or SPARK_REQUIRE_HTTPS = False), got "
+            f"{url!r}.{hint}"
         )
 
 
@@ -220,10 +220,7 @@ def load_config(
     get = functools.partial(_value, config)
     for key, what in (("SPARK_CLIENT_ID", "OAuth Key"), ("SPARK_CLIENT_SECRET", "secret")):
         if not get(key):
-            problems.append(
-                f"{key} is not set. Set it to your Spark API key's {what} (or run "
-                "`flask spark sandbox` for local credentials)."
-            )
+            problems.append(f"{key} is not set: set it to your Spark API key's {what}.")
     keys: tuple[str, ...] = ()
     ephemeral, dev_key_file = False, None
     try:
@@ -239,9 +236,7 @@ def load_config(
     if not user_agent and not relaxed:
         problems.append("SPARK_USER_AGENT is not set: name your app (X-SparkApi-User-Agent).")
     if not (user_agent.isascii() and user_agent.isprintable() and user_agent == user_agent.strip()):
-        problems.append(
-            f"SPARK_USER_AGENT must be printable ASCII, no surrounding spaces: {user_agent!r}."
-        )
+        problems.append(f"SPARK_USER_AGENT must be printable ASCII, not {user_agent!r}.")
     claims = get("SPARK_REQUIRED_CLAIMS")
     if not isinstance(claims, list | tuple) or not all(isinstance(c, str) and c for c in claims):
         problems.append(f"SPARK_REQUIRED_CLAIMS must be a list of claim names, got {claims!r}.")
@@ -307,10 +302,7 @@ def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
             problems.append(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}.")
     algorithms = tuple(cfg.id_token_algorithms)
     if not algorithms or [a for a in algorithms if a == "none" or a.startswith("HS")]:
-        problems.append(
-            f"id_token_algorithms must list asymmetric algorithms (e.g. ['RS256']), got "
-            f"{list(algorithms)!r}."
-        )
+        problems.append(f"id_token_algorithms must be asymmetric (e.g. RS256), got {algorithms}.")
     origins = []
     for item in cfg.store_logout_origins:
         origin = origin_of(str(item))
