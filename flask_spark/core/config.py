@@ -220,7 +220,7 @@ def load_config(
     get = functools.partial(_value, config)
     for key, what in (("SPARK_CLIENT_ID", "OAuth Key"), ("SPARK_CLIENT_SECRET", "secret")):
         if not get(key):
-            problems.append(f"{key} is not set: set it to your Spark API key's {what}.")
+            problems.append(f"{key} is not set. Set it to your Spark API key's {what}.")
     keys: tuple[str, ...] = ()
     ephemeral, dev_key_file = False, None
     try:
@@ -231,10 +231,10 @@ def load_config(
         problems.append(exc.message)
     redis_client = config.get("SESSION_REDIS")
     if get("SPARK_REDIS_URL") is None and redis_client is None and not relaxed:
-        problems.append("SPARK_REDIS_URL is not set: set it to your Redis server's URL.")
+        problems.append("SPARK_REDIS_URL is not set. Set it to your Redis server's URL.")
     user_agent = str(get("SPARK_USER_AGENT") or "")
     if not user_agent and not relaxed:
-        problems.append("SPARK_USER_AGENT is not set: name your app (X-SparkApi-User-Agent).")
+        problems.append("SPARK_USER_AGENT is not set. Name your app (X-SparkApi-User-Agent).")
     if not (user_agent.isascii() and user_agent.isprintable() and user_agent == user_agent.strip()):
         problems.append(f"SPARK_USER_AGENT must be printable ASCII, not {user_agent!r}.")
     claims = get("SPARK_REQUIRED_CLAIMS")
