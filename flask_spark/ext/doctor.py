@@ -33,14 +33,9 @@ class CheckResult:
 
 
 class Fail(Exception):
-    """Raised by a check: what is wrong (``detail``) and what to do about it (``fix``)."""
+    """Raised by a check as ``Fail(detail, fix="")``: what is wrong, and what to do about it."""
 
     status: Status = "FAIL"
-
-    def __init__(self, detail: str, fix: str = "") -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.fix = fix
 
 
 class Warn(Fail):
@@ -50,10 +45,8 @@ class Warn(Fail):
 
 
 def diagnose(load_app: Callable[[], Flask]) -> list[CheckResult]:
-    """Load the app and run every check; each configuration problem is a FAIL row.
-
-    flask-spark's log warnings are held back meanwhile: each is said once, in its row.
-    """
+    """Load the app and run every check; flask-spark's log warnings are held back (each is in
+    its row)."""
     logger = logging.getLogger("flask_spark")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -85,7 +78,7 @@ def _run(name: str, check: Callable[[Flask, Any], str], app: Flask, state: Any) 
     try:
         return CheckResult(name, "OK", check(app, state))
     except Fail as exc:
-        return CheckResult(name, exc.status, exc.detail, exc.fix)
+        return CheckResult(name, exc.status, *exc.args)
     except Exception as exc:  # a check must never crash the table
         return CheckResult(name, "FAIL", f"{type(exc).__name__}: {exc}")
 
@@ -118,9 +111,8 @@ def _check_config(app: Flask, state: Any) -> str:
         )
     if "csrf" in app.extensions and not state.backchannel_csrf_exempt:
         raise Warn(
-            "Flask-WTF's CSRFProtect was set up after SparkAuth(app): unless exempted, it "
-            "refuses the provider's back-channel logout (a server-to-server POST)",
-            "Set up CSRFProtect(app) before SparkAuth(app), or call "
+            "Flask-WTF's CSRFProtect was set up after SparkAuth(app): back-channel logout fails",
+            "Set up CSRFProtect(app) first, or "
             "csrf.exempt('flask_spark.ext.views.backchannel_logout').",
         )
     mode = "debug" if app.debug else "testing" if app.testing else "production"
@@ -193,10 +185,9 @@ def _check_discovery(app: Flask, state: Any) -> str:
             f"SPARK_ISSUER ({cfg.issuer}) must be exactly the issuer the provider announces at "
             f"{cfg.discovery_url}, and this host must reach it (firewall, outbound proxy).",
         ) from None
-    count = len(getattr(keys, "keys", []) or [])
     return (
         f"issuer {meta['issuer']} matches; token endpoint {meta['token_endpoint']}; "
-        f"{count} signing key(s)"
+        f"{len(keys.keys)} signing key(s)"
     )
 
 
@@ -215,8 +206,8 @@ def _check_provider_features(app: Flask, state: Any) -> str:
     pkce = ""
     if cfg.use_pkce and "S256" not in (meta.get("code_challenge_methods_supported") or []):
         pkce = (
-            "; PKCE is sent but not advertised (a provider without it ignores it; if sign-in "
-            "fails with invalid_request, use SparkAuth(app, use_pkce=False))"
+            "; PKCE is sent but not advertised (if sign-in fails with invalid_request, "
+            "use SparkAuth(app, use_pkce=False))"
         )
     channels = "front- or back-channel logout advertised"
     if not (meta.get("backchannel_logout_supported") or meta.get("frontchannel_logout_supported")):
@@ -228,8 +219,7 @@ def _check_provider_features(app: Flask, state: Any) -> str:
     if cfg.single_logout and not (cfg.logout_endpoint or meta.get("end_session_endpoint")):
         warnings.append(
             "single logout is on (SPARK_SINGLE_LOGOUT) but the provider advertises no "
-            f"end_session_endpoint; it goes to {cfg.issuer.rstrip('/')}/openid/logout, the URL "
-            "FBS's own clients use"
+            f"end_session_endpoint: {cfg.issuer.rstrip('/')}/openid/logout is used"
         )
         fixes.append("Try a sign-out against the provider.")
     scopes = lacks("scopes_supported", cfg.scope.split())
@@ -268,25 +258,20 @@ def _check_redirect_uri(app: Flask, state: Any) -> str:
             return f"{derived}; ProxyFix is installed: the proxy's X-Forwarded-Proto/Host count"
         if cfg.require_https:
             raise Warn(
-                f"{derived}; if a proxy terminates TLS, the app sees http:// and the sign-in "
-                "refuses to start",
-                "Set SPARK_REDIRECT_URI to the exact URI registered with your key (or "
-                "SERVER_NAME and PREFERRED_URL_SCHEME='https'). " + PROXY_FIX_HINT,
+                f"{derived}; behind a TLS-terminating proxy, sign-in sees http:// and stops",
+                "Set SPARK_REDIRECT_URI to the URI registered with your key. " + PROXY_FIX_HINT,
             )
         return derived
     parts = urlsplit(uri)
     if parts.scheme != "https" and not is_loopback_host(parts.hostname):
         raise (Fail if cfg.require_https else Warn)(
-            f"{uri} (from {source}) is not HTTPS: the sign-in refuses it outside debug and "
-            "testing, and the provider would send the authorization code in the clear",
-            "Serve the app over HTTPS and make the URI https:// (SPARK_REDIRECT_URI, or "
-            "PREFERRED_URL_SCHEME='https' with SERVER_NAME). " + PROXY_FIX_HINT,
+            f"{uri} (from {source}) is not HTTPS: the authorization code would travel in clear",
+            "Serve the app over HTTPS and make the URI https://. " + PROXY_FIX_HINT,
         )
     if parts.path != path:
         raise Warn(
             f"{uri} (from {source}) does not end at this app's callback route {path}",
-            f"Unless you route that path to the callback yourself, make the URI end with {path} "
-            "(it depends on SPARK_URL_PREFIX).",
+            f"Make the URI end with {path} (it follows SPARK_URL_PREFIX).",
         )
     return f"{uri} (from {source}; register exactly this with your key)"
 
@@ -296,8 +281,7 @@ def _check_user_agent(app: Flask, state: Any) -> str:
     if agent == "flask-spark-dev":
         raise Warn(
             f"SPARK_USER_AGENT is not set: sending the placeholder {agent!r} (debug/testing only)",
-            "Set SPARK_USER_AGENT to your application's name: the Spark API refuses calls "
-            "without an X-SparkApi-User-Agent header (code 1016).",
+            "Set SPARK_USER_AGENT to your app's name (without it, the API answers code 1016).",
         )
     return f"X-SparkApi-User-Agent: {agent}"
 
