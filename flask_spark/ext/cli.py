@@ -27,27 +27,19 @@ class SparkGroup(AppGroup):
     """The ``spark`` group, with the app's own ``spark`` commands beside flask-spark's (``flask``
     finds a plugin's group first, which would hide the app's); a name both use is flask-spark's."""
 
-    def _apps_own(self, ctx: click.Context) -> click.Group | None:
-        info = ctx.find_object(ScriptInfo)
-        if info is None:
-            return None
+    def _apps_own(self, ctx: click.Context) -> click.Group:
         try:
-            app = info.load_app()
+            app = ctx.ensure_object(ScriptInfo).load_app()
         except Exception:  # an app that cannot be loaded has no commands to offer
-            return None
+            return click.Group()
         own = app.cli.commands.get(self.name or "spark")
-        return own if isinstance(own, click.Group) and own is not self else None
+        return own if isinstance(own, click.Group) and own is not self else click.Group()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        found = super().get_command(ctx, cmd_name)
-        if found is not None:
-            return found
-        own = self._apps_own(ctx)
-        return own.get_command(ctx, cmd_name) if own is not None else None
+        return super().get_command(ctx, cmd_name) or self._apps_own(ctx).get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        own = self._apps_own(ctx)
-        theirs = own.list_commands(ctx) if own is not None else []
+        theirs = self._apps_own(ctx).list_commands(ctx)
         return sorted(set(super().list_commands(ctx)) | set(theirs))
 
 
