@@ -169,7 +169,7 @@ def replacement(key: str) -> str | None:
     """What replaced ``key`` if it is a removed setting (an option keeps its name, lower-case)."""
     name = key.removeprefix("SPARK_").lower()
     option = f"SparkAuth(app, {name}=...)" if name in _OPTIONS else None
-    return REMOVED.get(key) or _DERIVED.get(name) or option
+    return (REMOVED.get(key) or _DERIVED.get(name) or option) if key.startswith("SPARK_") else None
 
 
 def unknown_keys(config: Mapping[str, Any]) -> list[str]:
@@ -209,11 +209,7 @@ def load_config(
 ) -> SparkConfig:
     """Validate the ``SPARK_*`` keys of ``config`` and the ``options``, filling in defaults;
     every problem at once, one line each, in the :class:`SparkConfigError`."""
-    problems = [
-        f"{key} was removed: use {replacement(key)}."
-        for key in config
-        if key.startswith("SPARK_") and key not in DEFAULTS and replacement(key)
-    ]
+    problems = [f"{key} was removed: use {new}." for key in config if (new := replacement(key))]
     if unknown := unknown_keys(config):
         log.warning("Ignored: %s (not flask-spark settings: a typo?).", ", ".join(unknown))
     relaxed = debug or testing
@@ -264,8 +260,8 @@ def load_config(
         redis_url=get("SPARK_REDIS_URL"),
         user_agent=user_agent or "flask-spark-dev",
         issuer=issuer,
-        api_base_url=_with_slash(str(get("SPARK_API_BASE_URL"))),
-        reso_base_url=_with_slash(str(get("SPARK_RESO_BASE_URL"))),
+        api_base_url=str(get("SPARK_API_BASE_URL")).rstrip("/") + "/",
+        reso_base_url=str(get("SPARK_RESO_BASE_URL")).rstrip("/") + "/",
         scope=" ".join(scopes),
         required_claims=tuple(claims),
         redirect_uri=get("SPARK_REDIRECT_URI"),
@@ -319,10 +315,6 @@ def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
     return dataclasses.replace(
         cfg, id_token_algorithms=algorithms, store_logout_origins=tuple(origins)
     )
-
-
-def _with_slash(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
 
 
 def token_keys(
