@@ -65,9 +65,8 @@ _CHOICES = {
 }
 DEV_KEY_FILE = "spark-dev-key"
 PROXY_FIX_HINT = (
-    "Behind a TLS-terminating proxy (nginx, a load balancer, Heroku...), wrap the app so it sees "
-    "the original scheme and host: `from werkzeug.middleware.proxy_fix import ProxyFix; "
-    "app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
+    "Behind a TLS-terminating proxy, wrap the app in werkzeug's ProxyFix: "
+    "`app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
 )
 
 
@@ -100,8 +99,8 @@ class SparkConfig:
     #: a refresh (token call, then a JWKS fetch) must end before its lock expires
     lock_timeout: float
     lock_wait: float
-    ephemeral_key: bool = False
-    dev_key_file: str | None = None
+    ephemeral_key: bool
+    dev_key_file: str | None
     # -- options: SparkAuth(app, name=value), for tests and providers other than Spark --------
     authorization_endpoint: str | None = None
     token_endpoint: str | None = None
@@ -131,9 +130,7 @@ class SparkConfig:
 
 #: The fields that ``SparkAuth(app, name=value)`` may set: they have a default and no key.
 _OPTIONS = frozenset(
-    f.name
-    for f in dataclasses.fields(SparkConfig)
-    if f.default is not dataclasses.MISSING and f.name not in {"ephemeral_key", "dev_key_file"}
+    f.name for f in dataclasses.fields(SparkConfig) if f.default is not dataclasses.MISSING
 )
 
 
@@ -285,14 +282,6 @@ def load_config(
         cfg = dataclasses.replace(cfg, **(options or {}))
     except TypeError as exc:
         problems.append(f"SparkAuth(app, ...): {exc}.")
-    cfg = _checked(cfg, problems)
-    if problems:
-        raise SparkConfigError("\n".join(problems))
-    return cfg
-
-
-def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
-    """Add the problems of the URLs and the options to ``problems``; fill in the origins."""
     for name, allowed in _CHOICES.items():
         if getattr(cfg, name) not in allowed:
             problems.append(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}.")
@@ -305,13 +294,15 @@ def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
         if origin is None:
             problems.append(f"store_logout_origins: {item!r} is not an http(s) origin.")
         origins.append(origin or "")
-    for name in [f.name for f in dataclasses.fields(cfg)]:
+    for name in (f.name for f in dataclasses.fields(cfg)):
         url, key = getattr(cfg, name), f"SPARK_{name.upper()}"
         if url and (name == "issuer" or name.endswith(("_base_url", "_uri", "_endpoint"))):
             try:
                 check_transport(url, key if key in DEFAULTS else name, cfg.require_https)
             except SparkConfigError as exc:
                 problems.append(exc.message)
+    if problems:
+        raise SparkConfigError("\n".join(problems))
     return dataclasses.replace(
         cfg, id_token_algorithms=algorithms, store_logout_origins=tuple(origins)
     )
@@ -325,8 +316,7 @@ def token_keys(
     if not value:
         if not (debug or testing):
             raise SparkConfigError(
-                "SPARK_TOKEN_KEYS is not set: flask-spark will not store tokens without an "
-                "encryption key. Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key."
+                "SPARK_TOKEN_KEYS is not set. Set it to a key from `flask spark keygen`."
             )
         path = None
         if debug and not testing and instance_path:
@@ -345,8 +335,7 @@ def token_keys(
             Fernet(key)
         except (ValueError, TypeError):
             raise SparkConfigError(
-                f"SPARK_TOKEN_KEYS[{index}] is not a valid Fernet key (32 url-safe base64 "
-                "bytes). Make one with `flask spark keygen`."
+                f"SPARK_TOKEN_KEYS[{index}] is not a Fernet key: run `flask spark keygen`."
             ) from None
     return keys, False, None
 
@@ -376,7 +365,6 @@ def development_key(path: str) -> str:
         Fernet(key)
     except (ValueError, TypeError):
         raise SparkConfigError(
-            f"{path} does not hold a Fernet key: delete the file and a new one is made (this "
-            "signs everyone out of the development app), or set SPARK_TOKEN_KEYS."
+            f"{path} holds no Fernet key: delete the file and a new one is made."
         ) from None
     return key

@@ -153,8 +153,7 @@ def _check_keys(app: Flask, state: Any) -> str:
     if cfg.dev_key_file or cfg.ephemeral_key:
         kept = cfg.dev_key_file and f"the development key kept in {cfg.dev_key_file}"
         raise Warn(
-            f"SPARK_TOKEN_KEYS is not set: {kept or 'an ephemeral key'} is in use "
-            "(debug/testing only)",
+            f"SPARK_TOKEN_KEYS is not set: {kept or 'an ephemeral key'} is in use (debug only)",
             f"Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: {_key_hint(app)}.",
         )
     state.vault.seal_probe()
