@@ -19,8 +19,6 @@ from .http import is_loopback_host
 
 log = logging.getLogger("flask_spark")
 
-SPARK_ISSUER = "https://sparkplatform.com"
-
 #: Key -> (default, one-line documentation). The docs' configuration page is generated from this.
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_CLIENT_ID": (None, "The API key's OAuth Key (the OpenID client id). Required."),
@@ -28,7 +26,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_TOKEN_KEYS": (None, "Fernet keys (`flask spark keygen`): first encrypts, all decrypt."),
     "SPARK_REDIS_URL": (None, "redis://, rediss://, unix://, redis+cluster://, redis+sentinel://"),
     "SPARK_USER_AGENT": (None, "Sent as X-SparkApi-User-Agent; required by the Spark API."),
-    "SPARK_ISSUER": (SPARK_ISSUER, "The OpenID provider; its endpoints come from discovery."),
+    "SPARK_ISSUER": ("https://sparkplatform.com", "The OpenID provider; discovery finds its URLs."),
     "SPARK_API_BASE_URL": ("https://sparkapi.com/v1/", "Spark API base URL."),
     "SPARK_RESO_BASE_URL": ("https://sparkapi.com/Reso/OData/", "RESO Web API base URL."),
     "SPARK_SCOPE": ("openid", "Space-separated scopes to request (openid is always included)."),
@@ -321,11 +319,8 @@ def token_keys(
         path = None
         if debug and not testing and instance_path:
             path = os.path.join(instance_path, DEV_KEY_FILE)
-        log.warning(
-            "SPARK_TOKEN_KEYS is not set: using %s (debug/testing only). Set SPARK_TOKEN_KEYS "
-            "(`flask spark keygen`) before deploying.",
-            f"the development key kept in {path}" if path else "an ephemeral key",
-        )
+        kept = f"the development key kept in {path}" if path else "an ephemeral key"
+        log.warning("SPARK_TOKEN_KEYS is not set: using %s (set it before deploying).", kept)
         return (development_key(path) if path else Fernet.generate_key().decode(),), not path, path
     if isinstance(value, str | bytes):  # from an environment variable: comma-separated
         value = [part.strip() for part in _text(value).split(",") if part.strip()]

@@ -193,16 +193,13 @@ _CODE_CLASSES: dict[int, type[SparkAPIError]] = {
     **dict.fromkeys((1510, 1515, 1516, 1023, 1024), APIUnavailable),
 }
 _STATUS_CLASSES: dict[int, type[SparkAPIError]] = {
-    cls.status: cls
-    for cls in (
-        InvalidRequest,
-        AuthenticationError,
-        PermissionDenied,
-        ResourceNotFound,
-        MethodRefused,
-        WriteConflict,
-        RateLimited,
-    )
+    400: InvalidRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: ResourceNotFound,
+    405: MethodRefused,
+    409: WriteConflict,
+    429: RateLimited,
 }
 
 

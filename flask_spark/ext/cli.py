@@ -7,20 +7,17 @@ import shutil
 import sys
 import textwrap
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import click
 from cryptography.fernet import Fernet
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
+from flask.ctx import AppContext
 
 from ..core.errors import SparkConfigError, SparkError
 from ..core.refresh import RevocationQueue
 from .context import current_state
 from .doctor import diagnose
-
-if TYPE_CHECKING:
-    from flask.ctx import AppContext
 
 
 class SparkGroup(AppGroup):
