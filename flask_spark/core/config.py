@@ -91,7 +91,6 @@ class SparkConfig:
     session_lifetime: int
     http_timeout: float
     require_https: bool
-    # -- derived: discovery_url from the issuer, redis is Flask-Session's SESSION_REDIS -------
     discovery_url: str
     redis: Any
     #: a refresh (token call, then a JWKS fetch) must end before its lock expires
@@ -212,14 +211,13 @@ def load_config(
     for key, what in (("SPARK_CLIENT_ID", "OAuth Key"), ("SPARK_CLIENT_SECRET", "secret")):
         if not get(key):
             problems.append(f"{key} is not set. Set it to your Spark API key's {what}.")
-    keys: tuple[str, ...] = ()
-    ephemeral, dev_key_file = False, None
     try:
         keys, ephemeral, dev_key_file = token_keys(
             get("SPARK_TOKEN_KEYS"), debug=debug, testing=testing, instance_path=instance_path
         )
     except SparkConfigError as exc:
         problems.append(exc.message)
+        keys, ephemeral, dev_key_file = (), False, None
     redis_client = config.get("SESSION_REDIS")
     if get("SPARK_REDIS_URL") is None and redis_client is None and not relaxed:
         problems.append("SPARK_REDIS_URL is not set. Set it to your Redis server's URL.")

@@ -36,8 +36,7 @@ class SparkGroup(AppGroup):
         return super().get_command(ctx, cmd_name) or self._apps_own(ctx).get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        theirs = self._apps_own(ctx).list_commands(ctx)
-        return sorted(set(super().list_commands(ctx)) | set(theirs))
+        return sorted({*super().list_commands(ctx), *self._apps_own(ctx).list_commands(ctx)})
 
 
 class SparkCommand(click.Command):

@@ -99,8 +99,7 @@ def _check_config(app: Flask, state: Any) -> str:
     if len({_world(url) for url in urls.values()}) > 1:
         raise Fail(
             "the settings point at different platforms: "
-            + "; ".join(f"{key} {url} is on {_world(url)}" for key, url in urls.items())
-            + "; tokens from one issuer are refused by another platform's API",
+            + "; ".join(f"{key} {url} is on {_world(url)}" for key, url in urls.items()),
             "Point all three at the same platform (`flask spark sandbox` prints the sandbox's).",
         )
     unknown = unknown_keys(app.config)
@@ -210,10 +209,7 @@ def _check_provider_features(app: Flask, state: Any) -> str:
         )
     channels = "front- or back-channel logout advertised"
     if not (meta.get("backchannel_logout_supported") or meta.get("frontchannel_logout_supported")):
-        channels = (
-            "no front- or back-channel logout is advertised: sign-outs at the provider reach "
-            "this app only through the Spark Store Single Logout URI (/spark/store-logout)"
-        )
+        channels = "sign-outs reach this app only through the Spark Store Single Logout URI"
     warnings, fixes = [], []
     if cfg.single_logout and not (cfg.logout_endpoint or meta.get("end_session_endpoint")):
         warnings.append(
@@ -235,7 +231,6 @@ def _check_provider_features(app: Flask, state: Any) -> str:
 
 
 def _behind_proxy_fix(app: Flask) -> bool:
-    """True when ``app.wsgi_app`` is (or wraps) werkzeug's ``ProxyFix``."""
     wsgi: Any = app.wsgi_app
     while wsgi is not None and not isinstance(wsgi, ProxyFix):
         wsgi = getattr(wsgi, "app", None)  # the wrapped app, by WSGI middleware convention
