@@ -1,11 +1,5 @@
-"""The ``SPARK_*`` settings: their defaults, their meaning and their validation, and the
-development key used in debug without ``SPARK_TOKEN_KEYS``.
-
-:func:`load_config` reads a Flask ``app.config`` into a frozen :class:`SparkConfig` at
-``init_app`` time, so that a mistake is reported when the app starts, naming the key to set.
-Values with one right answer are fields with a default instead of keys; tests and unusual
-providers change them with ``SparkAuth(app, **options)``.
-"""
+"""The ``SPARK_*`` settings, validated into a frozen :class:`SparkConfig` when the app starts
+(each mistake names the key to set), and the development key used in debug without keys."""
 
 from __future__ import annotations
 
@@ -25,8 +19,6 @@ from .http import is_loopback_host
 
 log = logging.getLogger("flask_spark")
 
-SPARK_ISSUER = "https://sparkplatform.com"
-
 #: Key -> (default, one-line documentation). The docs' configuration page is generated from this.
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_CLIENT_ID": (None, "The API key's OAuth Key (the OpenID client id). Required."),
@@ -34,7 +26,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SPARK_TOKEN_KEYS": (None, "Fernet keys (`flask spark keygen`): first encrypts, all decrypt."),
     "SPARK_REDIS_URL": (None, "redis://, rediss://, unix://, redis+cluster://, redis+sentinel://"),
     "SPARK_USER_AGENT": (None, "Sent as X-SparkApi-User-Agent; required by the Spark API."),
-    "SPARK_ISSUER": (SPARK_ISSUER, "The OpenID provider; its endpoints come from discovery."),
+    "SPARK_ISSUER": ("https://sparkplatform.com", "The OpenID provider; discovery finds its URLs."),
     "SPARK_API_BASE_URL": ("https://sparkapi.com/v1/", "Spark API base URL."),
     "SPARK_RESO_BASE_URL": ("https://sparkapi.com/Reso/OData/", "RESO Web API base URL."),
     "SPARK_SCOPE": ("openid", "Space-separated scopes to request (openid is always included)."),
@@ -65,13 +57,14 @@ _DERIVED = {
     "lock_wait": "3 x SPARK_HTTP_TIMEOUT, derived",
 }
 
-_AUTH_METHODS = ("client_secret_post", "client_secret_basic")
-#: The development key's file name in the app's instance folder (debug without keys).
+_CHOICES = {
+    "token_endpoint_auth_method": ("client_secret_post", "client_secret_basic"),
+    "token_request_format": ("form", "json"),
+}
 DEV_KEY_FILE = "spark-dev-key"
 PROXY_FIX_HINT = (
-    "Behind a TLS-terminating proxy (nginx, a load balancer, Heroku...), wrap the app so it sees "
-    "the original scheme and host: `from werkzeug.middleware.proxy_fix import ProxyFix; "
-    "app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
+    "Behind a TLS-terminating proxy, wrap the app in werkzeug's ProxyFix: "
+    "`app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)`."
 )
 
 
@@ -98,14 +91,13 @@ class SparkConfig:
     session_lifetime: int
     http_timeout: float
     require_https: bool
-    # -- derived: discovery_url from the issuer, redis is Flask-Session's SESSION_REDIS -------
     discovery_url: str
     redis: Any
     #: a refresh (token call, then a JWKS fetch) must end before its lock expires
     lock_timeout: float
     lock_wait: float
-    ephemeral_key: bool = False
-    dev_key_file: str | None = None
+    ephemeral_key: bool
+    dev_key_file: str | None
     # -- options: SparkAuth(app, name=value), for tests and providers other than Spark --------
     authorization_endpoint: str | None = None
     token_endpoint: str | None = None
@@ -135,9 +127,7 @@ class SparkConfig:
 
 #: The fields that ``SparkAuth(app, name=value)`` may set: they have a default and no key.
 _OPTIONS = frozenset(
-    f.name
-    for f in dataclasses.fields(SparkConfig)
-    if f.default is not dataclasses.MISSING and f.name not in {"ephemeral_key", "dev_key_file"}
+    f.name for f in dataclasses.fields(SparkConfig) if f.default is not dataclasses.MISSING
 )
 
 
@@ -149,8 +139,8 @@ def check_transport(url: str, what: str, require_https: bool) -> None:
     if require_https and parts.scheme != "https" and not is_loopback_host(parts.hostname):
         hint = " " + PROXY_FIX_HINT if "redirect" in what.lower() else ""
         raise SparkConfigError(
-            f"{what} must use HTTPS outside debug and testing (got {url!r}; plain HTTP is only "
-            f"allowed to loopback hosts, or with SPARK_REQUIRE_HTTPS = False).{hint}"
+            f"{what} must use HTTPS (or a loopback host, or SPARK_REQUIRE_HTTPS = False), got "
+            f"{url!r}.{hint}"
         )
 
 
@@ -173,7 +163,7 @@ def replacement(key: str) -> str | None:
     """What replaced ``key`` if it is a removed setting (an option keeps its name, lower-case)."""
     name = key.removeprefix("SPARK_").lower()
     option = f"SparkAuth(app, {name}=...)" if name in _OPTIONS else None
-    return REMOVED.get(key) or _DERIVED.get(name) or option
+    return (REMOVED.get(key) or _DERIVED.get(name) or option) if key.startswith("SPARK_") else None
 
 
 def unknown_keys(config: Mapping[str, Any]) -> list[str]:
@@ -213,50 +203,29 @@ def load_config(
 ) -> SparkConfig:
     """Validate the ``SPARK_*`` keys of ``config`` and the ``options``, filling in defaults;
     every problem at once, one line each, in the :class:`SparkConfigError`."""
-    problems = [
-        f"{key} was removed: use {replacement(key)}."
-        for key in config
-        if key.startswith("SPARK_") and key not in DEFAULTS and replacement(key)
-    ]
-    unknown = unknown_keys(config)
-    if unknown:
-        log.warning(
-            "Ignored: %s (not flask-spark settings; a typo, or a value that is now fixed or a "
-            "SparkAuth(app, ...) option: see the configuration docs).",
-            ", ".join(unknown),
-        )
+    problems = [f"{key} was removed: use {new}." for key in config if (new := replacement(key))]
+    if unknown := unknown_keys(config):
+        log.warning("Ignored: %s (not flask-spark settings: a typo?).", ", ".join(unknown))
     relaxed = debug or testing
     get = functools.partial(_value, config)
     for key, what in (("SPARK_CLIENT_ID", "OAuth Key"), ("SPARK_CLIENT_SECRET", "secret")):
         if not get(key):
-            problems.append(
-                f"{key} is not set. Set it to your Spark API key's {what} (or run "
-                "`flask spark sandbox` for local credentials)."
-            )
-    keys: tuple[str, ...] = ()
-    ephemeral, dev_key_file = False, None
+            problems.append(f"{key} is not set. Set it to your Spark API key's {what}.")
     try:
         keys, ephemeral, dev_key_file = token_keys(
             get("SPARK_TOKEN_KEYS"), debug=debug, testing=testing, instance_path=instance_path
         )
     except SparkConfigError as exc:
         problems.append(exc.message)
+        keys, ephemeral, dev_key_file = (), False, None
     redis_client = config.get("SESSION_REDIS")
     if get("SPARK_REDIS_URL") is None and redis_client is None and not relaxed:
-        problems.append(
-            "SPARK_REDIS_URL is not set. Set it to your Redis server, e.g. "
-            "redis://127.0.0.1:6379/0 (an embedded Redis is only started in debug or testing)."
-        )
+        problems.append("SPARK_REDIS_URL is not set. Set it to your Redis server's URL.")
     user_agent = str(get("SPARK_USER_AGENT") or "")
     if not user_agent and not relaxed:
-        problems.append(
-            "SPARK_USER_AGENT is not set. The Spark API refuses calls without an "
-            "X-SparkApi-User-Agent header (code 1016): set it to your application's name."
-        )
+        problems.append("SPARK_USER_AGENT is not set. Name your app (X-SparkApi-User-Agent).")
     if not (user_agent.isascii() and user_agent.isprintable() and user_agent == user_agent.strip()):
-        problems.append(
-            f"SPARK_USER_AGENT must be printable ASCII, no surrounding spaces: {user_agent!r}."
-        )
+        problems.append(f"SPARK_USER_AGENT must be printable ASCII, not {user_agent!r}.")
     claims = get("SPARK_REQUIRED_CLAIMS")
     if not isinstance(claims, list | tuple) or not all(isinstance(c, str) and c for c in claims):
         problems.append(f"SPARK_REQUIRED_CLAIMS must be a list of claim names, got {claims!r}.")
@@ -277,7 +246,6 @@ def load_config(
     require_https = get("SPARK_REQUIRE_HTTPS")
     issuer = str(get("SPARK_ISSUER"))  # compared verbatim: "https://idp/" and "https://idp" differ
     http_timeout = float(numbers["SPARK_HTTP_TIMEOUT"])
-    lifetime = int(numbers["SPARK_SESSION_LIFETIME"])
     cfg = SparkConfig(
         client_id=str(get("SPARK_CLIENT_ID")),
         client_secret=str(get("SPARK_CLIENT_SECRET")),
@@ -285,8 +253,8 @@ def load_config(
         redis_url=get("SPARK_REDIS_URL"),
         user_agent=user_agent or "flask-spark-dev",
         issuer=issuer,
-        api_base_url=_with_slash(str(get("SPARK_API_BASE_URL"))),
-        reso_base_url=_with_slash(str(get("SPARK_RESO_BASE_URL"))),
+        api_base_url=str(get("SPARK_API_BASE_URL")).rstrip("/") + "/",
+        reso_base_url=str(get("SPARK_RESO_BASE_URL")).rstrip("/") + "/",
         scope=" ".join(scopes),
         required_claims=tuple(claims),
         redirect_uri=get("SPARK_REDIRECT_URI"),
@@ -295,7 +263,7 @@ def load_config(
         logout_redirect=str(get("SPARK_LOGOUT_REDIRECT")),
         single_logout=bool(get("SPARK_SINGLE_LOGOUT")),
         key_prefix=str(get("SPARK_KEY_PREFIX")),
-        session_lifetime=lifetime,
+        session_lifetime=int(numbers["SPARK_SESSION_LIFETIME"]),
         http_timeout=http_timeout,
         require_https=not relaxed if require_https is None else bool(require_https),
         discovery_url=issuer.rstrip("/") + "/.well-known/openid-configuration",
@@ -310,71 +278,47 @@ def load_config(
         cfg = dataclasses.replace(cfg, **(options or {}))
     except TypeError as exc:
         problems.append(f"SparkAuth(app, ...): {exc}.")
-    cfg = _checked(cfg, problems)
-    if problems:
-        raise SparkConfigError("\n".join(problems))
-    return cfg
-
-
-def _checked(cfg: SparkConfig, problems: list[str]) -> SparkConfig:
-    """Add the problems of the URLs and the options to ``problems``; fill in the origins."""
-    if cfg.token_endpoint_auth_method not in _AUTH_METHODS:
-        problems.append(
-            f"token_endpoint_auth_method must be one of {', '.join(_AUTH_METHODS)}, "
-            f"got {cfg.token_endpoint_auth_method!r}."
-        )
-    if cfg.token_request_format not in ("form", "json"):
-        problems.append(
-            f"token_request_format must be 'form' or 'json', got {cfg.token_request_format!r}."
-        )
+    for name, allowed in _CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            problems.append(f"{name} must be one of {allowed}, got {getattr(cfg, name)!r}.")
     algorithms = tuple(cfg.id_token_algorithms)
     if not algorithms or [a for a in algorithms if a == "none" or a.startswith("HS")]:
-        problems.append(
-            f"id_token_algorithms must list asymmetric algorithms (e.g. ['RS256']), got "
-            f"{list(algorithms)!r}."
-        )
+        problems.append(f"id_token_algorithms must be asymmetric (e.g. RS256), got {algorithms}.")
     origins = []
     for item in cfg.store_logout_origins:
         origin = origin_of(str(item))
         if origin is None:
             problems.append(f"store_logout_origins: {item!r} is not an http(s) origin.")
         origins.append(origin or "")
-    for name in [f.name for f in dataclasses.fields(cfg)]:
+    for name in (f.name for f in dataclasses.fields(cfg)):
         url, key = getattr(cfg, name), f"SPARK_{name.upper()}"
         if url and (name == "issuer" or name.endswith(("_base_url", "_uri", "_endpoint"))):
             try:
                 check_transport(url, key if key in DEFAULTS else name, cfg.require_https)
             except SparkConfigError as exc:
                 problems.append(exc.message)
+    if problems:
+        raise SparkConfigError("\n".join(problems))
     return dataclasses.replace(
         cfg, id_token_algorithms=algorithms, store_logout_origins=tuple(origins)
     )
 
 
-def _with_slash(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
-
-
 def token_keys(
     value: Any, *, debug: bool, testing: bool, instance_path: str | None
 ) -> tuple[tuple[str, ...], bool, str | None]:
-    """The validated keys, whether they are ephemeral, and the development key's file (without
-    keys: in debug, the key kept in the instance folder, so a reloader's restart keeps everyone
-    signed in; in testing, an ephemeral key)."""
+    """The validated keys, whether they are ephemeral, and the development key's file: without
+    keys, in debug, one kept in the instance folder (a reload keeps everyone signed in)."""
     if not value:
         if not (debug or testing):
             raise SparkConfigError(
-                "SPARK_TOKEN_KEYS is not set: flask-spark will not store tokens without an "
-                "encryption key. Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key."
+                "SPARK_TOKEN_KEYS is not set. Set it to a key from `flask spark keygen`."
             )
         path = None
         if debug and not testing and instance_path:
             path = os.path.join(instance_path, DEV_KEY_FILE)
-        log.warning(
-            "SPARK_TOKEN_KEYS is not set: using %s (debug/testing only). Set SPARK_TOKEN_KEYS "
-            "(`flask spark keygen`) before deploying.",
-            f"the development key kept in {path}" if path else "an ephemeral key",
-        )
+        kept = f"the development key kept in {path}" if path else "an ephemeral key"
+        log.warning("SPARK_TOKEN_KEYS is not set: using %s (set it before deploying).", kept)
         return (development_key(path) if path else Fernet.generate_key().decode(),), not path, path
     if isinstance(value, str | bytes):  # from an environment variable: comma-separated
         value = [part.strip() for part in _text(value).split(",") if part.strip()]
@@ -384,8 +328,7 @@ def token_keys(
             Fernet(key)
         except (ValueError, TypeError):
             raise SparkConfigError(
-                f"SPARK_TOKEN_KEYS[{index}] is not a valid Fernet key (32 url-safe base64 "
-                "bytes). Make one with `flask spark keygen`."
+                f"SPARK_TOKEN_KEYS[{index}] is not a Fernet key: run `flask spark keygen`."
             ) from None
     return keys, False, None
 
@@ -415,7 +358,6 @@ def development_key(path: str) -> str:
         Fernet(key)
     except (ValueError, TypeError):
         raise SparkConfigError(
-            f"{path} does not hold a Fernet key: delete the file and a new one is made (this "
-            "signs everyone out of the development app), or set SPARK_TOKEN_KEYS."
+            f"{path} holds no Fernet key: delete the file and a new one is made."
         ) from None
     return key

@@ -193,25 +193,20 @@ _CODE_CLASSES: dict[int, type[SparkAPIError]] = {
     **dict.fromkeys((1510, 1515, 1516, 1023, 1024), APIUnavailable),
 }
 _STATUS_CLASSES: dict[int, type[SparkAPIError]] = {
-    cls.status: cls
-    for cls in (
-        InvalidRequest,
-        AuthenticationError,
-        PermissionDenied,
-        ResourceNotFound,
-        MethodRefused,
-        WriteConflict,
-        RateLimited,
-    )
+    400: InvalidRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: ResourceNotFound,
+    405: MethodRefused,
+    409: WriteConflict,
+    429: RateLimited,
 }
 
 
 def numeric_code(value: object) -> int | None:
     """``value`` as a number when it is a non-negative int or a short string of ASCII digits
     (untrusted: ``int("²")`` fails although ``"²".isdigit()``, and so do thousands of digits)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value if value >= 0 else None
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
@@ -220,11 +215,8 @@ def numeric_code(value: object) -> int | None:
 
 def api_error_class(status: int, code: object) -> type[SparkAPIError]:
     """Pick the error class for an API answer from Spark's code first, then the HTTP status."""
-    numeric = numeric_code(code)
-    if numeric is not None and numeric in _CODE_CLASSES:
-        return _CODE_CLASSES[numeric]
-    if numeric is not None and 2000 <= numeric <= 2999:
+    numeric = numeric_code(code) or 0
+    if 2000 <= numeric <= 2999:
         return FilterError
-    if status in _STATUS_CLASSES:
-        return _STATUS_CLASSES[status]
-    return APIUnavailable if status >= 500 else SparkAPIError
+    fallback = APIUnavailable if status >= 500 else SparkAPIError
+    return _CODE_CLASSES.get(numeric) or _STATUS_CLASSES.get(status, fallback)

@@ -7,48 +7,36 @@ import shutil
 import sys
 import textwrap
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import click
 from cryptography.fernet import Fernet
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
+from flask.ctx import AppContext
 
 from ..core.errors import SparkConfigError
 from ..core.refresh import RevocationQueue
 from .context import current_state
 from .doctor import diagnose
 
-if TYPE_CHECKING:
-    from flask.ctx import AppContext
-
 
 class SparkGroup(AppGroup):
     """The ``spark`` group, with the app's own ``spark`` commands beside flask-spark's (``flask``
     finds a plugin's group first, which would hide the app's); a name both use is flask-spark's."""
 
-    def _apps_own(self, ctx: click.Context) -> click.Group | None:
-        info = ctx.find_object(ScriptInfo)
-        if info is None:
-            return None
+    def _apps_own(self, ctx: click.Context) -> click.Group:
         try:
-            app = info.load_app()
+            app = ctx.ensure_object(ScriptInfo).load_app()
         except Exception:  # an app that cannot be loaded has no commands to offer
-            return None
+            return click.Group()
         own = app.cli.commands.get(self.name or "spark")
-        return own if isinstance(own, click.Group) and own is not self else None
+        return own if isinstance(own, click.Group) and own is not self else click.Group()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        found = super().get_command(ctx, cmd_name)
-        if found is not None:
-            return found
-        own = self._apps_own(ctx)
-        return own.get_command(ctx, cmd_name) if own is not None else None
+        return super().get_command(ctx, cmd_name) or self._apps_own(ctx).get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        own = self._apps_own(ctx)
-        theirs = own.list_commands(ctx) if own is not None else []
-        return sorted(set(super().list_commands(ctx)) | set(theirs))
+        return sorted({*super().list_commands(ctx), *self._apps_own(ctx).list_commands(ctx)})
 
 
 class SparkCommand(click.Command):

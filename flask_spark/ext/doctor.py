@@ -33,14 +33,9 @@ class CheckResult:
 
 
 class Fail(Exception):
-    """Raised by a check: what is wrong (``detail``) and what to do about it (``fix``)."""
+    """Raised by a check as ``Fail(detail, fix="")``: what is wrong, and what to do about it."""
 
     status: Status = "FAIL"
-
-    def __init__(self, detail: str, fix: str = "") -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.fix = fix
 
 
 class Warn(Fail):
@@ -50,10 +45,8 @@ class Warn(Fail):
 
 
 def diagnose(load_app: Callable[[], Flask]) -> list[CheckResult]:
-    """Load the app and run every check; each configuration problem is a FAIL row.
-
-    flask-spark's log warnings are held back meanwhile: each is said once, in its row.
-    """
+    """Load the app and run every check; flask-spark's log warnings are held back (each is in
+    its row)."""
     logger = logging.getLogger("flask_spark")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -85,7 +78,7 @@ def _run(name: str, check: Callable[[Flask, Any], str], app: Flask, state: Any) 
     try:
         return CheckResult(name, "OK", check(app, state))
     except Fail as exc:
-        return CheckResult(name, exc.status, exc.detail, exc.fix)
+        return CheckResult(name, exc.status, *exc.args)
     except Exception as exc:  # a check must never crash the table
         return CheckResult(name, "FAIL", f"{type(exc).__name__}: {exc}")
 
@@ -106,8 +99,7 @@ def _check_config(app: Flask, state: Any) -> str:
     if len({_world(url) for url in urls.values()}) > 1:
         raise Fail(
             "the settings point at different platforms: "
-            + "; ".join(f"{key} {url} is on {_world(url)}" for key, url in urls.items())
-            + "; tokens from one issuer are refused by another platform's API",
+            + "; ".join(f"{key} {url} is on {_world(url)}" for key, url in urls.items()),
             "Point all three at the same platform (`flask spark sandbox` prints the sandbox's).",
         )
     unknown = unknown_keys(app.config)
@@ -118,9 +110,8 @@ def _check_config(app: Flask, state: Any) -> str:
         )
     if "csrf" in app.extensions and not state.backchannel_csrf_exempt:
         raise Warn(
-            "Flask-WTF's CSRFProtect was set up after SparkAuth(app): unless exempted, it "
-            "refuses the provider's back-channel logout (a server-to-server POST)",
-            "Set up CSRFProtect(app) before SparkAuth(app), or call "
+            "Flask-WTF's CSRFProtect was set up after SparkAuth(app): back-channel logout fails",
+            "Set up CSRFProtect(app) first, or "
             "csrf.exempt('flask_spark.ext.views.backchannel_logout').",
         )
     mode = "debug" if app.debug else "testing" if app.testing else "production"
@@ -165,8 +156,7 @@ def _check_keys(app: Flask, state: Any) -> str:
     if cfg.dev_key_file or cfg.ephemeral_key:
         kept = cfg.dev_key_file and f"the development key kept in {cfg.dev_key_file}"
         raise Warn(
-            f"SPARK_TOKEN_KEYS is not set: {kept or 'an ephemeral key'} is in use "
-            "(debug/testing only)",
+            f"SPARK_TOKEN_KEYS is not set: {kept or 'an ephemeral key'} is in use (debug only)",
             f"Run `flask spark keygen` and set SPARK_TOKEN_KEYS to the key: {_key_hint(app)}.",
         )
     count = len(cfg.token_keys)
@@ -196,10 +186,9 @@ def _check_discovery(app: Flask, state: Any) -> str:
             f"SPARK_ISSUER ({cfg.issuer}) must be exactly the issuer the provider announces at "
             f"{cfg.discovery_url}, and this host must reach it (firewall, outbound proxy).",
         ) from None
-    count = len(getattr(keys, "keys", []) or [])
     return (
         f"issuer {meta['issuer']} matches; token endpoint {meta['token_endpoint']}; "
-        f"{count} signing key(s)"
+        f"{len(keys.keys)} signing key(s)"
     )
 
 
@@ -218,21 +207,17 @@ def _check_provider_features(app: Flask, state: Any) -> str:
     pkce = ""
     if cfg.use_pkce and "S256" not in (meta.get("code_challenge_methods_supported") or []):
         pkce = (
-            "; PKCE is sent but not advertised (a provider without it ignores it; if sign-in "
-            "fails with invalid_request, use SparkAuth(app, use_pkce=False))"
+            "; PKCE is sent but not advertised (if sign-in fails with invalid_request, "
+            "use SparkAuth(app, use_pkce=False))"
         )
     channels = "front- or back-channel logout advertised"
     if not (meta.get("backchannel_logout_supported") or meta.get("frontchannel_logout_supported")):
-        channels = (
-            "no front- or back-channel logout is advertised: sign-outs at the provider reach "
-            "this app only through the Spark Store Single Logout URI (/spark/store-logout)"
-        )
+        channels = "sign-outs reach this app only through the Spark Store Single Logout URI"
     warnings, fixes = [], []
     if cfg.single_logout and not (cfg.logout_endpoint or meta.get("end_session_endpoint")):
         warnings.append(
             "single logout is on (SPARK_SINGLE_LOGOUT) but the provider advertises no "
-            f"end_session_endpoint; it goes to {cfg.issuer.rstrip('/')}/openid/logout, the URL "
-            "FBS's own clients use"
+            f"end_session_endpoint: {cfg.issuer.rstrip('/')}/openid/logout is used"
         )
         fixes.append("Try a sign-out against the provider.")
     scopes = lacks("scopes_supported", cfg.scope.split())
@@ -249,7 +234,6 @@ def _check_provider_features(app: Flask, state: Any) -> str:
 
 
 def _behind_proxy_fix(app: Flask) -> bool:
-    """True when ``app.wsgi_app`` is (or wraps) werkzeug's ``ProxyFix``."""
     wsgi: Any = app.wsgi_app
     while wsgi is not None and not isinstance(wsgi, ProxyFix):
         wsgi = getattr(wsgi, "app", None)  # the wrapped app, by WSGI middleware convention
@@ -271,25 +255,20 @@ def _check_redirect_uri(app: Flask, state: Any) -> str:
             return f"{derived}; ProxyFix is installed: the proxy's X-Forwarded-Proto/Host count"
         if cfg.require_https:
             raise Warn(
-                f"{derived}; if a proxy terminates TLS, the app sees http:// and the sign-in "
-                "refuses to start",
-                "Set SPARK_REDIRECT_URI to the exact URI registered with your key (or "
-                "SERVER_NAME and PREFERRED_URL_SCHEME='https'). " + PROXY_FIX_HINT,
+                f"{derived}; behind a TLS-terminating proxy, sign-in sees http:// and stops",
+                "Set SPARK_REDIRECT_URI to the URI registered with your key. " + PROXY_FIX_HINT,
             )
         return derived
     parts = urlsplit(uri)
     if parts.scheme != "https" and not is_loopback_host(parts.hostname):
         raise (Fail if cfg.require_https else Warn)(
-            f"{uri} (from {source}) is not HTTPS: the sign-in refuses it outside debug and "
-            "testing, and the provider would send the authorization code in the clear",
-            "Serve the app over HTTPS and make the URI https:// (SPARK_REDIRECT_URI, or "
-            "PREFERRED_URL_SCHEME='https' with SERVER_NAME). " + PROXY_FIX_HINT,
+            f"{uri} (from {source}) is not HTTPS: the authorization code would travel in clear",
+            "Serve the app over HTTPS and make the URI https://. " + PROXY_FIX_HINT,
         )
     if parts.path != path:
         raise Warn(
             f"{uri} (from {source}) does not end at this app's callback route {path}",
-            f"Unless you route that path to the callback yourself, make the URI end with {path} "
-            "(it depends on SPARK_URL_PREFIX).",
+            f"Make the URI end with {path} (it follows SPARK_URL_PREFIX).",
         )
     return f"{uri} (from {source}; register exactly this with your key)"
 
@@ -299,8 +278,7 @@ def _check_user_agent(app: Flask, state: Any) -> str:
     if agent == "flask-spark-dev":
         raise Warn(
             f"SPARK_USER_AGENT is not set: sending the placeholder {agent!r} (debug/testing only)",
-            "Set SPARK_USER_AGENT to your application's name: the Spark API refuses calls "
-            "without an X-SparkApi-User-Agent header (code 1016).",
+            "Set SPARK_USER_AGENT to your app's name (without it, the API answers code 1016).",
         )
     return f"X-SparkApi-User-Agent: {agent}"
 
