@@ -6,14 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import find, settings
+from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from .strategies import HEADER_CHARS, NON_ASCII, wire_text
 
 HERE = Path(__file__).parent
-SEARCH = settings(max_examples=3000, database=None)
+SEARCH = settings(  # pure generation: no deadline or speed check on a loaded -n 8 run
+    max_examples=3000, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def has_surrogate(text: str) -> bool:
