@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from flask_spark.testing.redis_server import RedisServer
 
 from .chromium import INSTALL_HINT, find_chromium
 from .conftest import FERNET_KEY
+from .example_app import create_example_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(os.environ.get("SPARK_SCREENSHOTS") or tempfile.mkdtemp(prefix="spark-shots-"))
@@ -66,15 +66,6 @@ def chromium_path() -> str:
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """No access log in the test output."""
-
-
-def example_app(config: dict[str, Any]) -> Flask:
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        from myflexmls import create_app
-    finally:
-        sys.path.remove(str(ROOT / "examples"))
-    return create_app(config)
 
 
 def error_pages(app: Flask) -> None:
@@ -113,7 +104,7 @@ def live_app(
         SPARK_KEY_PREFIX=key_prefix,
         SESSION_KEY_PREFIX=key_prefix + "session:",
     )
-    app = example_app(config)
+    app = create_example_app(config)
     error_pages(app)
     server: BaseWSGIServer = make_server(
         "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler

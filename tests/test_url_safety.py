@@ -593,10 +593,15 @@ def test_the_longest_reference_is_accepted() -> None:
         ("http://user:secret@127.0.0.1:8080/v1/", "it is read as another host or path"),
         # requests sends the IDNA form, another host name
         ("http://b\u00fccher.example/v1/", "it is read as another host or path"),
-        ("http://exa mple.example/v1/", "it cannot be parsed"),
+        # requests before 2.32 prepares it (quoting the space), later releases refuse it
+        ("http://exa mple.example/v1/", "it cannot be parsed|it is read as another host or path"),
     ],
     ids=["userinfo", "idna", "space"],
 )
 def test_a_base_that_requests_reads_differently_sends_nothing(base: str, reason: str) -> None:
     """The re-parse compares what requests will really send with the configuration."""
-    assert_refusal(APIBase(base), "listings", reason)
+    for link, status in ((False, 400), (True, 502)):
+        with pytest.raises(UnsafeURL) as refused:
+            APIBase(base).resolve("listings", link=link)
+        assert refused.value.reason in reason.split("|")
+        assert refused.value.status == status

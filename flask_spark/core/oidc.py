@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from authlib.common.urls import add_params_to_uri, url_decode
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.auth import encode_client_secret_post
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidClaimError, JoseError
 from joserfc.jwk import JWKRegistry, Key, KeySet
 
 from .config import SparkConfig, check_transport
@@ -290,6 +291,9 @@ class OIDCClient:
         registry = jwt.JWTClaimsRegistry(leeway=cfg.clock_skew, **options)
         try:
             registry.validate(claims)
+            for name in ("iat", "exp", "nbf"):  # joserfc 1.6 lets a NaN time through
+                if isinstance(claims.get(name), float) and not math.isfinite(claims[name]):
+                    raise InvalidClaimError(name)
         except JoseError as exc:
             name = getattr(exc, "claim", None) or str(exc)
             raise IdTokenError(
