@@ -17,12 +17,10 @@ from ..core.api import SparkAPI
 from ..core.config import SparkConfig, load_config
 from ..core.errors import LoginRequired, SparkConfigError, SparkError
 from ..core.redaction import install_log_redaction
-from ..core.user import SparkUser
-from . import signals
 from .cli import spark_cli
 from .context import current_state, login_data, login_url, register_template_helpers
 from .responses import handle_spark_error, wants_json
-from .signout import end_user_sessions, revoke_tokens
+from .signout import end_dropped_signin, end_user_sessions
 from .state import JobTokenSource, SparkState
 from .views import create_blueprint
 
@@ -146,20 +144,6 @@ def apply_cookie_defaults(app: Flask, config: SparkConfig, *, rename: bool) -> d
         if (app.config["SESSION_COOKIE_PATH"] or app.config["APPLICATION_ROOT"]) != "/":
             applied["SESSION_COOKIE_PATH"] = app.config["SESSION_COOKIE_PATH"] = "/"
     return applied
-
-
-def end_dropped_signin(state: SparkState, sid: str, data: dict[str, Any]) -> bool:
-    """End a Flexmls sign-in that the app's own code dropped (``session.clear()``, a new id):
-    records gone, grant revoked. False when it had already ended (a sign-out, here or elsewhere)."""
-    tokens = state.tokens.load(sid)
-    if tokens is None:
-        return False
-    state.registry.destroy(sid, data.get("sub"), data.get("psid"))
-    confirmed = revoke_tokens(state, tokens, revoke_access=True)
-    user = SparkUser(data["claims"])
-    signals.tokens_revoked.send(state.app, user=user, revoked=confirmed)
-    signals.logged_out.send(state.app, user=user, reason="session_ended")
-    return True
 
 
 def _follow_flask_login(app: Flask) -> None:

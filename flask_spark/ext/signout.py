@@ -168,14 +168,18 @@ def announce_ended(state: SparkState, subs: list[str], reason: str) -> None:
     log.info("Logout (%s) ended %d session(s).", reason, len(subs))
 
 
+def _end(state: SparkState, sid: str, sub: str) -> bool:
+    """End session ``sid`` of ``sub`` server-side and give its grant back; True if it was alive."""
+    tokens = state.tokens.load(sid)
+    alive = state.registry.destroy(sid, sub)
+    if tokens is not None:
+        revoke_tokens(state, tokens, revoke_access=True)
+    return alive
+
+
 def end_user_sessions(state: SparkState, sub: str) -> int:
     """End every session of user ``sub`` and revoke their grants; how many were alive."""
-    ended = 0
-    for sid in sorted(state.registry.sessions_of(sub=sub)):
-        tokens = state.tokens.load(sid)
-        ended += state.registry.destroy(sid, sub)
-        if tokens is not None:
-            revoke_tokens(state, tokens, revoke_access=True)
+    ended = sum(_end(state, sid, sub) for sid in sorted(state.registry.sessions_of(sub=sub)))
     announce_ended(state, [sub] * ended, "everywhere")
     return ended
 
@@ -186,7 +190,18 @@ def end_idle_sessions(state: SparkState, sub: str) -> None:
     sign-in of the last minute is left alone: its session may not be stored yet."""
     for sid in state.registry.sessions_of(sub=sub, signed_in_before=time.time() - 60):
         if not state.registry.session_redis.exists(state.registry.session_key(sid)):
-            tokens = state.tokens.load(sid)
-            state.registry.destroy(sid, sub)
-            if tokens is not None:
-                revoke_tokens(state, tokens, revoke_access=True)
+            _end(state, sid, sub)
+
+
+def end_dropped_signin(state: SparkState, sid: str, data: dict[str, Any]) -> bool:
+    """End a Flexmls sign-in that the app's own code dropped (``session.clear()``, a new id):
+    records gone, grant revoked. False when it had already ended (a sign-out, here or elsewhere)."""
+    tokens = state.tokens.load(sid)
+    if tokens is None:
+        return False
+    state.registry.destroy(sid, data.get("sub"), data.get("psid"))
+    confirmed = revoke_tokens(state, tokens, revoke_access=True)
+    user = SparkUser(data["claims"])
+    signals.tokens_revoked.send(state.app, user=user, revoked=confirmed)
+    signals.logged_out.send(state.app, user=user, reason="session_ended")
+    return True
